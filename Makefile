@@ -1,0 +1,37 @@
+# One entry point per job; the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup compile test demo bench bench-gas slither clean
+
+$(VENV)/.installed: pyproject.toml
+	python3.11 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed compile
+
+compile: $(VENV)/.installed node_modules/.installed
+	$(PY) -m deposit_token.toolchain
+	ape compile
+
+test: setup
+	ape test tests -q
+
+demo: setup
+	ape run deploy --network ethereum:local:foundry
+
+bench: bench-gas
+
+bench-gas: setup
+	ape run bench_gas
+
+clean:
+	rm -rf .build contracts/.cache

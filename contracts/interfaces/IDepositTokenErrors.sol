@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title IDepositTokenErrors
+/// @notice Every refusal of the deposit token has its own error naming the rule and the values that broke it.
+interface IDepositTokenErrors {
+    // --- movement rules (each matches an ERC-1404 restriction code) ---
+    error TokenPaused();
+    error ProgramHalted(uint16 programId);
+    error NotRegistered(address account);
+    error TransferPathNotAllowed(address from, uint8 fromKind, address to, uint8 toKind);
+    error AccountFrozen(address account);
+    error VendorIsSuspended(address vendor);
+    error ProgramNotStarted(uint16 programId, uint40 start);
+    error ProgramEnded(uint16 programId, uint40 end);
+    error OutsideAllowedHours(uint16 programId, uint8 weekday, uint8 hour);
+    error CategoryNotAllowed(uint16 programId, address vendor, uint8 category);
+    error PaymentLimitExceeded(uint16 programId, uint256 amount, uint256 limit);
+    error CategoryCapExceeded(address spender, uint8 category, uint32 period, uint256 amount, uint256 capLeft);
+    error EvidenceRequired(uint256 amount, uint256 threshold);
+    error ReceiptAlreadyUsed(address vendor, bytes32 receiptId);
+    error InsufficientBalance(address account, uint256 balance, uint256 needed);
+    error ZeroAmount();
+    error NotProgramTreasury(uint16 programId, address account);
+
+    // --- administration ---
+    error ZeroAddress();
+    error AmountTooLarge(uint256 amount);
+    error MintAllowanceExceeded(address issuer, uint256 allowance, uint256 amount);
+    error AlreadyRegistered(address account, uint8 kind);
+    error WrongKind(address account, uint8 expected, uint8 actual);
+    error UnknownProgram(uint16 programId);
+    error SpenderInOtherProgram(address spender, uint16 enrolledIn, uint16 requested);
+    error InvalidCategory(uint8 category);
+    error InvalidHours(uint8 weekday, uint8 opening, uint8 closing);
+    error InvalidWindow(uint40 start, uint40 end);
+    error InvalidUtcOffset(int16 utcOffsetMinutes);
+    error InvalidEvidenceThreshold(uint256 threshold);
+    error LengthMismatch(uint256 expected, uint256 actual);
+    error EmptyBatch();
+    error BatchAlreadyApplied(bytes32 batchRef);
+    error MissingReference();
+    error ProgramNotEnded(uint16 programId, uint40 end);
+    error TooManyPrograms();
+}

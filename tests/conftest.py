@@ -1,0 +1,101 @@
+"""Fixtures: a deployed token system on ape-foundry's Anvil, with roles, two programs, vendors and spenders.
+
+Tests run at fixed local times after the chain's genesis (2030, KST) and rely on ape's per-test chain
+isolation (snapshot / revert) to start each test from the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from deposit_token import presets
+from deposit_token.categories import Category
+from deposit_token.contracts import deploy_system
+
+KST = timezone(timedelta(hours=9))
+PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
+PROGRAM_END = datetime(2030, 7, 1, tzinfo=KST)
+MONDAY_10 = datetime(2030, 1, 7, 10, 0, tzinfo=KST)  # a working Monday morning in the program
+ROLES = ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
+
+
+def ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+@dataclass
+class People:
+    admin: object
+    issuer: object
+    manager: object
+    registrar: object
+    compliance: object
+    treasury: object
+    treasury2: object
+    outsider: object
+    spenders: list
+    ev_recipients: list
+    restaurant: object
+    cafe: object
+    bar: object
+    installer: object
+    supplier: object
+
+
+@dataclass
+class System:
+    token: object
+    people: People
+    bp: int  # business-promotion program id
+    ev: int  # EV-charger subsidy program id
+
+
+@pytest.fixture(scope="session")
+def people(accounts) -> People:
+    a = list(accounts)
+    return People(
+        admin=a[0], issuer=a[1], manager=a[2], registrar=a[3], compliance=a[4], treasury=a[5], treasury2=a[6],
+        outsider=a[7], spenders=a[8:14], ev_recipients=a[14:17], restaurant=a[17], cafe=a[18], bar=a[19],
+        installer=a[20], supplier=a[21],
+    )
+
+
+def set_time(chain, moment: datetime | int) -> None:
+    """The next block is mined at `moment`."""
+    chain.pending_timestamp = moment if isinstance(moment, int) else ts(moment)
+
+
+@pytest.fixture(scope="session")
+def system(chain, people) -> System:
+    p = people
+    set_time(chain, MONDAY_10 - timedelta(days=10))
+    token = deploy_system(p.admin).token
+    for role, who in zip(ROLES, (p.issuer, p.manager, p.registrar, p.compliance)):
+        token.grantRole(getattr(token, role)(), who, sender=p.admin)
+    token.setMintAllowance(p.issuer, 10**12, sender=p.admin)
+    for t in (p.treasury, p.treasury2):
+        token.registerTreasury(t, sender=p.admin)
+    token.mint(p.treasury, 500_000_000, sender=p.issuer)
+    token.mint(p.treasury2, 500_000_000, sender=p.issuer)
+    bp = presets.business_promotion("BP-2030-MOEF", p.treasury.address, ts(PROGRAM_START), ts(PROGRAM_END))
+    ev = presets.ev_charger_subsidy("EV-2030-MOE", p.treasury2.address, ts(PROGRAM_START), ts(PROGRAM_END))
+    token.createProgram(bp.as_params(), sender=p.manager)
+    token.createProgram(ev.as_params(), sender=p.manager)
+    for vendor, category, label in (
+        (p.restaurant, Category.RESTAURANT, "Hanok Table"),
+        (p.cafe, Category.CAFE_BAKERY, "Bean Brothers"),
+        (p.bar, Category.ENTERTAINMENT_BAR, "Night Owl Bar"),
+        (p.installer, Category.EV_CHARGER_INSTALLER, "ChargeUp Install"),
+        (p.supplier, Category.EV_CHARGER_SUPPLIER, "Volt Supply"),
+    ):
+        token.registerVendor(vendor, int(category), label, sender=p.registrar)
+    token.enrol(p.spenders, 1, [b"MOEF-BUDGET".ljust(32, b"\0")] * len(p.spenders), sender=p.manager)
+    token.enrol(p.ev_recipients, 2, [b"EV-BIZ".ljust(32, b"\0")] * len(p.ev_recipients), sender=p.manager)
+    token.allocate(b"\x01".rjust(32, b"\0"), 1, p.spenders, [3_000_000] * len(p.spenders), sender=p.manager)
+    token.allocate(b"\x02".rjust(32, b"\0"), 2, p.ev_recipients, [100_000_000] * 3, sender=p.manager)
+    set_time(chain, MONDAY_10)
+    chain.mine()
+    return System(token=token, people=p, bp=1, ev=2)
