@@ -99,3 +99,20 @@ def system(chain, people) -> System:
     set_time(chain, MONDAY_10)
     chain.mine()
     return System(token=token, people=p, bp=1, ev=2)
+
+
+ZERO = b"\0" * 32
+
+
+def b32(value: int | str | bytes) -> bytes:
+    """A bytes32 from an int (big-endian), text (left-aligned) or bytes."""
+    if isinstance(value, int):
+        return value.to_bytes(32, "big")
+    raw = value.encode() if isinstance(value, str) else value
+    return raw.ljust(32, b"\0")
+
+
+def pay(system: System, spender, vendor, amount: int, receipt: int | bytes = 0, evidence: bytes = ZERO):
+    """`pay` with the receipt id given as an invoice number (0 = none)."""
+    receipt_id = b32(receipt) if isinstance(receipt, int) else receipt
+    return system.token.pay(vendor, amount, receipt_id, evidence, sender=spender)

@@ -1,0 +1,191 @@
+"""Reverts of the deposit token as sentences that name the rule and the values that broke it.
+
+Every custom error of the token, its admin module and the OpenZeppelin parts they use has a sentence here;
+`tests/test_errors.py` checks that none is missing. Program names and categories are looked up through an
+optional `NameLookup` so a sentence can say "program 'BP-2026-MOEF'" rather than "program 1".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak
+
+from .categories import category_name
+from .rules import WEEKDAYS
+
+ROLE_NAMES = {
+    "0x" + "00" * 32: "DEFAULT_ADMIN_ROLE",
+    **{
+        "0x" + keccak(text=name).hex(): name
+        for name in ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
+    },
+}
+KIND_NAMES = {0: "an unregistered address", 1: "a treasury", 2: "a spender", 3: "a vendor"}
+
+
+@dataclass
+class NameLookup:
+    """How to name things in sentences; defaults show raw ids."""
+
+    program: Callable[[int], str] = lambda program_id: f"#{program_id}"
+
+    @classmethod
+    def for_token(cls, token) -> "NameLookup":
+        """Names programs by reading `programName` from the chain (errors are rare; no cache needed)."""
+
+        def program(program_id: int) -> str:
+            try:
+                name = token.programName(program_id)
+            except Exception:  # noqa: BLE001 - a lookup failure must not hide the original error
+                return f"#{program_id}"
+            return f"'{name}'" if name else f"#{program_id}"
+
+        return cls(program=program)
+
+
+def _role(value: Any) -> str:
+    key = value.hex() if isinstance(value, bytes) else str(value)
+    key = key if key.startswith("0x") else "0x" + key
+    return ROLE_NAMES.get(key.lower(), key)
+
+
+def _krw(value: int) -> str:
+    return f"{int(value):,} KRW"
+
+
+def _period(value: int) -> str:
+    return f"{int(value) // 100:04d}-{int(value) % 100:02d}"
+
+
+Sentence = Callable[[Mapping[str, Any], NameLookup], str]
+
+SENTENCES: dict[str, Sentence] = {
+    "TokenPaused": lambda a, n: "the token is paused by compliance; no tokens can move until it is unpaused",
+    "ProgramHalted": lambda a, n: f"program {n.program(a['programId'])} is paused by compliance",
+    "NotRegistered": lambda a, n: f"{a['account']} is not a registered treasury, spender or vendor",
+    "TransferPathNotAllowed": lambda a, n: (
+        f"tokens cannot move from {KIND_NAMES.get(a['fromKind'], 'an account')} ({a['from']}) to "
+        f"{KIND_NAMES.get(a['toKind'], 'an account')} ({a['to']}): only treasury to its spenders, spender to "
+        "vendor, and spender back to its treasury are allowed"
+    ),
+    "AccountFrozen": lambda a, n: f"wallet {a['account']} is frozen by compliance",
+    "VendorIsSuspended": lambda a, n: f"vendor {a['vendor']} is suspended and cannot be paid",
+    "ProgramNotStarted": lambda a, n: (
+        f"program {n.program(a['programId'])} starts at unix time {a['start']}; it cannot be spent yet"
+    ),
+    "ProgramEnded": lambda a, n: (
+        f"program {n.program(a['programId'])} ended at unix time {a['end']}; its budget has lapsed"
+    ),
+    "OutsideAllowedHours": lambda a, n: (
+        f"program {n.program(a['programId'])} does not allow payments on "
+        f"{WEEKDAYS[a['weekday']] if a['weekday'] < 7 else a['weekday']} at {a['hour']:02d}:00-{a['hour']:02d}:59 "
+        "(program time zone)"
+    ),
+    "CategoryNotAllowed": lambda a, n: (
+        f"vendor {a['vendor']} is in category {category_name(a['category'])}, which program "
+        f"{n.program(a['programId'])} does not allow"
+    ),
+    "PaymentLimitExceeded": lambda a, n: (
+        f"{_krw(a['amount'])} is above program {n.program(a['programId'])}'s per-payment limit of "
+        f"{_krw(a['limit'])}"
+    ),
+    "CategoryCapExceeded": lambda a, n: (
+        f"{_krw(a['amount'])} is above what spender {a['spender']} has left in category "
+        f"{category_name(a['category'])} for {_period(a['period'])}: {_krw(a['capLeft'])}"
+    ),
+    "EvidenceRequired": lambda a, n: (
+        f"a payment of {_krw(a['amount'])} is at or above {_krw(a['threshold'])} and must carry the hash of "
+        "the evidence document (who attended, why)"
+    ),
+    "ReceiptAlreadyUsed": lambda a, n: (
+        f"receipt {_hex(a['receiptId'])} has already been paid to vendor {a['vendor']} (one invoice, one payment)"
+    ),
+    "InsufficientBalance": lambda a, n: (
+        f"{a['account']} has {_krw(a['balance'])} (or allowance), {_krw(a['needed'])} needed"
+    ),
+    "ZeroAmount": lambda a, n: "the amount must be greater than zero",
+    "NotProgramTreasury": lambda a, n: (
+        f"{a['account']} is not the treasury of program {n.program(a['programId'])}"
+    ),
+    "ZeroAddress": lambda a, n: "the zero address is not allowed here",
+    "AmountTooLarge": lambda a, n: f"{_krw(a['amount'])} would take the total supply above 2^96 - 1",
+    "MintAllowanceExceeded": lambda a, n: (
+        f"issuer {a['issuer']} may mint {_krw(a['allowance'])} more, not {_krw(a['amount'])}"
+    ),
+    "AlreadyRegistered": lambda a, n: f"{a['account']} is already registered as {KIND_NAMES.get(a['kind'], a['kind'])}",
+    "WrongKind": lambda a, n: (
+        f"{a['account']} is {KIND_NAMES.get(a['actual'], a['actual'])}, not {KIND_NAMES.get(a['expected'], a['expected'])}"
+    ),
+    "UnknownProgram": lambda a, n: f"there is no program #{a['programId']}",
+    "SpenderInOtherProgram": lambda a, n: (
+        f"spender {a['spender']} is enrolled in program {n.program(a['enrolledIn'])}, not "
+        f"{n.program(a['requested'])}"
+    ),
+    "InvalidCategory": lambda a, n: f"merchant category {a['category']} is not between 1 and 63",
+    "InvalidHours": lambda a, n: (
+        f"opening hours {a['opening']}-{a['closing']} on "
+        f"{WEEKDAYS[a['weekday']] if a['weekday'] < 7 else 'an 8th day'} are not a window within 0-24"
+    ),
+    "InvalidWindow": lambda a, n: f"the validity window starts ({a['start']}) at or after it ends ({a['end']})",
+    "InvalidUtcOffset": lambda a, n: f"UTC offset {a['utcOffsetMinutes']} minutes is outside -720..+840",
+    "InvalidEvidenceThreshold": lambda a, n: f"evidence threshold {_krw(a['threshold'])} is not valid",
+    "LengthMismatch": lambda a, n: f"the lists have different lengths ({a['expected']} and {a['actual']})",
+    "EmptyBatch": lambda a, n: "the batch is empty",
+    "BatchAlreadyApplied": lambda a, n: (
+        f"allocation batch {_hex(a['batchRef'])} has already been applied; nobody is paid twice"
+    ),
+    "MissingReference": lambda a, n: "a non-zero reference is required",
+    "ProgramNotEnded": lambda a, n: (
+        f"program {n.program(a['programId'])} runs until unix time {a['end']}; balances can be swept only after"
+    ),
+    "TooManyPrograms": lambda a, n: "the token already has 65,535 programs",
+    "AdminModuleMismatch": lambda a, n: f"{a['module']} is not an admin module built for this token",
+    "ERC2612ExpiredSignature": lambda a, n: f"the permit expired at unix time {a['deadline']}",
+    "ERC2612InvalidSigner": lambda a, n: f"the permit was signed by {a['signer']}, not by the owner {a['owner']}",
+    # OpenZeppelin
+    "AccessControlUnauthorizedAccount": lambda a, n: f"{a['account']} does not hold {_role(a['neededRole'])}",
+    "AccessControlBadConfirmation": lambda a, n: "renouncing a role must be confirmed with the caller's own address",
+    "AccessControlEnforcedDefaultAdminRules": lambda a, n: (
+        "the admin role changes hands only by the two-step transfer (begin, wait, accept)"
+    ),
+    "AccessControlEnforcedDefaultAdminDelay": lambda a, n: (
+        f"the admin transfer can be accepted only after unix time {a['schedule']}"
+    ),
+    "AccessControlInvalidDefaultAdmin": lambda a, n: f"{a['defaultAdmin']} cannot become the admin",
+    "InvalidInitialization": lambda a, n: "the token's admin was already initialised",
+    "NotInitializing": lambda a, n: "this can only run while the token is being initialised",
+    "ECDSAInvalidSignature": lambda a, n: "the signature is not valid",
+    "ECDSAInvalidSignatureLength": lambda a, n: f"the signature has {a['length']} bytes, not 65",
+    "ECDSAInvalidSignatureS": lambda a, n: "the signature's s value is not in the lower half order",
+    "InvalidAccountNonce": lambda a, n: f"nonce {a['currentNonce']} of {a['account']} was expected",
+    "SafeCastOverflowedUintDowncast": lambda a, n: f"{a['value']} does not fit in {a['bits']} bits",
+    "AddressEmptyCode": lambda a, n: f"{a['target']} has no code",
+    "FailedCall": lambda a, n: "an internal call failed",
+}
+
+
+def _hex(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+def describe(name: str, inputs: Mapping[str, Any], names: NameLookup | None = None) -> str:
+    """The sentence for custom error `name` with decoded `inputs`."""
+    sentence = SENTENCES.get(name)
+    if sentence is None:
+        args = ", ".join(f"{k}={_hex(v)}" for k, v in inputs.items())
+        return f"the contract refused with {name}({args})"
+    return sentence(inputs, names or NameLookup())
+
+
+def explain(error: BaseException, token=None) -> str:
+    """A sentence for any exception raised by an ape call or transaction against the token."""
+    names = NameLookup.for_token(token) if token is not None else None
+    abi = getattr(error, "abi", None)
+    inputs = getattr(error, "inputs", None)
+    if abi is not None and inputs is not None and getattr(abi, "name", None):
+        return describe(abi.name, inputs, names)
+    message = getattr(error, "revert_message", None) or str(error)
+    return f"the transaction failed: {message}"

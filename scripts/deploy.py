@@ -1,0 +1,149 @@
+"""Deploys the deposit token system (admin module + token) and writes its record to deployments/<network>.json.
+
+    ape run deploy --network ethereum:local:foundry
+    ape run deploy --network ethereum:sepolia:node --account treasury-deployer --admin 0x... --admin-delay 86400
+
+Keys stay in ape's encrypted keystores (`ape accounts import`); ape asks for the passphrase when signing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.exceptions import ApeException
+from eth_utils import is_address, is_checksum_address, to_checksum_address
+from rich.console import Console
+from rich.table import Table
+
+from deposit_token import deployment
+from deposit_token.contracts import deploy_system
+
+MAX_ADMIN_DELAY = 2**48 - 1  # the contract takes a uint48
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _admin_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Validates --admin: a 20-byte hex address, with a correct EIP-55 checksum if it is mixed-case."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not is_address(text):
+        raise click.BadParameter(f"{value!r} is not an address (0x followed by 40 hex digits)", ctx, param)
+    if text[2:] != text[2:].lower() and text[2:] != text[2:].upper() and not is_checksum_address(text):
+        raise click.BadParameter(f"{value!r} has a wrong EIP-55 checksum (mistyped?)", ctx, param)
+    address = to_checksum_address(text)
+    if address == ZERO_ADDRESS:
+        raise click.BadParameter("the zero address cannot be the admin", ctx, param)
+    return address
+
+
+def _console() -> Console:
+    # Off a terminal (CI logs, subprocess), keep addresses and hashes on one line.
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def summary_table(record: dict[str, Any], path: Path) -> Table:
+    table = Table(title=f"Deposit token deployed: {path}", show_header=True, header_style="bold")
+    table.add_column("field", style="cyan", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    compiler = record["compiler"]
+    settings = compiler["settings"]
+    rows = [
+        ("network", record["network"]),
+        ("chain id", str(record["chain_id"])),
+        ("token", record["token"]),
+        ("admin module", record["admin_module"]),
+        ("deployer", record["deployer"]),
+        ("admin", record["admin"]),
+        ("admin transfer delay", f"{record['admin_transfer_delay']} s"),
+        ("admin module tx", record["transactions"]["admin_module"]),
+        ("token tx", record["transactions"]["token"]),
+        ("block", f"{record['block']['number']} at {record['block']['time']}"),
+        ("compiler", f"{compiler['name']} {compiler['version']} ({compiler['build']})"),
+        ("settings", f"via_ir={settings['via_ir']} optimizer={settings['optimizer_enabled']} "
+                     f"runs={settings['optimizer_runs']} evm={settings['evm_version']}"),
+        ("sources", f"{record['sources']['sha256']} ({record['sources']['files']} files)"),
+        ("package version", record["package_version"]),
+        ("written at", record["written_at"]),
+    ]
+    for field, value in rows:
+        table.add_row(field, value)
+    return table
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return f"{type(err).__name__}: {text}"
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Deploy the deposit token system and record it")
+@network_option(help="Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry "
+                     "(default: ape's default network).")
+@account_option(prompt=False)
+@click.option("--admin", callback=_admin_address, metavar="ADDRESS",
+              help="Address that gets DEFAULT_ADMIN_ROLE (default: the deployer).")
+@click.option("--admin-delay", type=click.IntRange(0, MAX_ADMIN_DELAY), default=0, show_default=True,
+              metavar="SECONDS",
+              help="Delay before a transfer of the admin role takes effect; 0 on a non-local network is warned "
+                   "about.")
+@click.option("--force", is_flag=True, default=False,
+              help="Deploy and overwrite the network's record even if the recorded token still has code "
+                   "on this chain.")
+def cli(provider, account, admin, admin_delay, force):
+    """Deploy DepositTokenAdmin + DepositToken and write deployments/<network>.json.
+
+    The record file is named after the network choice (ethereum:local:foundry -> ethereum-local-foundry.json)
+    in deployments/ or in $DEPOSIT_TOKEN_DEPLOYMENTS_DIR. A deployment whose recorded token still has code on
+    the connected chain is not replaced unless --force is given.
+    """
+    from ape import accounts, chain, project
+
+    console = _console()
+    network = provider.network
+    if account is None:
+        if not network.is_dev:
+            raise click.UsageError(
+                f"--account is required on {provider.network_choice}: give the alias of an account in ape's "
+                "keystore (`ape accounts list`)"
+            )
+        account = accounts.test_accounts[0]
+    if admin_delay == 0 and not network.is_dev:
+        console.print("[yellow]warning:[/] --admin-delay is 0: the admin role can be handed over without delay")
+
+    path = deployment.record_path(provider.network_choice)
+    try:
+        check = deployment.check_can_deploy(path, provider, force=force)
+    except deployment.LiveDeploymentError as err:
+        raise click.ClickException(str(err)) from None
+    console.print(check.reason)
+
+    admin = admin or account.address
+    try:
+        deployed = deploy_system(account, admin=admin, admin_transfer_delay=admin_delay)
+        block_timestamp = chain.blocks[deployed.block].timestamp
+        record = deployment.make_record(
+            network=provider.network_choice,
+            chain_id=provider.chain_id,
+            deployed=deployed,
+            deployer=account.address,
+            admin=admin,
+            admin_transfer_delay=admin_delay,
+            block_timestamp=block_timestamp,
+            project=project,
+            contracts_dir=project.contracts_folder,
+        )
+        deployment.write_record(path, record)
+    except (ApeException, deployment.DeploymentRecordError, OSError, ValueError) as err:
+        raise click.ClickException(f"deployment failed: {_one_line(err)}") from None
+    console.print(summary_table(record, path))
+
+
+# ape's account_option has no help text parameter: document it here so that --help covers every option.
+for _param in cli.params:
+    if _param.name == "account" and not getattr(_param, "help", None):
+        _param.help = ("Alias of an ape account to deploy from (keys stay in ape's encrypted keystore). "
+                       "Default on local/dev networks: the first test account; required on other networks.")
