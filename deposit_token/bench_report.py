@@ -114,6 +114,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def wide_console() -> Console:
+    """A console for the reports: the terminal's width, or 120 columns when output is not a terminal
+    (rich's default of 80 wraps the tables of a `make bench` log)."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=120)
+    return console
+
+
 def results_path(name: str, results_dir: Path | None = None) -> Path:
     return (results_dir or RESULTS_DIR) / f"{name}.json"
 
@@ -143,7 +152,7 @@ def report(
     Every target must name a figure; a target whose figure has no row still gets one, so no target goes
     unshown.
     """
-    console = console or Console()
+    console = console or wide_console()
     checked = {key: as_target(spec) for key, spec in targets.items()}
     missing = sorted(set(checked) - set(figures))
     if missing:
