@@ -31,7 +31,7 @@ demo: setup
 bench: bench-gas
 
 bench-gas: setup
-	ape run bench_gas
+	$(PY) -m bench.gas
 
 clean:
 	rm -rf .build contracts/.cache
