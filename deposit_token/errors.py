@@ -164,6 +164,8 @@ SENTENCES: dict[str, Sentence] = {
     "SafeCastOverflowedUintDowncast": lambda a, n: f"{a['value']} does not fit in {a['bits']} bits",
     "AddressEmptyCode": lambda a, n: f"{a['target']} has no code",
     "FailedCall": lambda a, n: "an internal call failed",
+    "InvalidShortString": lambda a, n: "the EIP-712 name is not a valid short string",
+    "StringTooLong": lambda a, n: f"the text {a['str']!r} is longer than 31 bytes",
 }
 
 

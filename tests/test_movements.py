@@ -255,7 +255,7 @@ def test_cap_override_for_one_spender(system):
     pay(system, other, p.cafe, 300_000)  # others keep the program's cap
     t.clearCapOverride(s, int(Category.CAFE_BAKERY), sender=p.manager)
     pay(system, s, p.cafe, 180_000)
-    assert t.spendingNow(s, int(Category.CAFE_BAKERY)) == (203001, 300_000, 300_000)
+    assert t.spendingThisPeriod(s, int(Category.CAFE_BAKERY)) == (203001, 300_000, 300_000)
 
 
 def test_registration_rules(system, accounts):

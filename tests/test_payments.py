@@ -43,7 +43,7 @@ def test_payment_moves_tokens_and_tells_auditors_everything(system, chain, warm_
     if warm_first:
         warm(system)
     before_s, before_v, supply = t.balanceOf(s), t.balanceOf(p.restaurant), t.totalSupply()
-    spent_before = t.spendingNow(s, Category.RESTAURANT)[1]
+    spent_before = t.spendingThisPeriod(s, Category.RESTAURANT)[1]
     assert predicted(system, s, p.restaurant, 45_000) == R["OK"]
     receipt = pay(system, s, p.restaurant, 45_000, receipt=7001)
     assert t.balanceOf(s) == before_s - 45_000
@@ -58,7 +58,7 @@ def test_payment_moves_tokens_and_tells_auditors_everything(system, chain, warm_
     assert payment.period == period == 203001
     assert payment.amount == 45_000 and payment.receiptId == b32(7001) and payment.evidenceHash == ZERO
     assert payment.capLeft == 2_000_000 - spent_before - 45_000
-    assert t.spendingNow(s, Category.RESTAURANT) == (203001, spent_before + 45_000, 2_000_000)
+    assert t.spendingThisPeriod(s, Category.RESTAURANT) == (203001, spent_before + 45_000, 2_000_000)
 
 
 def test_spending_record_caches_period_end_in_kst(system):
@@ -143,9 +143,9 @@ def test_category_cap_per_month(system, chain, warm_first):
     s = p.spenders[2]
     if warm_first:
         pay(system, s, p.cafe, 1)
-    spent = t.spendingNow(s, Category.CAFE_BAKERY)[1]
+    spent = t.spendingThisPeriod(s, Category.CAFE_BAKERY)[1]
     pay(system, s, p.cafe, 300_000 - spent)
-    assert t.spendingNow(s, Category.CAFE_BAKERY) == (203001, 300_000, 300_000)
+    assert t.spendingThisPeriod(s, Category.CAFE_BAKERY) == (203001, 300_000, 300_000)
     assert predicted(system, s, p.cafe, 1) == R["OVER_CATEGORY_CAP"]
     with ape.reverts(t.CategoryCapExceeded, spender=s.address, category=Category.CAFE_BAKERY, period=203001, amount=1, capLeft=0):
         pay(system, s, p.cafe, 1)
@@ -153,7 +153,7 @@ def test_category_cap_per_month(system, chain, warm_first):
     pay(system, s, p.restaurant, 50_000)
     # The cap is per calendar month in KST: 2030-01-31 23:30 UTC is already February in Seoul... but 08:30 KST.
     set_time(chain, datetime(2030, 2, 1, 8, 30, tzinfo=KST))
-    assert t.spendingNow(s, Category.CAFE_BAKERY, block_id="pending") == (203002, 0, 300_000)
+    assert t.spendingThisPeriod(s, Category.CAFE_BAKERY, block_id="pending") == (203002, 0, 300_000)
     receipt = pay(system, s, p.cafe, 300_000)
     assert receipt.events[1].period == 203002 and receipt.events[1].capLeft == 0
 
@@ -169,7 +169,7 @@ def test_month_boundary_follows_kst_not_utc(system, chain):
     # 2030-02-01 06:00 KST = 2030-01-31 21:00 UTC: January in UTC, February in Seoul.
     set_time(chain, datetime(2030, 2, 1, 6, 0, tzinfo=KST))
     pay(system, s, p.cafe, 1)
-    assert t.spendingNow(s, Category.CAFE_BAKERY, block_id="pending") == (203002, 1, 300_000)
+    assert t.spendingThisPeriod(s, Category.CAFE_BAKERY, block_id="pending") == (203002, 1, 300_000)
 
 
 @pytest.mark.parametrize("warm_first", [False, True], ids=["refresh-path", "fast-path"])

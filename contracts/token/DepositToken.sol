@@ -194,7 +194,7 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
     /// @return period yyyymm now, in the program's time zone.
     /// @return spent Spent in this period.
     /// @return cap The cap that applies to the spender in this period (NO_CAP = none).
-    function spendingNow(address spender, uint8 category)
+    function spendingThisPeriod(address spender, uint8 category)
         external
         view
         returns (uint32 period, uint256 spent, uint256 cap)
