@@ -4,10 +4,13 @@ A record says what was deployed where (addresses, transactions, block), by whom,
 settings and a hash of the contract sources), so that an operator or auditor can tell which build runs on a
 chain. ``check_can_deploy`` keeps a second deployment from silently replacing the record of a live one.
 
-File names: the network is ape's choice string ``ecosystem:network:provider``. Each part is lower-cased and
-every character other than ``a-z 0-9 _ .`` (hyphens included) becomes ``_``; the parts are then joined with
-``-``. So ``ethereum:local:foundry`` -> ``ethereum-local-foundry.json`` and ``ethereum:mainnet-fork:foundry``
--> ``ethereum-mainnet_fork-foundry.json``: a ``-`` in a file name always separates two parts.
+File names: the network is ape's choice string ``ecosystem:network:provider`` (``provider.network_choice``).
+It is split at its first two colons (the provider part may be a URI with colons of its own; a choice that is
+just a URI is one part). Each part is lower-cased, every character other than ``a-z 0-9 _ .`` (hyphens
+included) becomes ``_``, and a leading ``.`` becomes ``_``; the parts are joined with ``-``. So
+``ethereum:local:foundry`` -> ``ethereum-local-foundry.json``, ``ethereum:mainnet-fork:foundry`` ->
+``ethereum-mainnet_fork-foundry.json``, ``ethereum:local:http://127.0.0.1:8545`` ->
+``ethereum-local-http___127.0.0.1_8545.json``: a ``-`` in a file name always separates two parts.
 
 The folder is ``deployments/`` at the repository root unless the environment variable
 ``DEPOSIT_TOKEN_DEPLOYMENTS_DIR`` names another one (tests and dry runs use a temporary folder).
@@ -23,6 +26,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,6 +40,7 @@ RECORD_FORMAT = 1
 TOKEN_CONTRACT = "DepositToken"
 
 _UNSAFE = re.compile(r"[^a-z0-9_.]")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class DeploymentRecordError(Exception):
@@ -43,7 +48,8 @@ class DeploymentRecordError(Exception):
 
 
 class LiveDeploymentError(Exception):
-    """A record names a token that is still deployed on the connected chain: deploying would orphan it."""
+    """Deploying is refused: the record names a token that still has code on the connected chain (a new
+    deployment would orphan it), or the record cannot be read (so that cannot be ruled out)."""
 
 
 # --- where records live ---------------------------------------------------------------------------------------
@@ -55,11 +61,19 @@ def deployments_dir() -> Path:
     return Path(configured).expanduser() if configured else DEFAULT_DEPLOYMENTS_DIR
 
 
-def network_file_stem(network_name: str) -> str:
-    """``ethereum:local:foundry`` -> ``ethereum-local-foundry`` (see the module docstring for the rule)."""
-    parts = network_name.strip().split(":")
+def network_parts(network_name: str) -> list[str]:
+    """The parts of an ape network choice; a provider URI (``ethereum:local:http://host:8545``) or an ad-hoc
+    URI choice (``http://host:8545``) stays one part although it contains colons."""
+    text = network_name.strip()
+    parts = [text] if _URI.match(text) else text.split(":", 2)
     if not all(part.strip() for part in parts):
         raise ValueError(f"not an ape network choice (ecosystem:network:provider): {network_name!r}")
+    return parts
+
+
+def network_file_stem(network_name: str) -> str:
+    """``ethereum:local:foundry`` -> ``ethereum-local-foundry`` (see the module docstring for the rule)."""
+    parts = network_parts(network_name)
     safe = [_UNSAFE.sub("_", part.strip().lower()) for part in parts]
     return "-".join(part if not part.startswith(".") else "_" + part[1:] for part in safe)
 
@@ -195,8 +209,13 @@ def source_hash(contracts_dir: Path | str = CONTRACTS_DIR) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+@lru_cache(maxsize=8)
 def solc_build(version: str) -> str:
-    """Which solc py-solc-x (so ape-solidity) runs for `version`: ``native`` or ``solc-js`` (or ``unknown``)."""
+    """Which solc py-solc-x (so ape-solidity) runs for `version`: ``native`` or ``solc-js`` (or ``unknown``).
+
+    ape's manifest records the version and settings but not the binary, so this asks the compiler registered
+    now (``deposit_token.toolchain`` registers either a native solc or the solc-js shim); solc-js reports an
+    ``Emscripten`` build in ``--version``."""
     try:
         from solcx.install import get_executable
 

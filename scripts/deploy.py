@@ -18,6 +18,7 @@ from ape.exceptions import ApeException
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
+from web3.exceptions import Web3Exception
 
 from deposit_token import deployment
 from deposit_token.contracts import deploy_system
@@ -80,7 +81,22 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Deploy the deposit token system and record it")
+# Errors of the chain or of the node (reverts, rejected transactions, unreachable RPC) and of writing the
+# record: reported as one line, not as a traceback.
+OPERATIONAL_ERRORS = (ApeException, Web3Exception, deployment.DeploymentRecordError, OSError)
+
+
+class DeployCommand(ConnectedProviderCommand):
+    """ape's connected-provider command, with connection errors reported as one line (exit code 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OPERATIONAL_ERRORS as err:
+            raise click.ClickException(_one_line(err)) from None
+
+
+@click.command(cls=DeployCommand, short_help="Deploy the deposit token system and record it")
 @network_option(help="Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry "
                      "(default: ape's default network).")
 @account_option(prompt=False)
@@ -137,7 +153,7 @@ def cli(provider, account, admin, admin_delay, force):
             contracts_dir=project.contracts_folder,
         )
         deployment.write_record(path, record)
-    except (ApeException, deployment.DeploymentRecordError, OSError, ValueError) as err:
+    except (*OPERATIONAL_ERRORS, ValueError) as err:
         raise click.ClickException(f"deployment failed: {_one_line(err)}") from None
     console.print(summary_table(record, path))
 

@@ -8,8 +8,8 @@ session's Anvil through APE_FOUNDRY_HOST so that their effects are undone by ape
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -350,16 +350,39 @@ def test_script_reports_a_failed_transaction_in_one_line(tmp_path, provider, cha
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     errors = [line for line in output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "deployment failed" in errors[0] and deployer.address in errors[0]
+    # ape rejects it before sending (AccountsError: balance) or Anvil fails gas estimation (TransactionError)
+    assert len(errors) == 1 and re.match(r"Error: deployment failed: \w+Error: ", errors[0]), output
     assert "Traceback" not in output
     assert list(tmp_path.iterdir()) == []
 
 
-def test_script_requires_an_account_off_dev_networks(tmp_path, provider):
-    """The session's Anvil reached by its URI is an ad-hoc, non-dev network: no default test account."""
+def test_script_off_dev_networks_needs_an_account_and_warns_of_no_delay(tmp_path, provider, chain):
+    """The session's Anvil reached by its URI is an ad-hoc, non-dev network: no default test account, and a
+    zero admin-transfer delay is warned about."""
     result = ape_run("--network", provider.uri, deployments_dir=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert "--account is required" in output
+    assert "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []
+
+    result = ape_run("--network", provider.uri, "--account", "TEST::0", deployments_dir=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "warning: --admin-delay is 0" in output
+    path = deployment.record_path(provider.uri, tmp_path)
+    assert path.name.startswith("http___127.0.0.1_")
+    record = deployment.load_record(path)
+    assert record["network"] == provider.uri and record["chain_id"] == chain.chain_id
+    assert deployment.has_code(provider, record["token"])
+
+
+def test_script_reports_an_unreachable_node_in_one_line(tmp_path):
+    """Nothing listens on the discard port: the connection error is one line, not a traceback."""
+    result = ape_run("--network", "http://127.0.0.1:9", "--account", "TEST::0", deployments_dir=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "127.0.0.1:9" in errors[0], output
     assert "Traceback" not in output
     assert list(tmp_path.iterdir()) == []

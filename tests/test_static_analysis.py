@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILING_IMPACTS = ("High", "Medium")
-SLITHER_TIMEOUT_SECONDS = 1200
+TIMEOUT_SECONDS = 1200
 
 
 @dataclass
@@ -37,29 +38,36 @@ class SlitherRun:
     error: str | None = None
     skip_reason: str | None = None
     detectors: list[dict] = field(default_factory=list)
+    build_info: dict | None = None
 
 
-def _environment() -> dict[str, str]:
-    """PATH with this checkout's forge (npm @foundry-rs/forge) and the interpreter's scripts first."""
+def _environment(build_dir: Path) -> dict[str, str]:
+    """PATH with this checkout's forge (npm @foundry-rs/forge) and the interpreter's scripts first; forge's
+    output and cache in `build_dir`, so that the analysis never reads an earlier build's artifacts (crytic-compile
+    goes on to parse whatever build-info it finds when `forge build` fails) and leaves nothing in the tree."""
     env = dict(os.environ)
     prefix = [str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
     env["PATH"] = os.pathsep.join(prefix + [env.get("PATH", "")])
+    env["FOUNDRY_OUT"] = str(build_dir / "out")
+    env["FOUNDRY_CACHE_PATH"] = str(build_dir / "cache")
     env.setdefault("NO_COLOR", "1")
     return env
 
 
-def _forge_problem(env: dict[str, str]) -> str | None:
-    """Why forge cannot run here, or None if it can."""
-    forge = shutil.which("forge", path=env["PATH"])
+def _find_forge(env: dict[str, str]) -> tuple[str | None, str | None]:
+    """(forge's path, None), or (None, why forge cannot run on this machine). The platform binary of npm
+    @foundry-rs/forge is preferred: the package's node wrapper (node_modules/.bin/forge) exits 0 when forge fails."""
+    native = sorted(ROOT.glob("node_modules/@foundry-rs/forge-*/bin/forge"))
+    forge = str(native[0]) if native else shutil.which("forge", path=env["PATH"])
     if forge is None:
-        return "forge is not installed (npm ci installs @foundry-rs/forge into node_modules/.bin)"
+        return None, "forge is not installed (npm ci installs @foundry-rs/forge into node_modules/.bin)"
     try:
         out = subprocess.run([forge, "--version"], capture_output=True, text=True, timeout=120, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"forge ({forge}) cannot be executed on this machine: {exc}"
+        return None, f"forge ({forge}) cannot be executed on this machine: {exc}"
     if out.returncode != 0:
-        return f"forge ({forge}) cannot be executed on this machine: {(out.stderr or out.stdout).strip()[-500:]}"
-    return None
+        return None, f"forge ({forge}) cannot be executed on this machine: {_tail(out.stderr or out.stdout, 500)}"
+    return forge, None
 
 
 def _tail(text: str, limit: int = 4000) -> str:
@@ -68,32 +76,63 @@ def _tail(text: str, limit: int = 4000) -> str:
 
 
 @pytest.fixture(scope="module")
-def slither_run() -> SlitherRun:
-    env = _environment()
+def slither_run():
+    with tempfile.TemporaryDirectory(prefix="slither-forge-") as build_dir:
+        yield _run_slither(Path(build_dir))
+
+
+def _run(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess | None, str | None]:
+    """Runs `command` in the repository; (process, None) or (None, why it could not run)."""
+    try:
+        proc = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired as exc:
+        return None, f"`{' '.join(command)}` did not finish within {TIMEOUT_SECONDS} s\n{_tail(str(exc.stderr or ''))}"
+    except OSError as exc:
+        return None, f"`{' '.join(command)}` could not be started: {exc}"
+    return proc, None
+
+
+def _run_slither(build_dir: Path) -> SlitherRun:
+    env = _environment(build_dir)
+    # forge compiles first, on its own, so that a failed build is reported as such (crytic-compile would log
+    # it and go on); slither then analyses exactly that build.
+    forge_path, skip_reason = _find_forge(env)
+    forge = [forge_path or "forge", "build", "--build-info", "--deny", "never"]
     command = [
         sys.executable, "-m", "slither", ".",
         "--compile-force-framework", "foundry",
+        "--foundry-ignore-compile", "--foundry-out-directory", str(build_dir / "out"),
         "--exclude-optimization", "--exclude-informational", "--exclude-low",
         "--disable-color",
         "--json", "-",
     ]  # fmt: skip
-    run = SlitherRun(command=command)
-    run.skip_reason = _forge_problem(env)
+    run = SlitherRun(command=command, skip_reason=skip_reason)
     if run.skip_reason:
         return run
     started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SLITHER_TIMEOUT_SECONDS
+    built, run.error = _run(forge, env)
+    if run.error:
+        return run
+    if built.returncode != 0:
+        run.error = (
+            f"`{' '.join(forge)}` (foundry.toml) failed with exit {built.returncode}:\n"
+            f"{_tail(built.stderr)}\n{_tail(built.stdout)}"
         )
-    except subprocess.TimeoutExpired as exc:
-        run.error = f"slither did not finish within {SLITHER_TIMEOUT_SECONDS} s\n{_tail(str(exc.stderr or ''))}"
         return run
-    except OSError as exc:
-        run.error = f"slither could not be started: {exc}"
+    infos = sorted((build_dir / "out" / "build-info").glob("*.json"))
+    if len(infos) != 1:
+        run.error = (
+            f"expected one build-info from `{' '.join(forge)}`, found {len(infos)}:\n"
+            f"{_tail(built.stderr)}\n{_tail(built.stdout)}"
+        )
         return run
-    finally:
-        run.seconds = time.monotonic() - started
+    run.build_info = json.loads(infos[0].read_text())
+    proc, run.error = _run(command, env)
+    run.seconds = time.monotonic() - started
+    if run.error:
+        return run
     try:
         run.report = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -156,9 +195,7 @@ def test_slither_analysed_the_project_contracts_as_ape_builds_them(slither_run):
     _require_report(slither_run)
     # What forge compiled for slither (a wrong `src` would analyse nothing and so find nothing), and with
     # ape-config.yaml's settings: solc 0.8.30, via-IR, optimizer 1000 runs, cancun.
-    infos = sorted((ROOT / "out" / "build-info").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    assert infos, "forge wrote no build-info under out/build-info"
-    build = json.loads(infos[-1].read_text())
+    build = slither_run.build_info
     settings = build["input"]["settings"]
     assert build["solcVersion"] == "0.8.30"
     assert settings["viaIR"] is True
