@@ -33,5 +33,8 @@ bench: bench-gas
 bench-gas: setup
 	$(PY) -m bench.gas
 
+slither: setup
+	tools/slither.sh
+
 clean:
 	rm -rf .build contracts/.cache

@@ -27,8 +27,10 @@ def native_solc() -> Path | None:
         candidate = Path(directory) / "solc"
         if not candidate.is_file() or candidate.resolve().parent == shim_dir:
             continue
+        if (candidate.parent / "solc-select").exists():
+            continue  # solc-select's front end (installed with slither) would try to download a compiler
         try:
-            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=30).stdout
+            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             continue
         if f"Version: {SOLC_VERSION}+" in out and "Emscripten" not in out:

@@ -22,8 +22,10 @@ library Calendar {
             // 1970-01-01 was a Thursday, weekday 3 when Monday is 0.
             weekday := mod(add(day, 3), 7)
             let z := add(day, 719468)
+            // slither-disable-next-line divide-before-multiply
             let era := div(z, 146097)
             let doe := sub(z, mul(era, 146097))
+            // slither-disable-next-line divide-before-multiply
             let yoe := div(sub(add(sub(doe, div(doe, 1460)), div(doe, 36524)), div(doe, 146096)), 365)
             let doy := sub(doe, sub(add(mul(365, yoe), div(yoe, 4)), div(yoe, 100)))
             let mp := div(add(mul(5, doy), 2), 153)
@@ -45,6 +47,7 @@ library Calendar {
         }
         // Howard Hinnant's days_from_civil for the 1st of (year, month).
         if (month <= 2) year -= 1;
+        // slither-disable-next-line divide-before-multiply
         uint256 era = year / 400;
         uint256 yoe = year - era * 400;
         uint256 doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5;

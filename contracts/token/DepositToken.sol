@@ -47,11 +47,13 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
         address adminModule
     ) DepositTokenBase(name_) {
         if (adminModule.code.length == 0) revert AdminModuleMismatch(adminModule);
+        // slither-disable-next-line unused-return
         (, string memory moduleName,,,,,) = EIP712(adminModule).eip712Domain();
         if (keccak256(bytes(moduleName)) != keccak256(bytes(name_))) revert AdminModuleMismatch(adminModule);
         ADMIN_MODULE = adminModule;
-        _name = name_;
+        _tokenName = name_;
         _symbol = symbol_;
+        // slither-disable-next-line controlled-delegatecall
         (bool ok, bytes memory reason) =
             adminModule.delegatecall(abi.encodeCall(DepositTokenAdmin.initialize, (admin, adminTransferDelay)));
         if (!ok) {
@@ -76,7 +78,7 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
 
     /// @notice The token's name.
     function name() external view returns (string memory) {
-        return _name;
+        return _tokenName;
     }
 
     /// @notice The token's symbol.
@@ -202,8 +204,10 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
         Account memory a = _accounts[spender];
         if (a.kind != Kind.Spender) revert WrongKind(spender, uint8(Kind.Spender), uint8(a.kind));
         ProgramRules memory r = _rules[a.programId];
+        // slither-disable-next-line unused-return
         (uint256 localPeriod,,) = Calendar.localTime(block.timestamp, r.utcOffsetMinutes);
         period = uint32(localPeriod);
+        // slither-disable-next-line unused-return
         (spent, cap,) =
             PackedSlots.spentAndCap(_currentSpending(spender, a.programId, category, _rules[a.programId].word(), period));
     }
@@ -296,6 +300,7 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
         _revertTransfer(code == Restrictions.OK ? Restrictions.PATH_NOT_ALLOWED : code, from, a, to, b, 0);
     }
 
+    // slither-disable-next-line incorrect-equality
     function _revertTransfer(uint8 code, address from, Account memory a, address to, Account memory b, uint256 amount)
         private
         view

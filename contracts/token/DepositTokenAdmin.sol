@@ -317,7 +317,7 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         address treasury = _config[programId].treasury;
         Account memory t = _accounts[treasury];
         if (t.frozen) revert AccountFrozen(treasury);
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i = 0; i < n; ++i) {
             address spender = spenders[i];
             uint256 amount = amounts[i];
@@ -454,7 +454,7 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         }
         if (uint256(p.openingHours) >> 70 != 0) revert InvalidHours(7, 0, 0);
         if (p.categories.length != p.caps.length) revert LengthMismatch(p.categories.length, p.caps.length);
-        uint64 mask;
+        uint64 mask = 0;
         for (uint256 i = 0; i < p.categories.length; ++i) {
             uint8 category = p.categories[i];
             _requireCategory(category);

@@ -28,22 +28,28 @@ abstract contract DepositTokenBase is
         uint48 cap;
     }
 
-    string internal _name;
+    string internal _tokenName;
     string internal _symbol;
+    // slither-disable-next-line uninitialized-state
     uint256 internal _totalSupply;
+    // slither-disable-next-line uninitialized-state
     bool internal _paused;
     uint16 internal _programCount;
 
     mapping(address account => Account) internal _accounts;
     mapping(address owner => mapping(address spender => uint256)) internal _allowances;
     mapping(uint16 programId => ProgramRules) internal _rules;
+    // slither-disable-next-line uninitialized-state
     mapping(uint16 programId => ProgramConfig) internal _config;
     mapping(uint16 programId => string) internal _programNames;
     mapping(uint16 programId => bool) internal _programPaused;
+    // slither-disable-next-line uninitialized-state
     mapping(uint16 programId => mapping(uint8 category => uint48)) internal _categoryCaps;
+    // slither-disable-next-line uninitialized-state
     mapping(address spender => mapping(uint8 category => CapOverride)) internal _capOverrides;
     mapping(address spender => mapping(uint8 category => Spending)) internal _spending;
     mapping(address spender => bytes32) internal _departments;
+    // slither-disable-next-line uninitialized-state
     mapping(address vendor => mapping(uint256 word => uint256 bits)) internal _receipts;
     mapping(bytes32 batchRef => bool) internal _batchApplied;
     mapping(address issuer => uint256) internal _mintAllowances;

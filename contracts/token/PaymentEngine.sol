@@ -51,6 +51,7 @@ abstract contract PaymentEngine is DepositTokenBase {
         if ((r >> (P.RULES_CATEGORIES + category)) & 1 == 0) return (R.CATEGORY_NOT_ALLOWED, 0, period);
         s = _currentSpending(payer, programId, category, r, period);
         if (amount > uint40(s >> P.SPENDING_LIMIT)) return (R.OVER_PAYMENT_LIMIT, s, period);
+        // slither-disable-next-line unused-return
         (,, uint256 capLeft) = P.spentAndCap(s);
         if (amount > capLeft) return (R.OVER_CATEGORY_CAP, s, period);
         if (evidenceHash == bytes32(0) && amount >= uint40(s >> P.SPENDING_THRESHOLD)) {
@@ -128,6 +129,7 @@ abstract contract PaymentEngine is DepositTokenBase {
                 if receiptId {
                     let receiptSlot := mappingSlot(shr(8, receiptId), mappingSlot(vendor, _receipts.slot))
                     let bits := sload(receiptSlot)
+                    // slither-disable-next-line incorrect-shift
                     let bit := shl(and(receiptId, 0xff), 1)
                     if and(bits, bit) { break }
                     sstore(receiptSlot, or(bits, bit))
@@ -176,6 +178,7 @@ abstract contract PaymentEngine is DepositTokenBase {
         if (receiptId != bytes32(0)) {
             _receipts[vendor][uint256(receiptId) >> 8] |= 1 << (uint256(receiptId) & 0xff);
         }
+        // slither-disable-next-line unused-return
         (,, uint256 capLeft) = P.spentAndCap(s);
         uint256 programId = uint16(a >> P.ACCOUNT_PROGRAM);
         bytes32 transferTopic = IERC20.Transfer.selector;
@@ -208,6 +211,7 @@ abstract contract PaymentEngine is DepositTokenBase {
         if (block.timestamp < uint40(s >> P.SPENDING_PERIOD_END) && uint16(s >> P.SPENDING_VERSION) == version) {
             return s;
         }
+        // slither-disable-next-line incorrect-equality
         uint256 spent = uint24(s) == period ? uint48(s >> P.SPENDING_SPENT) : 0;
         CapOverride memory o = _capOverrides[spender][category];
         ProgramConfig memory c = _config[programId];
@@ -217,6 +221,7 @@ abstract contract PaymentEngine is DepositTokenBase {
     }
 
     /// @dev Reverts with the error that names the rule behind `code`, with the values that broke it.
+    // slither-disable-next-line incorrect-equality
     function _revertPayment(
         uint256 code,
         address payer,
@@ -241,6 +246,7 @@ abstract contract PaymentEngine is DepositTokenBase {
         if (code == R.CATEGORY_NOT_ALLOWED) revert CategoryNotAllowed(programId, vendor, category);
         uint256 s = _currentSpending(payer, programId, category, _rules[programId].word(), period);
         if (code == R.OVER_PAYMENT_LIMIT) revert PaymentLimitExceeded(programId, amount, uint40(s >> P.SPENDING_LIMIT));
+        // slither-disable-next-line unused-return
         (,, uint256 capLeft) = P.spentAndCap(s);
         if (code == R.OVER_CATEGORY_CAP) revert CategoryCapExceeded(payer, category, uint32(period), amount, capLeft);
         if (code == R.EVIDENCE_REQUIRED) revert EvidenceRequired(amount, uint40(s >> P.SPENDING_THRESHOLD));
