@@ -18,9 +18,12 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed compile
 
+# ape-solidity unpacks OpenZeppelin (~700 files) into contracts/.cache, and ape lists at most 500 files of the
+# contracts folder, so our own sources would drop out of view: the cache is removed once compiled.
 compile: $(VENV)/.installed node_modules/.installed
 	$(PY) -m deposit_token.toolchain
 	ape compile
+	rm -rf contracts/.cache
 
 test: setup
 	ape test tests -q

@@ -6,14 +6,20 @@ isolation (snapshot / revert) to start each test from the same state.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from deposit_token import presets
 from deposit_token.categories import Category
 from deposit_token.contracts import deploy_system
+
+# A recompile leaves OpenZeppelin's ~700 files in contracts/.cache; ape lists at most 500 files of the contracts
+# folder, so our own contracts would vanish from `project` (see the Makefile's compile target).
+shutil.rmtree(Path(__file__).resolve().parent.parent / "contracts" / ".cache", ignore_errors=True)
 
 KST = timezone(timedelta(hours=9))
 PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
