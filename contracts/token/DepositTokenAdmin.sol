@@ -100,6 +100,8 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         _approve(owner, spender, value);
     }
 
+    /// @notice EIP-712 domain separator of the token (its address, this chain).
+    // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {
         return _domainSeparatorV4();
     }
