@@ -112,6 +112,17 @@ SENTENCES: dict[str, Sentence] = {
     "NotProgramTreasury": lambda a, n: (
         f"{a['account']} is not the treasury of program {n.program(a['programId'])}"
     ),
+    "CallerNotPayee": lambda a, n: (
+        f"only the vendor named in the authorization ({a['vendor']}) can submit it, not {a['caller']}"
+    ),
+    "AuthorizationNotYetValid": lambda a, n: f"the payment authorization is valid only after unix time {a['validAfter']}",
+    "AuthorizationExpired": lambda a, n: f"the payment authorization expired at unix time {a['validBefore']}",
+    "AuthorizationAlreadyUsed": lambda a, n: (
+        f"authorization {_hex(a['nonce'])} of {a['payer']} has already been used or cancelled"
+    ),
+    "InvalidAuthorizationSigner": lambda a, n: (
+        f"the authorization was signed by {a['signer']}, not by the payer {a['payer']} (or its terms were changed)"
+    ),
     "ZeroAddress": lambda a, n: "the zero address is not allowed here",
     "AmountTooLarge": lambda a, n: f"{_krw(a['amount'])} would take the total supply above 2^96 - 1",
     "MintAllowanceExceeded": lambda a, n: (

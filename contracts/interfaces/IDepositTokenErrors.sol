@@ -23,6 +23,13 @@ interface IDepositTokenErrors {
     error ZeroAmount();
     error NotProgramTreasury(uint16 programId, address account);
 
+    // --- payment authorizations (EIP-3009 style, signed offline by the payer, submitted by the vendor) ---
+    error CallerNotPayee(address caller, address vendor);
+    error AuthorizationNotYetValid(uint256 validAfter);
+    error AuthorizationExpired(uint256 validBefore);
+    error AuthorizationAlreadyUsed(address payer, bytes32 nonce);
+    error InvalidAuthorizationSigner(address signer, address payer);
+
     // --- administration ---
     error ZeroAddress();
     error AmountTooLarge(uint256 amount);

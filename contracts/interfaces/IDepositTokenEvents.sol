@@ -18,6 +18,10 @@ interface IDepositTokenEvents {
         bytes32 evidenceHash,
         uint256 capLeft
     );
+    /// @notice A payer's signed payment authorization was used (the Payment event follows).
+    event AuthorizationUsed(address indexed payer, bytes32 indexed nonce);
+    /// @notice A payer cancelled an unused payment authorization.
+    event AuthorizationCanceled(address indexed payer, bytes32 indexed nonce);
     /// @notice The program's treasury allocated `amount` to a spender; `batchRef` is 0 for a single transfer.
     event Allocated(bytes32 indexed batchRef, uint16 indexed programId, address indexed spender, uint256 amount);
     /// @notice A batch allocation was applied (once, ever, for its reference).

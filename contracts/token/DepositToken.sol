@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 
@@ -154,6 +155,62 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
         uint256 b = _accounts[vendor].word();
         if (_kind(a) != Kind.Spender || _kind(b) != Kind.Vendor) _revertPath(msg.sender, vendor);
         _executePayment(msg.sender, a, vendor, b, amount, receiptId, evidenceHash);
+    }
+
+    /// @notice The vendor collects a payment the payer authorized by signature (EIP-712 `PaymentAuthorization`),
+    /// in the manner of EIP-3009 `receiveWithAuthorization`: only the vendor named in it can submit it, so it
+    /// cannot be front-run, and each random `nonce` works once. The payer needs no gas; the same rules apply
+    /// and the same events are emitted as for `pay`, preceded by `AuthorizationUsed`.
+    /// @param payer The spender who signed.
+    /// @param vendor The vendor paid; must be the caller.
+    /// @param amount Amount in KRW.
+    /// @param receiptId The vendor's invoice id (0 = none).
+    /// @param evidenceHash Evidence hash (0 = none).
+    /// @param validAfter The authorization is valid strictly after this unix time.
+    /// @param validBefore ... and strictly before this one.
+    /// @param nonce A random 32-byte value chosen by the payer.
+    /// @param v Signature v.
+    /// @param r Signature r.
+    /// @param s Signature s.
+    function receiveWithAuthorization(
+        address payer,
+        address vendor,
+        uint256 amount,
+        bytes32 receiptId,
+        bytes32 evidenceHash,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        if (msg.sender != vendor) revert CallerNotPayee(msg.sender, vendor);
+        if (block.timestamp <= validAfter) revert AuthorizationNotYetValid(validAfter);
+        if (block.timestamp >= validBefore) revert AuthorizationExpired(validBefore);
+        if (_authorizations[payer][nonce]) revert AuthorizationAlreadyUsed(payer, nonce);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                PAYMENT_AUTHORIZATION_TYPEHASH,
+                payer,
+                vendor,
+                amount,
+                receiptId,
+                evidenceHash,
+                validAfter,
+                validBefore,
+                nonce
+            )
+        );
+        address signer = ECDSA.recover(_hashTypedDataV4(structHash), v, r, s);
+        if (signer != payer) revert InvalidAuthorizationSigner(signer, payer);
+        _authorizations[payer][nonce] = true;
+        emit AuthorizationUsed(payer, nonce);
+        if (_tryFastPayment(payer, vendor, amount, receiptId, evidenceHash)) return;
+        uint256 a = _accounts[payer].word();
+        uint256 b = _accounts[vendor].word();
+        if (_kind(a) != Kind.Spender || _kind(b) != Kind.Vendor) _revertPath(payer, vendor);
+        _executePayment(payer, a, vendor, b, amount, receiptId, evidenceHash);
     }
 
     /// @notice The restriction code `pay(vendor, amount, receiptId, evidenceHash)` from `payer` would meet now

@@ -100,6 +100,29 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         _approve(owner, spender, value);
     }
 
+    /// @notice Cancels an unused payment authorization (EIP-3009 style): the payer signs
+    /// `CancelAuthorization(payer, nonce)`; anyone may submit it.
+    /// @param payer The spender who signed the authorization.
+    /// @param nonce Its nonce.
+    /// @param v Signature v.
+    /// @param r Signature r.
+    /// @param s Signature s.
+    function cancelAuthorization(address payer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s) external {
+        if (_authorizations[payer][nonce]) revert AuthorizationAlreadyUsed(payer, nonce);
+        bytes32 structHash = keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, payer, nonce));
+        address signer = ECDSA.recover(_hashTypedDataV4(structHash), v, r, s);
+        if (signer != payer) revert InvalidAuthorizationSigner(signer, payer);
+        _authorizations[payer][nonce] = true;
+        emit AuthorizationCanceled(payer, nonce);
+    }
+
+    /// @notice Whether a payer's authorization nonce has been used or cancelled.
+    /// @param payer The payer.
+    /// @param nonce The nonce.
+    function authorizationState(address payer, bytes32 nonce) external view returns (bool) {
+        return _authorizations[payer][nonce];
+    }
+
     /// @notice EIP-712 domain separator of the token (its address, this chain).
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {

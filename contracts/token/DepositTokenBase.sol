@@ -53,6 +53,16 @@ abstract contract DepositTokenBase is
     mapping(address vendor => mapping(uint256 word => uint256 bits)) internal _receipts;
     mapping(bytes32 batchRef => bool) internal _batchApplied;
     mapping(address issuer => uint256) internal _mintAllowances;
+    mapping(address payer => mapping(bytes32 nonce => bool)) internal _authorizations;
+
+    /// @dev EIP-712 type of a payment the payer signs offline and the vendor submits (`receiveWithAuthorization`).
+    bytes32 internal constant PAYMENT_AUTHORIZATION_TYPEHASH = keccak256(
+        "PaymentAuthorization(address payer,address vendor,uint256 amount,bytes32 receiptId,bytes32 evidenceHash,"
+        "uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+    );
+    /// @dev EIP-712 type of the cancellation of an unused authorization (`cancelAuthorization`).
+    bytes32 internal constant CANCEL_AUTHORIZATION_TYPEHASH =
+        keccak256("CancelAuthorization(address payer,bytes32 nonce)");
 
     function _receiptUsed(address vendor, bytes32 receiptId) internal view returns (bool) {
         return (_receipts[vendor][uint256(receiptId) >> 8] >> (uint256(receiptId) & 0xff)) & 1 == 1;

@@ -1,0 +1,166 @@
+"""Payment authorizations: an official signs a payment offline (EIP-712), the vendor's terminal submits it.
+
+In the manner of EIP-3009 `receiveWithAuthorization`: only the vendor named in the authorization can submit it
+(`receiveWithAuthorization` checks the caller), so it cannot be front-run; a random nonce makes each one
+single-use, and the payer can cancel an unused one (`cancelAuthorization`). The signed authorization travels as
+a small JSON document (file, QR code, NFC) that holds no secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import is_address, to_checksum_address
+
+DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+PAYMENT_FIELDS = [
+    {"name": "payer", "type": "address"},
+    {"name": "vendor", "type": "address"},
+    {"name": "amount", "type": "uint256"},
+    {"name": "receiptId", "type": "bytes32"},
+    {"name": "evidenceHash", "type": "bytes32"},
+    {"name": "validAfter", "type": "uint256"},
+    {"name": "validBefore", "type": "uint256"},
+    {"name": "nonce", "type": "bytes32"},
+]
+CANCEL_FIELDS = [{"name": "payer", "type": "address"}, {"name": "nonce", "type": "bytes32"}]
+ZERO32 = "0x" + "00" * 32
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The token's EIP-712 domain, as `eip712Domain()` reports it."""
+
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+
+    @classmethod
+    def of(cls, token) -> "Domain":
+        _, name, version, chain_id, contract, _, _ = token.eip712Domain()
+        return cls(name, version, int(chain_id), to_checksum_address(contract))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+@dataclass(frozen=True)
+class PaymentAuthorization:
+    """What the payer signs: pay `amount` to `vendor`, between `valid_after` and `valid_before`."""
+
+    payer: str
+    vendor: str
+    amount: int
+    receipt_id: str
+    evidence_hash: str
+    valid_after: int
+    valid_before: int
+    nonce: str
+
+    def __post_init__(self) -> None:
+        for field_name in ("payer", "vendor"):
+            if not is_address(getattr(self, field_name)):
+                raise ValueError(f"{field_name} {getattr(self, field_name)!r} is not an address")
+        if self.amount <= 0:
+            raise ValueError(f"amount must be a positive whole number of KRW, not {self.amount}")
+        if self.valid_before <= self.valid_after:
+            raise ValueError("valid_before must be later than valid_after")
+        for field_name in ("receipt_id", "evidence_hash", "nonce"):
+            value = getattr(self, field_name)
+            if not (isinstance(value, str) and value.startswith("0x") and len(value) == 66):
+                raise ValueError(f"{field_name} must be a 0x-prefixed 32-byte hex string")
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "payer": to_checksum_address(self.payer),
+            "vendor": to_checksum_address(self.vendor),
+            "amount": self.amount,
+            "receiptId": bytes.fromhex(self.receipt_id[2:]),
+            "evidenceHash": bytes.fromhex(self.evidence_hash[2:]),
+            "validAfter": self.valid_after,
+            "validBefore": self.valid_before,
+            "nonce": bytes.fromhex(self.nonce[2:]),
+        }
+
+
+@dataclass(frozen=True)
+class SignedAuthorization:
+    """An authorization with the payer's signature: safe to hand to the vendor (it holds no secret)."""
+
+    authorization: PaymentAuthorization
+    v: int
+    r: str
+    s: str
+
+    def contract_args(self) -> tuple:
+        """The arguments of `receiveWithAuthorization`, in order."""
+        a = self.authorization
+        m = a.message()
+        return (
+            m["payer"], m["vendor"], a.amount, m["receiptId"], m["evidenceHash"], a.valid_after,
+            a.valid_before, m["nonce"], self.v, bytes.fromhex(self.r[2:]), bytes.fromhex(self.s[2:]),
+        )
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({**asdict(self.authorization), "v": self.v, "r": self.r, "s": self.s},
+                           option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "SignedAuthorization":
+        try:
+            data = orjson.loads(raw)
+            signature = {key: data.pop(key) for key in ("v", "r", "s")}
+            return cls(PaymentAuthorization(**data), int(signature["v"]), signature["r"], signature["s"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"not a signed payment authorization: {error}") from None
+
+
+def new_nonce() -> str:
+    """A random 32-byte nonce: authorizations are not ordered, so any number of them can be outstanding."""
+    return "0x" + secrets.token_bytes(32).hex()
+
+
+def _sign(typed: dict[str, Any], private_key: bytes) -> tuple[int, str, str]:
+    signature = Account.sign_message(encode_typed_data(full_message=typed), private_key)
+    return signature.v, "0x" + signature.r.to_bytes(32, "big").hex(), "0x" + signature.s.to_bytes(32, "big").hex()
+
+
+def sign_authorization(auth: PaymentAuthorization, domain: Domain, private_key: bytes) -> SignedAuthorization:
+    """Signs offline; the key is used here and nowhere else."""
+    typed = {
+        "types": {"EIP712Domain": DOMAIN_FIELDS, "PaymentAuthorization": PAYMENT_FIELDS},
+        "primaryType": "PaymentAuthorization",
+        "domain": domain.as_dict(),
+        "message": auth.message(),
+    }
+    if Account.from_key(private_key).address != to_checksum_address(auth.payer):
+        raise ValueError("the signing key does not belong to the payer")
+    return SignedAuthorization(auth, *_sign(typed, private_key))
+
+
+def sign_cancellation(payer: str, nonce: str, domain: Domain, private_key: bytes) -> tuple[int, bytes, bytes]:
+    """(v, r, s) of `CancelAuthorization(payer, nonce)` for `cancelAuthorization`."""
+    typed = {
+        "types": {"EIP712Domain": DOMAIN_FIELDS, "CancelAuthorization": CANCEL_FIELDS},
+        "primaryType": "CancelAuthorization",
+        "domain": domain.as_dict(),
+        "message": {"payer": to_checksum_address(payer), "nonce": bytes.fromhex(nonce[2:])},
+    }
+    v, r, s = _sign(typed, private_key)
+    return v, bytes.fromhex(r[2:]), bytes.fromhex(s[2:])

@@ -1,0 +1,132 @@
+"""Gasless payment by signature: the official signs offline, only the named vendor can submit, once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import ape
+import pytest
+from eth_account import Account
+
+from conftest import MONDAY_10, ZERO, b32, set_time, ts
+from deposit_token.authorization import (
+    Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation,
+)
+
+ZERO_HEX = "0x" + "00" * 32
+
+
+@pytest.fixture
+def official(system):
+    """An enrolled, funded official whose key exists only here (it never sends a transaction)."""
+    t, p = system.token, system.people
+    key = Account.create()
+    t.enrol([key.address], system.bp, [b32("MOEF")], sender=p.manager)
+    t.allocate(b32("auth-official"), system.bp, [key.address], [300_000], sender=p.manager)
+    return key
+
+
+def authorize(system, official, vendor, amount, receipt=ZERO_HEX, hours=1, nonce=None):
+    auth = PaymentAuthorization(
+        payer=official.address, vendor=vendor.address, amount=amount, receipt_id=receipt,
+        evidence_hash=ZERO_HEX, valid_after=ts(MONDAY_10) - 60, valid_before=ts(MONDAY_10 + timedelta(hours=hours)),
+        nonce=nonce or new_nonce(),
+    )
+    return sign_authorization(auth, Domain.of(system.token), official.key)
+
+
+def test_vendor_collects_a_signed_payment(system, official):
+    t, p = system.token, system.people
+    signed = authorize(system, official, p.restaurant, 42_000, receipt="0x" + b32(9001).hex())
+    # It travels as JSON (QR code, NFC, file) and holds no secret.
+    carried = SignedAuthorization.from_json(signed.to_json())
+    assert official.key.hex()[2:] not in signed.to_json().decode()
+    receipt = t.receiveWithAuthorization(*carried.contract_args(), sender=p.restaurant)
+    assert [e.event_name for e in receipt.events] == ["AuthorizationUsed", "Transfer", "Payment"]
+    assert receipt.events[2].payer == official.address and receipt.events[2].receiptId == b32(9001)
+    assert t.balanceOf(official.address) == 258_000
+    assert t.authorizationState(official.address, bytes.fromhex(signed.authorization.nonce[2:]))
+    assert chain_nonce(official.address) == 0  # the official never sent a transaction
+
+
+def chain_nonce(address):
+    from ape import chain
+
+    return chain.provider.get_nonce(address)
+
+
+def test_replay_and_third_party_submission_fail(system, official):
+    t, p = system.token, system.people
+    signed = authorize(system, official, p.restaurant, 10_000)
+    with ape.reverts(t.CallerNotPayee, caller=p.outsider.address, vendor=p.restaurant.address):
+        t.receiveWithAuthorization(*signed.contract_args(), sender=p.outsider)
+    with ape.reverts(t.CallerNotPayee):  # not even the payer's other vendor can take it
+        t.receiveWithAuthorization(*signed.contract_args(), sender=p.cafe)
+    t.receiveWithAuthorization(*signed.contract_args(), sender=p.restaurant)
+    nonce = bytes.fromhex(signed.authorization.nonce[2:])
+    with ape.reverts(t.AuthorizationAlreadyUsed, payer=official.address, nonce=nonce):
+        t.receiveWithAuthorization(*signed.contract_args(), sender=p.restaurant)
+
+
+def test_tampered_terms_are_refused(system, official):
+    t, p = system.token, system.people
+    signed = authorize(system, official, p.restaurant, 10_000)
+    args = list(signed.contract_args())
+    args[2] = 99_000  # the vendor raises the amount
+    with ape.reverts(t.InvalidAuthorizationSigner, payer=official.address):
+        t.receiveWithAuthorization(*args, sender=p.restaurant)
+
+
+def test_validity_window(system, official, chain):
+    t, p = system.token, system.people
+    signed = authorize(system, official, p.restaurant, 10_000, hours=1)
+    set_time(chain, MONDAY_10 + timedelta(hours=2))
+    with ape.reverts(t.AuthorizationExpired, validBefore=signed.authorization.valid_before):
+        t.receiveWithAuthorization(*signed.contract_args(), sender=p.restaurant)
+    later = PaymentAuthorization(**{**signed.authorization.__dict__, "valid_after": ts(MONDAY_10 + timedelta(days=1)),
+                                    "valid_before": ts(MONDAY_10 + timedelta(days=2)), "nonce": new_nonce()})
+    early = sign_authorization(later, Domain.of(t), official.key)
+    with ape.reverts(t.AuthorizationNotYetValid, validAfter=later.valid_after):
+        t.receiveWithAuthorization(*early.contract_args(), sender=p.restaurant)
+
+
+def test_same_rules_apply(system, official):
+    t, p = system.token, system.people
+    signed = authorize(system, official, p.bar, 10_000)
+    with ape.reverts(t.CategoryNotAllowed):
+        t.receiveWithAuthorization(*signed.contract_args(), sender=p.bar)
+    big = authorize(system, official, p.restaurant, 600_000)
+    with ape.reverts(t.EvidenceRequired):
+        t.receiveWithAuthorization(*big.contract_args(), sender=p.restaurant)
+    # A refused authorization is not consumed.
+    assert not t.authorizationState(official.address, bytes.fromhex(big.authorization.nonce[2:]))
+
+
+def test_payer_cancels_an_unused_authorization(system, official):
+    t, p = system.token, system.people
+    signed = authorize(system, official, p.restaurant, 10_000)
+    domain = Domain.of(t)
+    nonce = signed.authorization.nonce
+    stranger = Account.create()
+    with ape.reverts(t.InvalidAuthorizationSigner, signer=stranger.address, payer=official.address):
+        t.cancelAuthorization(official.address, bytes.fromhex(nonce[2:]),
+                              *sign_cancellation(official.address, nonce, domain, stranger.key), sender=p.outsider)
+    receipt = t.cancelAuthorization(official.address, bytes.fromhex(nonce[2:]),
+                                    *sign_cancellation(official.address, nonce, domain, official.key), sender=p.outsider)
+    assert receipt.events[0].event_name == "AuthorizationCanceled"
+    with ape.reverts(t.AuthorizationAlreadyUsed):
+        t.receiveWithAuthorization(*signed.contract_args(), sender=p.restaurant)
+
+
+def test_bad_authorizations_are_rejected_before_signing(official, system):
+    p = system.people
+    base = dict(payer=official.address, vendor=p.restaurant.address, amount=1, receipt_id=ZERO_HEX,
+                evidence_hash=ZERO_HEX, valid_after=0, valid_before=10, nonce=new_nonce())
+    for change, message in (({"amount": 0}, "amount"), ({"vendor": "0x123"}, "vendor"),
+                            ({"valid_before": 0}, "valid_before"), ({"nonce": "0x12"}, "nonce")):
+        with pytest.raises(ValueError, match=message):
+            PaymentAuthorization(**{**base, **change})
+    with pytest.raises(ValueError, match="payer"):
+        sign_authorization(PaymentAuthorization(**base), Domain("x", "1", 1, p.restaurant.address), Account.create().key)
+    with pytest.raises(ValueError, match="not a signed payment authorization"):
+        SignedAuthorization.from_json(b'{"payer": 1}')
