@@ -136,25 +136,39 @@ def new_nonce() -> str:
     return "0x" + secrets.token_bytes(32).hex()
 
 
-def _sign(typed: dict[str, Any], private_key: bytes) -> tuple[int, str, str]:
-    signature = Account.sign_message(encode_typed_data(full_message=typed), private_key)
-    return signature.v, "0x" + signature.r.to_bytes(32, "big").hex(), "0x" + signature.s.to_bytes(32, "big").hex()
+Signer = bytes | Any  # a private key, or an ape account (its key stays in ape's encrypted keystore)
 
 
-def sign_authorization(auth: PaymentAuthorization, domain: Domain, private_key: bytes) -> SignedAuthorization:
-    """Signs offline; the key is used here and nowhere else."""
+def _address_of(signer: Signer) -> str:
+    return Account.from_key(signer).address if isinstance(signer, bytes) else to_checksum_address(signer.address)
+
+
+def _word(value: Any) -> str:
+    return "0x" + (value.to_bytes(32, "big") if isinstance(value, int) else bytes(value)).hex()
+
+
+def _sign(typed: dict[str, Any], signer: Signer) -> tuple[int, str, str]:
+    message = encode_typed_data(full_message=typed)
+    signature = Account.sign_message(message, signer) if isinstance(signer, bytes) else signer.sign_message(message)
+    if signature is None:
+        raise ValueError("the account declined to sign")
+    return int(signature.v), _word(signature.r), _word(signature.s)
+
+
+def sign_authorization(auth: PaymentAuthorization, domain: Domain, signer: Signer) -> SignedAuthorization:
+    """Signs offline (no transaction, no gas)."""
     typed = {
         "types": {"EIP712Domain": DOMAIN_FIELDS, "PaymentAuthorization": PAYMENT_FIELDS},
         "primaryType": "PaymentAuthorization",
         "domain": domain.as_dict(),
         "message": auth.message(),
     }
-    if Account.from_key(private_key).address != to_checksum_address(auth.payer):
+    if _address_of(signer) != to_checksum_address(auth.payer):
         raise ValueError("the signing key does not belong to the payer")
-    return SignedAuthorization(auth, *_sign(typed, private_key))
+    return SignedAuthorization(auth, *_sign(typed, signer))
 
 
-def sign_cancellation(payer: str, nonce: str, domain: Domain, private_key: bytes) -> tuple[int, bytes, bytes]:
+def sign_cancellation(payer: str, nonce: str, domain: Domain, signer: Signer) -> tuple[int, bytes, bytes]:
     """(v, r, s) of `CancelAuthorization(payer, nonce)` for `cancelAuthorization`."""
     typed = {
         "types": {"EIP712Domain": DOMAIN_FIELDS, "CancelAuthorization": CANCEL_FIELDS},
@@ -162,5 +176,5 @@ def sign_cancellation(payer: str, nonce: str, domain: Domain, private_key: bytes
         "domain": domain.as_dict(),
         "message": {"payer": to_checksum_address(payer), "nonce": bytes.fromhex(nonce[2:])},
     }
-    v, r, s = _sign(typed, private_key)
+    v, r, s = _sign(typed, signer)
     return v, bytes.fromhex(r[2:]), bytes.fromhex(s[2:])

@@ -1,0 +1,100 @@
+"""A vendor's terminal: collect a payment the official signed, redeem tokens for money, list what came in.
+
+    ape run vendor collect pay.json --network ethereum:pilot:node --account hanok-table
+    ape run vendor redeem 1500000 --reference KB-0012-3456 --account hanok-table
+    ape run vendor payments --account hanok-table
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+from eth_utils import keccak
+from rich.table import Table
+
+from deposit_token.authorization import SignedAuthorization
+from deposit_token.categories import category_name
+from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, AMOUNT, console, deployed_token, fail
+from deposit_token.wallet import why_not
+
+
+@click.group()
+def cli():
+    """A vendor's terminal: collect signed payments, redeem, list payments received."""
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@click.argument("authorization", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def collect(account, authorization):
+    """Submit a payment the official signed (AUTHORIZATION: the file `ape run wallet authorize` wrote).
+    Only the vendor named in it can; it is checked first and explained if a rule would refuse it."""
+    token = deployed_token()
+    try:
+        signed = SignedAuthorization.from_json(authorization.read_bytes())
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    if signed.authorization.vendor != account.address:
+        raise click.ClickException(
+            f"this authorization pays {signed.authorization.vendor}, not {account.address}: only that vendor can "
+            "collect it"
+        )
+    reason = why_not(token, "receiveWithAuthorization", signed.contract_args(), account.address)
+    if reason is not None:
+        raise click.ClickException(f"not collected: {reason}")
+    try:
+        receipt = token.receiveWithAuthorization(*signed.contract_args(), sender=account)
+    except Exception as error:  # noqa: BLE001
+        fail(error, token)
+    console().print(f"collected {signed.authorization.amount:,} KRW from {signed.authorization.payer} "
+                    f"in tx {receipt.txn_hash}")
+
+
+@cli.command(cls=ConnectedProviderCommand, context_settings=NEGATIVE_NUMBERS_ARE_ARGUMENTS)
+@network_option()
+@account_option()
+@click.argument("amount", type=AMOUNT)
+@click.option("--reference", required=True,
+              help="The settlement reference the bank pays out on (e.g. the payout instruction's id).")
+def redeem(account, amount, reference):
+    """Redeem AMOUNT KRW: the tokens are burned and the bank pays the amount into the vendor's account."""
+    token = deployed_token()
+    settlement = keccak(text=reference.strip())
+    if not reference.strip():
+        raise click.BadParameter("the settlement reference must not be empty", param_hint="--reference")
+    reason = why_not(token, "redeem", (amount, settlement), account.address)
+    if reason is not None:
+        raise click.ClickException(f"not redeemed: {reason}")
+    try:
+        receipt = token.redeem(amount, settlement, sender=account)
+    except Exception as error:  # noqa: BLE001
+        fail(error, token)
+    console().print(f"redeemed {amount:,} KRW (settlement reference {reference!r} = 0x{settlement.hex()}) "
+                    f"in tx {receipt.txn_hash}")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@network_option()
+@account_option()
+@click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True)
+def payments(account, from_block):
+    """List the payments this vendor received (from the chain's Payment events)."""
+    token = deployed_token()
+    table = Table(title=f"Payments to {account.address}")
+    for column in ("block", "time (UTC)", "payer", "program", "category", "period", "amount", "receipt", "tx"):
+        table.add_column(column, overflow="fold")
+    total = 0
+    for log in token.Payment.range(from_block, None, search_topics={"vendor": account.address}):
+        block = log.block_number
+        when = datetime.fromtimestamp(log.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M") if log.timestamp else ""
+        receipt_id = int.from_bytes(bytes(log.receiptId), "big")
+        table.add_row(str(block), when, log.payer, str(log.programId), category_name(log.category), str(log.period),
+                      f"{log.amount:,}", str(receipt_id) if receipt_id < 10**12 else "0x" + bytes(log.receiptId).hex(),
+                      log.transaction_hash)
+        total += log.amount
+    console().print(table)
+    console().print(f"total received: {total:,} KRW")

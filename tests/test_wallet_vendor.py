@@ -1,0 +1,134 @@
+"""The official's wallet and the vendor's terminal, end to end through their commands on a real Anvil."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import pay
+from deposit_token import deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = "ethereum:local:foundry"
+
+
+@pytest.fixture
+def run(system, chain, tmp_path, accounts):
+    """Runs `ape run <script> <command> <args>` as a subprocess, as an official or a vendor would, against the
+    test's own Anvil (APE_FOUNDRY_HOST), so ape's per-test revert undoes what it did."""
+    record = {"network": LOCAL, "chain_id": chain.chain_id, "token": system.token.address}
+    deployment.write_record(deployment.record_path(LOCAL, tmp_path), record)
+    index = {a.address: i for i, a in enumerate(accounts)}
+    env = dict(os.environ, APE_FOUNDRY_HOST=chain.provider.uri, **{deployment.DEPLOYMENTS_ENV: str(tmp_path)})
+    ape = Path(sys.executable).with_name("ape")
+
+    def invoke(script: str, command: str, *args: str, account=None):
+        extra = ["--account", f"TEST::{index[account.address]}"] if account is not None else []
+        return subprocess.run(
+            [str(ape), "run", script, command, "--network", LOCAL, *extra, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+
+    return invoke
+
+
+def test_balance_shows_program_hours_and_caps(run, system):
+    p = system.people
+    pay(system, p.spenders[0], p.cafe, 50_000)
+    result = run("wallet", "balance", account=p.spenders[0])
+    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert "2,950,000 KRW" in (result.stdout + result.stderr) and "BP-2030-MOEF" in (result.stdout + result.stderr)
+    assert "Mon 06-23" in (result.stdout + result.stderr)
+    assert "CAFE_BAKERY" in (result.stdout + result.stderr) and "250,000" in (result.stdout + result.stderr)
+    result = run("wallet", "balance", account=p.restaurant)
+    assert result.returncode == 1 and "not an enrolled spender" in (result.stdout + result.stderr)
+
+
+def test_pay_sends_or_explains_and_sends_nothing(run, system, chain):
+    p = system.people
+    result = run("wallet", "pay", p.restaurant.address, "45,000", "--receipt", "1001", account=p.spenders[0])
+    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert "paid 45,000 KRW" in (result.stdout + result.stderr)
+    height, balance = chain.blocks.height, system.token.balanceOf(p.spenders[0])
+    result = run("wallet", "pay", p.bar.address, "10000", account=p.spenders[0])
+    assert result.returncode == 1
+    assert "not sent: vendor" in (result.stdout + result.stderr) and "ENTERTAINMENT_BAR" in (result.stdout + result.stderr) and "BP-2030-MOEF" in (result.stdout + result.stderr)
+    result = run("wallet", "pay", p.restaurant.address, "10000", "--receipt", "1001", account=p.spenders[0])
+    assert "already been paid" in (result.stdout + result.stderr)
+    result = run("wallet", "pay", p.restaurant.address, "600000", account=p.spenders[0])
+    assert "evidence" in (result.stdout + result.stderr)
+    assert (chain.blocks.height, system.token.balanceOf(p.spenders[0])) == (height, balance)
+
+
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["0x1234", "100"], "is not an address"),
+        (["0xbDA5747bFD65F08deb54cb465eB87D40e51B197F", "100"], "checksum"),
+        (["{vendor}", "-5"], "not a whole"),
+        (["{vendor}", "1.5"], "not a whole"),
+        (["{vendor}", "0"], "greater than zero"),
+        (["{vendor}", "100", "--receipt", "0x12"], "neither a number"),
+        (["{vendor}", "100", "--evidence", "missing.pdf"], "neither a file"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_sent(system, chain, args, problem):
+    """Parsed in-process: the arguments fail before the command connects or sends anything."""
+    spec = importlib.util.spec_from_file_location("wallet_script", ROOT / "scripts" / "wallet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    height = chain.blocks.height
+    vendor = system.people.restaurant.address
+    result = CliRunner().invoke(module.cli, ["pay", "--network", LOCAL, *[a.format(vendor=vendor) for a in args]])
+    assert result.exit_code == 2, result.output
+    assert problem in result.output and "Traceback" not in result.output
+    assert chain.blocks.height == height
+
+
+def test_signed_payment_collected_by_the_vendor_only_once(run, system, tmp_path):
+    p, t = system.people, system.token
+    signed = tmp_path / "pay.json"
+    result = run("wallet", "authorize", p.restaurant.address, "30000", "--receipt", "77", "--out", str(signed),
+                 account=p.spenders[1])
+    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert json.loads(signed.read_text())["amount"] == 30_000
+    before = t.balanceOf(p.spenders[1])
+    result = run("vendor", "collect", str(signed), account=p.cafe)
+    assert result.returncode == 1 and "only that vendor can collect it" in (result.stdout + result.stderr)
+    result = run("vendor", "collect", str(signed), account=p.restaurant)
+    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert t.balanceOf(p.spenders[1]) == before - 30_000
+    result = run("vendor", "collect", str(signed), account=p.restaurant)
+    assert result.returncode == 1 and "already been used" in (result.stdout + result.stderr)
+    result = run("vendor", "payments", account=p.restaurant)
+    assert "30,000" in (result.stdout + result.stderr) and "total received: 30,000 KRW" in (result.stdout + result.stderr)
+
+
+def test_official_cancels_a_signed_payment(run, system, tmp_path):
+    p = system.people
+    signed = tmp_path / "pay.json"
+    run("wallet", "authorize", p.cafe.address, "5000", "--out", str(signed), account=p.spenders[2])
+    result = run("wallet", "cancel", str(signed), account=p.spenders[3])
+    assert result.returncode == 1 and "was signed by" in (result.stdout + result.stderr)
+    result = run("wallet", "cancel", str(signed), account=p.spenders[2])
+    assert result.returncode == 0, (result.stdout + result.stderr)
+    result = run("vendor", "collect", str(signed), account=p.cafe)
+    assert result.returncode == 1 and "already been used or cancelled" in (result.stdout + result.stderr)
+
+
+def test_vendor_redeems(run, system):
+    p, t = system.people, system.token
+    pay(system, p.spenders[0], p.restaurant, 80_000)
+    supply = t.totalSupply()
+    result = run("vendor", "redeem", "50000", "--reference", "KB-0012-3456", account=p.restaurant)
+    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert t.totalSupply() == supply - 50_000
+    result = run("vendor", "redeem", "50000", "--reference", "KB-0012-3457", account=p.restaurant)
+    assert result.returncode == 1 and "has 30,000 KRW" in (result.stdout + result.stderr)
