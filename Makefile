@@ -29,7 +29,7 @@ test: setup
 	ape test tests -q
 
 demo: setup
-	ape run deploy --network ethereum:local:foundry
+	ape run demo
 
 bench: bench-gas
 

@@ -1,0 +1,382 @@
+"""The pilot demo: a month of public spending on a local permissioned chain, rules enforced as money moves.
+
+Three ministries' business-promotion programs (about 50 officials) and an EV-charger subsidy (20 recipient
+businesses); 40 vendors across categories, restricted ones included; December 2026 in KST: more than 2,000
+payment attempts at realistic times of day, some of which the rules refuse (wrong category, over cap, at night,
+repeated receipt, missing evidence, over the per-payment limit); weekend / holiday / split payments that the
+rules allow but the audit flags; a frozen wallet clawed back; vendors redeeming; the budget lapsing at the end
+of the programs and swept back to the treasury.
+
+Everything goes through the project's own paths: keys in ape keystores (demo accounts use a cheaper KDF, see
+deposit_token.accounts), transactions through deposit_token.submit.Submitter, pre-checks through the token's
+ERC-1404 view (an official's wallet refuses to send what would fail; a few "unchecked wallets" send anyway, so
+the chain's own refusal is shown too). Time travel (`evm_setNextBlockTimestamp`) is the only non-standard
+JSON-RPC call, and only the simulation uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import secrets
+import shutil
+import socket
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import holidays
+from eth_abi import decode as abi_decode
+from rich.console import Console
+from rich.table import Table
+
+from . import accounts, network
+from .categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
+from .contracts import TOKEN_NAME, TOKEN_SYMBOL, system_contract_type
+from .presets import business_promotion, ev_charger_subsidy
+from .submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call, encode_deploy
+
+KST = timezone(timedelta(hours=9))
+MONTH_START = datetime(2026, 12, 1, tzinfo=KST)
+MONTH_END = datetime(2027, 1, 1, tzinfo=KST)  # the programs end here: the budget lapses
+ZERO32 = b"\0" * 32
+ROLE_NAMES = ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
+CODE_NAMES = {
+    0: "accepted", 1: "paused", 2: "sender not registered", 3: "recipient not registered", 4: "path not allowed",
+    5: "payer frozen", 6: "vendor frozen", 7: "vendor suspended", 8: "program not started", 9: "program ended",
+    10: "outside allowed hours", 11: "category not allowed", 12: "over per-payment limit",
+    13: "over category cap", 14: "evidence missing", 15: "receipt already paid", 16: "balance too low",
+    17: "zero amount", 18: "not the program's treasury",
+}
+MINISTRIES = (("MOEF", ("BUDGET", "TAX", "ECON")), ("MOIS", ("LOCAL", "SAFETY")), ("MOLIT", ("HOUSING", "ROADS")))
+VENDOR_MIX = (  # category, how many, amount range (KRW)
+    (Category.RESTAURANT, 14, (25_000, 420_000)),
+    (Category.CAFE_BAKERY, 8, (6_000, 60_000)),
+    (Category.CATERING, 3, (120_000, 800_000)),
+    (Category.CONFERENCE_VENUE, 3, (200_000, 950_000)),
+    (Category.ENTERTAINMENT_BAR, 2, (150_000, 900_000)),
+    (Category.KARAOKE, 2, (60_000, 300_000)),
+    (Category.GOLF_LEISURE, 1, (200_000, 600_000)),
+    (Category.BEAUTY_SAUNA_MASSAGE, 1, (30_000, 150_000)),
+    (Category.JEWELLERY, 1, (100_000, 900_000)),
+    (Category.EV_CHARGER_SUPPLIER, 2, (2_000_000, 9_000_000)),
+    (Category.EV_CHARGER_INSTALLER, 2, (1_000_000, 6_000_000)),
+    (Category.ELECTRICAL_CONTRACTOR, 1, (500_000, 3_000_000)),
+)
+SLOTS = ((7, 40), (12, 5), (12, 45), (15, 20), (18, 55), (20, 10), (23, 30))  # local times of day
+
+
+@dataclass
+class Vendor:
+    signer: LocalSigner
+    category: Category
+    name: str
+    amounts: tuple[int, int]
+    next_invoice: int = 1000
+    paid_receipts: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Spender:
+    signer: LocalSigner
+    program: int
+    department: str
+
+
+@dataclass
+class Attempt:
+    payer: Spender
+    vendor: Vendor
+    amount: int
+    receipt: int
+    evidence: bytes
+    kind: str  # what the simulation meant: "normal", or the rule it tries to break
+
+
+@dataclass
+class Tally:
+    attempts: int = 0
+    by_reason: Counter = field(default_factory=Counter)
+    refused_on_chain: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    paid: defaultdict = field(default_factory=lambda: defaultdict(int))
+
+
+class Demo:
+    """One run of the pilot; `say` prints progress lines."""
+
+    def __init__(self, data_dir: Path, port: int, say: Callable[[str], None], seed: int = 2026) -> None:
+        self.data_dir, self.port, self.say = data_dir, port, say
+        self.random = random.Random(seed)
+        self.abi = system_contract_type()
+        self.tally = Tally()
+        self.kr_holidays = holidays.country_holidays("KR", years=[2026, 2027])
+
+    # --- chain ------------------------------------------------------------------------------------------
+
+    def start_node(self) -> None:
+        config = network.config_for(self.data_dir / "node", port=self.port, block_time=0.25)
+        network.stop(config)
+        shutil.rmtree(config.data_dir, ignore_errors=True)
+        network.start(config)
+        self.config = config
+        self.rpc = network.JsonRpc(config.rpc_url, timeout=60)
+        self.submitter = Submitter(config.rpc_url, config.chain_id)
+        self.say(f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s)")
+
+    def set_time(self, moment: datetime) -> None:
+        self.rpc.call("evm_setNextBlockTimestamp", [int(moment.timestamp())])
+
+    def send(self, requests: Sequence[TxRequest], what: str) -> list[TxOutcome]:
+        outcomes = self.submitter.submit(requests)
+        failed = [o for o in outcomes if not o.status]
+        if failed and what != "payments":
+            raise RuntimeError(f"{what}: {failed[0].error}")
+        return outcomes
+
+    def tx(self, signer: LocalSigner, fn: str, *args, gas: int = 400_000) -> TxRequest:
+        return TxRequest(signer, self.token, encode_call(self.abi, fn, args), gas)
+
+    def view(self, calls: Sequence[tuple[str, tuple]], types: Sequence[str]) -> list[tuple]:
+        """Several eth_calls of the token at the pending block, in one batched request."""
+        batch = [("eth_call", [{"to": self.token, "data": "0x" + encode_call(self.abi, fn, args).hex()}, "pending"])
+                 for fn, args in calls]
+        return [abi_decode(types, bytes.fromhex(raw[2:])) for raw in self.rpc.batch(batch)]
+
+    # --- cast -------------------------------------------------------------------------------------------
+
+    def make_cast(self) -> None:
+        folder = self.data_dir / "keystore"
+        passphrase = os.environ.get("DEPOSIT_TOKEN_DEMO_PASSPHRASE")
+        if passphrase is None:  # a fresh cast with a passphrase that lives only in this process
+            shutil.rmtree(folder, ignore_errors=True)
+            passphrase = secrets.token_urlsafe(24)
+        begin = time.monotonic()
+        accounts.ensure_role_accounts(passphrase, folder=folder)
+        roles = accounts.load_signers(accounts.ROLE_ALIASES, passphrase, folder=folder)
+        officials = accounts.ensure_demo_accounts("official_", 50, passphrase, folder=folder)
+        recipients = accounts.ensure_demo_accounts("recipient_", 20, passphrase, folder=folder)
+        vendor_aliases = accounts.ensure_demo_accounts("vendor_", 40, passphrase, folder=folder)
+        signers = accounts.load_signers([*officials, *recipients, *vendor_aliases], passphrase, folder=folder)
+        self.roles = roles
+        self.officials = [
+            Spender(signers[alias], 1 + i % 3, f"{MINISTRIES[i % 3][0]}-{MINISTRIES[i % 3][1][i % len(MINISTRIES[i % 3][1])]}")
+            for i, alias in enumerate(officials)
+        ]
+        self.recipients = [Spender(signers[alias], 4, f"EV-BIZ-{i + 1:02d}") for i, alias in enumerate(recipients)]
+        aliases = iter(vendor_aliases)
+        self.vendors = [
+            Vendor(signers[next(aliases)], category, f"{category_name(category).title()} #{n + 1}", amounts)
+            for category, count, amounts in VENDOR_MIX for n in range(count)
+        ]
+        self.say(f"{len(roles) + len(signers)} ape keystore accounts ready in {time.monotonic() - begin:.1f} s "
+                 f"(keys decrypted in memory only)")
+
+    # --- setup ------------------------------------------------------------------------------------------
+
+    def deploy_and_set_up(self) -> None:
+        from ape import project
+
+        r = self.roles
+        self.set_time(MONTH_START - timedelta(days=2))
+        module, = self.send([TxRequest(r["admin"], None, encode_deploy(project.DepositTokenAdmin.contract_type,
+                                                                         [TOKEN_NAME]), 8_000_000)], "deploy")
+        token, = self.send([TxRequest(r["admin"], None, encode_deploy(
+            project.DepositToken.contract_type, [TOKEN_NAME, TOKEN_SYMBOL, r["admin"].address, 86_400,
+                                                 module.contract_address]), 8_000_000)], "deploy")
+        self.token = token.contract_address
+        self.say(f"deployed token {self.token} (admin module {module.contract_address})")
+        from eth_utils import keccak
+
+        grants = [self.tx(r["admin"], "grantRole", keccak(text=role), r[who].address)
+                  for role, who in zip(ROLE_NAMES, ("issuer", "manager", "registrar", "compliance"))]
+        self.send(grants + [self.tx(r["admin"], "setMintAllowance", r["issuer"].address, 10**13),
+                            self.tx(r["admin"], "registerTreasury", r["treasury"].address)], "roles")
+        self.send([self.tx(r["issuer"], "mint", r["treasury"].address, 2_000_000_000)], "mint")
+        start, end = int(MONTH_START.timestamp()), int(MONTH_END.timestamp())
+        specs = [business_promotion(f"BP-2026-{m}", r["treasury"].address, start, end) for m, _ in MINISTRIES]
+        specs.append(ev_charger_subsidy("EV-2026-MOE", r["treasury"].address, start, end))
+        self.send([self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in specs],
+                  "programs")
+        self.send([self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
+                   for v in self.vendors], "vendors")
+        for program in (1, 2, 3, 4):
+            members = [s for s in self.officials + self.recipients if s.program == program]
+            self.send([self.tx(r["manager"], "enrol", [s.signer.address for s in members], program,
+                               [s.department.encode().ljust(32, b"\0") for s in members], gas=3_000_000)], "enrol")
+            amount = 30_000_000 if program == 4 else 4_000_000
+            ref = keccak(text=f"demo-2026-12-disbursal-{program}")
+            self.send([self.tx(r["manager"], "allocate", ref, program, [s.signer.address for s in members],
+                               [amount] * len(members), gas=3_000_000)], "allocate")
+        self.say(f"4 programs, {len(self.vendors)} vendors, {len(self.officials)} officials and "
+                 f"{len(self.recipients)} subsidy recipients enrolled and funded")
+
+    # --- the month --------------------------------------------------------------------------------------
+
+    def attempts_for(self, day: date, slot: tuple[int, int]) -> list[Attempt]:
+        rng = self.random
+        weekend = day.weekday() >= 5 or day in self.kr_holidays
+        allowed = [v for v in self.vendors if v.category in (Category.RESTAURANT, Category.CAFE_BAKERY,
+                                                             Category.CATERING, Category.CONFERENCE_VENUE)]
+        restricted = [v for v in self.vendors if v.category in RESTRICTED_FOR_BUSINESS_PROMOTION]
+        ev_vendors = [v for v in self.vendors if v.category.name.startswith(("EV_", "ELECTRICAL"))]
+        share = 0.07 if weekend else 0.26
+        payers = [o for o in self.officials if rng.random() < share]
+        attempts = []
+        for payer in payers:
+            roll = rng.random()
+            if slot == (23, 30):
+                kind, vendor = "at night", rng.choice(allowed)
+            elif roll < 0.05:
+                kind, vendor = "restricted category", rng.choice(restricted)
+            else:
+                kind, vendor = "normal", rng.choice(allowed)
+            amount = rng.randrange(*vendor.amounts) // 100 * 100
+            evidence = hashlib.sha256(f"attendees {payer.department} {day} {amount}".encode()).digest()
+            receipt = vendor.next_invoice
+            if roll > 0.97 and vendor.paid_receipts:
+                kind, receipt = "repeated receipt", rng.choice(vendor.paid_receipts)
+            elif 0.93 < roll <= 0.96:
+                kind, amount = "missing evidence", max(amount, 520_000)
+                evidence = ZERO32
+            elif 0.90 < roll <= 0.91:
+                kind, amount = "over per-payment limit", 1_250_000
+            if amount < 500_000 and kind == "normal":
+                evidence = ZERO32
+            attempts.append(Attempt(payer, vendor, amount, receipt, evidence, kind))
+            if receipt == vendor.next_invoice:
+                vendor.next_invoice += 1
+            if kind == "normal" and amount < 500_000 and rng.random() < 0.02:  # a split bill
+                second = vendor.next_invoice
+                vendor.next_invoice += 1
+                attempts.append(Attempt(payer, vendor, 480_000, second, ZERO32, "split bill"))
+        if not weekend and 9 <= slot[0] < 18:
+            for payer in self.recipients:
+                if rng.random() < 0.08:
+                    vendor = rng.choice(ev_vendors)
+                    amount = rng.randrange(*vendor.amounts) // 1000 * 1000
+                    evidence = hashlib.sha256(f"installation report {payer.department} {day}".encode()).digest()
+                    attempts.append(Attempt(payer, vendor, amount, vendor.next_invoice, evidence, "subsidy"))
+                    vendor.next_invoice += 1
+        return attempts
+
+    def run_slot(self, moment: datetime, attempts: list[Attempt]) -> None:
+        if not attempts:
+            return
+        self.set_time(moment)
+        self.rpc.call("evm_mine", [])
+        checks = [("detectPaymentRestriction", (a.payer.signer.address, a.vendor.signer.address, a.amount,
+                                                a.receipt.to_bytes(32, "big"), a.evidence)) for a in attempts]
+        codes = [code for (code,) in self.view(checks, ["uint8"])]
+        to_send, sent_attempts = [], []
+        for attempt, code in zip(attempts, codes, strict=True):
+            self.tally.attempts += 1
+            reason = CODE_NAMES.get(code, str(code))
+            unchecked_wallet = code != 0 and self.random.random() < 0.05
+            if code == 0 or unchecked_wallet:
+                to_send.append(self.tx(attempt.payer.signer, "pay", attempt.vendor.signer.address, attempt.amount,
+                                       attempt.receipt.to_bytes(32, "big"), attempt.evidence, gas=150_000))
+                sent_attempts.append((attempt, code))
+            else:
+                self.tally.by_reason[reason] += 1
+        for outcome, (attempt, code) in zip(self.send(to_send, "payments"), sent_attempts, strict=True):
+            if outcome.status:
+                self.tally.by_reason["accepted"] += 1
+                self.tally.paid[attempt.payer.program] += attempt.amount
+                attempt.vendor.paid_receipts.append(attempt.receipt)
+            else:
+                reason = CODE_NAMES.get(code, "refused")
+                self.tally.by_reason[reason] += 1
+                self.tally.refused_on_chain[reason] += 1
+                self.tally.examples.setdefault(reason, outcome.error or "")
+
+    def play_month(self, days: int = 31) -> None:
+        began = time.monotonic()
+        day = MONTH_START.date()
+        while day < min(MONTH_END.date(), MONTH_START.date() + timedelta(days=days)):
+            for hour, minute in SLOTS:
+                moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=KST)
+                self.run_slot(moment, self.attempts_for(day, (hour, minute)))
+            if day == MONTH_START.date() + timedelta(days=min(14, days - 1)):
+                self.freeze_and_claw_back(datetime(day.year, day.month, day.day, 23, 50, tzinfo=KST))
+            day += timedelta(days=1)
+        self.say(f"{self.tally.attempts:,} payment attempts in December 2026 played in "
+                 f"{time.monotonic() - began:.0f} s")
+
+    def freeze_and_claw_back(self, moment: datetime) -> None:
+        r, official = self.roles, self.officials[6]
+        self.set_time(moment)
+        (balance,), = self.view([("balanceOf", (official.signer.address,))], ["uint256"])
+        self.send([self.tx(r["compliance"], "freeze", official.signer.address, "audit case 2026-118"),
+                   self.tx(r["compliance"], "clawback", official.signer.address, balance,
+                           "audit case 2026-118: meals with a contractor")], "clawback")
+        self.clawed = (official, balance)
+
+    def redeem_and_sweep(self) -> None:
+        self.set_time(MONTH_END + timedelta(hours=10))
+        self.rpc.call("evm_mine", [])
+        balances = self.view([("balanceOf", (v.signer.address,)) for v in self.vendors], ["uint256"])
+        from eth_utils import keccak
+
+        redeems = [self.tx(v.signer, "redeem", b, keccak(text=f"KB-settlement-{v.signer.address}-2026-12"))
+                   for v, (b,) in zip(self.vendors, balances, strict=True) if b > 0]
+        self.send(redeems, "redeem")
+        self.redeemed = sum(b for (b,) in balances)
+        spenders = [s.signer.address for s in self.officials + self.recipients]
+        before = self.view([("balanceOf", (a,)) for a in spenders], ["uint256"])
+        self.send([self.tx(self.roles["compliance"], "sweepExpired", spenders, gas=6_000_000)], "sweep")
+        self.swept = sum(b for (b,) in before)
+
+    # --- report -----------------------------------------------------------------------------------------
+
+    def report(self, console: Console) -> None:
+        table = Table(title="Payment attempts, December 2026 (KST)")
+        table.add_column("outcome")
+        table.add_column("count", justify="right")
+        table.add_column("of which refused by the chain itself", justify="right")
+        for reason, count in self.tally.by_reason.most_common():
+            table.add_row(reason, f"{count:,}", f"{self.tally.refused_on_chain.get(reason, 0):,}" if reason != "accepted" else "")
+        table.add_row("[bold]total[/]", f"[bold]{self.tally.attempts:,}[/]", "")
+        console.print(table)
+        names = {1: "BP-2026-MOEF", 2: "BP-2026-MOIS", 3: "BP-2026-MOLIT", 4: "EV-2026-MOE"}
+        totals = Table(title="Spent per program")
+        totals.add_column("program")
+        totals.add_column("paid to vendors (KRW)", justify="right")
+        for program, name in names.items():
+            totals.add_row(name, f"{self.tally.paid[program]:,}")
+        console.print(totals)
+        for reason, sentence in sorted(self.tally.examples.items()):
+            console.print(f"[dim]refused on chain ({reason}):[/] {sentence}")
+        official, amount = self.clawed
+        console.print(f"compliance froze {official.signer.address} and clawed back {amount:,} KRW; vendors redeemed "
+                      f"{self.redeemed:,} KRW; {self.swept:,} KRW of unspent budget lapsed and was swept back")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(console: Console, data_dir: Path, port: int | None = None, keep_running: bool = False,
+        days: int = 31) -> Demo:
+    """Plays the whole pilot and prints what happened; returns the Demo (its node's URL in `demo.config`)."""
+    began = time.monotonic()
+    demo = Demo(data_dir, port or free_port(), console.print)
+    demo.start_node()
+    try:
+        demo.make_cast()
+        demo.deploy_and_set_up()
+        demo.play_month(days)
+        demo.redeem_and_sweep()
+        demo.report(console)
+        console.print(f"demo finished in {time.monotonic() - began:.0f} s")
+    finally:
+        if not keep_running:
+            demo.submitter.close()
+            network.stop(demo.config)
+    return demo
