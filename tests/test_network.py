@@ -1,0 +1,235 @@
+"""The local pilot chain (`ape run network up | down | status`, deposit_token.network) on real Anvil processes.
+
+Every test runs its own node on a free port with a data directory in pytest's tmp_path, so the default
+chain (.anvil/pilot on port 8545) is never touched. Transactions are signed here with eth_account by fresh
+keys that hold no ether: that they are mined shows the zero gas price.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from eth_account import Account
+
+from deposit_token import deployment
+from deposit_token import network as net
+
+ROOT = Path(__file__).resolve().parent.parent
+PILOT = "ethereum:pilot:node"
+# Init code that deploys the 10-byte runtime `PUSH1 42 PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN` (returns 42).
+RUNTIME = "602a60005260206000f3"
+INIT_CODE = "0x" + "69" + RUNTIME + "600052600a6016f3"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("network_script", ROOT / "scripts" / "network.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cli
+
+
+def ape_run(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+    ape = Path(sys.executable).with_name("ape")
+    return subprocess.run([str(ape if ape.exists() else "ape"), "run", "network", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def send(rpc: net.JsonRpc, tx: dict, key: bytes) -> str:
+    signed = Account.sign_transaction(tx, key)
+    return rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+
+
+def wait_receipt(rpc: net.JsonRpc, tx_hash: str, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
+        if receipt:
+            return receipt
+        time.sleep(0.1)
+    raise AssertionError(f"{tx_hash} was not mined within {timeout} s")
+
+
+def deploy_probe(rpc: net.JsonRpc, key: bytes, nonce: int = 0) -> tuple[str, dict]:
+    """Deploys the 42-returning contract from an account without ether (legacy tx, gas price 0)."""
+    tx = {"nonce": nonce, "gasPrice": 0, "gas": 100_000, "data": INIT_CODE, "value": 0,
+          "chainId": net.DEFAULT_CHAIN_ID}
+    receipt = wait_receipt(rpc, send(rpc, tx, key))
+    assert int(receipt["status"], 16) == 1
+    return receipt["contractAddress"], receipt
+
+
+@pytest.fixture
+def config(tmp_path) -> net.NetworkConfig:
+    return net.NetworkConfig(data_dir=tmp_path / "chain", port=free_port(), state_interval=1)
+
+
+@pytest.fixture
+def node(config):
+    """A running node; stopped (and checked stopped) after the test."""
+    result = net.start(config)
+    yield result
+    net.stop(config)
+    assert net.running_pid(config) is None
+
+
+# --- the command line --------------------------------------------------------------------------------------
+
+
+def test_cli_up_status_down(tmp_path, monkeypatch):
+    """`ape run network up` returns while Anvil keeps running; `status` finds it; `ape run network down` stops
+    it; then `status` says so. (up and down run as separate processes, as an operator runs them; status runs
+    in-process, which is quicker on this busy machine.)"""
+    data_dir, port = tmp_path / "cli-chain", free_port()
+    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"),
+               **{deployment.DEPLOYMENTS_ENV: str(tmp_path / "deployments")})
+    monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(tmp_path / "deployments"))
+    cli, runner = load_cli(), CliRunner()
+    up = ape_run("up", "--data-dir", str(data_dir), "--port", str(port), "--block-time", "0.5", env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "20261" in up.stdout and f"ethereum:pilot:http://127.0.0.1:{port}" in up.stdout
+    config = net.config_for(data_dir)
+    assert config.port == port and config.block_time == 0.5
+    try:
+        pid = net.running_pid(config)
+        assert pid is not None, "Anvil did not outlive `ape run network up`"
+        assert os.getsid(pid) == pid  # its own session: a Ctrl-C in the terminal does not reach it
+        time.sleep(1.2)  # a few blocks for the block time measurement
+        status = runner.invoke(cli, ["status", "--data-dir", str(data_dir)])  # port found in network.json
+        assert status.exit_code == 0, status.output
+        assert "running, ours" in status.output and "20261" in status.output
+        assert "configured 0.5 s" in status.output
+        assert "No deployment recorded for ethereum:pilot:node" in status.output
+    finally:
+        down = ape_run("down", "--data-dir", str(data_dir), env=env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "Stopped the pilot chain" in down.stdout
+    assert net.running_pid(config) is None and not net.port_in_use("127.0.0.1", port)
+    assert config.state_file.exists()
+    after = runner.invoke(cli, ["status", "--data-dir", str(data_dir)])
+    assert after.exit_code == 1 and "not running" in after.output
+    again = runner.invoke(cli, ["down", "--data-dir", str(data_dir)])
+    assert again.exit_code == 0 and "is not running" in again.output
+
+
+@pytest.mark.parametrize("args", [[], ["up"], ["down"], ["status"]])
+def test_every_command_has_help(args):
+    result = CliRunner().invoke(load_cli(), [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    if args == ["up"]:
+        for option in ("--data-dir", "--port", "--block-time", "--chain-id", "--state-interval"):
+            assert option in result.output
+
+
+def test_cli_refuses_a_busy_port_with_a_clear_message(tmp_path):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = CliRunner().invoke(load_cli(), ["up", "--data-dir", str(tmp_path / "c"), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "c" / net.PID_FILE).exists()
+
+
+# --- the library -------------------------------------------------------------------------------------------
+
+
+def test_refuses_a_second_start_of_the_same_data_dir_and_a_port_in_use(config, node, tmp_path):
+    with pytest.raises(net.AlreadyRunningError, match="already running"):
+        net.start(config)
+    other = net.NetworkConfig(data_dir=tmp_path / "other", port=config.port)
+    with pytest.raises(net.PortBusyError, match=f"port {config.port} .* already in use"):
+        net.start(other)
+    assert net.running_pid(config) == node.pid  # the running node was left alone
+
+
+def test_zero_gas_price_lets_accounts_without_ether_transact(config, node):
+    rpc = net.JsonRpc(config.rpc_url)
+    assert rpc.call("eth_gasPrice") == "0x0"
+    payer = Account.create()
+    assert int(rpc.call("eth_getBalance", [payer.address, "latest"]), 16) == 0
+    legacy = {"nonce": 0, "gasPrice": 0, "gas": 21_000, "to": payer.address, "value": 0,
+              "chainId": net.DEFAULT_CHAIN_ID}
+    eip1559 = {"nonce": 1, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "gas": 21_000, "to": payer.address,
+               "value": 0, "chainId": net.DEFAULT_CHAIN_ID, "type": 2}
+    hashes = [send(rpc, legacy, payer.key), send(rpc, eip1559, payer.key)]
+    receipts = [wait_receipt(rpc, h) for h in hashes]
+    assert all(int(r["status"], 16) == 1 for r in receipts)
+    block = rpc.call("eth_getBlockByNumber", [receipts[-1]["blockNumber"], False])
+    assert int(block["baseFeePerGas"], 16) == 0
+    assert int(block["gasLimit"], 16) == net.DEFAULT_GAS_LIMIT
+
+
+def test_state_survives_down_and_up_and_status_shows_the_deployment(config, node, tmp_path):
+    rpc = net.JsonRpc(config.rpc_url)
+    deployer = Account.create()
+    token, receipt = deploy_probe(rpc, deployer.key)
+    records = tmp_path / "deployments"
+    deployment.write_record(deployment.record_path(PILOT, records), {
+        "network": PILOT, "chain_id": net.DEFAULT_CHAIN_ID, "token": token, "admin_module": deployer.address,
+        "block": {"number": int(receipt["blockNumber"], 16)},
+    })
+    before = net.status(config, PILOT, records)
+    assert before.answering and before.ours and before.chain_id == net.DEFAULT_CHAIN_ID
+    [record] = before.deployments
+    assert record.token == token and record.token_has_code is True and record.module_has_code is False
+    assert record.note == "live"
+    head = rpc.block_number()
+
+    stopped = net.stop(config)
+    assert stopped.pid == node.pid and stopped.graceful
+    assert net.status(config, PILOT, records).deployments[0].note == "chain not answering: code not checked"
+    restarted = net.start(config)
+    assert restarted.resumed and restarted.head_block >= head
+    assert rpc.call("eth_getCode", [token, "latest"]) == "0x" + RUNTIME
+    assert rpc.call("eth_call", [{"to": token, "data": "0x"}, "latest"]) == "0x" + (42).to_bytes(32, "big").hex()
+    assert int(rpc.call("eth_getTransactionCount", [deployer.address, "latest"]), 16) == 1
+    assert rpc.call("eth_getTransactionReceipt", [receipt["transactionHash"]])["contractAddress"] == token
+    after = net.status(config, PILOT, records)
+    assert after.deployments[0].token_has_code is True
+    assert after.block_time == pytest.approx(1.0, abs=0.35) and after.blocks_measured >= 1
+
+
+def test_a_killed_node_keeps_what_was_dumped_and_refuses_another_chain_id(config, node):
+    rpc = net.JsonRpc(config.rpc_url)
+    token, _ = deploy_probe(rpc, Account.create().key)
+    time.sleep(config.state_interval + 1.5)  # a periodic dump has happened since
+    os.kill(node.pid, signal.SIGKILL)
+    assert net._wait_for_exit(node.pid, 10)
+    assert net.running_pid(config) is None
+    with pytest.raises(net.NetworkError, match="holds the state of chain id 20261"):
+        net.start(net.NetworkConfig(data_dir=config.data_dir, port=config.port, chain_id=999))
+    net.start(config)
+    assert rpc.call("eth_getCode", [token, "latest"]) == "0x" + RUNTIME
+
+
+def test_status_reports_a_record_whose_token_has_no_code(config, node, tmp_path):
+    records = tmp_path / "deployments"
+    ghost = Account.create().address
+    deployment.write_record(deployment.record_path(PILOT, records),
+                            {"network": PILOT, "chain_id": net.DEFAULT_CHAIN_ID, "token": ghost})
+    [record] = net.status(config, PILOT, records).deployments
+    assert record.token_has_code is False and "no code" in record.note
+    deployment.write_record(deployment.record_path(PILOT, records),
+                            {"network": PILOT, "chain_id": 1, "token": ghost})
+    [record] = net.status(config, PILOT, records).deployments
+    assert record.token_has_code is None and "chain id 1" in record.note
+    assert json.loads(config.info_file.read_text())["chain_id"] == net.DEFAULT_CHAIN_ID
