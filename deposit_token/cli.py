@@ -121,6 +121,17 @@ def deployed_token(ecosystem_network_provider: str | None = None):
     return token_at(record["token"])
 
 
+def unattended(account):
+    """Lets an ape keystore account sign without a person at the keyboard when its passphrase is in ape's
+    documented environment variable (APE_ACCOUNTS_<alias>_PASSPHRASE); otherwise ape asks, as usual."""
+    import os
+
+    alias = getattr(account, "alias", None)
+    if alias and hasattr(account, "set_autosign") and f"APE_ACCOUNTS_{alias}_PASSPHRASE" in os.environ:
+        account.set_autosign(True)
+    return account
+
+
 def fail(error: BaseException, token=None) -> NoReturn:
     """Ends a command with one readable line (the revert as a sentence) and exit status 1, no traceback."""
     raise click.ClickException(explain(error, token=token)) from None

@@ -21,6 +21,7 @@ from rich.table import Table
 from web3.exceptions import Web3Exception
 
 from deposit_token import deployment
+from deposit_token.cli import unattended
 from deposit_token.contracts import deploy_system
 
 MAX_ADMIN_DELAY = 2**48 - 1  # the contract takes a uint48
@@ -127,6 +128,7 @@ def cli(provider, account, admin, admin_delay, force):
                 "keystore (`ape accounts list`)"
             )
         account = accounts.test_accounts[0]
+    unattended(account)
     if admin_delay == 0 and not network.is_dev:
         console.print("[yellow]warning:[/] --admin-delay is 0: the admin role can be handed over without delay")
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from deposit_token.authorization import SignedAuthorization
 from deposit_token.categories import category_name
-from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, AMOUNT, console, deployed_token, fail
+from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, unattended, AMOUNT, console, deployed_token, fail
 from deposit_token.wallet import why_not
 
 
@@ -33,6 +33,7 @@ def cli():
 def collect(account, authorization):
     """Submit a payment the official signed (AUTHORIZATION: the file `ape run wallet authorize` wrote).
     Only the vendor named in it can; it is checked first and explained if a rule would refuse it."""
+    unattended(account)
     token = deployed_token()
     try:
         signed = SignedAuthorization.from_json(authorization.read_bytes())
@@ -62,6 +63,7 @@ def collect(account, authorization):
               help="The settlement reference the bank pays out on (e.g. the payout instruction's id).")
 def redeem(account, amount, reference):
     """Redeem AMOUNT KRW: the tokens are burned and the bank pays the amount into the vendor's account."""
+    unattended(account)
     token = deployed_token()
     settlement = keccak(text=reference.strip())
     if not reference.strip():
@@ -83,6 +85,7 @@ def redeem(account, amount, reference):
 @click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True)
 def payments(account, from_block):
     """List the payments this vendor received (from the chain's Payment events)."""
+    unattended(account)
     token = deployed_token()
     table = Table(title=f"Payments to {account.address}")
     for column in ("block", "time (UTC)", "payer", "program", "category", "period", "amount", "receipt", "tx"):

@@ -19,7 +19,7 @@ from rich.table import Table
 from deposit_token.authorization import (
     Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation,
 )
-from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, ADDRESS, AMOUNT, EVIDENCE, RECEIPT, ZERO32, console, deployed_token, fail
+from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, unattended, ADDRESS, AMOUNT, EVIDENCE, RECEIPT, ZERO32, console, deployed_token, fail
 from deposit_token.rules import WEEKDAYS
 from deposit_token.wallet import wallet_view, why_not
 
@@ -38,6 +38,7 @@ def _local(timestamp: int, offset: int) -> str:
 @account_option()
 def balance(account):
     """Balance, program, validity, allowed hours and the cap left per category this month."""
+    unattended(account)
     token = deployed_token()
     try:
         view = wallet_view(token, account.address)
@@ -73,6 +74,7 @@ def balance(account):
 def pay(account, vendor, amount, receipt, evidence):
     """Pay VENDOR AMOUNT KRW. The payment is checked first; if a rule would refuse it, nothing is sent and
     the rule is explained."""
+    unattended(account)
     token = deployed_token()
     args = (vendor, amount, receipt, evidence or ZERO32)
     reason = why_not(token, "pay", args, account.address)
@@ -101,6 +103,7 @@ def pay(account, vendor, amount, receipt, evidence):
 def authorize(account, vendor, amount, receipt, evidence, valid_for, out):
     """Sign a payment offline for VENDOR to collect (`ape run vendor collect`): the official needs no gas,
     only the vendor named can submit it, and it works once."""
+    unattended(account)
     from ape import chain
 
     token = deployed_token()
@@ -124,6 +127,7 @@ def authorize(account, vendor, amount, receipt, evidence, valid_for, out):
 @click.argument("authorization", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def cancel(account, authorization):
     """Cancel an unused signed payment (AUTHORIZATION is the file `authorize` wrote)."""
+    unattended(account)
     token = deployed_token()
     try:
         signed = SignedAuthorization.from_json(authorization.read_bytes())
