@@ -1,0 +1,617 @@
+"""The fast submission path: sign locally, send in JSON-RPC batches, wait for receipts in batches.
+
+Sending one transaction at a time through web3.py (build, sign, send, wait) spends almost all its time on
+round trips and on Python-side transaction building: about 140 payments/s against Anvil on this machine. The
+treasury's disbursal and the pilot demo send thousands, so this module does the minimum per transaction:
+
+* keys are held in memory by `LocalSigner` and transactions are signed with coincurve (libsecp256k1); the
+  signature is byte-identical to eth_account's (RFC 6979 nonces, low-s), which `tests/test_submit.py` checks;
+* nonces are managed locally: one batched ``eth_getTransactionCount(sender, "pending")`` per distinct sender
+  at the start of each `Submitter.submit`, then counted up;
+* transactions are EIP-155 legacy transactions with one gas price for the whole submission (explicit, or the
+  node's ``eth_gasPrice``): zero on the pilot network, above the base fee on ape-foundry's test Anvil;
+* they are sent as JSON-RPC batches (a JSON array) over one persistent HTTP connection, encoded and decoded
+  with orjson; the next batch is signed while the node ingests the previous one;
+* receipts are fetched with batched ``eth_getTransactionReceipt`` each time the head block advances;
+* a transaction that reverted is replayed with ``eth_call`` from the same sender at its block's parent, and
+  the revert data is decoded into a sentence by `deposit_token.errors` (see `Submitter._explain_failures`).
+
+`encode_call` builds calldata from the token system's merged ABI (`deposit_token.contracts.system_contract_type`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import coincurve
+import orjson
+import requests
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from .errors import NameLookup, decode_revert, describe
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_RECEIPT_TIMEOUT = 120.0
+_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
+_FILLER_GAS = 21_000
+
+#: ``progress(phase, done, total)``: phase "sent" while signing and sending, then "mined" while receipts arrive.
+Progress = Callable[[str, int, int], None]
+
+
+class SubmitError(Exception):
+    """The submission could not go on (node unreachable, wrong chain, malformed answer, timeout).
+
+    `outcomes` holds what is known so far (same order as the requests; None where nothing is known)."""
+
+    def __init__(self, message: str, outcomes: list[TxOutcome | None] | None = None) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes or []
+
+
+class SubmitTimeout(SubmitError):
+    """Some transactions were sent but not mined within the receipt timeout."""
+
+
+# --------------------------------------------------------------------------------------------------- signer
+
+
+class LocalSigner:
+    """An address and its private key, held in memory only; signs transaction hashes with coincurve.
+
+    The key never appears in `repr`/`str` (so not in logs or tracebacks that print locals' reprs)."""
+
+    __slots__ = ("address", "_key")
+
+    def __init__(self, private_key: bytes | str) -> None:
+        raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else bytes(private_key)
+        if len(raw) != 32:
+            raise ValueError("a private key is 32 bytes")
+        self._key = coincurve.PrivateKey(raw)
+        public = self._key.public_key.format(compressed=False)[1:]
+        self.address: str = to_checksum_address(keccak(public)[12:])
+
+    @classmethod
+    def from_account(cls, account: Any) -> LocalSigner:
+        """From an object with `address` and `private_key` (an ape test account, an eth_account LocalAccount)."""
+        key = account.private_key
+        signer = cls(key if isinstance(key, (bytes, str)) else bytes(key))
+        if signer.address != to_checksum_address(str(account.address)):
+            raise ValueError(f"the private key of {account.address} does not match its address")
+        return signer
+
+    @classmethod
+    def from_keyfile(cls, keyfile: Mapping[str, Any], passphrase: str) -> LocalSigner:
+        """From an encrypted JSON keyfile (what `ape accounts` stores) and its passphrase."""
+        from eth_account import Account
+
+        try:
+            key = Account.decrypt(dict(keyfile), passphrase)
+        except ValueError as exc:
+            raise ValueError("the passphrase does not unlock this keyfile") from exc
+        return cls(bytes(key))
+
+    @classmethod
+    def from_ape_account(cls, account: Any, passphrase: str | None = None) -> LocalSigner:
+        """From an ape account: a test account (which exposes its key) or a keyfile account from `ape accounts`.
+
+        A keyfile account's passphrase comes from `passphrase`, else from ape's documented environment variable
+        ``APE_ACCOUNTS_<alias>_PASSPHRASE``, else it is asked for on the terminal (hidden)."""
+        if getattr(account, "private_key", None) is not None and not hasattr(account, "keyfile"):
+            return cls.from_account(account)
+        alias = account.alias
+        if passphrase is None:
+            passphrase = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE")
+        if passphrase is None:
+            import click
+
+            passphrase = click.prompt(f"Enter passphrase to unlock '{alias}'", hide_input=True)
+        try:
+            return cls.from_keyfile(account.keyfile, passphrase)
+        except ValueError as exc:
+            raise ValueError(f"the passphrase does not unlock ape account '{alias}'") from exc
+
+    def sign_hash(self, message_hash: bytes) -> bytes:
+        """65 bytes r || s || recovery id (0/1) over a 32-byte hash."""
+        return self._key.sign_recoverable(message_hash, hasher=None)
+
+    def __repr__(self) -> str:
+        return f"LocalSigner({self.address})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # never pickle (and so never copy to another process or file) a key
+        raise TypeError("a LocalSigner cannot be pickled")
+
+
+def _rlp_item(value: int | bytes) -> bytes:
+    """RLP of one string item (ints as minimal big-endian bytes). Hand-written: pyrlp's generic encoder is
+    about half of the signing time; tests check the result against pyrlp and eth_account."""
+    if isinstance(value, int):
+        value = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    n = len(value)
+    if n == 1 and value[0] < 0x80:
+        return value
+    if n < 56:
+        return bytes((0x80 + n,)) + value
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0xB7 + len(length),)) + length + value
+
+
+def _rlp_list(items: Iterable[int | bytes]) -> bytes:
+    body = b"".join(_rlp_item(item) for item in items)
+    n = len(body)
+    if n < 56:
+        return bytes((0xC0 + n,)) + body
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0xF7 + len(length),)) + length + body
+
+
+def sign_legacy(signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to: str | None, value: int,
+                data: bytes, chain_id: int) -> tuple[bytes, bytes]:
+    """(raw signed transaction, its hash) for an EIP-155 legacy transaction."""
+    to_raw = bytes.fromhex(to[2:]) if to else b""
+    fields = [nonce, gas_price, gas, to_raw, value, data]
+    signature = signer.sign_hash(keccak(_rlp_list(fields + [chain_id, 0, 0])))
+    v = signature[64] + 35 + 2 * chain_id
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    raw = _rlp_list(fields + [v, r, s])
+    return raw, keccak(raw)
+
+
+# --------------------------------------------------------------------------------------------------- calldata
+
+_METHOD_CACHE: dict[tuple[int, str, int], tuple[bytes, list[str]]] = {}
+
+
+def _method(contract_type: Any, fn_name: str, n_args: int) -> tuple[bytes, list[str]]:
+    key = (id(contract_type), fn_name, n_args)
+    cached = _METHOD_CACHE.get(key)
+    if cached is None:
+        matches = [item for item in contract_type.abi
+                   if item.type == "function" and item.name == fn_name and len(item.inputs) == n_args]
+        if not matches:
+            raise ValueError(f"the contract has no function {fn_name} taking {n_args} argument(s)")
+        if len(matches) > 1:
+            raise ValueError(f"{fn_name} is overloaded with {n_args} arguments; cannot choose")
+        abi = matches[0]
+        cached = keccak(text=abi.selector)[:4], [arg.canonical_type for arg in abi.inputs]
+        _METHOD_CACHE[key] = cached
+    return cached
+
+
+def _abi_value(value: Any) -> Any:
+    """ape accounts and contracts stand for their address; tuples/lists are converted element-wise."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_abi_value(v) for v in value)
+    address = getattr(value, "address", None)
+    if address is not None and not isinstance(value, (str, bytes, int)):
+        return str(address)
+    return value
+
+
+def encode_call(contract_type: Any, fn_name: str, args: Sequence[Any]) -> bytes:
+    """Calldata for `fn_name(*args)` of `contract_type` (e.g. `system_contract_type()`): selector + ABI args."""
+    selector, types = _method(contract_type, fn_name, len(args))
+    return selector + abi_encode(types, [_abi_value(a) for a in args])
+
+
+def encode_deploy(contract_type: Any, args: Sequence[Any]) -> bytes:
+    """Init code for deploying `contract_type` with constructor `args` (a TxRequest with `to=None`)."""
+    bytecode = contract_type.deployment_bytecode.bytecode
+    code = bytes.fromhex(bytecode.removeprefix("0x"))
+    constructor = next((item for item in contract_type.abi if item.type == "constructor"), None)
+    if constructor is None or not constructor.inputs:
+        return code
+    return code + abi_encode([arg.canonical_type for arg in constructor.inputs], [_abi_value(a) for a in args])
+
+
+# --------------------------------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class TxRequest:
+    """One transaction to send: `signer` calls `to` (None = deploy `data` as init code) with `data`."""
+
+    signer: LocalSigner
+    to: str | None
+    data: bytes
+    gas: int
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """What became of a TxRequest. `error` is a sentence when `status` is False."""
+
+    request: TxRequest
+    tx_hash: str | None
+    status: bool
+    block_number: int | None
+    gas_used: int | None
+    error: str | None = None
+    nonce: int | None = None
+    contract_address: str | None = None
+
+
+@dataclass
+class _Sent:
+    index: int
+    nonce: int
+    tx_hash: str
+
+
+class RpcError(Exception):
+    """An error object in a JSON-RPC answer."""
+
+    def __init__(self, error: Mapping[str, Any]) -> None:
+        self.code = error.get("code")
+        self.message = str(error.get("message", ""))
+        self.data = error.get("data")
+        super().__init__(self.message)
+
+
+class JsonRpc:
+    """JSON-RPC over one persistent HTTP connection; batches are JSON arrays; orjson both ways."""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers.update({"Content-Type": "application/json"})
+        self._lock = threading.Lock()  # one connection: one request at a time
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _post(self, payload: Any) -> Any:
+        body = orjson.dumps(payload)
+        try:
+            with self._lock:
+                response = self._session.post(self.url, data=body, timeout=(5.0, self.timeout))
+        except requests.ConnectionError as exc:
+            raise SubmitError(f"cannot reach the JSON-RPC endpoint {self.url} (is the node running?)") from exc
+        except requests.Timeout as exc:
+            raise SubmitError(f"the JSON-RPC endpoint {self.url} did not answer within {self.timeout:.0f} s") from exc
+        if response.status_code != 200:
+            raise SubmitError(f"the JSON-RPC endpoint {self.url} answered HTTP {response.status_code}: "
+                              f"{response.text[:200]}")
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise SubmitError(f"the JSON-RPC endpoint {self.url} did not answer JSON: {response.text[:200]}") from exc
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        answer = self._post({"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
+        if not isinstance(answer, dict):
+            raise SubmitError(f"malformed JSON-RPC answer to {method}: {str(answer)[:200]}")
+        if "error" in answer:
+            raise RpcError(answer["error"])
+        return answer.get("result")
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Results in call order; an error answer is returned as an `RpcError` instance, not raised."""
+        if not calls:
+            return []
+        answer = self._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                             for i, (m, p) in enumerate(calls)])
+        if isinstance(answer, dict) and "error" in answer:  # the whole batch was refused (e.g. too large)
+            raise SubmitError(f"the node refused a batch of {len(calls)} calls: {answer['error'].get('message')}")
+        if not isinstance(answer, list) or len(answer) != len(calls):
+            raise SubmitError(f"malformed JSON-RPC batch answer ({len(calls)} calls sent)")
+        results: list[Any] = [None] * len(calls)
+        for item in answer:
+            results[item["id"]] = RpcError(item["error"]) if "error" in item else item.get("result")
+        return results
+
+
+def _check(result: Any, what: str) -> Any:
+    if isinstance(result, RpcError):
+        raise SubmitError(f"{what} failed: {result.message}")
+    return result
+
+
+# --------------------------------------------------------------------------------------------------- submitter
+
+
+class Submitter:
+    """Signs, sends and confirms many transactions fast (see the module docstring).
+
+    `gas_price` None asks the node (``eth_gasPrice``) once per submission; give 0 on the zero-fee pilot network
+    to save the call. `batch_size` is the number of transactions per JSON-RPC batch (Anvil refuses request
+    bodies above 2 MB: keep batch_size x calldata size well below that). `contract_type` (default: the token
+    system's merged ABI) decodes revert data of failed transactions."""
+
+    def __init__(self, rpc_url: str, chain_id: int | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 gas_price: int | None = None, receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+                 poll_interval: float = 0.1, contract_type: Any = None) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.rpc = JsonRpc(rpc_url)
+        self.chain_id = chain_id
+        self.batch_size = batch_size
+        self.gas_price = gas_price
+        self.receipt_timeout = receipt_timeout
+        self.poll_interval = poll_interval
+        self._contract_type = contract_type
+
+    def __enter__(self) -> Submitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    # -- the whole submission
+
+    def submit(self, requests: Sequence[TxRequest], progress: Progress | None = None) -> list[TxOutcome]:
+        """Sends every request and waits for every receipt; outcomes are in request order.
+
+        A transaction the node refuses (e.g. gas above the block limit) gets an outcome with the node's
+        message and no hash; one that reverts gets the decoded reason. Raises SubmitError when the node is
+        unreachable or on another chain, SubmitTimeout when transactions stay unmined past the timeout."""
+        requests = list(requests)
+        if not requests:
+            return []
+        for request in requests:
+            if not isinstance(request.signer, LocalSigner):
+                raise TypeError(f"TxRequest.signer must be a LocalSigner, not {type(request.signer).__name__}")
+        nonces, gas_price, head = self._prepare(requests)
+        outcomes: list[TxOutcome | None] = [None] * len(requests)
+        sent = self._send_all(requests, nonces, gas_price, outcomes, progress)
+        self._await_receipts(requests, sent, head, outcomes, progress)
+        return outcomes  # type: ignore[return-value]  # every slot is filled by now
+
+    def _prepare(self, requests: Sequence[TxRequest]) -> tuple[dict[str, int], int, int]:
+        """One batch: chain id, gas price, head block and every sender's pending nonce."""
+        senders = list(dict.fromkeys(r.signer.address for r in requests))
+        calls: list[tuple[str, list[Any]]] = [("eth_chainId", []), ("eth_blockNumber", []), ("eth_gasPrice", [])]
+        calls += [("eth_getTransactionCount", [s, "pending"]) for s in senders]
+        results = []
+        for i in range(0, len(calls), 2000):
+            results += self.rpc.batch(calls[i:i + 2000])
+        chain_id = int(_check(results[0], "eth_chainId"), 16)
+        if self.chain_id is None:
+            self.chain_id = chain_id
+        elif chain_id != self.chain_id:
+            raise SubmitError(f"the node at {self.rpc.url} serves chain id {chain_id}, not {self.chain_id}")
+        head = int(_check(results[1], "eth_blockNumber"), 16)
+        gas_price = self.gas_price if self.gas_price is not None else int(_check(results[2], "eth_gasPrice"), 16)
+        nonces = {s: int(_check(n, f"eth_getTransactionCount({s})"), 16) for s, n in zip(senders, results[3:])}
+        return nonces, gas_price, head
+
+    # -- signing and sending
+
+    def _send_all(self, requests: Sequence[TxRequest], nonces: dict[str, int], gas_price: int,
+                  outcomes: list[TxOutcome | None], progress: Progress | None) -> list[_Sent]:
+        """Signs batch k+1 while the node ingests batch k; refused transactions get their outcome here."""
+        chain_id = self.chain_id
+        assert chain_id is not None
+        sent: list[_Sent] = []
+        holes: list[tuple[LocalSigner, int]] = []  # (sender, nonce) the node refused while later nonces were sent
+
+        def sign_batch(start: int) -> list[tuple[_Sent, str]]:
+            batch = []
+            for index in range(start, min(start + self.batch_size, len(requests))):
+                r = requests[index]
+                nonce = nonces[r.signer.address]
+                nonces[r.signer.address] = nonce + 1
+                raw, tx_hash = sign_legacy(r.signer, nonce=nonce, gas_price=gas_price, gas=r.gas, to=r.to,
+                                           value=r.value, data=r.data, chain_id=chain_id)
+                batch.append((_Sent(index, nonce, "0x" + tx_hash.hex()), "0x" + raw.hex()))
+            return batch
+
+        def post(batch: list[tuple[_Sent, str]]) -> list[Any]:
+            return self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw in batch])
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="submit") as pool:
+            batch = sign_batch(0)
+            start = len(batch)
+            while batch:
+                future = pool.submit(post, batch)
+                following = sign_batch(start) if start < len(requests) else []
+                start += len(following)
+                for (item, _), result in zip(batch, future.result()):
+                    if isinstance(result, RpcError):
+                        self._refused(requests, item, result, nonces, holes, outcomes)
+                    else:
+                        sent.append(item)
+                if progress:
+                    progress("sent", start - len(following), len(requests))
+                batch = following
+        if holes:
+            self._fill_holes(holes, gas_price, requests, sent, outcomes)
+        return sent
+
+    def _refused(self, requests: Sequence[TxRequest], item: _Sent, error: RpcError, nonces: dict[str, int],
+                 holes: list[tuple[LocalSigner, int]], outcomes: list[TxOutcome | None]) -> None:
+        request = requests[item.index]
+        outcomes[item.index] = TxOutcome(request, None, False, None, None,
+                                         f"the node refused the transaction: {error.message}", item.nonce)
+        address = request.signer.address
+        if nonces[address] == item.nonce + 1:
+            nonces[address] = item.nonce  # nothing later was signed: reuse the nonce
+        else:
+            holes.append((request.signer, item.nonce))  # later nonces are out: they wait for this one
+
+    def _fill_holes(self, holes: list[tuple[LocalSigner, int]], gas_price: int, requests: Sequence[TxRequest],
+                    sent: list[_Sent], outcomes: list[TxOutcome | None]) -> None:
+        """A refused nonce would hold back the sender's later transactions forever: each hole is filled with a
+        zero-value transfer to the sender itself. If the node refuses that too, those later transactions are
+        reported as held back (they stay in the node's pool) instead of timing out."""
+        calls = []
+        for signer, nonce in holes:
+            raw, _ = sign_legacy(signer, nonce=nonce, gas_price=gas_price, gas=_FILLER_GAS, to=signer.address,
+                                 value=0, data=b"", chain_id=self.chain_id or 0)
+            calls.append(("eth_sendRawTransaction", ["0x" + raw.hex()]))
+        for (signer, nonce), result in zip(holes, self.rpc.batch(calls)):
+            if not isinstance(result, RpcError):
+                continue
+            held = [s for s in sent if requests[s.index].signer.address == signer.address and s.nonce > nonce]
+            for s in held:
+                outcomes[s.index] = TxOutcome(
+                    requests[s.index], s.tx_hash, False, None, None,
+                    f"not mined: the node refused nonce {nonce} of {signer.address} ({result.message}), so it "
+                    "holds this later transaction back", s.nonce)
+                sent.remove(s)
+
+    # -- receipts
+
+    def _await_receipts(self, requests: Sequence[TxRequest], sent: list[_Sent], head: int,
+                        outcomes: list[TxOutcome | None], progress: Progress | None) -> None:
+        """Fetches receipts (batched) each time the head advances, until all are in or the timeout passes."""
+        pending = {s.tx_hash: s for s in sent}
+        failed: list[tuple[_Sent, dict[str, Any]]] = []
+        deadline = time.monotonic() + self.receipt_timeout
+        checked_at = -1
+        while pending:
+            current = int(_check(self.rpc.call("eth_blockNumber", []), "eth_blockNumber"), 16)
+            if current != checked_at and current > head:
+                checked_at = current
+                hashes = list(pending)
+                for i in range(0, len(hashes), self.batch_size * 4):
+                    chunk = hashes[i:i + self.batch_size * 4]
+                    results = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])
+                    for tx_hash, receipt in zip(chunk, results):
+                        if receipt is None or isinstance(receipt, RpcError):
+                            continue
+                        item = pending.pop(tx_hash)
+                        ok = int(receipt["status"], 16) == 1
+                        outcomes[item.index] = TxOutcome(
+                            requests[item.index], tx_hash, ok, int(receipt["blockNumber"], 16),
+                            int(receipt["gasUsed"], 16), None, item.nonce, receipt.get("contractAddress"))
+                        if not ok:
+                            failed.append((item, receipt))
+                if progress:
+                    progress("mined", len(requests) - len(pending), len(requests))
+                if not pending:
+                    break
+            if time.monotonic() > deadline:
+                first = next(iter(pending))
+                raise SubmitTimeout(
+                    f"{len(pending)} of {len(sent)} transactions were not mined within {self.receipt_timeout:.0f} s "
+                    f"(first: {first}); is the node mining?", outcomes)
+            time.sleep(self.poll_interval)
+        if failed:
+            self._explain_failures(requests, failed, outcomes)
+
+    # -- why a transaction failed
+
+    def _contract(self) -> Any:
+        if self._contract_type is None:
+            from .contracts import system_contract_type
+
+            self._contract_type = system_contract_type()
+        return self._contract_type
+
+    def _explain_failures(self, requests: Sequence[TxRequest], failed: list[tuple[_Sent, dict[str, Any]]],
+                          outcomes: list[TxOutcome | None]) -> None:
+        """Replays each failed transaction with eth_call (same sender, calldata, gas) at its block's parent.
+
+        The parent's state is the block's state minus the transactions before it in the same block, so a
+        failure caused by one of those (e.g. a cap used up by an earlier payment) may not reproduce; the
+        node's call trace of the transaction itself (debug_traceTransaction) is asked for then."""
+        calls = []
+        for item, receipt in failed:
+            r = requests[item.index]
+            call = {"from": r.signer.address, "data": "0x" + r.data.hex(), "gas": hex(r.gas), "value": hex(r.value)}
+            if r.to:
+                call["to"] = r.to
+            calls.append(("eth_call", [call, hex(int(receipt["blockNumber"], 16) - 1)]))
+        replies = self.rpc.batch(calls)
+        untraced = [k for k, reply in enumerate(replies) if not isinstance(reply, RpcError)]
+        traces = self.rpc.batch([("debug_traceTransaction", [failed[k][0].tx_hash, {"tracer": "callTracer"}])
+                                 for k in untraced])
+        trace_of = dict(zip(untraced, traces))
+        for k, (item, receipt) in enumerate(failed):
+            r = requests[item.index]
+            gas_used = int(receipt["gasUsed"], 16)
+            if gas_used >= r.gas:
+                reason = f"the transaction ran out of gas (all {r.gas:,} gas units used); give it more gas"
+            elif k in trace_of:
+                reason = self._reason_from_trace(trace_of[k], r)
+            else:
+                reason = self._reason(replies[k], r)
+            old = outcomes[item.index]
+            assert old is not None
+            outcomes[item.index] = TxOutcome(r, old.tx_hash, False, old.block_number, old.gas_used, reason,
+                                             old.nonce, old.contract_address)
+
+    def _reason_from_trace(self, trace: Any, request: TxRequest) -> str:
+        if isinstance(trace, dict) and trace.get("output"):
+            return self.describe_revert(_hex_bytes(trace["output"]), request.to)
+        message = trace.get("error") if isinstance(trace, dict) else None
+        return ("the transaction reverted" + (f" ({message})" if message else "") +
+                "; replaying it at the parent block did not fail, so an earlier transaction in the same block "
+                "caused it")
+
+    def _reason(self, reply: RpcError, request: TxRequest) -> str:
+        data = _revert_data(reply)
+        if data:
+            return self.describe_revert(data, request.to)
+        return f"the transaction failed: {reply.message}"
+
+    def describe_revert(self, data: bytes, contract: str | None = None) -> str:
+        """A sentence for raw revert data: Error(string), Panic(uint256) or one of the contract's custom errors."""
+        if data[:4] == _ERROR_STRING:
+            return f"the contract reverted: {abi_decode(['string'], data[4:])[0]}"
+        if data[:4] == _PANIC:
+            return f"the contract panicked (code {hex(abi_decode(['uint256'], data[4:])[0])})"
+        contract_type = self._contract()
+        decoded = decode_revert(data, [item for item in contract_type.abi if item.type == "error"])
+        if decoded is None:
+            return f"the contract reverted with unknown error data 0x{data.hex()}"
+        return describe(*decoded, self._names(contract))
+
+    def _names(self, contract: str | None) -> NameLookup | None:
+        """Program names read from the token at `contract` (only when a sentence needs one)."""
+        if contract is None:
+            return None
+        contract_type = self._contract()
+        if not any(item.type == "function" and item.name == "programName" for item in contract_type.abi):
+            return None
+
+        def program(program_id: int) -> str:
+            try:
+                data = encode_call(contract_type, "programName", [program_id])
+                result = self.rpc.call("eth_call", [{"to": contract, "data": "0x" + data.hex()}, "latest"])
+                name = abi_decode(["string"], _hex_bytes(result))[0]
+            except Exception:  # noqa: BLE001 - a failed lookup must not hide the original error
+                return f"#{program_id}"
+            return f"'{name}'" if name else f"#{program_id}"
+
+        return NameLookup(program=program)
+
+
+def _hex_bytes(text: str) -> bytes:
+    return bytes.fromhex(text.removeprefix("0x"))
+
+
+def _revert_data(error: RpcError) -> bytes:
+    """The revert data of an eth_call error: `data` is a hex string (Anvil, Geth) or {"data": hex} (others)."""
+    data = error.data
+    if isinstance(data, Mapping):
+        data = data.get("data") or data.get("result")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return _hex_bytes(data)
+        except ValueError:
+            return b""
+    return b""
+
+
+def successes(outcomes: Iterable[TxOutcome]) -> int:
+    """How many outcomes show a successful receipt."""
+    return sum(1 for o in outcomes if o.status)
