@@ -1,0 +1,668 @@
+"""Treasury operations: issue, programs, vendors, enrolment, allocation, CSV disbursal, compliance actions.
+
+    ape run treasury issue 1000000000 --to 0xTreasury --network ethereum:pilot:node --account bank-issuer
+    ape run treasury program create --preset business-promotion --name BP-2026-MOEF --treasury 0x... \\
+        --start 2026-01-01 --end 2027-01-01 --account budget-office
+    ape run treasury vendor register --csv vendors.csv --account budget-office
+    ape run treasury enrol --csv officials.csv --account budget-office
+    ape run treasury disburse payroll.csv --program BP-2026-MOEF --account budget-office
+    ape run treasury freeze 0xWallet --reason "lost phone" --account compliance
+
+Every command takes --network and --account (an ape account alias; on local development networks the first
+test account holding the role the command needs is used when --account is left out), checks its input and asks
+the contract whether it would accept before sending anything, and explains a refusal in one sentence.
+Non-interactive use: ape's APE_ACCOUNTS_<alias>_PASSPHRASE environment variable.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.exceptions import ApeException
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from web3.exceptions import Web3Exception
+
+from deposit_token import disburse as disbursal
+from deposit_token import treasury as ops
+from deposit_token.categories import Category, parse_category
+from deposit_token.cli import console, deployed_token
+from deposit_token.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, reference_bytes
+from deposit_token.presets import PRESETS
+from deposit_token.submit import LocalSigner, SubmitError
+
+PROBLEMS_SHOWN = 500  # rows of a problem table printed; the full list goes to a file
+
+
+# --- parameter types ------------------------------------------------------------------------------------------
+
+
+class AddressOrAlias(click.ParamType):
+    """An address (EIP-55 checked) or the alias of an ape account (``TEST::n`` for test accounts)."""
+
+    name = "ADDRESS|ALIAS"
+
+    def convert(self, value: Any, param, ctx) -> str:
+        text = str(value).strip()
+        if text.lower().startswith("0x"):
+            try:
+                return check_address(text)
+            except InputError as err:
+                self.fail(str(err), param, ctx)
+        from ape import accounts
+
+        try:
+            if text.upper().startswith("TEST::") and text[6:].isdigit():
+                return str(accounts.test_accounts[int(text[6:])].address)
+            if text in accounts.aliases:
+                return str(accounts.load(text).address)
+        except (ApeException, IndexError) as err:
+            self.fail(f"{text!r}: {err}", param, ctx)
+        self.fail(f"{text!r} is neither an address (0x followed by 40 hex digits) nor the alias of an ape account "
+                  "(see `ape accounts list`)", param, ctx)
+
+
+class Krw(click.ParamType):
+    """A positive whole number of KRW; ``1,000,000`` and ``1_000_000`` are accepted."""
+
+    name = "KRW"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def convert(self, value: Any, param, ctx) -> int:
+        text = str(value).strip().replace(",", "")
+        if self.allow_zero and text.replace("_", "") == "0":
+            return 0
+        try:
+            return check_amount(text)
+        except InputError as err:
+            self.fail(str(err), param, ctx)
+
+
+class CategoryParam(click.ParamType):
+    name = "CATEGORY"
+
+    def convert(self, value: Any, param, ctx) -> Category:
+        try:
+            return parse_category(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+ADDRESS = AddressOrAlias()
+AMOUNT = Krw()
+CATEGORY = CategoryParam()
+CSV_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+# --- command plumbing -------------------------------------------------------------------------------------------
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+class TreasuryCommand(ConnectedProviderCommand):
+    """A connected command whose expected failures end in one line (exit 1), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ops.BulkRefused as err:
+            _print_problems(err.problems, Path(err.source) if Path(err.source).is_file() else None)
+            raise click.ClickException(_one_line(err)) from None
+        except (InputError, ops.ActionError, disbursal.DisbursalError, SubmitError) as err:
+            raise click.ClickException(_one_line(err)) from None
+        except (ApeException, Web3Exception, OSError) as err:
+            raise click.ClickException(f"{type(err).__name__}: {_one_line(err)}") from None
+
+
+def _document_account_option(command: click.Command, role: str | None) -> None:
+    for param in command.params:
+        if param.name == "account" and not getattr(param, "help", None):
+            default = (f"the first test account holding {role}" if role else "the first test account")
+            param.help = (f"Alias of the ape account that signs{f' (it needs {role})' if role else ''}; "
+                          f"TEST::n for test accounts. Default on local development networks: {default}.")
+
+
+def command(group: click.Group, name: str | None = None, role: str | None = None,
+            **kwargs: Any) -> Callable[[Callable], click.Command]:
+    """A subcommand with --network and --account (documented), reporting errors in one line."""
+
+    def decorate(fn: Callable) -> click.Command:
+        fn = account_option(prompt=False)(fn)
+        fn = network_option(help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
+                                 "(default: ape's default network).")(fn)
+        cmd = group.command(name=name, cls=TreasuryCommand, **kwargs)(fn)
+        _document_account_option(cmd, role)
+        return cmd
+
+    return decorate
+
+
+def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Chain) -> Any:
+    """--account, or on a development network the first test account holding `role`."""
+    if account is None:
+        if not provider.network.is_dev:
+            raise click.UsageError(f"--account is required on {provider.network_choice}: give the alias of an "
+                                   "account in ape's keystore (`ape accounts list`)")
+        from ape import accounts
+
+        candidates = list(accounts.test_accounts)[:10]
+        for candidate in candidates:
+            if role is None or ops.has_role(chain, role, str(candidate.address)):
+                account = candidate
+                break
+        else:
+            raise click.UsageError(f"no test account holds {role}; give --account")
+    alias = getattr(account, "alias", None)
+    passphrase = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE") if alias else None
+    if passphrase and hasattr(account, "set_autosign"):
+        try:
+            account.set_autosign(True, passphrase=passphrase)  # ape's documented non-interactive signing
+        except ApeException:
+            raise click.ClickException(f"the passphrase in APE_ACCOUNTS_{alias}_PASSPHRASE does not unlock ape "
+                                       f"account '{alias}'") from None
+    return account
+
+
+def _connect(provider: Any) -> ops.Chain:
+    token = deployed_token()
+    uri = getattr(provider, "uri", None) or getattr(provider, "http_uri", None)
+    if not uri:
+        raise click.ClickException(f"the provider of {provider.network_choice} has no JSON-RPC URI")
+    return ops.Chain.connect(token, uri, provider.chain_id)
+
+
+def _setup(provider: Any, account: Any, role: str | None) -> tuple[ops.Chain, Any]:
+    chain = _connect(provider)
+    return chain, _signer_account(provider, account, role, chain)
+
+
+def _local_signer(account: Any) -> LocalSigner:
+    try:
+        return LocalSigner.from_ape_account(account)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+
+
+# --- output -----------------------------------------------------------------------------------------------------
+
+
+def _when(timestamp: int, offset_minutes: int = 540) -> str:
+    zone = timezone(timedelta(minutes=offset_minutes))
+    return datetime.fromtimestamp(timestamp, zone).isoformat(sep=" ", timespec="minutes")
+
+
+def _table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("field", style="cyan", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table
+
+
+def _receipt_rows(receipt: Any) -> list[tuple[str, Any]]:
+    return [("transaction", receipt.txn_hash), ("block", receipt.block_number), ("gas used", f"{receipt.gas_used:,}")]
+
+
+def _done(title: str, rows: Sequence[tuple[str, Any]], receipt: Any = None) -> None:
+    console().print(_table(title, [*rows, *(_receipt_rows(receipt) if receipt is not None else [])]))
+
+
+def _print_problems(problems: Sequence[RowProblem], source: Path | None) -> None:
+    out = console()
+    table = Table(title=f"{len(problems)} problem(s); nothing was sent", title_justify="left")
+    table.add_column("where", no_wrap=True, justify="right")
+    table.add_column("value", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for problem in problems[:PROBLEMS_SHOWN]:
+        table.add_row(problem.where, problem.value, problem.reason)
+    out.print(table)
+    if len(problems) > PROBLEMS_SHOWN and source is not None:
+        path = source.with_name(source.name + ".problems.csv")
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("line", "value", "reason"))
+            writer.writerows((p.line, p.value, p.reason) for p in problems)
+        out.print(f"{len(problems) - PROBLEMS_SHOWN} more not shown; all {len(problems)} are in {path}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console(), transient=False)
+
+
+def _bulk(chain: ops.Chain, account: Any, calls: Sequence[ops.BulkCall], what: str) -> list[ops.BulkResult]:
+    """Sends bulk calls with a progress bar and prints a table of the outcomes; exit 1 if any failed."""
+    if not calls:
+        console().print(f"nothing to {what}")
+        return []
+    signer = _local_signer(account)
+    with _progress() as bar:
+        task = bar.add_task(f"{what}: sending", total=len(calls))
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{what}: {'sending' if phase == 'sent' else 'confirming'}",
+                       completed=done, total=total)
+
+        results = ops.send_bulk(chain, signer, calls, progress)
+    table = Table(title=f"{what}: {sum(r.outcome.status for r in results)} of {len(results)} transactions succeeded",
+                  title_justify="left")
+    for column in ("lines", "action", "result", "transaction", "block"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        status = "ok" if r.outcome.status else f"[red]failed: {r.outcome.error}[/]"
+        table.add_row(r.call.where, r.call.label, status, r.outcome.tx_hash or "-", str(r.outcome.block_number or "-"))
+    console().print(table)
+    if not all(r.outcome.status for r in results):
+        raise click.ClickException(f"{sum(not r.outcome.status for r in results)} transaction(s) failed")
+    return results
+
+
+def _exclusive(single: Any, csv_path: Path | None, what: str) -> None:
+    if (single is None) == (csv_path is None):
+        raise click.UsageError(f"give either {what} or --csv FILE")
+
+
+# --- the commands -------------------------------------------------------------------------------------------------
+
+
+@click.group()
+def cli():
+    """Treasury operations on the deposit token (issuer, budget office, compliance officer)."""
+
+
+@command(cli, role="ISSUER_ROLE")
+@click.argument("amount", type=AMOUNT)
+@click.option("--to", "treasury", type=ADDRESS, required=True, help="The registered treasury to mint into.")
+def issue(provider, account, amount, treasury):
+    """Mint AMOUNT KRW into a treasury, within the issuer's allowance."""
+    chain, account = _setup(provider, account, "ISSUER_ROLE")
+    receipt = ops.issue(chain, account, treasury, amount)
+    _done(f"Issued {amount:,} KRW", [
+        ("treasury", treasury), ("treasury balance", f"{int(chain.token.balanceOf(treasury)):,} KRW"),
+        ("issuer", account.address), ("allowance left", f"{int(chain.token.mintAllowance(account.address)):,} KRW"),
+    ], receipt)
+
+
+@command(cli, role="DEFAULT_ADMIN_ROLE")
+@click.argument("issuer", type=ADDRESS)
+@click.argument("amount", type=Krw(allow_zero=True))
+def allowance(provider, account, issuer, amount):
+    """Set how much ISSUER may still mint to AMOUNT KRW (0 stops it minting)."""
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    receipt = ops.transact(chain, "setMintAllowance", (issuer, amount), account)
+    rows = [("issuer", issuer), ("allowance", f"{amount:,} KRW")]
+    if not ops.has_role(chain, "ISSUER_ROLE", issuer):
+        rows.append(("note", "this address does not hold ISSUER_ROLE yet"))
+    _done("Mint allowance set", rows, receipt)
+
+
+@cli.group(name="treasury")
+def treasury_group():
+    """Treasury accounts (the wallets that programs pay from)."""
+
+
+@command(treasury_group, name="register", role="DEFAULT_ADMIN_ROLE")
+@click.argument("address", type=ADDRESS)
+def treasury_register(provider, account, address):
+    """Register ADDRESS as a treasury."""
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    receipt = ops.register_treasury(chain, account, address)
+    _done("Treasury registered", [("treasury", address)], receipt)
+
+
+# programs
+
+
+@cli.group(name="program")
+def program_group():
+    """Programs (budget lines with their spending rules)."""
+
+
+def _program_options(fn: Callable) -> Callable:
+    options = [
+        click.option("--file", "spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="YAML or JSON file with every ProgramSpec field (name, treasury, start, end, hours, "
+                          "per_payment_limit, evidence_threshold, caps[, utc_offset_minutes])."),
+        click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Start from a preset instead of a file."),
+        click.option("--name", help="Program name (with --preset), e.g. BP-2026-MOEF."),
+        click.option("--treasury", "treasury_address", type=ADDRESS, help="Paying treasury (with --preset)."),
+        click.option("--start", help="Start (with --preset): ISO date/time (KST unless an offset is given) or unix "
+                                     "seconds."),
+        click.option("--end", help="End (with --preset), exclusive; same formats as --start."),
+        click.option("--working-hours", is_flag=True,
+                     help="business-promotion preset: 09:00-18:00 on working days only (the 2026 pilot's rule)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _spec(spec_file, preset, name, treasury_address, start, end, working_hours):
+    if (spec_file is None) == (preset is None):
+        raise click.UsageError("give either --preset (with --name, --treasury, --start, --end) or --file")
+    if spec_file is not None:
+        extra = [o for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start),
+                                ("--end", end)) if v is not None] + (["--working-hours"] if working_hours else [])
+        if extra:
+            raise click.UsageError(f"{', '.join(extra)} cannot be combined with --file (put them in the file)")
+        return ops.load_spec(spec_file)
+    missing = [o for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start),
+                              ("--end", end)) if v is None]
+    if missing:
+        raise click.UsageError(f"--preset needs {', '.join(missing)}")
+    return ops.preset_spec(preset, name=name, treasury=treasury_address, start=start, end=end,
+                           working_hours_only=working_hours)
+
+
+@command(program_group, name="create", role="PROGRAM_MANAGER_ROLE")
+@_program_options
+def program_create(provider, account, spec_file, preset, name, treasury_address, start, end, working_hours):
+    """Create a program from a preset or a YAML/JSON file; everything is checked before sending."""
+    spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
+    chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
+    program_id, receipt = ops.create_program(chain, account, spec)
+    _done(f"Program #{program_id} created", [("program id", program_id), *ops.spec_rows(spec)], receipt)
+
+
+@command(program_group, name="update", role="PROGRAM_MANAGER_ROLE")
+@click.argument("program")
+@_program_options
+def program_update(provider, account, program, spec_file, preset, name, treasury_address, start, end,
+                   working_hours):
+    """Replace the rules of PROGRAM (id or name) from a preset or a YAML/JSON file."""
+    spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
+    chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
+    info = ops.resolve_program(chain, program)
+    receipt = ops.update_program(chain, account, info.id, spec)
+    _done(f"Program #{info.id} updated (version {info.version + 1})", [("program id", info.id),
+                                                                        *ops.spec_rows(spec)], receipt)
+
+
+@command(program_group, name="list")
+def program_list(provider, account):
+    """List the programs with their treasury, validity and state."""
+    chain = _connect(provider)
+    table = Table(title="Programs", title_justify="left")
+    for column in ("id", "name", "treasury", "start", "end", "state", "version"):
+        table.add_column(column, overflow="fold")
+    for p in ops.list_programs(chain):
+        state = "paused" if p.paused else ("halted (token paused)" if p.halted else "active")
+        table.add_row(str(p.id), p.name, p.treasury, _when(p.start, p.utc_offset_minutes),
+                      _when(p.end, p.utc_offset_minutes), state, str(p.version))
+    console().print(table)
+
+
+# vendors
+
+
+@cli.group(name="vendor")
+def vendor_group():
+    """Vendors: register (or move to another category), suspend, reactivate."""
+
+
+@command(vendor_group, name="register", role="VENDOR_REGISTRAR_ROLE")
+@click.argument("address", type=ADDRESS, required=False)
+@click.option("--category", type=CATEGORY, help="Merchant category name or code (e.g. RESTAURANT).")
+@click.option("--name", "vendor_name", help="The vendor's business name.")
+@click.option("--csv", "csv_path", type=CSV_FILE, help="Register every row of a CSV: address,category,name.")
+def vendor_register(provider, account, address, category, vendor_name, csv_path):
+    """Register ADDRESS as a vendor in a merchant category, or every vendor of a CSV file."""
+    _exclusive(address, csv_path, "ADDRESS (with --category and --name)")
+    if csv_path is None and (category is None or not vendor_name):
+        raise click.UsageError("registering one vendor needs --category and --name")
+    chain, account = _setup(provider, account, "VENDOR_REGISTRAR_ROLE")
+    if csv_path is not None:
+        _bulk(chain, account, ops.vendor_calls(chain, csv_path, "register"), "register vendors")
+        return
+    receipt = ops.register_vendor(chain, account, address, category, vendor_name)
+    _done("Vendor registered", [("vendor", address), ("category", category.name), ("name", vendor_name)], receipt)
+
+
+def _vendor_suspension(provider, account, address, csv_path, reason, suspended: bool):
+    _exclusive(address, csv_path, "ADDRESS")
+    action = "suspend" if suspended else "reactivate"
+    chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
+    if csv_path is not None:
+        _bulk(chain, account, ops.vendor_calls(chain, csv_path, action, reason), f"{action} vendors")
+        return
+    receipt = ops.set_vendor_suspended(chain, account, address, suspended, reason)
+    _done(f"Vendor {'suspended' if suspended else 'reactivated'}", [("vendor", address), ("reason", reason)], receipt)
+
+
+@command(vendor_group, name="suspend", role="COMPLIANCE_ROLE")
+@click.argument("address", type=ADDRESS, required=False)
+@click.option("--csv", "csv_path", type=CSV_FILE, help="Suspend every vendor of a CSV (address[,category,name]).")
+@click.option("--reason", required=True, help="Why (recorded on-chain).")
+def vendor_suspend(provider, account, address, csv_path, reason):
+    """Suspend a vendor (or every vendor of a CSV file): it cannot be paid until reactivated."""
+    _vendor_suspension(provider, account, address, csv_path, reason, True)
+
+
+@command(vendor_group, name="reactivate", role="COMPLIANCE_ROLE")
+@click.argument("address", type=ADDRESS, required=False)
+@click.option("--csv", "csv_path", type=CSV_FILE, help="Reactivate every vendor of a CSV (address[,category,name]).")
+@click.option("--reason", required=True, help="Why (recorded on-chain).")
+def vendor_reactivate(provider, account, address, csv_path, reason):
+    """Lift a vendor's suspension (or those of every vendor of a CSV file)."""
+    _vendor_suspension(provider, account, address, csv_path, reason, False)
+
+
+# spenders and money
+
+
+@command(cli, role="PROGRAM_MANAGER_ROLE")
+@click.argument("address", type=ADDRESS, required=False)
+@click.option("--program", help="Program id or name.")
+@click.option("--department", help="Department code (text of at most 32 bytes, or 0x + 64 hex digits).")
+@click.option("--csv", "csv_path", type=CSV_FILE, help="Enrol every row of a CSV: address,program,department.")
+def enrol(provider, account, address, program, department, csv_path):
+    """Enrol a spender (official or subsidy recipient) in a program, or every row of a CSV file."""
+    _exclusive(address, csv_path, "ADDRESS (with --program and --department)")
+    chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
+    if csv_path is not None:
+        _bulk(chain, account, ops.enrol_calls(chain, csv_path), "enrol spenders")
+        return
+    if program is None or department is None:
+        raise click.UsageError("enrolling one spender needs --program and --department")
+    info = ops.resolve_program(chain, program)
+    code = bytes32_text(department, "department code")
+    receipt = ops.enrol_one(chain, account, address, info.id, code)
+    _done("Spender enrolled", [("spender", address), ("program", info.label), ("department", department)], receipt)
+
+
+@command(cli, role="PROGRAM_MANAGER_ROLE")
+@click.argument("spender", type=ADDRESS)
+@click.argument("amount", type=AMOUNT)
+@click.option("--program", required=True, help="Program id or name (its treasury pays).")
+@click.option("--ref", "reference", required=True,
+              help="Reference of this allocation (e.g. the budget decision number, or 0x + 64 hex digits); a "
+                   "reference is applied once, ever, so re-running the command cannot pay twice.")
+def allocate(provider, account, spender, amount, program, reference):
+    """Allocate AMOUNT KRW from a program's treasury to one enrolled SPENDER."""
+    chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
+    info = ops.resolve_program(chain, program)
+    ref = reference_bytes(reference, "deposit-token/allocate/v1")
+    receipt = ops.allocate_one(chain, account, ref, info.id, spender, amount)
+    _done(f"Allocated {amount:,} KRW", [
+        ("spender", spender), ("program", info.label), ("reference", f"{reference} (0x{ref.hex()})"),
+        ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
+    ], receipt)
+
+
+@command(cli, role="PROGRAM_MANAGER_ROLE")
+@click.argument("csv_path", metavar="FILE.csv", type=CSV_FILE)
+@click.option("--program", required=True, help="Program id or name whose treasury pays.")
+@click.option("--batch-size", type=click.IntRange(1, disbursal.MAX_BATCH_SIZE), default=None,
+              help=f"Rows per allocate transaction [default: {disbursal.DEFAULT_BATCH_SIZE}; a resumed run keeps "
+                   "the journal's].")
+@click.option("--window", type=click.IntRange(1, 1000), default=disbursal.DEFAULT_WINDOW, show_default=True,
+              help="Batches sent per round (each round is journalled when its receipts are in).")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Journal file [default: FILE.csv.journal.jsonl next to the file].")
+@click.option("--check", "check_only", is_flag=True, help="Check the file and the chain; send nothing.")
+def disburse(provider, account, csv_path, program, batch_size, window, journal_path, check_only):
+    """Pay every row of FILE.csv (address,amount[,reference]) from a program's treasury.
+
+    The whole file is checked first (every bad row reported with its line number; nothing is sent if any).
+    Rows go out in batches with references derived from the file, which the contract applies once, ever:
+    re-running after a crash or Ctrl-C pays exactly the rows not yet paid.
+    """
+    chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
+    out = console()
+    with out.status(f"checking {csv_path} against the chain"):
+        plan = disbursal.prepare(chain, csv_path, program, str(account.address), batch_size=batch_size,
+                                 journal_path=journal_path)
+    if plan.problems:
+        _print_problems(plan.problems, csv_path)
+        raise click.ClickException(f"{csv_path}: {len(plan.problems)} problem(s); nothing was sent")
+    done_rows = sum(len(b.rows) for b in plan.done)
+    history = plan.history
+    rows = [
+        ("file", f"{csv_path} (sha256 {plan.parsed.sha256[:16]}...)"), ("program", plan.program.label),
+        ("treasury", f"{plan.program.treasury} ({plan.treasury_balance:,} KRW)"),
+        ("rows", f"{len(plan.parsed.rows):,} totalling {plan.total:,} KRW"),
+        ("batches", f"{len(plan.batches)} of up to {plan.batch_size} rows"),
+        ("already applied", f"{len(plan.done)} batch(es), {done_rows:,} rows"
+                            + (f" (journal: {len(history.confirmed)} confirmed in {history.runs} earlier run(s))"
+                               if history.runs else "")),
+        ("to send", f"{len(plan.pending)} batch(es), {sum(len(b.rows) for b in plan.pending):,} rows, "
+                    f"{sum(b.total for b in plan.pending):,} KRW"),
+        ("journal", str(plan.journal.path)),
+    ]
+    out.print(_table("Disbursal checked: no problems", rows))
+    if check_only:
+        out.print("--check: nothing was sent")
+        return
+    if not plan.pending:
+        disbursal.disburse(chain, plan, _local_signer(account))  # journals "complete"
+        out.print(f"every row of {csv_path} was already paid; nothing to send")
+        return
+    signer = _local_signer(account)
+    # ape's SIGINT handler exits at once; while paying, Ctrl-C must reach the journal as KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _progress() as bar:
+            task = bar.add_task("paying", total=sum(len(b.rows) for b in plan.pending))
+            report = disbursal.disburse(chain, plan, signer, window=window,
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except KeyboardInterrupt:
+        console().print("interrupted; re-run the same command to resume: batches already applied are skipped, so "
+                        "nobody is paid twice", style="yellow")
+        raise click.exceptions.Exit(130) from None
+    except SubmitError as err:
+        raise click.ClickException(f"{_one_line(err)}; re-run the same command to resume: batches already "
+                                   "applied are skipped") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    missing = disbursal.verify(chain, plan)
+    rate = report.rows_paid / report.seconds if report.seconds else 0.0
+    summary = [
+        ("paid in this run", f"{len(report.confirmed)} batch(es), {report.rows_paid:,} rows, "
+                             f"{report.amount_paid:,} KRW in {report.seconds:.1f} s ({rate:,.0f} recipients/s)"),
+        ("applied before this run", f"{report.applied_before + len(report.raced)} batch(es)"),
+        ("failed", str(len(report.failed))),
+        ("treasury balance", f"{int(chain.token.balanceOf(plan.program.treasury)):,} KRW"),
+    ]
+    for batch, error in report.failed:
+        summary.append((f"batch {batch.index} (lines {batch.lines})", f"[red]{error}[/]"))
+    out.print(_table("Disbursal", summary))
+    if missing:
+        raise click.ClickException(f"{len(missing)} batch(es) are not applied yet; fix the cause above and re-run "
+                                   "the same command (applied batches are skipped)")
+    out.print(f"complete: every row of {csv_path} is paid, each exactly once")
+
+
+# compliance
+
+
+def _freeze(provider, account, address, reason, frozen: bool):
+    chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
+    receipt = ops.set_frozen(chain, account, address, frozen, reason)
+    _done(f"Wallet {'frozen' if frozen else 'unfrozen'}", [("account", address), ("reason", reason)], receipt)
+
+
+@command(cli, role="COMPLIANCE_ROLE")
+@click.argument("address", type=ADDRESS)
+@click.option("--reason", required=True, help="Why (recorded on-chain).")
+def freeze(provider, account, address, reason):
+    """Freeze a registered account: it can neither send nor receive."""
+    _freeze(provider, account, address, reason, True)
+
+
+@command(cli, role="COMPLIANCE_ROLE")
+@click.argument("address", type=ADDRESS)
+@click.option("--reason", required=True, help="Why (recorded on-chain).")
+def unfreeze(provider, account, address, reason):
+    """Unfreeze an account."""
+    _freeze(provider, account, address, reason, False)
+
+
+@command(cli, role="COMPLIANCE_ROLE")
+@click.argument("spender", type=ADDRESS)
+@click.argument("amount", type=AMOUNT)
+@click.option("--reason", required=True, help="Why (recorded on-chain with the claw-back).")
+def clawback(provider, account, spender, amount, reason):
+    """Move AMOUNT KRW of a spender's balance back to its program's treasury (works on frozen wallets)."""
+    chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
+    receipt = ops.clawback(chain, account, spender, amount, reason)
+    _done(f"Clawed back {amount:,} KRW", [
+        ("spender", spender), ("reason", reason), ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
+    ], receipt)
+
+
+@command(cli)
+@click.option("--program", help="Sweep every spender ever enrolled in this program (id or name).")
+@click.option("--csv", "csv_path", type=CSV_FILE, help="Sweep the spenders of a CSV (column address).")
+@click.option("--from-block", type=click.IntRange(0), default=None,
+              help="First block to read enrolments from [default: the deployment's block].")
+def sweep(provider, account, program, csv_path, from_block):
+    """Return the balances of spenders of ended programs to their treasuries (anyone may do it)."""
+    if (program is None) == (csv_path is None):
+        raise click.UsageError("give either --program or --csv FILE")
+    chain, account = _setup(provider, account, None)
+    if from_block is None:
+        from deposit_token import deployment
+
+        record = deployment.load_record(deployment.record_path(provider.network_choice)) or {}
+        from_block = int((record.get("block") or {}).get("number", 0))
+    program_id = ops.resolve_program(chain, program).id if program is not None else None
+    targets = ops.sweep_targets(chain, program_id=program_id, path=csv_path, from_block=from_block)
+    total = sum(t.balance for t in targets)
+    console().print(f"{len(targets)} spender(s) with a balance, {total:,} KRW to sweep")
+    _bulk(chain, account, ops.sweep_calls(targets), "sweep")
+
+
+def _pause(provider, account, program, paused: bool):
+    chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
+    info = ops.resolve_program(chain, program) if program is not None else None
+    receipt = ops.set_paused(chain, account, paused, info.id if info else None)
+    what = f"Program {info.label}" if info else "Token"
+    _done(f"{what} {'paused' if paused else 'unpaused'}", [("scope", what.lower())], receipt)
+
+
+@command(cli, role="COMPLIANCE_ROLE")
+@click.option("--program", help="Pause only this program (id or name); default: the whole token.")
+def pause(provider, account, program):
+    """Pause every movement of tokens, or one program's payments and allocations."""
+    _pause(provider, account, program, True)
+
+
+@command(cli, role="COMPLIANCE_ROLE")
+@click.option("--program", help="Unpause only this program (id or name); default: the whole token.")
+def unpause(provider, account, program):
+    """Lift the token-wide pause, or one program's."""
+    _pause(provider, account, program, False)
+

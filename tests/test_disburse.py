@@ -1,0 +1,305 @@
+"""`ape run treasury disburse`: whole-file checks, batched payment, the journal, and crash-and-rerun.
+
+Against the test session's Anvil (no mocked chain): 2,000 fresh spenders are enrolled in program 1 once for the
+module; each test starts from that state (ape's isolation). Bad files must be reported row by row with nothing
+sent (no block produced, no balance changed). The crash test runs the command as an operator does, in a
+subprocess, kills it with SIGKILL and then interrupts it with SIGINT part-way through the file, re-runs it, and
+checks from balances and `Allocated` events that every row was paid exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from eth_utils import keccak, to_checksum_address
+from test_treasury import MANAGER, OUTSIDER, Cli, fresh
+
+from deposit_token import chainreads, deployment
+from deposit_token import treasury as ops
+from deposit_token.disburse import Journal, batch_ref, default_journal_path
+from deposit_token.submit import LocalSigner
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPIENTS = 2000
+ALLOCATED = "0x" + keccak(text="Allocated(bytes32,uint16,address,uint256)").hex()
+BATCH = "0x" + keccak(text="AllocationBatch(bytes32,uint16,address,uint256,uint256)").hex()
+
+
+@pytest.fixture(scope="module")
+def recipients(system, networks) -> list[str]:
+    """RECIPIENTS fresh addresses enrolled in program 1 (sent through the fast path: 12 transactions)."""
+    addresses = [to_checksum_address(keccak(text=f"disburse-test:{i}")[12:]) for i in range(RECIPIENTS)]
+    chain = ops.Chain.connect(system.token, networks.provider.uri, networks.provider.chain_id)
+    calls = [ops.BulkCall((0,), "enrol", ops.calldata("enrol", part, 1, [b"DISBURSE".ljust(32, b"\0")] * len(part)))
+             for part in (addresses[i:i + 250] for i in range(0, RECIPIENTS, 250))]
+    results = ops.send_bulk(chain, LocalSigner.from_account(system.people.manager), calls)
+    assert all(r.outcome.status for r in results), [r.outcome.error for r in results]
+    return addresses
+
+
+@pytest.fixture
+def cli(system, chain, networks, tmp_path, monkeypatch, recipients) -> Cli:
+    uri = networks.provider.uri
+    folder = tmp_path / "deployments"
+    deployment.write_record(deployment.record_path(uri, folder), {
+        "token": system.token.address, "chain_id": chain.chain_id, "network": uri, "block": {"number": 0}})
+    monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(folder))
+    return Cli(uri, folder, chain)
+
+
+def amount_of(i: int) -> int:
+    return 1_000 + (i * 7919) % 50_000
+
+
+def payroll(path: Path, addresses: list[str], header: bool = True) -> Path:
+    lines = (["address,amount,reference"] if header else []) + [
+        f"{a},{amount_of(i)},REF-{i}" for i, a in enumerate(addresses)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def balances(networks, token: str, addresses: list[str]) -> list[int]:
+    rpc = chainreads.JsonRpc(networks.provider.uri)
+    return [s.balance for s in chainreads.accounts_of(rpc, token, addresses)]
+
+
+def allocations(networks, token: str, from_block: int) -> tuple[Counter, Counter, int]:
+    """(Allocated events per spender, amount per spender, AllocationBatch events) since `from_block`."""
+    rpc = chainreads.JsonRpc(networks.provider.uri)
+    logs = rpc.call("eth_getLogs", [{"address": token, "fromBlock": hex(from_block), "toBlock": "latest",
+                                     "topics": [[ALLOCATED, BATCH]]}])
+    count, amount, batches = Counter(), Counter(), 0
+    for log in logs:
+        if log["topics"][0] == BATCH:
+            batches += 1
+            continue
+        spender = to_checksum_address("0x" + log["topics"][3][-40:])
+        count[spender] += 1
+        amount[spender] += int(log["data"], 16)
+    return count, amount, batches
+
+
+# --- the happy path -------------------------------------------------------------------------------------------------
+
+
+def test_a_file_is_paid_once_and_a_rerun_sends_nothing(cli, system, networks, recipients, tmp_path):
+    t, p = system.token, system.people
+    paid = recipients[:1000]
+    csv = payroll(tmp_path / "payroll.csv", paid)
+    total = sum(amount_of(i) for i in range(len(paid)))
+    before = balances(networks, t.address, paid)
+    treasury = t.balanceOf(p.treasury)
+    start = cli.chain.blocks.height + 1
+    began = time.monotonic()
+    result = cli.ok("disburse", str(csv), "--program", "BP-2030-MOEF", account=MANAGER)
+    elapsed = time.monotonic() - began
+    out = " ".join(result.output.split())
+    assert "Disbursal checked: no problems" in out and f"1,000 totalling {total:,} KRW" in out
+    assert "2 batch(es), 1,000 rows" in out and "complete: every row" in out
+    after = balances(networks, t.address, paid)
+    assert [a - b for a, b in zip(after, before)] == [amount_of(i) for i in range(len(paid))]
+    assert t.balanceOf(p.treasury) == treasury - total
+    count, amount, batches = allocations(networks, t.address, start)
+    assert batches == 2 and set(count.values()) == {1} and len(count) == len(paid)
+    assert all(amount[a] == amount_of(i) for i, a in enumerate(paid))
+
+    records = Journal(default_journal_path(csv)).records()
+    assert [r["event"] for r in records] == ["plan", "sent", "confirmed", "confirmed", "complete"]
+    assert records[0]["rows"] == len(paid) and records[0]["batch_size"] == 500
+    refs = [r["ref"] for r in records if r["event"] == "confirmed"]
+    sha = records[0]["sha256"]
+    assert refs == ["0x" + batch_ref(cli.chain.chain_id, t.address, 1, sha, 500, i).hex() for i in range(2)]
+    assert all(t.batchApplied(r) for r in refs)
+    print(f"\n1,000-row disbursal in-process on the test Anvil: {elapsed:.1f} s including checks")
+
+    again = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER, code=0,
+                        balances=[lambda: t.balanceOf(p.treasury)])
+    assert "2 batch(es), 1,000 rows (journal: 2 confirmed in 1 earlier run(s))" in again
+    assert "already paid; nothing to send" in again
+
+
+# --- bad files --------------------------------------------------------------------------------------------------------
+
+
+def test_every_bad_row_is_reported_with_its_line_and_nothing_is_sent(cli, system, networks, recipients, tmp_path):
+    t, p = system.token, system.people
+    t.freeze(p.spenders[2], "investigation", sender=p.compliance)
+    good = recipients[0]
+    letter = next(i for i, c in enumerate(recipients[1]) if i > 1 and c.isalpha())
+    flipped = recipients[1][:letter] + recipients[1][letter].swapcase() + recipients[1][letter + 1:]
+    lines = [
+        "address,amount,reference",                       # 1
+        f"{good},1000,ok",                                # 2
+        "0x12345,1000,short",                             # 3 malformed
+        f"0x{'00' * 20},1000,zero",                       # 4 zero address
+        f"{flipped},1000,checksum",                       # 5 checksum mismatch
+        f"{recipients[3]},12.5,decimal",                  # 6 non-integer
+        f"{recipients[4]},-5,negative",                   # 7 negative
+        f"{recipients[5]},0,zero amount",                 # 8 zero
+        f"{recipients[6]},ten,words",                     # 9 not a number
+        f"{good.lower()},2000,again",                     # 10 duplicate of line 2
+        f"{fresh('stranger')},1000,not enrolled",         # 11 unregistered
+        f"{p.ev_recipients[0].address},1000,other",       # 12 enrolled in program 2
+        f"{p.restaurant.address},1000,vendor",            # 13 a vendor
+        f"{p.spenders[2].address},1000,frozen",           # 14 frozen wallet
+        "a,b,c,d",                                        # 15 four columns
+        "",                                               # 16 blank: skipped
+        f"{recipients[7]},3000,ok",                       # 17 fine
+    ]
+    csv = tmp_path / "bad.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    watched = [good, recipients[7], p.treasury.address]
+    out = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER,
+                      balances=[lambda: balances(networks, t.address, watched)])
+    expected = {
+        3: "is malformed", 4: "is the zero address", 5: "wrong EIP-55 checksum", 6: "'12.5' is not a whole number",
+        7: "amount -5 is negative", 8: "amount is zero", 9: "'ten' is not a whole number",
+        10: "duplicate address (first on line 2)", 11: "the address is not registered",
+        12: "it is enrolled in program #2", 13: "the address is a vendor", 14: "the wallet is frozen by compliance",
+        15: "expected 2-3 columns",
+    }
+    for line, reason in expected.items():
+        assert f"line {line}" in out and reason in out, (line, reason, out)
+    for line in (2, 16, 17):
+        assert f"line {line} " not in out
+    assert f"{len(expected)} problem(s); nothing was sent" in out
+    assert not default_journal_path(csv).exists()
+
+    clean = payroll(tmp_path / "clean.csv", recipients[:10])
+    out = cli.refused("disburse", str(clean), "--program", "1", "--check", account=MANAGER, code=0,
+                      balances=[lambda: balances(networks, t.address, recipients[:10])])
+    assert "no problems" in out and "--check: nothing was sent" in out
+
+
+def test_problems_of_the_whole_file_are_reported_before_sending(cli, system, networks, recipients, tmp_path, chain):
+    t, p = system.token, system.people
+    treasury = lambda: t.balanceOf(p.treasury)  # noqa: E731
+    greedy = tmp_path / "greedy.csv"
+    greedy.write_text(f"address,amount\n{recipients[0]},300000000\n{recipients[1]},300000000\n")
+    out = cli.refused("disburse", str(greedy), "--program", "1", account=MANAGER, balances=[treasury])
+    assert f"the rows still to pay total 600,000,000 KRW, above the balance of the program's treasury " \
+           f"{p.treasury.address}: {t.balanceOf(p.treasury):,} KRW" in out
+
+    small = payroll(tmp_path / "small.csv", recipients[:5])
+    out = cli.refused("disburse", str(small), "--program", "99", account=MANAGER, balances=[treasury])
+    assert "there is no program #99" in out
+    out = cli.refused("disburse", str(small), "--program", "1", account=OUTSIDER, balances=[treasury])
+    assert f"{p.outsider.address} does not hold PROGRAM_MANAGER_ROLE" in out
+    t.setProgramPaused(1, True, sender=p.compliance)
+    out = cli.refused("disburse", str(small), "--program", "1", account=MANAGER, balances=[treasury])
+    assert "program 'BP-2030-MOEF' (#1) is paused by compliance" in out
+    t.setProgramPaused(1, False, sender=p.compliance)
+
+    now = chain.blocks.head.timestamp
+    lapsed = fresh("lapsed-official")
+    params = ("LAPSED", p.treasury.address, now - 3 * 86400, now - 86400, 540, (6 | 23 << 5) * 1, 1000, 1000, [1],
+              [1000])
+    t.createProgram(params, sender=p.manager)
+    t.enrol([lapsed], 3, [b"X".ljust(32, b"\0")], sender=p.manager)
+    ended = tmp_path / "ended.csv"
+    ended.write_text(f"{lapsed},100\n")  # no header: allowed
+    out = cli.refused("disburse", str(ended), "--program", "LAPSED", account=MANAGER, balances=[treasury])
+    assert f"program 'LAPSED' (#3) ended at unix time {now - 86400}; its budget has lapsed" in out
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("address,amount\n")
+    out = cli.refused("disburse", str(empty), "--program", "1", account=MANAGER)
+    assert "has no data rows" in out
+
+
+def test_the_journal_refuses_a_changed_file_or_batch_size(cli, system, recipients, tmp_path):
+    t = system.token
+    csv = payroll(tmp_path / "june.csv", recipients[:10])
+    cli.ok("disburse", str(csv), "--program", "1", "--batch-size", "4", account=MANAGER)
+    again = cli.refused("disburse", str(csv), "--program", "1", "--batch-size", "5", account=MANAGER,
+                        balances=[lambda: t.balanceOf(recipients[0])])
+    assert "sent in batches of 4, not 5" in again and "leave --batch-size out to resume" in again
+    cli.refused("disburse", str(csv), "--program", "1", account=MANAGER, code=0)  # resumes with 4: nothing left
+
+    csv.write_text(csv.read_text().replace(f"{recipients[3]},", f"{recipients[3]},9"))  # one amount edited
+    edited = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER,
+                         balances=[lambda: t.balanceOf(recipients[0])])
+    assert "another version of june.csv" in edited and "could pay the rows already paid again" in edited
+    other_program = cli.refused("disburse", str(payroll(csv, recipients[:10])), "--program", "2", account=MANAGER)
+    assert "paid from program #1, not #2" in other_program
+
+
+# --- crash and re-run -------------------------------------------------------------------------------------------------
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    ape = Path(sys.executable).with_name("ape")
+    return subprocess.Popen([str(ape if ape.exists() else "ape"), "run", "treasury", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _confirmed(journal: Path) -> int:
+    if not journal.exists():
+        return 0
+    return sum(1 for r in Journal(journal).records() if r.get("event") in ("confirmed", "already_applied"))
+
+
+def _interrupt_after(proc: subprocess.Popen, journal: Path, confirmed: int, sig: int, timeout: float = 120) -> str:
+    """Sends `sig` to the process once the journal shows `confirmed` batches; returns its output."""
+    deadline = time.monotonic() + timeout
+    while _confirmed(journal) < confirmed:
+        assert proc.poll() is None, "the disbursal ended before it could be interrupted:\n" + proc.stdout.read()
+        assert time.monotonic() < deadline, "no progress in the journal"
+        time.sleep(0.01)
+    assert proc.poll() is None, "the disbursal finished before it could be interrupted"
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    return output
+
+
+def test_killed_and_interrupted_disbursal_pays_every_row_exactly_once(cli, system, networks, recipients, tmp_path):
+    t, p = system.token, system.people
+    csv = payroll(tmp_path / "subsidy.csv", recipients)
+    journal = default_journal_path(csv)
+    batches = RECIPIENTS // 50
+    before = balances(networks, t.address, recipients)
+    treasury = t.balanceOf(p.treasury)
+    start = cli.chain.blocks.height + 1
+    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"),
+               **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
+    env.pop("APE_FOUNDRY_HOST", None)
+    args = ["disburse", str(csv), "--program", "1", "--network", cli.uri, "--account", MANAGER]
+
+    first = _start([*args, "--batch-size", "50", "--window", "1"], env)
+    _interrupt_after(first, journal, 3, signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    paid_first = _confirmed(journal)
+    assert 3 <= paid_first < batches
+
+    second = _start([*args, "--window", "1"], env)  # batch size from the journal
+    output = _interrupt_after(second, journal, paid_first + 5, signal.SIGINT)
+    assert second.returncode == 130, output
+    assert "interrupted; re-run the same command to resume" in output and "Traceback" not in output
+    paid_second = _confirmed(journal)
+    assert paid_first + 5 <= paid_second < batches
+    assert any(r.get("event") == "interrupted" for r in Journal(journal).records())
+
+    third = subprocess.run(
+        [str(Path(sys.executable).with_name("ape")), "run", "treasury", *args], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=180)
+    output = " ".join(third.stdout.split())
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert f"{batches} of up to 50 rows" in output
+    assert "complete: every row" in output
+
+    after = balances(networks, t.address, recipients)
+    assert [a - b for a, b in zip(after, before)] == [amount_of(i) for i in range(RECIPIENTS)]
+    assert t.balanceOf(p.treasury) == treasury - sum(amount_of(i) for i in range(RECIPIENTS))
+    count, amount, applied = allocations(networks, t.address, start)
+    assert applied == batches, "a batch was applied more than once or not at all"
+    assert len(count) == RECIPIENTS and set(count.values()) == {1}, "a row was paid twice or not at all"
+    records = Journal(journal).records()
+    assert [r["event"] for r in records].count("plan") == 3
+    assert {r["batch"] for r in records if r["event"] in ("confirmed", "already_applied")} == set(range(batches))
