@@ -115,6 +115,7 @@ class Demo:
         self.abi = system_contract_type()
         self.tally = Tally()
         self.kr_holidays = holidays.country_holidays("KR", years=[2026, 2027])
+        self.split_rest: list[Attempt] = []
 
     # --- chain ------------------------------------------------------------------------------------------
 
@@ -189,6 +190,7 @@ class Demo:
             project.DepositToken.contract_type, [TOKEN_NAME, TOKEN_SYMBOL, r["admin"].address, 86_400,
                                                  module.contract_address]), 8_000_000)], "deploy")
         self.token = token.contract_address
+        self.deploy_block = token.block_number
         self.say(f"deployed token {self.token} (admin module {module.contract_address})")
         from eth_utils import keccak
 
@@ -226,7 +228,9 @@ class Demo:
         ev_vendors = [v for v in self.vendors if v.category.name.startswith(("EV_", "ELECTRICAL"))]
         share = 0.07 if weekend else 0.26
         payers = [o for o in self.officials if rng.random() < share]
-        attempts = []
+        attempts, self.split_rest = self.split_rest, []
+        busy = {a.payer.signer.address for a in attempts}
+        payers = [p for p in payers if p.signer.address not in busy]  # one attempt per payer per slot
         for payer in payers:
             roll = rng.random()
             if slot == (23, 30):
@@ -250,10 +254,11 @@ class Demo:
             attempts.append(Attempt(payer, vendor, amount, receipt, evidence, kind))
             if receipt == vendor.next_invoice:
                 vendor.next_invoice += 1
-            if kind == "normal" and amount < 500_000 and rng.random() < 0.02:  # a split bill
+            if kind == "normal" and amount < 500_000 and rng.random() < 0.02:
+                # A split bill: the rest of the same meal paid in the next slot (allowed, the audit flags it).
                 second = vendor.next_invoice
                 vendor.next_invoice += 1
-                attempts.append(Attempt(payer, vendor, 480_000, second, ZERO32, "split bill"))
+                self.split_rest.append(Attempt(payer, vendor, 500_000 - amount // 2, second, ZERO32, "split bill"))
         if not weekend and 9 <= slot[0] < 18:
             for payer in self.recipients:
                 if rng.random() < 0.08:
@@ -289,7 +294,7 @@ class Demo:
                 self.tally.paid[attempt.payer.program] += attempt.amount
                 attempt.vendor.paid_receipts.append(attempt.receipt)
             else:
-                reason = CODE_NAMES.get(code, "refused")
+                reason = CODE_NAMES[code] if code else "refused in the block (state changed after the pre-check)"
                 self.tally.by_reason[reason] += 1
                 self.tally.refused_on_chain[reason] += 1
                 self.tally.examples.setdefault(reason, outcome.error or "")
@@ -356,6 +361,39 @@ class Demo:
                       f"{self.redeemed:,} KRW; {self.swept:,} KRW of unspent budget lapsed and was swept back")
 
 
+    def audit(self, console: Console) -> None:
+        """Indexes every event of the month into SQLite and prints the auditors' report and flags."""
+        from .audit import store
+        from .audit.flags import find_flags, rule_counts
+        from .audit.indexer import Indexer, IndexerConfig
+        from .audit.render import render_tables
+        from .audit.reports import build_report, report_sections
+        from .audit.rpc import RpcClient
+        from .audit.verify import verify
+
+        began = time.monotonic()
+        engine = store.create_db_engine(f"sqlite:///{self.data_dir / 'audit.sqlite'}")
+        store.upgrade(engine)
+        rpc = RpcClient(self.config.rpc_url)
+        stats = Indexer(rpc, engine, IndexerConfig(token=self.token, start_block=self.deploy_block)).run()
+        console.print(f"[bold]Audit[/]: indexed {stats.events:,} events into {self.data_dir / 'audit.sqlite'} "
+                      f"in {time.monotonic() - began:.1f} s")
+        with engine.connect() as conn:
+            report = build_report(conn, dimensions=("program", "department", "category"), top=5)
+            render_tables(report_sections(report, ("spend", "flows", "vendors")), {}, console)
+            counts = rule_counts(find_flags(conn))
+        flags = Table(title="Audit flags (Korean public-sector card practice)")
+        flags.add_column("rule")
+        flags.add_column("payments flagged", justify="right")
+        for rule, count in sorted(counts.items()):
+            flags.add_row(rule, f"{count:,}")
+        console.print(flags)
+        result = verify(rpc, engine, self.token)
+        verdict = "no mismatch" if result.ok else f"{len(result.mismatches)} MISMATCHES"
+        console.print(f"verify: {result.checks:,} database facts checked against the chain at block {result.block}: "
+                      f"{verdict}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -374,6 +412,7 @@ def run(console: Console, data_dir: Path, port: int | None = None, keep_running:
         demo.play_month(days)
         demo.redeem_and_sweep()
         demo.report(console)
+        demo.audit(console)
         console.print(f"demo finished in {time.monotonic() - began:.0f} s")
     finally:
         if not keep_running:

@@ -1,0 +1,146 @@
+"""What every ``ape run audit`` subcommand shares: the --network/--db options, finding the deployment record
+of the network, opening the database, and turning operational errors into one-line messages.
+
+Order matters for "bad input changes nothing": options and the record are checked before the database is
+opened (opening creates a SQLite file and migrates the schema).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from deposit_token import deployment
+from deposit_token.audit import store
+from deposit_token.audit.decode import AbiError
+from deposit_token.audit.rpc import RpcClient, RpcConnectionError, RpcError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DB_HELP = ("Database URL: sqlite:///path/file.sqlite or postgresql://user@host:5432/dbname "
+           "(default: audit/<network>.sqlite in the repository, e.g. audit/ethereum-local-foundry.sqlite).")
+NETWORK_HELP = ("Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry (default: ape's "
+                "default network). The token is the one recorded in deployments/<network>.json.")
+
+# Reported as one line (exit code 1) instead of a traceback.
+OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
+    store.DatabaseError, deployment.DeploymentRecordError, RpcError, RpcConnectionError, AbiError,
+)
+
+
+def console() -> Console:
+    """Wide when not on a terminal so that addresses and hashes stay on one line in logs."""
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _connected_command_class() -> type[click.Command]:
+    from ape.cli import ConnectedProviderCommand
+    from ape.exceptions import ApeException
+
+    class AuditCommand(ConnectedProviderCommand):
+        """ape's connected-provider command; operational errors become one-line messages (exit code 1)."""
+
+        def invoke(self, ctx: click.Context) -> Any:
+            try:
+                return super().invoke(ctx)
+            except (*OPERATIONAL_ERRORS, ApeException) as err:
+                raise click.ClickException(_one_line(err)) from None
+
+    return AuditCommand
+
+
+AuditCommand = _connected_command_class()
+
+
+def network_option() -> Callable[[F], F]:
+    from ape.cli import network_option as ape_network_option
+
+    return ape_network_option(help=NETWORK_HELP)
+
+
+def _check_db_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Rejects a malformed --db while the options are parsed: before ape connects (or starts a node)."""
+    if value is not None:
+        try:
+            store.parse_db_url(value)
+        except store.DatabaseError as err:
+            raise click.BadParameter(str(err), ctx, param) from None
+    return value
+
+
+def db_option(f: F) -> F:
+    return click.option("--db", "db_url", metavar="URL", default=None, help=DB_HELP, callback=_check_db_url)(f)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The deployment an audit command works on: from the network's record, checked against the chain."""
+
+    network: str
+    record_path: Path
+    chain_id: int
+    token: str
+    start_block: int
+    rpc_url: str
+    is_dev: bool
+
+
+def db_url_for(network_choice: str, db_url: str | None) -> str:
+    """The --db value, or the default SQLite file of the network; validated (nothing is created here)."""
+    text = db_url or store.default_db_url(deployment.network_file_stem(network_choice))
+    store.parse_db_url(text)
+    return text
+
+
+def resolve_target(provider: Any) -> Target:
+    """The recorded deployment of the connected network; ClickException if there is none or it does not fit."""
+    choice = provider.network_choice
+    path = deployment.record_path(choice)
+    record = deployment.load_record(path)
+    if record is None:
+        raise click.ClickException(
+            f"no deployment record for {choice} at {path}: deploy first (ape run deploy --network {choice}) "
+            f"or point ${deployment.DEPLOYMENTS_ENV} at the folder that has it"
+        )
+    chain_id = int(provider.chain_id)
+    if record.get("chain_id") != chain_id:
+        raise click.ClickException(f"{path} is for chain id {record.get('chain_id')}, the connected chain is "
+                                   f"{chain_id}")
+    rpc_url = getattr(provider, "http_uri", None) or getattr(provider, "uri", None)
+    if not rpc_url:
+        raise click.ClickException(f"the provider of {choice} has no HTTP JSON-RPC URL")
+    rpc = RpcClient(rpc_url)
+    try:
+        if rpc.code_size(record["token"]) == 0:
+            raise click.ClickException(f"{path} records token {record['token']} but chain {chain_id} has no code "
+                                       "there (restarted dev chain? deploy again)")
+    finally:
+        rpc.close()
+    return Target(
+        network=choice,
+        record_path=path,
+        chain_id=chain_id,
+        token=record["token"],
+        start_block=int(record["block"]["number"]),
+        rpc_url=rpc_url,
+        is_dev=bool(getattr(provider.network, "is_dev", False) or provider.network.name == "local"),
+    )
+
+
+def open_db(url: str, must_exist: bool = False) -> Any:
+    """The migrated engine; with `must_exist`, a missing SQLite file is an error (and is not created)."""
+    if must_exist:
+        parsed = store.parse_db_url(url)
+        if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).expanduser().exists():
+            raise click.ClickException(f"no audit database at {parsed.database}: run `ape run audit index` first")
+    return store.open_database(url)

@@ -1,0 +1,57 @@
+"""``ape run audit verify``: reconcile the audit database with chain state at its checkpoint block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from deposit_token.audit import store
+from deposit_token.audit.commands.common import (
+    AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target,
+)
+from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.verify import VerifyError, verify
+
+
+@click.command("verify", cls=AuditCommand, short_help="Reconcile the audit database with the chain")
+@network_option()
+@db_option
+def command(provider: Any, db_url: str | None) -> None:
+    """Compare the database with chain state at its checkpoint block (eth_call pinned to that block).
+
+    Checks totalSupply, every balance, spent per spender per category per period (spendingOf,
+    spendingThisPeriod), vendors, spenders, treasuries, programs, pause, mint allowances, cap overrides, roles
+    and allocation batches. Prints each mismatch; exits with status 1 if there is any.
+    """
+    out = console()
+    url = db_url_for(provider.network_choice, db_url)
+    target = resolve_target(provider)
+    engine = open_db(url, must_exist=True)
+    rpc = RpcClient(target.rpc_url)
+    try:
+        with engine.connect() as conn:
+            meta = store.read_meta(conn)
+        if meta and (meta.get("token") != target.token or meta.get("chain_id") != str(target.chain_id)):
+            raise click.ClickException(f"{store.describe(engine)} indexes token {meta.get('token')} on chain "
+                                       f"{meta.get('chain_id')}, not {target.token} on {target.chain_id}")
+        try:
+            result = verify(rpc, engine, target.token)
+        except VerifyError as err:
+            raise click.ClickException(str(err)) from None
+    finally:
+        rpc.close()
+        engine.dispose()
+    if result.mismatches:
+        table = Table(title=f"{len(result.mismatches)} mismatches at block {result.block}", title_justify="left")
+        for column in ("check", "subject", "database", "chain"):
+            table.add_column(column, overflow="fold")
+        for m in result.mismatches:
+            table.add_row(m.check, m.subject, repr(m.database), repr(m.chain))
+        out.print(table)
+        out.print(f"[bold red]FAILED[/]: {len(result.mismatches)} of {result.checks:,} checks differ at block "
+                  f"{result.block} ({result.block_hash})")
+        raise SystemExit(1)
+    out.print(f"[bold green]OK[/]: {result.checks:,} checks, database matches the chain at block {result.block} "
+              f"({result.block_hash})")

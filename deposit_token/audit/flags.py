@@ -1,0 +1,268 @@
+"""Anomaly flags from Korean public-sector card audit practice (DOMAIN.md), over indexed payments.
+
+The contracts block what is forbidden (restricted categories, hours outside a program's window, amounts over a
+limit, missing evidence). These rules flag what is allowed but needs justification or looks like a way around a
+limit. Each flag names one payment (tx hash and log index) and one rule. Times are local to the payment's
+program (its ``utc_offset_minutes``; KST, UTC+9, unless the program says otherwise); limits are those of the
+program's configuration in force when the payment was made.
+
+Rules (``RULES``; thresholds are :class:`FlagSettings`):
+
+``night``
+    paid at or after 23:00 or before 06:00 local time.
+``weekend``
+    paid on a Saturday or Sunday (local date).
+``holiday``
+    paid on a Korean public holiday (local date; ``holidays`` package, country KR, substitute holidays included).
+``split-evidence``
+    the payer paid the vendor at least twice on the same local day (same program) with payments each *below* the
+    evidence threshold that together reach it (sum >= threshold): every such payment of that day is flagged.
+    The threshold is the one in force at the day's last such payment.
+``split-limit``
+    the payer paid the vendor at least twice on the same local day (same program) and together *more than* the
+    per-payment limit (each payment is within it, or the contract would have refused it): every payment of that
+    day to that vendor is flagged. The limit is the one in force at the day's last payment.
+``near-evidence-threshold``
+    a payment without an evidence hash whose amount is in the top ``near_pct`` % (default 5 %) of the
+    evidence-free range: ``threshold * (100 - near_pct) / 100 <= amount < threshold``. For the 500,000 KRW
+    threshold: 475,000 to 499,999.
+``near-payment-limit``
+    an amount in the top ``near_pct`` % of what the per-payment limit allows:
+    ``limit * (100 - near_pct) / 100 <= amount <= limit``. For a 1,000,000 KRW limit: 950,000 to 1,000,000.
+    Programs without a limit (2**40-1) or without a threshold (0 or 2**40-1) are not checked for these.
+``concentration``
+    in one month (the payment's ``period``, local) a payer made at least ``concentration_min_payments`` (5)
+    payments in a program and one vendor received at least ``concentration_share_pct`` % (50 %) of the amount:
+    every payment of that payer to that vendor in that month is flagged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import holidays
+from sqlalchemy import Connection, select
+
+from . import schema
+from .common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
+from ..rules import KST_OFFSET_MINUTES
+
+RULES: dict[str, str] = {
+    "night": "paid between 23:00 and 06:00 local time",
+    "weekend": "paid on a Saturday or Sunday",
+    "holiday": "paid on a Korean public holiday",
+    "split-evidence": "same payer, vendor and day: each payment below the evidence threshold, together at or above it",
+    "split-limit": "same payer, vendor and day: together above the per-payment limit",
+    "near-evidence-threshold": "just below the evidence threshold, without evidence",
+    "near-payment-limit": "just at or below the per-payment limit",
+    "concentration": "one vendor took most of a payer's spend in a month",
+}
+
+ZERO_HASH = "0x" + "00" * 32
+
+
+@dataclass(frozen=True)
+class FlagSettings:
+    near_pct: int = 5
+    concentration_share_pct: int = 50
+    concentration_min_payments: int = 5
+    night_from_hour: int = 23
+    night_until_hour: int = 6
+
+    def __post_init__(self) -> None:
+        if not 0 < self.near_pct < 100:
+            raise ValueError(f"near_pct must be between 1 and 99, got {self.near_pct}")
+        if not 0 < self.concentration_share_pct <= 100:
+            raise ValueError(f"concentration_share_pct must be between 1 and 100, got {self.concentration_share_pct}")
+        if self.concentration_min_payments < 1:
+            raise ValueError("concentration_min_payments must be at least 1")
+
+
+@dataclass(frozen=True)
+class Flag:
+    rule: str
+    tx_hash: str
+    block_number: int
+    log_index: int
+    local_time: str  # ISO 8601 with the program's offset
+    program_id: int
+    payer: str
+    vendor: str
+    amount: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Payment:
+    block_number: int
+    log_index: int
+    tx_hash: str
+    when: datetime  # local
+    program_id: int
+    payer: str
+    vendor: str
+    period: int
+    amount: int
+    evidence: bool
+    config: ProgramConfig | None
+
+    def flag(self, rule: str, detail: str) -> Flag:
+        return Flag(rule, self.tx_hash, self.block_number, self.log_index, self.when.isoformat(), self.program_id,
+                    self.payer, self.vendor, self.amount, detail)
+
+
+def _krw(amount: int) -> str:
+    return f"{amount:,} KRW"
+
+
+def load_payments(conn: Connection, filters: Filters, programs: ProgramConfigs) -> list[_Payment]:
+    p = schema.payments
+    rows = conn.execute(
+        select(p.c.block_number, p.c.log_index, p.c.tx_hash, p.c.block_timestamp, p.c.program_id, p.c.payer,
+               p.c.vendor, p.c.period, p.c.amount, p.c.evidence_hash)
+        .where(filters.payment_clause(p))
+        .order_by(p.c.block_number, p.c.log_index)
+    )
+    out = []
+    for r in rows:
+        config = programs.at(r.program_id, (r.block_number, r.log_index))
+        offset = config.utc_offset_minutes if config else KST_OFFSET_MINUTES
+        out.append(_Payment(r.block_number, r.log_index, r.tx_hash, local_datetime(r.block_timestamp, offset),
+                            r.program_id, r.payer, r.vendor, r.period, int(r.amount),
+                            r.evidence_hash not in (None, "", ZERO_HASH), config))
+    return out
+
+
+def find_flags(
+    conn: Connection,
+    settings: FlagSettings = FlagSettings(),
+    filters: Filters = Filters(),
+    rules: Iterable[str] | None = None,
+) -> list[Flag]:
+    """Every flag raised by the payments matching `filters`, in chain order (then rule order)."""
+    wanted = list(RULES) if rules is None else list(rules)
+    unknown = [r for r in wanted if r not in RULES]
+    if unknown:
+        raise ValueError(f"unknown flag rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
+    payments = load_payments(conn, filters, ProgramConfigs.load(conn))
+    return flag_payments(payments, settings, wanted)
+
+
+def flag_payments(payments: list[_Payment], settings: FlagSettings, rules: Iterable[str]) -> list[Flag]:
+    rules = set(rules)
+    flags: list[Flag] = []
+    if rules & {"night", "weekend", "holiday", "near-evidence-threshold", "near-payment-limit"}:
+        kr = holidays.country_holidays("KR")
+        for pay in payments:
+            flags.extend(_single_payment_flags(pay, settings, rules, kr))
+    if rules & {"split-evidence", "split-limit"}:
+        flags.extend(_split_flags(payments, rules))
+    if "concentration" in rules:
+        flags.extend(_concentration_flags(payments, settings))
+    order = {rule: i for i, rule in enumerate(RULES)}
+    return sorted(flags, key=lambda f: (f.block_number, f.log_index, order[f.rule]))
+
+
+def _single_payment_flags(pay: _Payment, s: FlagSettings, rules: set[str], kr: holidays.HolidayBase) -> list[Flag]:
+    out = []
+    when = pay.when
+    if "night" in rules and (when.hour >= s.night_from_hour or when.hour < s.night_until_hour):
+        out.append(pay.flag("night", f"paid at {when:%H:%M} local time "
+                                     f"({s.night_from_hour:02d}:00-{s.night_until_hour:02d}:00 needs justification)"))
+    if "weekend" in rules and when.weekday() >= 5:
+        out.append(pay.flag("weekend", f"paid on a {when:%A} ({when:%Y-%m-%d})"))
+    if "holiday" in rules and when.date() in kr:
+        out.append(pay.flag("holiday", f"paid on {when:%Y-%m-%d}, {kr.get(when.date())} (KR public holiday)"))
+    c = pay.config
+    if c is None:
+        return out
+    if ("near-evidence-threshold" in rules and c.has_evidence_threshold and not pay.evidence
+            and pay.amount < c.evidence_threshold and pay.amount * 100 >= c.evidence_threshold * (100 - s.near_pct)):
+        out.append(pay.flag("near-evidence-threshold",
+                            f"{_krw(pay.amount)} without evidence, within {s.near_pct}% below the evidence "
+                            f"threshold of {_krw(c.evidence_threshold)}"))
+    if ("near-payment-limit" in rules and c.has_payment_limit and 0 < pay.amount <= c.per_payment_limit
+            and pay.amount * 100 >= c.per_payment_limit * (100 - s.near_pct)):
+        out.append(pay.flag("near-payment-limit",
+                            f"{_krw(pay.amount)} is within {s.near_pct}% of the per-payment limit of "
+                            f"{_krw(c.per_payment_limit)}"))
+    return out
+
+
+def _split_flags(payments: list[_Payment], rules: set[str]) -> list[Flag]:
+    days: dict[tuple[int, str, str, date], list[_Payment]] = defaultdict(list)
+    for pay in payments:
+        days[(pay.program_id, pay.payer, pay.vendor, pay.when.date())].append(pay)
+    out = []
+    for (_, _, _, day), group in days.items():
+        if len(group) < 2:
+            continue
+        if "split-evidence" in rules:
+            below = [p for p in group
+                     if p.config is not None and p.config.has_evidence_threshold
+                     and p.amount < p.config.evidence_threshold]
+            if len(below) >= 2:
+                threshold = below[-1].config.evidence_threshold
+                total = sum(p.amount for p in below)
+                if total >= threshold:
+                    detail = (f"{len(below)} payments to this vendor on {day}, each below the evidence threshold of "
+                              f"{_krw(threshold)}, together {_krw(total)}")
+                    out.extend(p.flag("split-evidence", detail) for p in below)
+        if "split-limit" in rules:
+            config = group[-1].config
+            if config is not None and config.has_payment_limit:
+                total = sum(p.amount for p in group)
+                if total > config.per_payment_limit:
+                    detail = (f"{len(group)} payments to this vendor on {day}, together {_krw(total)}, above the "
+                              f"per-payment limit of {_krw(config.per_payment_limit)}")
+                    out.extend(p.flag("split-limit", detail) for p in group)
+    return out
+
+
+def _concentration_flags(payments: list[_Payment], s: FlagSettings) -> list[Flag]:
+    months: dict[tuple[int, str, int], list[_Payment]] = defaultdict(list)
+    for pay in payments:
+        months[(pay.program_id, pay.payer, pay.period)].append(pay)
+    out = []
+    for (_, _, period), group in months.items():
+        if len(group) < s.concentration_min_payments:
+            continue
+        total = sum(p.amount for p in group)
+        if total <= 0:
+            continue
+        per_vendor: dict[str, list[_Payment]] = defaultdict(list)
+        for pay in group:
+            per_vendor[pay.vendor].append(pay)
+        for vendor, own in per_vendor.items():
+            amount = sum(p.amount for p in own)
+            if amount * 100 >= total * s.concentration_share_pct:
+                share = 100.0 * amount / total
+                detail = (f"vendor received {share:.1f}% ({_krw(amount)} in {len(own)} of {len(group)} payments) "
+                          f"of this payer's spend in {format_period(period)}")
+                out.extend(p.flag("concentration", detail) for p in own)
+    return out
+
+
+def flag_section(flags: list[Flag]):
+    """The flags as one ``render.Section``."""
+    from .render import Col, Section
+
+    return Section(
+        "flags", "Flags", [
+            Col("rule", "rule"), Col("tx_hash", "tx hash"), Col("log_index", "log", "int"),
+            Col("block_number", "block", "int", in_table=False), Col("local_time", "local time"),
+            Col("program_id", "program", "int", in_table=False), Col("payer", "payer", in_table=False),
+            Col("vendor", "vendor", in_table=False), Col("amount", "amount (KRW)", "amount"),
+            Col("detail", "why", wrap=True),
+        ], flags, empty="no flags raised",
+        notes=["payer, vendor, block and program of each flag: --format csv or json"] if flags else [])
+
+
+def rule_counts(flags: list[Flag]) -> dict[str, int]:
+    counts = dict.fromkeys(RULES, 0)
+    for f in flags:
+        counts[f.rule] += 1
+    return counts

@@ -1,0 +1,295 @@
+"""The indexer: backfills the token's events in adaptive block ranges, then follows the head.
+
+One step = one block range = one database transaction (rows + blocks + checkpoint, see ``store.commit_range``),
+so the database is always exactly "every event up to the checkpoint". A step:
+
+1. asks for the head and, in the same JSON-RPC batch, the block at the checkpoint; a different hash means a
+   reorg: roll back to the common ancestor (``reorg``) and go on from there;
+2. takes the next range up to ``head - confirmations``; ``eth_getLogs`` for it, and if the provider refuses
+   (range or result-count limit) halves the range until it passes; the range then grows or shrinks so that
+   each request returns about ``target_logs`` logs;
+3. fetches the headers of the blocks with logs, of the range's last block and, near the head, of every block
+   of the range; checks that the logs' block hashes are those headers' and that near the head the headers
+   chain (parent hashes) onto the checkpoint - a reorg *during* the step makes it start over;
+4. decodes and commits.
+
+The next range's logs are fetched on a second thread while the current one is decoded and written, so the
+node and the database work at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from deposit_token.audit import reorg, store
+from deposit_token.audit.decode import LogDecoder
+from deposit_token.audit.rpc import RpcClient, RpcConnectionError, RpcError
+
+
+@dataclass
+class IndexerConfig:
+    """What to index and how.
+
+    confirmations: blocks below the head that are indexed (0 on a local chain; a few on a real network so
+        that most reorgs happen before the rows are written - deeper ones are still rolled back).
+    reorg_window: how many recent blocks keep their headers in the database (and are hash-chain checked).
+    initial_range / max_range: block range of the first ``eth_getLogs`` and the largest one tried.
+    target_logs: logs per request the range adapts to (memory per step stays bounded).
+    """
+
+    token: str
+    start_block: int
+    confirmations: int = 0
+    reorg_window: int = 128
+    initial_range: int = 10
+    max_range: int = 50_000
+    target_logs: int = 10_000
+    poll_interval: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.confirmations < 0:
+            raise ValueError("confirmations cannot be negative")
+        if self.start_block < 0:
+            raise ValueError("start block cannot be negative")
+        if not 1 <= self.initial_range <= self.max_range:
+            raise ValueError("need 1 <= initial_range <= max_range")
+
+
+class Progress(Protocol):
+    """Receives the indexer's progress (the CLI shows a bar; tests and services may ignore it)."""
+
+    def update(self, checkpoint: int, target: int, events: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One committed step: the range, how many events, and when (wall clock) it became durable."""
+
+    first_block: int
+    last_block: int
+    events: int
+    committed_at: float
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    commits: int = 0
+    rollbacks: list[reorg.Rollback] = field(default_factory=list)
+    splits: int = 0
+
+
+class _StartOver(Exception):
+    """The chain changed under a step (reorg while fetching): drop the step, check again."""
+
+
+@dataclass
+class _Fetched:
+    first: int
+    last: int
+    logs: list[dict[str, Any]]
+
+
+class Indexer:
+    """Indexes one token into one database; see the module docstring for a step."""
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        engine: Engine,
+        config: IndexerConfig,
+        decoder: LogDecoder | None = None,
+        progress: Progress | None = None,
+        on_commit: Callable[[Commit], None] | None = None,
+        log: Callable[[str], None] = lambda message: None,
+    ):
+        self.rpc = rpc
+        self.engine = engine
+        self.config = config
+        self.decoder = decoder or LogDecoder()
+        self.progress = progress
+        self.on_commit = on_commit
+        self.log = log
+        self.stats = Stats()
+        self._range = config.initial_range
+        self._fetch_rpc: RpcClient | None = None  # the prefetch thread's own connection
+
+    # --- the loop -------------------------------------------------------------------------------------------
+
+    def checkpoint(self) -> tuple[int, str] | None:
+        with self.engine.connect() as conn:
+            return store.read_checkpoint(conn)
+
+    def run(self, follow: bool = False, stop: threading.Event | None = None) -> Stats:
+        """Indexes up to the head (``head - confirmations``); with `follow`, keeps following it until `stop`."""
+        stop = stop or threading.Event()
+        retry_in = 1.0
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="getlogs") as pool:
+                while not stop.is_set():
+                    try:
+                        caught_up = self._catch_up(pool, stop)
+                    except RpcConnectionError as err:
+                        if not follow:
+                            raise
+                        # a follower is a service: a node restart should not end it
+                        self.log(f"{err}; retrying in {retry_in:.0f} s")
+                        stop.wait(retry_in)
+                        retry_in = min(30.0, retry_in * 2)
+                        continue
+                    retry_in = 1.0
+                    if caught_up is None:  # the chain moved under the step: check again shortly
+                        stop.wait(self.config.poll_interval)
+                    elif caught_up:
+                        if not follow:
+                            break
+                        stop.wait(self.config.poll_interval)
+        finally:
+            if self._fetch_rpc is not None:
+                self._fetch_rpc.close()
+                self._fetch_rpc = None
+        return self.stats
+
+    def _safe_head_and_check(self) -> tuple[int, int]:
+        """(target block, checkpoint block) after rolling back a reorg if there was one."""
+        cp = self.checkpoint()
+        calls: list[tuple[str, Sequence[Any]]] = [("eth_blockNumber", [])]
+        if cp is not None:
+            calls.append(("eth_getBlockByNumber", [hex(cp[0]), False]))
+        answers = self.rpc.batch(calls)
+        head = int(answers[0], 16)
+        if cp is not None:
+            header = answers[1]
+            rolled = reorg.check_and_rollback(self.rpc, self.engine, cp, header and header["hash"],
+                                              self.config.start_block)
+            if rolled is not None:
+                self.stats.rollbacks.append(rolled)
+                self.log(str(rolled))
+                cp = self.checkpoint()
+        done = cp[0] if cp is not None else self.config.start_block - 1
+        return head - self.config.confirmations, done
+
+    def _catch_up(self, pool: ThreadPoolExecutor, stop: threading.Event) -> bool | None:
+        """Runs steps until the checkpoint reaches the safe head. True: there was nothing (more) to do; False:
+        it indexed up to the head seen at the start; None: a step was dropped (reorg while fetching)."""
+        target, done = self._safe_head_and_check()
+        if done >= target:
+            if self.progress:
+                self.progress.update(done, target, self.stats.events)
+            return True
+        pending: Future[_Fetched] | None = None
+        try:
+            while done < target and not stop.is_set():
+                fetched = pending.result() if pending is not None else self._fetch(self.rpc, done + 1, target)
+                pending = None
+                if fetched.last < target:
+                    # fetch the next range while this one is written (safe near the head too: _commit checks
+                    # the logs' block hashes and the parent links against the checkpoint before writing)
+                    pending = pool.submit(self._fetch, self._prefetch_client(), fetched.last + 1, target)
+                self._commit(fetched, near_head=target - fetched.last <= self.config.reorg_window)
+                done = fetched.last
+                if self.progress:
+                    self.progress.update(done, target, self.stats.events)
+        except _StartOver as why:
+            self.log(f"starting the step over: {why}")
+            return None
+        finally:
+            if pending is not None:
+                pending.cancel()
+                try:
+                    pending.result()
+                except Exception:  # noqa: BLE001 - the step is abandoned anyway
+                    pass
+        return False
+
+    def _prefetch_client(self) -> RpcClient:
+        if self._fetch_rpc is None:
+            self._fetch_rpc = RpcClient(self.rpc.url, self.rpc.timeout)
+        return self._fetch_rpc
+
+    # --- fetching -------------------------------------------------------------------------------------------
+
+    def _fetch(self, rpc: RpcClient, first: int, target: int) -> _Fetched:
+        """Logs of [first, last] with last <= target, as large a range as the provider accepts."""
+        last = min(target, first + self._range - 1)
+        while True:
+            try:
+                logs = rpc.get_logs(self.config.token, first, last)
+                break
+            except RpcError as err:
+                if not err.is_limit:
+                    if "out of range" in err.message.lower() or "height" in err.message.lower():
+                        raise _StartOver(f"the chain is shorter than block {last} now") from err
+                    raise
+                if last == first:
+                    raise RpcError(err.method, err.code,
+                                   f"{err.message} - even for the single block {first}") from err
+                last = first + (last - first) // 2
+                self._range = last - first + 1
+                self.stats.splits += 1
+                self.log(f"provider limit ({err.message}); block range now {self._range}")
+        span = last - first + 1
+        if len(logs) < self.config.target_logs // 2 and span >= self._range:
+            self._range = min(self.config.max_range, self._range * 2)
+        elif len(logs) > self.config.target_logs:
+            self._range = max(1, span * self.config.target_logs // len(logs))
+        return _Fetched(first, last, logs)
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def _commit(self, fetched: _Fetched, near_head: bool) -> None:
+        first, last, logs = fetched.first, fetched.last, fetched.logs
+        counts: dict[int, int] = {}
+        for log_entry in logs:
+            if log_entry.get("removed"):
+                raise _StartOver(f"removed log in block {int(log_entry['blockNumber'], 16)}")
+            number = int(log_entry["blockNumber"], 16)
+            counts[number] = counts.get(number, 0) + 1
+        wanted = set(counts) | {last}
+        if near_head:
+            wanted |= set(range(max(first, last - self.config.reorg_window + 1), last + 1))
+        numbers = sorted(wanted)
+        headers = dict(zip(numbers, self.rpc.headers(numbers)))
+        missing = [n for n, h in headers.items() if h is None]
+        if missing:
+            raise _StartOver(f"block {missing[0]} is gone")
+        for log_entry in logs:
+            number = int(log_entry["blockNumber"], 16)
+            if log_entry["blockHash"] != headers[number]["hash"]:
+                raise _StartOver(f"block {number} changed while it was being read")
+        if near_head:
+            self._check_links(first, numbers, headers)
+        timestamps = {n: int(h["timestamp"], 16) for n, h in headers.items()}
+        rows = self.decoder.decode_all(logs, timestamps)
+        block_rows = [
+            {"number": n, "hash": h["hash"], "parent_hash": h["parentHash"], "timestamp": timestamps[n],
+             "event_count": counts.get(n, 0)}
+            for n, h in headers.items()
+        ]
+        store.commit_range(
+            self.engine, rows, block_rows, (last, headers[last]["hash"]),
+            prune_below=last - self.config.reorg_window if near_head else None,
+        )
+        self.stats.events += len(logs)
+        self.stats.commits += 1
+        if self.on_commit:
+            self.on_commit(Commit(first, last, len(logs), time.time()))
+
+    def _check_links(self, first: int, numbers: list[int], headers: Mapping[int, Mapping[str, Any]]) -> None:
+        """Near the head every block of the range was fetched: they must form one chain, starting on the
+        checkpoint (a reorg between two requests of this step would break it)."""
+        previous = self.checkpoint()
+        for n in numbers:
+            parent = headers.get(n - 1)
+            expected = parent["hash"] if parent is not None else (
+                previous[1] if previous is not None and previous[0] == n - 1 else None)
+            if expected is not None and headers[n]["parentHash"] != expected:
+                raise _StartOver(f"block {n} does not build on block {n - 1} any more")
+

@@ -1,0 +1,66 @@
+"""Anonymised aggregates for citizens: payments per department x merchant category x month, count and total.
+
+* No address, payer, vendor, transaction hash or receipt leaves this module: only a department's name (as
+  enrolled on-chain), a category name, a month, and two numbers.
+* A cell with fewer than ``min_count`` payments (5 unless more is asked) is suppressed: it is listed, marked
+  suppressed, with neither count nor amount, so that no single official's payment can be read off it.
+* No row, column or grand totals are published: with them a suppressed cell could be recovered by
+  subtraction (the classic secondary-disclosure problem), so the cells are the whole publication.
+
+A payment counts for the department its payer had when paying and for the month of its ``period`` (the
+program's time zone, KST by default).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from ..categories import category_name
+from .common import Filters, format_period
+from .reports import spend_facts
+
+MIN_CELL_COUNT = 5
+
+
+@dataclass(frozen=True)
+class PublicCell:
+    department: str
+    category: str
+    month: str  # YYYY-MM
+    payments: int | None  # None when suppressed
+    amount: int | None  # None when suppressed
+    suppressed: bool
+
+
+def public_aggregates(conn: Connection, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT) -> list[PublicCell]:
+    """The department x category x month cells, sorted by month, department, category."""
+    if min_count < MIN_CELL_COUNT:
+        raise ValueError(f"cells must hold at least {MIN_CELL_COUNT} payments to be published, not {min_count}")
+    cells: dict[tuple[int, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for fact in spend_facts(conn, filters):
+        cell = cells[(fact.period, fact.department, fact.category)]
+        cell[0] += fact.payments
+        cell[1] += fact.amount
+    out = []
+    for (period, department, category), (count, amount) in sorted(cells.items()):
+        hidden = count < min_count
+        out.append(PublicCell(department, category_name(category), format_period(period),
+                              None if hidden else count, None if hidden else amount, hidden))
+    return out
+
+
+def public_section(cells: list[PublicCell], min_count: int = MIN_CELL_COUNT):
+    """The cells as one ``render.Section``."""
+    from .render import Col, Section
+
+    return Section(
+        "cells", "Payments by department, category and month", [
+            Col("month", "month"), Col("department", "department"), Col("category", "category"),
+            Col("payments", "payments", "int"), Col("amount", "amount (KRW)", "amount"),
+            Col("suppressed", "suppressed"),
+        ], cells, empty="no payments",
+        notes=[f"cells with fewer than {min_count} payments are suppressed (-); no totals are published, so that "
+               "suppressed cells cannot be recovered by subtraction"])

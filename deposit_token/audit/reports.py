@@ -1,0 +1,324 @@
+"""The auditors' spending report: spend by department, program, category, vendor and month; the money flows of
+each program (allocated vs spent vs returned vs clawed back vs swept, and what vendors redeemed); top vendors.
+
+Pure functions over a SQLAlchemy Connection: they return dataclasses; ``render`` turns them into tables, CSV
+or JSON. Amounts are integers (KRW, the token has 0 decimals).
+
+Payments are summed in SQL per (payer, program, category, vendor, month); only a payer whose department changed
+(re-enrolment) has its payments read one by one, so each payment counts for the department the payer had when
+paying.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ..categories import category_name
+from ..rules import KST_OFFSET_MINUTES
+from . import schema
+from .common import (
+    Departments,
+    Filters,
+    ProgramConfigs,
+    format_period,
+    program_time_clause,
+    timestamp_clause,
+    vendor_names,
+)
+
+DIMENSIONS = ("department", "program", "category", "vendor", "month")
+SECTIONS = ("spend", "flows", "vendors")
+
+
+@dataclass(frozen=True)
+class SpendFact:
+    """Payments of one payer to one vendor in one category and month, under one department."""
+
+    department: str
+    payer: str
+    program_id: int
+    category: int
+    vendor: str
+    period: int
+    payments: int
+    amount: int
+
+
+def spend_facts(conn: Connection, filters: Filters = Filters(), departments: Departments | None = None) -> list[SpendFact]:
+    """The payments matching `filters`, summed per (department, payer, program, category, vendor, month)."""
+    p = schema.payments
+    departments = departments or Departments.load(conn)
+    changed = departments.changed()
+    where = filters.payment_clause(p)
+    grouped = conn.execute(
+        select(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period,
+               func.count().label("n"), func.sum(p.c.amount).label("total"))
+        .where(where)
+        .group_by(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period)
+    )
+    facts: dict[tuple, list[int]] = {}
+    for r in grouped:
+        if r.payer in changed:
+            continue
+        key = (departments.at(r.payer), r.payer, r.program_id, r.category, r.vendor, r.period)
+        facts[key] = [r.n, int(r.total)]
+    if changed:
+        payers = sorted(changed)
+        for i in range(0, len(payers), 500):
+            rows = conn.execute(
+                select(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period, p.c.amount,
+                       p.c.block_number, p.c.log_index)
+                .where(where, p.c.payer.in_(payers[i:i + 500]))
+            )
+            for r in rows:
+                key = (departments.at(r.payer, (r.block_number, r.log_index)), r.payer, r.program_id, r.category,
+                       r.vendor, r.period)
+                cell = facts.setdefault(key, [0, 0])
+                cell[0] += 1
+                cell[1] += int(r.amount)
+    return [SpendFact(*key, n, total) for key, (n, total) in sorted(facts.items())]
+
+
+# --- spend by dimension ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    dimension: str  # department | program | category | vendor | month
+    key: str
+    label: str
+    payments: int
+    payers: int  # distinct payers
+    amount: int
+    share_pct: float  # of all spend matching the filters
+
+
+def spend_by(
+    facts: Iterable[SpendFact],
+    dimension: str,
+    programs: ProgramConfigs,
+    vendors: dict[str, tuple[str, int]],
+) -> list[SpendRow]:
+    """Spend grouped by one dimension, largest amount first (months in calendar order)."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r} (known: {', '.join(DIMENSIONS)})")
+    facts = list(facts)
+    total = sum(f.amount for f in facts)
+    groups: dict[Any, list] = defaultdict(lambda: [0, 0, set()])
+    for f in facts:
+        key = {
+            "department": f.department, "program": f.program_id, "category": f.category, "vendor": f.vendor,
+            "month": f.period,
+        }[dimension]
+        g = groups[key]
+        g[0] += f.payments
+        g[1] += f.amount
+        g[2].add(f.payer)
+
+    def label(key: Any) -> str:
+        if dimension == "program":
+            return programs.name(key)
+        if dimension == "category":
+            return category_name(key)
+        if dimension == "vendor":
+            return vendors.get(key, ("(unregistered)", 0))[0]
+        if dimension == "month":
+            return format_period(key)
+        return key
+
+    rows = [
+        SpendRow(dimension, format_period(k) if dimension == "month" else str(k), label(k), n, len(payers), amount,
+                 _pct(amount, total))
+        for k, (n, amount, payers) in groups.items()
+    ]
+    if dimension == "month":
+        return sorted(rows, key=lambda r: r.key)
+    return sorted(rows, key=lambda r: (-r.amount, r.key))
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+# --- flows per program -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    """Money through one program (or all of them, program_id None): what its treasury allocated to spenders,
+    what they spent at vendors, returned, had clawed back or swept after expiry, and what is still unspent.
+    ``redeemed`` (vendors' tokens burned for bank money) carries no program, so only the total row has it."""
+
+    program_id: int | None
+    program: str
+    allocated: int
+    spent: int
+    returned: int
+    clawed_back: int
+    swept: int
+    unspent: int  # allocated - spent - returned - clawed_back - swept: still held by the program's spenders
+    spent_pct: float  # spent / allocated
+    redeemed: int | None
+
+
+def flows(conn: Connection, filters: Filters = Filters(), programs: ProgramConfigs | None = None) -> list[FlowRow]:
+    """One row per program (those with any allocation, payment, return, claw-back or sweep), then the total."""
+    programs = programs or ProgramConfigs.load(conn)
+    offsets = programs.offsets()
+    sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    p = schema.payments
+    for r in conn.execute(
+        select(p.c.program_id, func.sum(p.c.amount).label("total")).where(filters.payment_clause(p))
+        .group_by(p.c.program_id)
+    ):
+        sums[r.program_id]["spent"] = int(r.total)
+    for field, table in (
+        ("allocated", schema.allocations), ("returned", schema.returns), ("clawed_back", schema.clawbacks),
+        ("swept", schema.sweeps),
+    ):
+        for r in conn.execute(
+            select(table.c.program_id, func.sum(table.c.amount).label("total"))
+            .where(program_time_clause(table, filters, offsets))
+            .group_by(table.c.program_id)
+        ):
+            sums[r.program_id][field] = int(r.total)
+    rows = [_flow_row(pid, programs.name(pid), sums[pid], None) for pid in sorted(sums)]
+    total: dict[str, int] = defaultdict(int)
+    for values in sums.values():
+        for field, value in values.items():
+            total[field] += value
+    redeemed = None
+    if not filters.programs:  # redemptions carry no program: only meaningful over all programs
+        r = schema.redemptions
+        lo, hi = filters.time_bounds(KST_OFFSET_MINUTES)
+        redeemed = int(conn.execute(select(func.coalesce(func.sum(r.c.amount), 0)).where(timestamp_clause(r, lo, hi)))
+                       .scalar_one())
+    rows.append(_flow_row(None, "all programs", total, redeemed))
+    return rows
+
+
+def _flow_row(program_id: int | None, name: str, values: dict[str, int], redeemed: int | None) -> FlowRow:
+    allocated, spent = values.get("allocated", 0), values.get("spent", 0)
+    returned, clawed, swept = values.get("returned", 0), values.get("clawed_back", 0), values.get("swept", 0)
+    return FlowRow(program_id, name, allocated, spent, returned, clawed, swept,
+                   allocated - spent - returned - clawed - swept, _pct(spent, allocated), redeemed)
+
+
+# --- vendors ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VendorRow:
+    rank: int
+    vendor: str
+    name: str
+    category: str
+    payments: int
+    payers: int
+    received: int
+    share_pct: float  # of all spend matching the filters
+    redeemed: int  # all the vendor's redemptions in the months filtered (redemptions carry no program)
+
+
+def top_vendors(
+    conn: Connection,
+    facts: Iterable[SpendFact],
+    vendors: dict[str, tuple[str, int]],
+    filters: Filters = Filters(),
+    limit: int | None = 10,
+) -> list[VendorRow]:
+    """Vendors by amount received, largest first; `limit` None or 0 = all."""
+    facts = list(facts)
+    total = sum(f.amount for f in facts)
+    per_vendor: dict[str, list] = defaultdict(lambda: [0, 0, set(), set()])
+    for f in facts:
+        v = per_vendor[f.vendor]
+        v[0] += f.payments
+        v[1] += f.amount
+        v[2].add(f.payer)
+        v[3].add(f.category)
+    ranked = sorted(per_vendor.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    if limit:
+        ranked = ranked[:limit]
+    r = schema.redemptions
+    lo, hi = filters.time_bounds(KST_OFFSET_MINUTES)
+    chosen = [vendor for vendor, _ in ranked]
+    redeemed: dict[str, int] = {}
+    for i in range(0, len(chosen), 500):
+        for row in conn.execute(
+            select(r.c.vendor, func.sum(r.c.amount).label("total"))
+            .where(r.c.vendor.in_(chosen[i:i + 500]), timestamp_clause(r, lo, hi))
+            .group_by(r.c.vendor)
+        ):
+            redeemed[row.vendor] = int(row.total)
+    rows = []
+    for rank, (vendor, (n, amount, payers, categories)) in enumerate(ranked, start=1):
+        name, registered = vendors.get(vendor, ("(unregistered)", 0))
+        paid_in = "/".join(category_name(c) for c in sorted(categories)) or category_name(registered)
+        rows.append(VendorRow(rank, vendor, name, paid_in, n, len(payers), amount, _pct(amount, total),
+                              redeemed.get(vendor, 0)))
+    return rows
+
+
+# --- the whole report ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    filters: Filters
+    spend: list[SpendRow]
+    flows: list[FlowRow]
+    vendors: list[VendorRow]
+
+
+def build_report(
+    conn: Connection,
+    filters: Filters = Filters(),
+    dimensions: Iterable[str] = DIMENSIONS,
+    top: int | None = 10,
+) -> Report:
+    programs = ProgramConfigs.load(conn)
+    vendors = vendor_names(conn)
+    facts = spend_facts(conn, filters)
+    spend = [row for d in dimensions for row in spend_by(facts, d, programs, vendors)]
+    return Report(filters, spend, flows(conn, filters, programs), top_vendors(conn, facts, vendors, filters, top))
+
+
+# --- presentation ----------------------------------------------------------------------------------------------
+
+
+def report_sections(report: Report, sections: Iterable[str] = SECTIONS) -> list:
+    """The report as ``render.Section`` s, in the order asked."""
+    from .render import Col, Section
+
+    built = {
+        "spend": Section(
+            "spend", "Spend", [
+                Col("dimension", "dimension"), Col("key", "{group}"), Col("label", "name", same_as="key"),
+                Col("payments", "payments", "int"), Col("payers", "payers", "int"),
+                Col("amount", "amount (KRW)", "amount"), Col("share_pct", "share", "pct"),
+            ], report.spend, group_by="dimension", empty="no payments"),
+        "flows": Section(
+            "flows", "Allocated vs spent vs returned vs redeemed", [
+                Col("program_id", "program id", "int"), Col("program", "program"),
+                Col("allocated", "allocated", "amount"), Col("spent", "spent", "amount"),
+                Col("spent_pct", "spent/allocated", "pct"), Col("returned", "returned", "amount"),
+                Col("clawed_back", "clawed back", "amount"), Col("swept", "swept", "amount"),
+                Col("unspent", "unspent", "amount"), Col("redeemed", "redeemed by vendors", "amount"),
+            ], report.flows,
+            notes=["unspent = allocated - spent - returned - clawed back - swept (still in spenders' wallets); "
+                   "redemptions carry no program, so only the all-programs row has them"]),
+        "vendors": Section(
+            "vendors", "Top vendors", [
+                Col("rank", "#", "int"), Col("vendor", "vendor"), Col("name", "name"),
+                Col("category", "category"), Col("payments", "payments", "int"), Col("payers", "payers", "int"),
+                Col("received", "received (KRW)", "amount"), Col("share_pct", "share", "pct"),
+                Col("redeemed", "redeemed (KRW)", "amount"),
+            ], report.vendors, empty="no payments"),
+    }
+    return [built[name] for name in sections]

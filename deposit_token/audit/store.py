@@ -1,0 +1,259 @@
+"""The audit database: opening it (SQLite file or PostgreSQL URL), migrating it, and the few writes the indexer
+makes - each a single transaction, which is what makes indexing exactly-once and rollbacks atomic.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being
+killed (``kill -9``) and readers (reports) never block the indexer. PostgreSQL is reached with psycopg 3
+(``postgresql://`` URLs are read as ``postgresql+psycopg://``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from deposit_token.audit import schema
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DB_DIR = ROOT / "audit"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The audit database cannot be opened, migrated or used; the message says why, for the operator."""
+
+
+class IndexMismatchError(DatabaseError):
+    """The database already holds another chain's or another token's events."""
+
+
+# --- opening --------------------------------------------------------------------------------------------------
+
+
+def default_db_url(network_stem: str, directory: Path | None = None) -> str:
+    """``sqlite:///<repo>/audit/<network>.sqlite``; `network_stem` as in deployments/ (``ethereum-local-foundry``)."""
+    return f"sqlite:///{(directory or DEFAULT_DB_DIR) / f'{network_stem}.sqlite'}"
+
+
+def parse_db_url(text: str) -> URL:
+    """A SQLAlchemy URL for SQLite or PostgreSQL, or DatabaseError saying what is wrong with `text`."""
+    try:
+        url = make_url(text.strip())
+    except ArgumentError as err:
+        raise DatabaseError(f"not a database URL: {text!r} (try sqlite:///path/audit.sqlite or "
+                            "postgresql://user@host:5432/dbname)") from err
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise DatabaseError(f"unsupported database {backend!r} in {url.render_as_string(hide_password=True)}: "
+                            "use SQLite (sqlite:///file) or PostgreSQL (postgresql://...)")
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise DatabaseError("an in-memory SQLite database would be lost on exit: give a file, sqlite:///path")
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_db_engine(text: str, create_dir: bool = True) -> Engine:
+    """An engine for `text` (not yet connected, nothing created); see :func:`open_database`."""
+    url = parse_db_url(text)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database).expanduser()
+        if not path.parent.exists():
+            if not create_dir:
+                raise DatabaseError(f"no folder {path.parent} for the SQLite database")
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as err:
+        raise DatabaseError(f"no driver for {url.drivername}: {err}") from err
+
+
+def describe(engine: Engine) -> str:
+    """The database for messages, password hidden."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def open_database(text: str, migrate: bool = True) -> Engine:
+    """Connects to the database, creating the SQLite file (and its folder) if needed, and migrates it to the
+    current schema. Raises DatabaseError with a readable reason; on a bad URL nothing is created."""
+    engine = create_db_engine(text)
+    if engine.url.get_backend_name() == "sqlite":
+        Path(engine.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except OperationalError as err:
+        engine.dispose()
+        raise DatabaseError(f"cannot connect to {describe(engine)}: {_first_line(err)}") from err
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Runs the Alembic migrations up to `revision`, in one transaction (PostgreSQL DDL is transactional)."""
+    config = alembic_config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    except SQLAlchemyError as err:
+        raise DatabaseError(f"cannot migrate {describe(engine)}: {_first_line(err)}") from err
+
+
+# --- what the database indexes --------------------------------------------------------------------------------
+
+
+def read_meta(conn: Connection) -> dict[str, str]:
+    return {k: v for k, v in conn.execute(select(schema.index_meta.c.key, schema.index_meta.c.value))}
+
+
+def bind_to_chain(engine: Engine, chain_id: int, token: str, start_block: int, network: str = "") -> None:
+    """Records which chain and token this database indexes, or refuses (IndexMismatchError) if it already
+    indexes something else: rows of two tokens must never mix."""
+    wanted = {"chain_id": str(chain_id), "token": token, "start_block": str(start_block)}
+    with engine.begin() as conn:
+        meta = read_meta(conn)
+        if not meta:
+            rows = [{"key": k, "value": v} for k, v in {**wanted, "network": network}.items()]
+            conn.execute(insert(schema.index_meta), rows)
+            return
+        differs = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+        if differs:
+            detail = ", ".join(f"{k} {old} (database) vs {new} (now)" for k, (old, new) in differs.items())
+            raise IndexMismatchError(
+                f"{describe(engine)} indexes another deployment: {detail}. Use another --db, or --reset to "
+                "drop its rows and index this deployment from scratch"
+            )
+
+
+def reset(engine: Engine) -> None:
+    """Empties every table (events, blocks, checkpoint, meta): the next run indexes from the start block."""
+    with engine.begin() as conn:
+        for table in (*schema.EVENT_TABLES, schema.blocks, schema.checkpoint, schema.index_meta):
+            conn.execute(delete(table))
+
+
+# --- checkpoint, writes, rollback ------------------------------------------------------------------------------
+
+
+def read_checkpoint(conn: Connection) -> tuple[int, str] | None:
+    """(block number, block hash) of the last fully indexed block, or None before the first commit."""
+    row = conn.execute(select(schema.checkpoint.c.block_number, schema.checkpoint.c.block_hash)
+                       .where(schema.checkpoint.c.id == 1)).first()
+    return (int(row[0]), row[1]) if row else None
+
+
+def _set_checkpoint(conn: Connection, number: int, block_hash: str) -> None:
+    values = {"block_number": number, "block_hash": block_hash, "updated_at": datetime.now(timezone.utc)}
+    done = conn.execute(update(schema.checkpoint).where(schema.checkpoint.c.id == 1).values(**values))
+    if done.rowcount == 0:
+        conn.execute(insert(schema.checkpoint).values(id=1, **values))
+
+
+RowGroups = Mapping[tuple[str, tuple[str, ...]], Sequence[tuple[Any, ...]]]
+"""Rows to insert: (table, columns) -> row tuples in that column order (what ``LogDecoder.decode_all`` gives)."""
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk insert on the connection's transaction, below SQLAlchemy's per-row parameter processing (the hot
+    path of indexing): ``executemany`` of one prepared INSERT on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL.
+
+    Values must already be what the column stores: ints (above 2**63-1 as decimal text, see
+    ``schema.Amount``), bools, strings.
+    """
+    if not rows:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})", list(rows))
+
+
+def commit_range(
+    engine: Engine,
+    rows: RowGroups,
+    blocks: Iterable[Mapping[str, Any]],
+    checkpoint: tuple[int, str],
+    prune_below: int | None = None,
+) -> None:
+    """Writes the events of a block range, its block rows and the new checkpoint in ONE transaction: after a
+    crash either all of them are there or none, so a restart from the checkpoint neither skips nor repeats.
+
+    `blocks` are blocks of the range only: nothing above the checkpoint is ever stored (a rollback removes it).
+    `prune_below`: drop stored blocks without events below this number (outside the reorg window).
+    """
+    block_rows = list(blocks)
+    with engine.begin() as conn:
+        for (table, columns), table_rows in rows.items():
+            insert_rows(conn, table, columns, table_rows)
+        if block_rows:
+            conn.execute(insert(schema.blocks), block_rows)
+        if prune_below is not None:
+            conn.execute(delete(schema.blocks).where(schema.blocks.c.number < prune_below)
+                         .where(schema.blocks.c.event_count == 0))
+        _set_checkpoint(conn, *checkpoint)
+
+
+def stored_blocks_desc(conn: Connection, below_or_at: int, limit: int) -> list[tuple[int, str]]:
+    """Up to `limit` stored (number, hash), highest first, at or below `below_or_at`."""
+    q = (select(schema.blocks.c.number, schema.blocks.c.hash).where(schema.blocks.c.number <= below_or_at)
+         .order_by(schema.blocks.c.number.desc()).limit(limit))
+    return [(int(n), h) for n, h in conn.execute(q)]
+
+
+def rollback_to(engine: Engine, ancestor: int, ancestor_hash: str | None) -> int:
+    """Deletes every event and block above `ancestor` and moves the checkpoint there, in one transaction.
+    Returns how many event rows were removed. With `ancestor_hash` None (nothing in common: the reorg is
+    deeper than anything stored) the checkpoint row itself is removed and indexing restarts at the start."""
+    removed = 0
+    with engine.begin() as conn:
+        for table in schema.EVENT_TABLES:
+            removed += conn.execute(delete(table).where(table.c.block_number > ancestor)).rowcount or 0
+        conn.execute(delete(schema.blocks).where(schema.blocks.c.number > ancestor))
+        if ancestor_hash is None:
+            conn.execute(delete(schema.checkpoint))
+        else:
+            _set_checkpoint(conn, ancestor, ancestor_hash)
+    return removed
+
+
+def count_events(conn: Connection) -> int:
+    """Rows in all event tables."""
+    return sum(int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in schema.EVENT_TABLES)
