@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup compile test demo bench bench-gas slither clean
+.PHONY: setup compile test demo bench bench-gas bench-indexer bench-throughput slither clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -31,10 +31,16 @@ test: setup
 demo: setup
 	ape run demo
 
-bench: bench-gas
+bench: bench-gas bench-indexer bench-throughput
 
 bench-gas: setup
 	$(PY) -m bench.gas
+
+bench-indexer: setup
+	$(PY) -m bench.indexer
+
+bench-throughput: setup
+	$(PY) -m bench.throughput
 
 slither: setup
 	tools/slither.sh

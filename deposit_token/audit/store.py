@@ -17,9 +17,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from deposit_token.audit import schema
+
+try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
+    from psycopg.errors import UniqueViolation
+except ImportError:  # pragma: no cover - psycopg is a dependency
+    class UniqueViolation(Exception):  # type: ignore[no-redef]
+        pass
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB_DIR = ROOT / "audit"
@@ -220,15 +226,20 @@ def commit_range(
     `prune_below`: drop stored blocks without events below this number (outside the reorg window).
     """
     block_rows = list(blocks)
-    with engine.begin() as conn:
-        for (table, columns), table_rows in rows.items():
-            insert_rows(conn, table, columns, table_rows)
-        if block_rows:
-            conn.execute(insert(schema.blocks), block_rows)
-        if prune_below is not None:
-            conn.execute(delete(schema.blocks).where(schema.blocks.c.number < prune_below)
-                         .where(schema.blocks.c.event_count == 0))
-        _set_checkpoint(conn, *checkpoint)
+    try:
+        with engine.begin() as conn:
+            for (table, columns), table_rows in rows.items():
+                insert_rows(conn, table, columns, table_rows)
+            if block_rows:
+                conn.execute(insert(schema.blocks), block_rows)
+            if prune_below is not None:
+                conn.execute(delete(schema.blocks).where(schema.blocks.c.number < prune_below)
+                             .where(schema.blocks.c.event_count == 0))
+            _set_checkpoint(conn, *checkpoint)
+    except (IntegrityError, UniqueViolation) as err:
+        # rows of this range exist although the checkpoint is below it: someone else writes here too
+        raise DatabaseError(f"rows up to block {checkpoint[0]} are already in {describe(engine)}: is another "
+                            f"indexer writing to this database? ({_first_line(err)})") from err
 
 
 def stored_blocks_desc(conn: Connection, below_or_at: int, limit: int) -> list[tuple[int, str]]:

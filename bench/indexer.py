@@ -1,0 +1,572 @@
+"""Indexer benchmark (`make bench-indexer`): a dense chain of payments, indexed by our indexer into SQLite and
+PostgreSQL, against a naive web3.py indexer and against the bare cost of fetching the logs.
+
+Run from the repository root with ``python -m bench.indexer`` (``--payments N`` for a smaller quick run).
+
+The chain: a dedicated Anvil (``--no-mining``, a 300M block gas limit, 600 unlocked dev accounts), the token
+system deployed from the compiled artifacts, a business-promotion program, 20 restaurants and 500 officials.
+Each official sends ``multicall`` transactions of 50 ``pay`` calls (the token inherits OpenZeppelin's
+Multicall, so ``msg.sender`` stays the official), 20 such transactions per block: 1,000 payments per block,
+each with its own receipt id. Every payment emits Transfer + Payment, so N payments are 2N events.
+
+Figures (``bench/results/indexer.json``):
+
+* ``events``: event rows in the database after a full index (all kinds, set-up included);
+* ``fetch_ceiling_events_per_s``: raw ``eth_getLogs`` over HTTP + ``orjson`` parse, nothing else, one
+  request after the other in ranges of about 10,000 logs (as the indexer's) - the bare cost of the data;
+* ``sqlite_events_per_s`` / ``postgres_events_per_s``: ``python -m deposit_token.audit index`` from scratch
+  into a fresh database, timed inside the process from the first request to the last commit (imports and
+  migrations excluded);
+* ``naive_events_per_s``: web3.py ``contract.events.X.get_logs`` for every event kind of the ABI, a block
+  header per block for the timestamp, one INSERT per row (SQLAlchemy Core, one transaction per event kind)
+  into SQLite - the same events, in the same run; ``ratio_vs_naive`` = sqlite / naive;
+* ``peak_rss_mb``: the largest peak resident set size (VmHWM) of the two indexer processes;
+* ``follow_lag_p95_s``: with Anvil switched to 1 s interval mining and payments in every block, the time
+  from a block first being visible on the node (polled every 5 ms) to its rows being committed by
+  ``index --follow`` (default 0.1 s head polling), 95th percentile over ~25 blocks.
+
+The machine is shared: figures vary from run to run; the meta section records the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+from eth_abi import encode as abi_encode
+from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+
+from deposit_token import presets
+from deposit_token.audit import decode, schema, store
+from deposit_token.audit.indexer import Commit, Indexer, IndexerConfig
+from deposit_token.audit.rpc import RpcClient
+from deposit_token.bench_report import Row, Target, report, wide_console
+from deposit_token.categories import Category
+
+ROOT = Path(__file__).resolve().parent.parent
+KST = timezone(timedelta(hours=9))
+PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
+PROGRAM_END = datetime(2030, 12, 31, tzinfo=KST)
+DEPLOY_AT = datetime(2029, 12, 28, 10, 0, tzinfo=KST)
+PAY_FROM = datetime(2030, 1, 7, 10, 0, tzinfo=KST)  # a Monday, 10:00 KST
+
+SPENDERS = 500
+VENDORS = 20
+PAYS_PER_TX = 50
+TXS_PER_BLOCK = 20
+FIRST_SPENDER, FIRST_VENDOR = 10, 10 + SPENDERS  # dev account indexes
+ADMIN, ISSUER, MANAGER, REGISTRAR, TREASURY = 0, 1, 2, 3, 5
+DEPARTMENTS = ("MOEF", "MOIS", "MOLIT", "MOE", "MSIT", "MOHW", "MOTIE", "MAFRA")
+FOLLOW_SECONDS = 25
+PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+
+TARGETS = {
+    "sqlite_events_per_s": Target.at_least(20_000),
+    "ratio_vs_naive": Target.at_least(10),
+    "peak_rss_mb": Target.at_most(300),
+    "follow_lag_p95_s": Target.at_most(1),
+}
+ROWS = [
+    Row("events", unit="events", note="rows in the database (Transfer + Payment per payment, plus set-up)"),
+    Row("payments", unit="payments"),
+    Row("blocks", unit="blocks", note="blocks from deployment to head"),
+    Row("fetch_ceiling_events_per_s", unit="events/s", note="raw eth_getLogs over HTTP + orjson, nothing else"),
+    Row("sqlite_events_per_s", unit="events/s", note="index from scratch into SQLite"),
+    Row("postgres_events_per_s", unit="events/s", note="index from scratch into PostgreSQL"),
+    Row("naive_events_per_s", unit="events/s", note="web3 get_logs per event kind + one INSERT per row"),
+    Row("ratio_vs_naive", unit="x", note="sqlite / naive"),
+    Row("peak_rss_mb", unit="MB", note="max peak RSS of the indexer processes"),
+    Row("follow_lag_p95_s", unit="s", note="block visible on the node -> rows committed, 1 s blocks"),
+    Row("follow_lag_max_s", unit="s"),
+    Row("chain_build_s", unit="s", note="generating the chain (not a figure of the indexer)"),
+]
+
+
+# --- a dedicated Anvil -------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    """An Anvil started for the benchmark (and stopped by it: only this process is ever killed)."""
+
+    def __init__(self, accounts: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        anvil = shutil.which("anvil") or str(ROOT / "node_modules" / ".bin" / "anvil")
+        self.proc = subprocess.Popen(
+            [anvil, "--port", str(self.port), "--accounts", str(accounts), "--balance", "1000000",
+             "--gas-limit", "300000000", "--no-mining", "--timestamp", str(int(DEPLOY_AT.timestamp())),
+             "--code-size-limit", "50000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.rpc = RpcClient(self.url, timeout=600)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.rpc.block_number()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("anvil did not start")
+                time.sleep(0.2)
+        self.accounts = [to_checksum_address(a) for a in self.rpc.call("eth_accounts")]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# --- transactions ------------------------------------------------------------------------------------------------
+
+
+class Calls:
+    """ABI encoding of the token's functions (merged token + admin module ABI, from the compiled artifacts)."""
+
+    def __init__(self) -> None:
+        abi = decode.load_system_abi()
+        self.functions = {i["name"]: i for i in abi if i["type"] == "function"}
+        manifest = json.loads(decode.MANIFEST.read_text())["contractTypes"]
+        self.bytecode = {n: manifest[n]["deploymentBytecode"]["bytecode"] for n in decode.TOKEN_CONTRACTS}
+        self.constructors = {n: next((i for i in manifest[n]["abi"] if i["type"] == "constructor"), None)
+                             for n in decode.TOKEN_CONTRACTS}
+
+    def data(self, name: str, *args: Any) -> bytes:
+        types = [decode.abi_type(p) for p in self.functions[name]["inputs"]]
+        return function_signature_to_4byte_selector(f"{name}({','.join(types)})") + abi_encode(types, args)
+
+    def deploy_data(self, contract: str, *args: Any) -> str:
+        types = [decode.abi_type(p) for p in self.constructors[contract]["inputs"]]
+        return self.bytecode[contract] + abi_encode(types, args).hex()
+
+
+def mine(rpc: RpcClient, timestamp: int | None = None) -> None:
+    rpc.call("evm_mine", [timestamp] if timestamp is not None else [])
+
+
+def send_and_mine(rpc: RpcClient, txs: Sequence[dict[str, Any]], timestamp: int | None = None) -> list[dict]:
+    """Sends `txs` (one batch), mines one block, checks every receipt succeeded."""
+    hashes = rpc.batch([("eth_sendTransaction", [tx]) for tx in txs])
+    mine(rpc, timestamp)
+    receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+    failed = [r["transactionHash"] for r in receipts if r is None or r["status"] != "0x1"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} transactions failed, e.g. {failed[0]}")
+    return receipts
+
+
+@dataclass
+class BenchChain:
+    token: str
+    start_block: int
+    head: int
+    payments: int
+
+
+def build_chain(node: Node, payments: int, log: Any) -> BenchChain:
+    rpc, acc, calls = node.rpc, node.accounts, Calls()
+    clock = [int(DEPLOY_AT.timestamp())]
+
+    def next_ts() -> int:
+        clock[0] += 2
+        return clock[0]
+
+    def tx(sender: int, to: str | None, data: bytes | str, gas: int = 8_000_000, **extra: Any) -> dict:
+        body = data if isinstance(data, str) else "0x" + data.hex()
+        out = {"from": acc[sender], "data": body if body.startswith("0x") else "0x" + body, "gas": hex(gas),
+               "gasPrice": hex(2_000_000_000), **extra}
+        if to is not None:
+            out["to"] = to
+        return out
+
+    log("deploying the token system")
+    (module_receipt,) = send_and_mine(rpc, [tx(ADMIN, None, calls.deploy_data("DepositTokenAdmin", "KRW Deposit Token"),
+                                               gas=20_000_000)], next_ts())
+    module = to_checksum_address(module_receipt["contractAddress"])
+    (token_receipt,) = send_and_mine(rpc, [tx(ADMIN, None, calls.deploy_data(
+        "DepositToken", "KRW Deposit Token", "KRWD", acc[ADMIN], 0, module), gas=20_000_000)], next_ts())
+    token = to_checksum_address(token_receipt["contractAddress"])
+    start_block = int(token_receipt["blockNumber"], 16)
+
+    def call(sender: int, name: str, *args: Any, gas: int = 8_000_000) -> dict:
+        return tx(sender, token, calls.data(name, *args), gas=gas)
+
+    role = {name: keccak(text=name) for name in ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE")}
+    spenders = [acc[FIRST_SPENDER + i] for i in range(SPENDERS)]
+    vendors = [acc[FIRST_VENDOR + i] for i in range(VENDORS)]
+    program = presets.business_promotion("BP-2030-BENCH", acc[TREASURY], int(PROGRAM_START.timestamp()),
+                                         int(PROGRAM_END.timestamp()))
+    setup = [
+        call(ADMIN, "grantRole", role["ISSUER_ROLE"], acc[ISSUER]),
+        call(ADMIN, "grantRole", role["PROGRAM_MANAGER_ROLE"], acc[MANAGER]),
+        call(ADMIN, "grantRole", role["VENDOR_REGISTRAR_ROLE"], acc[REGISTRAR]),
+        call(ADMIN, "setMintAllowance", acc[ISSUER], 10**15),
+        call(ADMIN, "registerTreasury", acc[TREASURY]),
+    ]
+    for t in setup:  # one by one: they depend on each other
+        send_and_mine(rpc, [t], next_ts())
+    send_and_mine(rpc, [call(ISSUER, "mint", acc[TREASURY], 10**13)], next_ts())
+    send_and_mine(rpc, [call(MANAGER, "createProgram", program.as_params())], next_ts())
+    send_and_mine(rpc, [call(REGISTRAR, "registerVendor", v, int(Category.RESTAURANT), f"Restaurant {i:02d}")
+                        for i, v in enumerate(vendors)], next_ts())
+    log(f"enrolling and funding {SPENDERS} officials")
+    for i in range(0, SPENDERS, 125):
+        chunk = spenders[i:i + 125]
+        codes = [DEPARTMENTS[(i + j) % len(DEPARTMENTS)].encode().ljust(32, b"\0") for j in range(len(chunk))]
+        send_and_mine(rpc, [call(MANAGER, "enrol", chunk, 1, codes, gas=30_000_000)], next_ts())
+    for i in range(0, SPENDERS, 250):
+        chunk = spenders[i:i + 250]
+        send_and_mine(rpc, [call(MANAGER, "allocate", keccak(text=f"bench-indexer/{i}"), 1, chunk,
+                                 [1_500_000] * len(chunk), gas=60_000_000)], next_ts())
+
+    log(f"sending {payments:,} payments: {PAYS_PER_TX} per multicall, {TXS_PER_BLOCK} multicalls per block")
+    clock[0] = int(PAY_FROM.timestamp())
+    nonces = {s: 0 for s in spenders}
+    zero = b"\0" * 32
+    pay_sig = function_signature_to_4byte_selector("pay(address,uint256,bytes32,bytes32)")
+    multicall_sig = function_signature_to_4byte_selector("multicall(bytes[])")
+    sent, receipt_no, pending = 0, 0, []
+    spender_index = 0
+    started = time.monotonic()
+    while sent < payments:
+        n = min(PAYS_PER_TX, payments - sent)
+        s = spender_index % SPENDERS
+        inner = []
+        for k in range(n):
+            receipt_no += 1
+            vendor = vendors[(s + k) % VENDORS]
+            amount = 1_000 + (receipt_no % 40) * 100  # 1,000-4,900 KRW: 30 payments stay far below any cap
+            inner.append(pay_sig + abi_encode(["address", "uint256", "bytes32", "bytes32"],
+                                              [vendor, amount, receipt_no.to_bytes(32, "big"), zero]))
+        spender = spenders[s]
+        data = multicall_sig + abi_encode(["bytes[]"], [inner])
+        pending.append({"from": spender, "to": token, "data": "0x" + data.hex(), "gas": hex(n * 90_000 + 100_000),
+                        "gasPrice": hex(2_000_000_000), "nonce": hex(nonces[spender])})
+        nonces[spender] += 1
+        sent += n
+        spender_index += 1
+        if len(pending) == TXS_PER_BLOCK or sent >= payments:
+            send_and_mine(rpc, pending, next_ts())
+            pending = []
+            if spender_index % (TXS_PER_BLOCK * 20) == 0:
+                rate = sent / (time.monotonic() - started)
+                log(f"  {sent:,} payments ({rate:,.0f}/s)")
+    head = rpc.block_number()
+    return BenchChain(token=token, start_block=start_block, head=head, payments=payments)
+
+
+# --- measurements --------------------------------------------------------------------------------------------------
+
+
+def fetch_ceiling(url: str, chain: BenchChain, target_logs: int = 10_000) -> tuple[int, float]:
+    """(logs, seconds) of bare eth_getLogs + orjson over the whole range, one request after the other, with
+    ranges sized like the indexer's (about `target_logs` logs each: memory stays bounded)."""
+    session = requests.Session()
+    count, span, first = 0, 10, chain.start_block
+    started = time.perf_counter()
+    while first <= chain.head:
+        last = min(chain.head, first + span - 1)
+        payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
+                   "params": [{"address": chain.token, "fromBlock": hex(first), "toBlock": hex(last)}]}
+        response = session.post(url, data=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+        got = len(orjson.loads(response.content)["result"])
+        count += got
+        span = max(1, min(50_000, (last - first + 1) * target_logs // max(got, 1)))
+        first = last + 1
+    return count, time.perf_counter() - started
+
+
+def run_indexer_process(url: str, db_url: str, chain: BenchChain) -> tuple[int, float, float]:
+    """(events, seconds, peak RSS MB) of a full index in a child process (``--child``)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.indexer", "--child", "--rpc-url", url, "--db", db_url,
+                             "--token", chain.token, "--start-block", str(chain.start_block)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    if proc.wait() != 0:
+        raise RuntimeError(f"indexer child failed: {err.decode()[-2000:]}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    return result["events"], result["seconds"], result["peak_rss_mb"]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size. VmHWM belongs to the process image, so unlike getrusage's
+    ru_maxrss it does not include the parent's memory that the child shared between fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(args: argparse.Namespace) -> None:
+    """The measured indexer run: open (and migrate) the database untimed, then time ``Indexer.run``."""
+    engine = store.open_database(args.db)
+    rpc = RpcClient(args.rpc_url, timeout=600)
+    store.bind_to_chain(engine, rpc.chain_id(), args.token, args.start_block)
+    indexer = Indexer(rpc, engine, IndexerConfig(token=args.token, start_block=args.start_block))
+    started = time.perf_counter()
+    stats = indexer.run()
+    seconds = time.perf_counter() - started
+    with engine.connect() as conn:
+        rows = store.count_events(conn)
+    assert rows == stats.events, (rows, stats.events)
+    print(json.dumps({"events": stats.events, "seconds": seconds, "commits": stats.commits,
+                      "peak_rss_mb": peak_rss_mb()}))
+
+
+def naive(url: str, db_url: str, chain: BenchChain) -> tuple[int, float]:
+    """(events, seconds) of the textbook indexer: web3 get_logs per event kind, one INSERT per row."""
+    from sqlalchemy import insert
+    from web3 import Web3
+
+    abi = decode.load_system_abi()
+    engine = store.open_database(db_url)
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 600}))
+    contract = w3.eth.contract(address=chain.token, abi=abi)
+    timestamps: dict[int, int] = {}
+    count = 0
+    started = time.perf_counter()
+    for event in (i for i in abi if i["type"] == "event"):
+        name = event["name"]
+        table_name, renames = decode.EVENT_TABLE.get(name, (decode.ADMIN_TABLE, {}))
+        table = schema.metadata.tables[table_name]
+        logs = getattr(contract.events, name).get_logs(from_block=chain.start_block, to_block=chain.head)
+        with engine.begin() as conn:
+            for entry in logs:
+                number = entry["blockNumber"]
+                if number not in timestamps:
+                    timestamps[number] = w3.eth.get_block(number)["timestamp"]
+                values = {p["name"]: _plain(entry["args"][p["name"]]) for p in event["inputs"]}
+                if table_name == decode.ADMIN_TABLE:
+                    row = {"event_name": name, "data": json.dumps(values, default=str)}
+                else:
+                    row = {renames.get(k, decode.snake(k)): v for k, v in values.items()}
+                    row.update(decode._CONSTANT_COLUMNS.get(name, {}))
+                    if name == "SpenderEnrolled":
+                        row["department_text"] = decode.bytes32_text(row["department"])
+                row.update(block_number=number, log_index=entry["logIndex"],
+                           tx_hash="0x" + bytes(entry["transactionHash"]).hex(), block_timestamp=timestamps[number])
+                conn.execute(insert(table), row)  # one statement per row (compiled once, cached)
+                count += 1
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return count, seconds
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def follow_lag(node: Node, chain: BenchChain, db_url: str, log: Any) -> list[float]:
+    """Lags (s) from a block first being visible to its rows being committed, with 1 s interval mining."""
+    rpc = node.rpc
+    engine = store.open_database(db_url)
+    indexer_rpc = RpcClient(node.url)
+    commits: list[Commit] = []
+    indexer = Indexer(indexer_rpc, engine, IndexerConfig(token=chain.token, start_block=chain.start_block),
+                      on_commit=commits.append)
+    indexer.run()  # catch up first (the database already holds the chain: this is quick)
+    commits.clear()
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        watcher = RpcClient(node.url)
+        while not stop.is_set():
+            number = watcher.block_number()
+            seen.setdefault(number, time.time())
+            time.sleep(0.005)
+
+    pay_sig = function_signature_to_4byte_selector("pay(address,uint256,bytes32,bytes32)")
+    spenders = [node.accounts[FIRST_SPENDER + i] for i in range(SPENDERS)]
+    vendors = [node.accounts[FIRST_VENDOR + i] for i in range(VENDORS)]
+
+    def traffic() -> None:
+        sender = RpcClient(node.url)
+        i = 0
+        while not stop.is_set():
+            s = spenders[(i * 7) % SPENDERS]
+            data = pay_sig + abi_encode(["address", "uint256", "bytes32", "bytes32"],
+                                        [vendors[i % VENDORS], 1_000, (10**9 + i).to_bytes(32, "big"), b"\0" * 32])
+            try:
+                sender.call("eth_sendTransaction", [{"from": s, "to": chain.token, "data": "0x" + data.hex(),
+                                                     "gas": hex(200_000), "gasPrice": hex(2_000_000_000)}])
+            except Exception:  # noqa: BLE001 - traffic is best effort
+                pass
+            i += 1
+            stop.wait(0.2)
+
+    rpc.call("evm_setIntervalMining", [1])
+    threads = [threading.Thread(target=watch, daemon=True), threading.Thread(target=traffic, daemon=True)]
+    for t in threads:
+        t.start()
+    follower = threading.Thread(target=indexer.run, kwargs={"follow": True, "stop": stop}, daemon=True)
+    follower.start()
+    log(f"following the head for {FOLLOW_SECONDS} s (1 s blocks, ~5 payments per block)")
+    time.sleep(FOLLOW_SECONDS)
+    stop.set()
+    follower.join(10)
+    rpc.call("evm_setIntervalMining", [0])
+    lags = []
+    for commit in commits:
+        for number in range(commit.first_block, commit.last_block + 1):
+            if number in seen:
+                lags.append(max(0.0, commit.committed_at - seen[number]))
+    engine.dispose()
+    events = sum(c.events for c in commits)
+    log(f"  {len(lags)} blocks, {events} events committed while following")
+    return lags
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def postgres_url() -> tuple[str | None, str | None, str]:
+    """(url, database name, why not) of a fresh PostgreSQL database for the run."""
+    try:
+        import psycopg
+
+        name = f"bench_indexer_{os.getpid()}"
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", name, ""
+    except Exception as err:  # noqa: BLE001 - reported in the results
+        return None, None, " ".join(str(err).split())[:200]
+
+
+def drop_postgres(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--payments", type=int, default=100_000, help="payments on the chain (default 100,000)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rpc-url", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--start-block", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+
+    console = wide_console()
+    log = console.log
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="bench-indexer-"))
+    node = Node(accounts=FIRST_VENDOR + VENDORS + 5)
+    pg_name = None
+    try:
+        t0 = time.monotonic()
+        chain = build_chain(node, args.payments, log)
+        chain_build_s = time.monotonic() - t0
+        log(f"chain ready: {chain.head - chain.start_block + 1} blocks, {chain.payments:,} payments "
+            f"in {chain_build_s:.0f} s")
+
+        log("fetch ceiling: bare eth_getLogs + orjson")
+        ceiling_events, ceiling_s = fetch_ceiling(node.url, chain)
+
+        log("our indexer -> SQLite")
+        sqlite_url = f"sqlite:///{work / 'bench.sqlite'}"
+        events, sqlite_s, sqlite_rss = run_indexer_process(node.url, sqlite_url, chain)
+        if events != ceiling_events:
+            raise RuntimeError(f"indexed {events} events, the node has {ceiling_events}")
+
+        log("our indexer -> PostgreSQL")
+        pg_url, pg_name, pg_why = postgres_url()
+        if pg_url:
+            pg_events, pg_s, pg_rss = run_indexer_process(node.url, pg_url, chain)
+            assert pg_events == events, (pg_events, events)
+        else:
+            log(f"[yellow]PostgreSQL skipped[/]: {pg_why}")
+            pg_s, pg_rss = float("nan"), 0.0
+
+        log("naive indexer: web3 get_logs per event kind + row-by-row INSERT into SQLite")
+        naive_events, naive_s = naive(node.url, f"sqlite:///{work / 'naive.sqlite'}", chain)
+        if naive_events != events:
+            raise RuntimeError(f"the naive indexer found {naive_events} events, ours {events}")
+
+        lags = follow_lag(node, chain, sqlite_url, log)
+    finally:
+        node.stop()
+        if pg_name:
+            drop_postgres(pg_name)
+        shutil.rmtree(work, ignore_errors=True)
+
+    sqlite_rate = events / sqlite_s
+    naive_rate = naive_events / naive_s
+    figures = {
+        "events": events,
+        "payments": chain.payments,
+        "blocks": chain.head - chain.start_block + 1,
+        "fetch_ceiling_events_per_s": round(ceiling_events / ceiling_s),
+        "sqlite_events_per_s": round(sqlite_rate),
+        "postgres_events_per_s": round(events / pg_s) if pg_s == pg_s else None,
+        "naive_events_per_s": round(naive_rate),
+        "ratio_vs_naive": round(sqlite_rate / naive_rate, 2),
+        "peak_rss_mb": round(max(sqlite_rss, pg_rss), 1),
+        "follow_lag_p95_s": round(percentile(lags, 0.95), 3),
+        "follow_lag_max_s": round(max(lags), 3) if lags else None,
+        "chain_build_s": round(chain_build_s, 1),
+    }
+    if figures["postgres_events_per_s"] is None:
+        figures.pop("postgres_events_per_s")
+    meta = {
+        "command": "python -m bench.indexer",
+        "seconds": {"sqlite": round(sqlite_s, 2), "postgres": round(pg_s, 2) if pg_s == pg_s else None,
+                    "naive": round(naive_s, 2), "fetch_ceiling": round(ceiling_s, 2)},
+        "peak_rss_mb": {"sqlite": round(sqlite_rss, 1), "postgres": round(pg_rss, 1)},
+        "follow_blocks_measured": len(lags),
+        "chain": {"spenders": SPENDERS, "vendors": VENDORS, "payments_per_tx": PAYS_PER_TX,
+                  "txs_per_block": TXS_PER_BLOCK},
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "duration_seconds": round(time.monotonic() - started, 1),
+    }
+    rows = [r for r in ROWS if r.key in figures]
+    report("indexer", rows, figures, TARGETS, meta, title="indexer benchmark", console=console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
