@@ -1,4 +1,4 @@
-"""The fast submission path: sign locally, send in JSON-RPC batches, wait for receipts in batches.
+"""The fast submission path: sign locally, send in JSON-RPC batches, confirm in batches.
 
 Sending one transaction at a time through web3.py (build, sign, send, wait) spends almost all its time on
 round trips and on Python-side transaction building: about 140 payments/s against Anvil on this machine. The
@@ -12,7 +12,9 @@ treasury's disbursal and the pilot demo send thousands, so this module does the 
   node's ``eth_gasPrice``): zero on the pilot network, above the base fee on ape-foundry's test Anvil;
 * they are sent as JSON-RPC batches (a JSON array) over one persistent HTTP connection, encoded and decoded
   with orjson; the next batch is signed while the node ingests the previous one;
-* receipts are fetched with batched ``eth_getTransactionReceipt`` each time the head block advances;
+* each time the head block advances, the new blocks are checked for the sent transactions: by their call
+  traces (``trace_block``, one call per block) where the node serves them, as Anvil does, else by batched
+  ``eth_getTransactionReceipt`` (why: `Submitter._confirm_blocks`);
 * a transaction that reverted is replayed with ``eth_call`` from the same sender at its block's parent, and
   the revert data is decoded into a sentence by `deposit_token.errors` (see `Submitter._explain_failures`).
 
@@ -132,10 +134,16 @@ class LocalSigner:
     def __reduce__(self):  # never pickle (and so never copy to another process or file) a key
         raise TypeError("a LocalSigner cannot be pickled")
 
+    def __copy__(self) -> LocalSigner:  # immutable: copies (e.g. dataclasses.asdict of a TxOutcome) share it
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LocalSigner:
+        return self
+
 
 def _rlp_item(value: int | bytes) -> bytes:
     """RLP of one string item (ints as minimal big-endian bytes). Hand-written: pyrlp's generic encoder is
-    about half of the signing time; tests check the result against pyrlp and eth_account."""
+    about half of the signing time; tests/test_submit.py checks the signed bytes against eth_account's."""
     if isinstance(value, int):
         value = value.to_bytes((value.bit_length() + 7) // 8, "big")
     n = len(value)
@@ -232,7 +240,11 @@ class TxRequest:
 
 @dataclass(frozen=True)
 class TxOutcome:
-    """What became of a TxRequest. `error` is a sentence when `status` is False."""
+    """What became of a TxRequest. `error` is a sentence when `status` is False.
+
+    `tx_hash` is None when the node refused the transaction outright (then `error` quotes the node).
+    `gas_used` comes from the receipt; it is None for successful transactions confirmed by block traces,
+    which do not carry it (failed ones always get their receipt)."""
 
     request: TxRequest
     tx_hash: str | None
@@ -329,21 +341,28 @@ class Submitter:
 
     `gas_price` None asks the node (``eth_gasPrice``) once per submission; give 0 on the zero-fee pilot network
     to save the call. `batch_size` is the number of transactions per JSON-RPC batch (Anvil refuses request
-    bodies above 2 MB: keep batch_size x calldata size well below that). `contract_type` (default: the token
-    system's merged ABI) decodes revert data of failed transactions."""
+    bodies above 2 MB: keep batch_size x calldata size well below that). `confirm` says how mined
+    transactions are found: "receipts" (batched eth_getTransactionReceipt, any node), "traces" (each new
+    block's `trace_block`, see `_confirm_blocks`) or "auto" (traces when the node serves them). `contract_type`
+    (default: the token system's merged ABI) decodes revert data of failed transactions."""
 
     def __init__(self, rpc_url: str, chain_id: int | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  gas_price: int | None = None, receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
-                 poll_interval: float = 0.1, contract_type: Any = None) -> None:
+                 poll_interval: float = 0.1, confirm: str = "auto", contract_type: Any = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if confirm not in ("auto", "receipts", "traces"):
+            raise ValueError("confirm is 'auto', 'receipts' or 'traces'")
         self.rpc = JsonRpc(rpc_url)
         self.chain_id = chain_id
         self.batch_size = batch_size
         self.gas_price = gas_price
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
+        self.confirm = confirm
+        self._use_traces: bool | None = None
         self._contract_type = contract_type
+        self._program_names: dict[tuple[str, int], str] = {}
 
     def __enter__(self) -> Submitter:
         return self
@@ -357,7 +376,7 @@ class Submitter:
     # -- the whole submission
 
     def submit(self, requests: Sequence[TxRequest], progress: Progress | None = None) -> list[TxOutcome]:
-        """Sends every request and waits for every receipt; outcomes are in request order.
+        """Sends every request and waits until every one is mined; outcomes are in request order.
 
         A transaction the node refuses (e.g. gas above the block limit) gets an outcome with the node's
         message and no hash; one that reverts gets the decoded reason. Raises SubmitError when the node is
@@ -467,33 +486,40 @@ class Submitter:
                     "holds this later transaction back", s.nonce)
                 sent.remove(s)
 
-    # -- receipts
+    # -- confirmation
+
+    def _confirm_by_traces(self) -> bool:
+        """Whether to confirm through `trace_block` (see `_confirm_blocks`) rather than per-transaction receipts."""
+        if self._use_traces is None:
+            if self.confirm == "receipts":
+                self._use_traces = False
+            else:
+                try:
+                    self.rpc.call("trace_block", ["earliest"])
+                    self._use_traces = True
+                except RpcError as exc:
+                    if self.confirm == "traces":
+                        raise SubmitError(f"the node at {self.rpc.url} does not serve trace_block: {exc}") from exc
+                    self._use_traces = False
+        return self._use_traces
 
     def _await_receipts(self, requests: Sequence[TxRequest], sent: list[_Sent], head: int,
                         outcomes: list[TxOutcome | None], progress: Progress | None) -> None:
-        """Fetches receipts (batched) each time the head advances, until all are in or the timeout passes."""
+        """Each time the head advances, confirms what the new blocks hold, until every transaction is in or the
+        timeout passes; then explains the failures."""
         pending = {s.tx_hash: s for s in sent}
-        failed: list[tuple[_Sent, dict[str, Any]]] = []
+        failed: list[_Sent] = []
+        by_traces = self._confirm_by_traces()
         deadline = time.monotonic() + self.receipt_timeout
-        checked_at = -1
+        next_block = head + 1
         while pending:
             current = int(_check(self.rpc.call("eth_blockNumber", []), "eth_blockNumber"), 16)
-            if current != checked_at and current > head:
-                checked_at = current
-                hashes = list(pending)
-                for i in range(0, len(hashes), self.batch_size * 4):
-                    chunk = hashes[i:i + self.batch_size * 4]
-                    results = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])
-                    for tx_hash, receipt in zip(chunk, results):
-                        if receipt is None or isinstance(receipt, RpcError):
-                            continue
-                        item = pending.pop(tx_hash)
-                        ok = int(receipt["status"], 16) == 1
-                        outcomes[item.index] = TxOutcome(
-                            requests[item.index], tx_hash, ok, int(receipt["blockNumber"], 16),
-                            int(receipt["gasUsed"], 16), None, item.nonce, receipt.get("contractAddress"))
-                        if not ok:
-                            failed.append((item, receipt))
+            if current >= next_block:
+                if by_traces:
+                    self._confirm_blocks(range(next_block, current + 1), requests, pending, outcomes, failed)
+                else:
+                    self._confirm_receipts(list(pending), requests, pending, outcomes, failed)
+                next_block = current + 1
                 if progress:
                     progress("mined", len(requests) - len(pending), len(requests))
                 if not pending:
@@ -507,7 +533,61 @@ class Submitter:
         if failed:
             self._explain_failures(requests, failed, outcomes)
 
+    def _confirm_receipts(self, hashes: list[str], requests: Sequence[TxRequest], pending: dict[str, _Sent],
+                          outcomes: list[TxOutcome | None], failed: list[_Sent]) -> None:
+        """Batched eth_getTransactionReceipt for `hashes`; records the mined ones."""
+        step = self.batch_size * 4
+        for i in range(0, len(hashes), step):
+            chunk = hashes[i:i + step]
+            for tx_hash, receipt in zip(chunk, self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
+                if receipt is None or isinstance(receipt, RpcError):
+                    continue
+                item = pending.pop(tx_hash)
+                ok = int(receipt["status"], 16) == 1
+                outcomes[item.index] = TxOutcome(
+                    requests[item.index], tx_hash, ok, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16),
+                    None, item.nonce, receipt.get("contractAddress"))
+                if not ok:
+                    failed.append(item)
+
+    def _confirm_blocks(self, blocks: range, requests: Sequence[TxRequest], pending: dict[str, _Sent],
+                        outcomes: list[TxOutcome | None], failed: list[_Sent]) -> None:
+        """Confirms from each block's transaction list and its top-level call traces (`trace_block`).
+
+        Why not receipts: Anvil (1.7.1) builds each receipt by copying the whole block and every earlier
+        receipt, so fetching a block's receipts costs the square of its size (about 2 s for a block of 3,000
+        transactions; fixed upstream in foundry PRs #16063 and #16245, not yet released). A top-level trace
+        has what a receipt says about success (its `error`) and the revert output, at a linear cost. Traces do
+        not give the receipt's gas used: successful outcomes confirmed this way have `gas_used` None; failed
+        ones, and any transaction of ours in the block without a trace, get their receipt."""
+        calls: list[tuple[str, list[Any]]] = []
+        for number in blocks:
+            calls += [("eth_getBlockByNumber", [hex(number), False]), ("trace_block", [hex(number)])]
+        results = self.rpc.batch(calls)
+        need_receipt: list[str] = []
+        for k, number in enumerate(blocks):
+            block = _check(results[2 * k], f"eth_getBlockByNumber({number})")
+            traces = _check(results[2 * k + 1], f"trace_block({number})") or []
+            ours = [h for h in (block or {}).get("transactions", []) if h in pending]
+            if not ours:
+                continue
+            top = {t["transactionHash"]: t for t in traces if not t.get("traceAddress") and t.get("transactionHash")}
+            for tx_hash in ours:
+                trace = top.get(tx_hash)
+                if trace is None or trace.get("error"):
+                    need_receipt.append(tx_hash)  # failures get the full receipt (gas used) before explaining
+                    continue
+                item = pending.pop(tx_hash)
+                created = (trace.get("result") or {}).get("address") if trace.get("type") == "create" else None
+                outcomes[item.index] = TxOutcome(requests[item.index], tx_hash, True, number, None, None,
+                                                 item.nonce, to_checksum_address(created) if created else None)
+        if need_receipt:
+            self._confirm_receipts(need_receipt, requests, pending, outcomes, failed)
+
     # -- why a transaction failed
+
+    def _error_abis(self) -> list[Any]:
+        return [item for item in self._contract().abi if item.type == "error"]
 
     def _contract(self) -> Any:
         if self._contract_type is None:
@@ -516,7 +596,7 @@ class Submitter:
             self._contract_type = system_contract_type()
         return self._contract_type
 
-    def _explain_failures(self, requests: Sequence[TxRequest], failed: list[tuple[_Sent, dict[str, Any]]],
+    def _explain_failures(self, requests: Sequence[TxRequest], failed: list[_Sent],
                           outcomes: list[TxOutcome | None]) -> None:
         """Replays each failed transaction with eth_call (same sender, calldata, gas) at its block's parent.
 
@@ -524,44 +604,52 @@ class Submitter:
         failure caused by one of those (e.g. a cap used up by an earlier payment) may not reproduce; the
         node's call trace of the transaction itself (debug_traceTransaction) is asked for then."""
         calls = []
-        for item, receipt in failed:
-            r = requests[item.index]
+        for item in failed:
+            r, outcome = requests[item.index], outcomes[item.index]
+            assert outcome is not None and outcome.block_number is not None
             call = {"from": r.signer.address, "data": "0x" + r.data.hex(), "gas": hex(r.gas), "value": hex(r.value)}
             if r.to:
                 call["to"] = r.to
-            calls.append(("eth_call", [call, hex(int(receipt["blockNumber"], 16) - 1)]))
+            calls.append(("eth_call", [call, hex(outcome.block_number - 1)]))
         replies = self.rpc.batch(calls)
-        untraced = [k for k, reply in enumerate(replies) if not isinstance(reply, RpcError)]
-        traces = self.rpc.batch([("debug_traceTransaction", [failed[k][0].tx_hash, {"tracer": "callTracer"}])
-                                 for k in untraced])
-        trace_of = dict(zip(untraced, traces))
-        for k, (item, receipt) in enumerate(failed):
+        data = [_revert_data(reply) if isinstance(reply, RpcError) else b"" for reply in replies]
+        trace_of = self._traces([item.tx_hash for item, d in zip(failed, data) if not d])
+        for item, reply, revert in zip(failed, replies, data):
             r = requests[item.index]
-            gas_used = int(receipt["gasUsed"], 16)
-            if gas_used >= r.gas:
+            trace = trace_of.get(item.tx_hash) or {}
+            if not revert and trace.get("output") not in (None, "", "0x"):
+                revert = _hex_bytes(trace["output"])
+            if (outcomes[item.index].gas_used or 0) >= r.gas:  # type: ignore[union-attr]
                 reason = f"the transaction ran out of gas (all {r.gas:,} gas units used); give it more gas"
-            elif k in trace_of:
-                reason = self._reason_from_trace(trace_of[k], r)
+            elif revert:
+                reason = self.describe_revert(revert, r.to)
+            elif isinstance(reply, RpcError):
+                reason = f"the transaction failed without a reason: {reply.message}"
             else:
-                reason = self._reason(replies[k], r)
+                error = trace.get("error")
+                reason = ("the transaction reverted" + (f" ({error})" if error else "") + ", but not when replayed "
+                          "at the parent block: an earlier transaction in the same block caused it")
             old = outcomes[item.index]
             assert old is not None
             outcomes[item.index] = TxOutcome(r, old.tx_hash, False, old.block_number, old.gas_used, reason,
                                              old.nonce, old.contract_address)
 
-    def _reason_from_trace(self, trace: Any, request: TxRequest) -> str:
-        if isinstance(trace, dict) and trace.get("output"):
-            return self.describe_revert(_hex_bytes(trace["output"]), request.to)
-        message = trace.get("error") if isinstance(trace, dict) else None
-        return ("the transaction reverted" + (f" ({message})" if message else "") +
-                "; replaying it at the parent block did not fail, so an earlier transaction in the same block "
-                "caused it")
-
-    def _reason(self, reply: RpcError, request: TxRequest) -> str:
-        data = _revert_data(reply)
-        if data:
-            return self.describe_revert(data, request.to)
-        return f"the transaction failed: {reply.message}"
+    def _traces(self, hashes: list[str]) -> dict[str, dict[str, Any]]:
+        """The top-level call trace of each transaction: {"output", "error"} from trace_transaction (Anvil, Erigon,
+        Nethermind, Besu), else from debug_traceTransaction's callTracer (Geth)."""
+        out: dict[str, dict[str, Any]] = {}
+        missing = []
+        for tx_hash, reply in zip(hashes, self.rpc.batch([("trace_transaction", [h]) for h in hashes])):
+            top = next((t for t in reply if not t.get("traceAddress")), None) if isinstance(reply, list) else None
+            if top is None:
+                missing.append(tx_hash)
+            else:
+                out[tx_hash] = {"output": (top.get("result") or {}).get("output"), "error": top.get("error")}
+        calls = [("debug_traceTransaction", [h, {"tracer": "callTracer"}]) for h in missing]
+        for tx_hash, reply in zip(missing, self.rpc.batch(calls)):
+            if isinstance(reply, dict):
+                out[tx_hash] = {"output": reply.get("output"), "error": reply.get("error")}
+        return out
 
     def describe_revert(self, data: bytes, contract: str | None = None) -> str:
         """A sentence for raw revert data: Error(string), Panic(uint256) or one of the contract's custom errors."""
@@ -569,8 +657,7 @@ class Submitter:
             return f"the contract reverted: {abi_decode(['string'], data[4:])[0]}"
         if data[:4] == _PANIC:
             return f"the contract panicked (code {hex(abi_decode(['uint256'], data[4:])[0])})"
-        contract_type = self._contract()
-        decoded = decode_revert(data, [item for item in contract_type.abi if item.type == "error"])
+        decoded = decode_revert(data, self._error_abis())
         if decoded is None:
             return f"the contract reverted with unknown error data 0x{data.hex()}"
         return describe(*decoded, self._names(contract))
@@ -584,13 +671,16 @@ class Submitter:
             return None
 
         def program(program_id: int) -> str:
-            try:
-                data = encode_call(contract_type, "programName", [program_id])
-                result = self.rpc.call("eth_call", [{"to": contract, "data": "0x" + data.hex()}, "latest"])
-                name = abi_decode(["string"], _hex_bytes(result))[0]
-            except Exception:  # noqa: BLE001 - a failed lookup must not hide the original error
-                return f"#{program_id}"
-            return f"'{name}'" if name else f"#{program_id}"
+            key = (contract, program_id)
+            if key not in self._program_names:
+                try:
+                    data = encode_call(contract_type, "programName", [program_id])
+                    result = self.rpc.call("eth_call", [{"to": contract, "data": "0x" + data.hex()}, "latest"])
+                    name = abi_decode(["string"], _hex_bytes(result))[0]
+                except Exception:  # noqa: BLE001 - a failed lookup must not hide the original error
+                    return f"#{program_id}"
+                self._program_names[key] = f"'{name}'" if name else f"#{program_id}"
+            return self._program_names[key]
 
         return NameLookup(program=program)
 

@@ -1,0 +1,407 @@
+"""Throughput benchmark (`make bench-throughput`): the project's submission path against a naive web3.py loop.
+
+Run from the repository root with ``python -m bench.throughput``. It starts its own Anvil with the pilot
+network's settings (`deposit_token.sandbox.throwaway_node`: interval mining every 1 s, zero gas price and base
+fee, a 1,000,000,000 block gas limit; a temporary data directory on a free port), deploys the token system and
+sets it up through `deposit_token.submit.Submitter` (the path the demo and the disbursal use): a
+business-promotion program, 40 vendors, SPENDERS officials funded with 100,000 KRW each, RECIPIENTS more
+enrolled for the disbursal. The chain's clock is set to a Monday 10:00 KST, inside the preset's 06-23 hours,
+and every payment is small (1,000-5,000 KRW), so no rule refuses one. Then, in this order:
+
+* ``anvil_ingest_per_s``, the ceiling: PAYMENTS payments pre-signed (untimed), then only their batched
+  ``eth_sendRawTransaction`` is timed (batches of BATCH, one HTTP connection), nothing else.
+* ``payments_per_s``: PAYMENTS more payments (each spender pays ROUNDS vendors) through `Submitter.submit`, timed
+  from the call (nonces fetched, first batch signed and sent) to its return (every transaction confirmed).
+  Only payments that succeeded count: the Submitter confirms them by each block's call traces (Anvil 1.7.1
+  serves receipts at a cost quadratic in the block size; see `Submitter._confirm_blocks`), and afterwards
+  (untimed) every receipt is fetched and checked to show success (``payments_receipts_ok``).
+  ``payments_per_s_with_receipts`` also counts the time of fetching those receipts.
+* ``disbursal_recipients_per_s``: RECIPIENTS recipients paid by `allocate` batches of DISBURSAL_BATCH through
+  the Submitter, timed like the payments; recipients count when their batch's receipt shows success.
+* ``naive_payments_per_s``: a web3.py loop, one payment at a time: build (web3 fills in gas by eth_estimateGas),
+  sign with eth_account, send, wait for the receipt. On the pilot-like chain it waits for a block per payment
+  (``naive_interval_payments_per_s``, about 1/s, measured for NAIVE_INTERVAL_SECONDS), against which any
+  batching looks good. So the ratio is taken against the loop's best case, measured in the same run on a second,
+  fresh Anvil (small state; Anvil recomputes the state root for every block) switched to mining each
+  transaction on arrival: NAIVE_PAYMENTS payments (the setting of issue 3's "about 140/s").
+
+Other engineers' work shares this machine's two cores, so figures vary from run to run; `meta` records the
+load average before and after. The run exits 0 whether or not a target is met.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from eth_account import Account
+from rich.console import Console
+from web3 import Web3
+
+from deposit_token import presets, sandbox
+from deposit_token.bench_report import Row, Target, report, wide_console
+from deposit_token.categories import Category
+from deposit_token.network import JsonRpc, NetworkConfig, anvil_command, find_anvil
+from deposit_token.submit import Submitter, TxRequest, encode_call, sign_legacy
+
+KST = timezone(timedelta(hours=9))
+PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
+PROGRAM_END = datetime(2030, 7, 1, tzinfo=KST)
+CHAIN_TIME = datetime(2030, 1, 7, 10, 0, tzinfo=KST)  # a Monday morning: inside the preset's 06-23 hours
+BLOCK_TIME = 1.0
+
+SPENDERS = 3_000
+ROUNDS = 3  # payments per spender in each measured phase
+PAYMENTS = SPENDERS * ROUNDS
+VENDORS = 40
+SPENDER_ALLOCATION = 100_000
+RECIPIENTS = 20_000
+DISBURSAL_BATCH = 1_000
+DISBURSAL_AMOUNT = 10_000
+ENROL_CHUNK = 500
+BATCH = 500  # transactions per JSON-RPC batch
+PAY_GAS = 150_000
+NAIVE_PAYMENTS = 200
+NAIVE_INTERVAL_SECONDS = 8.0
+ZERO = b"\0" * 32
+
+TARGETS = {
+    "payments_per_s": Target.at_least(1_500),
+    "payments_vs_ingest": Target.at_least(0.5),
+    "payments_ratio": Target.at_least(10),
+    "disbursal_recipients_per_s": Target.at_least(5_000),
+}
+
+ROWS = [
+    Row("payments_per_s", unit="tx/s", note=f"Submitter: {PAYMENTS:,} payments from {SPENDERS:,} spenders, "
+        "successful only, first send to last confirmation"),
+    Row("anvil_ingest_per_s", unit="tx/s", note=f"pre-signed payments, batched eth_sendRawTransaction only "
+        "(the ceiling)"),
+    Row("payments_vs_ingest", unit="x", note="payments_per_s / anvil_ingest_per_s"),
+    Row("naive_payments_per_s", unit="tx/s", note="web3.py loop (build, sign, send, wait) at its best: a fresh "
+        "Anvil mining each tx on arrival"),
+    Row("payments_ratio", unit="x", note="payments_per_s / naive_payments_per_s"),
+    Row("naive_interval_payments_per_s", unit="tx/s", note="the same loop on the benchmark chain (1 s blocks)"),
+    Row("payments_ratio_vs_interval_naive", unit="x", note="payments_per_s / naive_interval_payments_per_s"),
+    Row("disbursal_recipients_per_s", unit="recipients/s", note=f"{RECIPIENTS:,} recipients, allocate() "
+        f"batches of {DISBURSAL_BATCH:,} through the Submitter"),
+    Row("payments_ok", unit="tx", note="payments confirmed successful by the Submitter"),
+    Row("payments_receipts_ok", unit="tx", note="of those, receipts fetched afterwards showing success"),
+    Row("payments_per_s_with_receipts", unit="tx/s", note="payments_per_s counting the receipt fetch too"),
+    Row("payments_seconds", unit="s"),
+    Row("anvil_ingest_seconds", unit="s"),
+    Row("disbursal_seconds", unit="s"),
+]
+
+
+def ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def b32(number: int) -> bytes:
+    return number.to_bytes(32, "big")
+
+
+class Bench:
+    """One run: the chain, the cast and the measurements."""
+
+    def __init__(self, config: NetworkConfig, console: Console, spenders: int = SPENDERS, recipients: int = RECIPIENTS) -> None:
+        self.config, self.console = config, console
+        self.n_spenders, self.n_recipients = spenders, recipients
+        self.url, self.chain_id = config.rpc_url, config.chain_id
+        self.rpc = JsonRpc(self.url, timeout=120)
+        # Zero gas price, as on the pilot network: no eth_gasPrice call per submission.
+        self.submitter = Submitter(self.url, self.chain_id, batch_size=BATCH, gas_price=0)
+        self.invoice = 0
+        self.naive_next = 0
+
+    def log(self, text: str) -> None:
+        self.console.log(text)
+
+    # --- setup ------------------------------------------------------------------------------------------
+
+    def set_up(self) -> None:
+        self.rpc.call("anvil_setTime", [ts(CHAIN_TIME)])
+        s = sandbox.signer_for
+        admin, issuer, manager, registrar = s("admin"), s("issuer"), s("manager"), s("registrar")
+        treasury = sandbox.address_for("treasury")
+        self.manager = manager
+        self.token = token = sandbox.deploy_token(self.submitter, admin)
+        self.log(f"token {token.address} deployed")
+        sandbox.setup_roles(self.submitter, token, admin, {"ISSUER_ROLE": issuer, "PROGRAM_MANAGER_ROLE": manager,
+                                                           "VENDOR_REGISTRAR_ROLE": registrar}, [treasury])
+        spec = presets.business_promotion("BP-2030-BENCH", treasury, ts(PROGRAM_START), ts(PROGRAM_END))
+        self.vendors = [sandbox.address_for(f"vendor-{i}") for i in range(VENDORS)]
+        categories = (Category.RESTAURANT, Category.CAFE_BAKERY)
+        sandbox.checked(self.submitter.submit(
+            [token.call(issuer, "mint", treasury, 10**11), token.call(manager, "createProgram", spec.as_params())]
+            + [token.call(registrar, "registerVendor", v, int(categories[i % 2]), f"Vendor {i}")
+               for i, v in enumerate(self.vendors)]), "program and vendors")
+
+        self.spenders = [s(f"spender-{i}") for i in range(self.n_spenders)]
+        self.recipients = [sandbox.address_for(f"recipient-{i}") for i in range(self.n_recipients)]
+        everyone = [x.address for x in self.spenders] + self.recipients
+        chunks = [everyone[i:i + ENROL_CHUNK] for i in range(0, len(everyone), ENROL_CHUNK)]
+        enrol = [self.bulk("enrol", chunk, 1, [b"BENCH".ljust(32, b"\0")] * len(chunk)) for chunk in chunks]
+        self.submit_bulk(enrol, "enrol")
+        spenders = [x.address for x in self.spenders]
+        allocate = [self.bulk("allocate", b32(10**6 + i), 1, part, [SPENDER_ALLOCATION] * len(part))
+                    for i, part in enumerate(spenders[j:j + ENROL_CHUNK] for j in range(0, len(spenders), ENROL_CHUNK))]
+        self.submit_bulk(allocate, "allocate to spenders")
+        self.log(f"{len(everyone):,} spenders enrolled, {len(spenders):,} funded with {SPENDER_ALLOCATION:,} KRW")
+
+    def bulk(self, fn: str, *args: Any):
+        """A manager's transaction with many entries; its gas from eth_estimateGas (+25%)."""
+        data = encode_call(self.token.abi, fn, args)
+        estimate = int(self.rpc.call("eth_estimateGas", [{"from": self.manager.address, "to": self.token.address,
+                                                          "data": "0x" + data.hex()}, "pending"]), 16)
+        return TxRequest(self.manager, self.token.address, data, estimate * 5 // 4)
+
+    def submit_bulk(self, requests, what: str):
+        """Large transactions in small JSON-RPC batches (Anvil refuses request bodies above 2 MB)."""
+        per_tx = max(len(r.data) for r in requests) * 2 + 400
+        with Submitter(self.url, self.chain_id, batch_size=max(1, 1_500_000 // per_tx), gas_price=0) as submitter:
+            return sandbox.checked(submitter.submit(requests), what)
+
+    def payment(self, round_: int, k: int):
+        """The k-th spender's payment of round `round_`: a small amount to one of the vendors, a new invoice."""
+        self.invoice += 1
+        vendor = self.vendors[(k + 7 * round_) % VENDORS]
+        amount = 1_000 + 100 * ((k * 31 + round_) % 41)
+        return encode_call(self.token.abi, "pay", [vendor, amount, b32(self.invoice), ZERO]), amount
+
+    # --- measurements -----------------------------------------------------------------------------------
+
+    def anvil_ingest(self) -> dict[str, float]:
+        """Pre-signed payments, timed only while sent."""
+        nonces = self.nonces("pending")
+        raws, total = [], 0
+        for round_ in range(ROUNDS):
+            for k, spender in enumerate(self.spenders):
+                data, amount = self.payment(round_, k)
+                total += amount
+                raw, _ = sign_legacy(spender, nonce=nonces[spender.address], gas_price=0, gas=PAY_GAS,
+                                     to=self.token.address, value=0, data=data, chain_id=self.chain_id)
+                nonces[spender.address] += 1
+                raws.append("0x" + raw.hex())
+        before = self.vendor_total()
+        began = time.perf_counter()
+        for i in range(0, len(raws), BATCH):
+            answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws[i:i + BATCH]])
+            refused = [a for a in answers if isinstance(a, Exception)]
+            if refused:
+                raise RuntimeError(f"Anvil refused a pre-signed payment: {refused[0]}")
+        seconds = time.perf_counter() - began
+        self.wait_until_mined(nonces)
+        paid = self.vendor_total() - before
+        if paid != total:
+            raise RuntimeError(f"the ingest phase's payments did not all succeed ({paid:,} of {total:,} KRW paid)")
+        return {"anvil_ingest_per_s": round(len(raws) / seconds, 1), "anvil_ingest_seconds": round(seconds, 3)}
+
+    def payments(self) -> dict[str, float]:
+        requests = []
+        for round_ in range(ROUNDS):
+            for k, spender in enumerate(self.spenders):
+                data, _ = self.payment(round_, k)
+                requests.append(TxRequest(spender, self.token.address, data, PAY_GAS))
+        began = time.perf_counter()
+        outcomes = self.submitter.submit(requests)
+        seconds = time.perf_counter() - began
+        ok = [o for o in outcomes if o.status]
+        failed = [o for o in outcomes if not o.status]
+        if failed:
+            self.log(f"[red]{len(failed)} payments failed[/], e.g. {failed[0].error}")
+        began_receipts = time.perf_counter()
+        receipts_ok = sum(self.receipt_statuses([o.tx_hash for o in ok]))
+        receipt_seconds = time.perf_counter() - began_receipts
+        blocks = sorted({o.block_number for o in ok})
+        self.log(f"{len(ok):,} payments in {seconds:.2f} s over blocks {blocks[0]}-{blocks[-1]}; their receipts "
+                 f"fetched in {receipt_seconds:.2f} s")
+        return {
+            "payments_per_s": round(receipts_ok / seconds, 1),
+            "payments_ok": len(ok),
+            "payments_receipts_ok": receipts_ok,
+            "payments_seconds": round(seconds, 3),
+            "payments_per_s_with_receipts": round(receipts_ok / (seconds + receipt_seconds), 1),
+            "payments_blocks": len(blocks),
+        }
+
+    def disbursal(self) -> dict[str, float]:
+        batches = [self.recipients[i:i + DISBURSAL_BATCH] for i in range(0, len(self.recipients), DISBURSAL_BATCH)]
+        requests = [self.bulk("allocate", b32(2 * 10**6 + i), 1, batch, [DISBURSAL_AMOUNT] * len(batch))
+                    for i, batch in enumerate(batches)]  # built (and gas-estimated) before the clock starts
+        per_tx = max(len(r.data) for r in requests) * 2 + 400
+        with Submitter(self.url, self.chain_id, batch_size=max(1, 1_500_000 // per_tx), gas_price=0) as submitter:
+            began = time.perf_counter()
+            outcomes = submitter.submit(requests)
+            seconds = time.perf_counter() - began
+        # counted from the receipts (fetched after the clock stopped; 20 of them are cheap)
+        statuses = self.receipt_statuses([o.tx_hash for o in outcomes])
+        paid = sum(len(batch) for batch, o, ok in zip(batches, outcomes, statuses) if o.status and ok)
+        last = self.recipients[-1]
+        balance = int(self.eth_call("balanceOf", last), 16)
+        if paid == len(self.recipients) and balance != DISBURSAL_AMOUNT:
+            raise RuntimeError(f"recipient {last} holds {balance}, not {DISBURSAL_AMOUNT}")
+        return {"disbursal_recipients_per_s": round(paid / seconds, 1), "disbursal_seconds": round(seconds, 3),
+                "disbursal_recipients": paid}
+
+    def naive(self, count: int | None, seconds: float | None) -> tuple[float, int]:
+        """The naive web3.py loop, for `count` payments or until `seconds` have passed: (payments/s, payments).
+        Spenders' keys are loaded before the clock starts, as a wallet would hold them."""
+        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+        abi = [item.model_dump(mode="json", by_alias=True) for item in self.token.abi.abi
+               if item.type == "function" and item.name == "pay"]
+        token = w3.eth.contract(address=self.token.address, abi=abi)
+        first = self.naive_next
+        limit = count if count is not None else int(seconds or 0) * 10 + 10
+        wallets = [Account.from_key(sandbox.key_for(f"spender-{k}")) for k in range(first, first + limit)]
+        done = ok = 0
+        began = time.perf_counter()
+        while done < limit and (seconds is None or time.perf_counter() - began < seconds):
+            account, k = wallets[done], first + done
+            self.invoice += 1
+            tx = token.functions.pay(self.vendors[k % VENDORS], 1_000 + 100 * (k % 41), b32(self.invoice),
+                                     ZERO).build_transaction({
+                "from": account.address, "nonce": w3.eth.get_transaction_count(account.address),
+                "gasPrice": 0, "chainId": self.chain_id})
+            signed = account.sign_transaction(tx)
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+            done += 1
+            ok += receipt["status"] == 1
+        elapsed = time.perf_counter() - began
+        self.naive_next += done
+        return round(ok / elapsed, 2), ok
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    def eth_call(self, fn: str, *args: Any) -> str:
+        data = encode_call(self.token.abi, fn, args)
+        return self.rpc.call("eth_call", [{"to": self.token.address, "data": "0x" + data.hex()}, "latest"])
+
+    def nonces(self, block: str) -> dict[str, int]:
+        answers = self.rpc.batch([("eth_getTransactionCount", [s.address, block]) for s in self.spenders])
+        return {s.address: int(n, 16) for s, n in zip(self.spenders, answers)}
+
+    def wait_until_mined(self, expected: dict[str, int], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.nonces("latest") != expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError("pre-signed payments were not mined in time")
+            time.sleep(0.25)
+
+    def vendor_total(self) -> int:
+        calls = [("eth_call", [{"to": self.token.address,
+                                "data": "0x" + encode_call(self.token.abi, "balanceOf", [v]).hex()}, "latest"])
+                 for v in self.vendors]
+        return sum(int(x, 16) for x in self.rpc.batch(calls))
+
+    def receipt_statuses(self, hashes: list[str | None]) -> list[bool]:
+        """Whether each transaction's receipt shows success (batched eth_getTransactionReceipt)."""
+        out: list[bool] = []
+        for i in range(0, len(hashes), 2_000):
+            chunk = hashes[i:i + 2_000]
+            receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk if h])
+            answers = iter(receipts)
+            out += [bool(h) and _succeeded(next(answers)) for h in chunk]
+        return out
+
+
+def _succeeded(receipt: Any) -> bool:
+    return isinstance(receipt, dict) and receipt.get("status") == "0x1"
+
+
+def measure(config: NetworkConfig, console: Console) -> dict[str, Any]:
+    """Everything measured on the pilot-like chain (which the caller started)."""
+    bench = Bench(config, console)
+    bench.log("setting up: deploy, program, vendors, spenders (through the Submitter)")
+    bench.set_up()
+    figures: dict[str, Any] = {}
+    bench.log(f"anvil ingest: {PAYMENTS:,} pre-signed payments, batched eth_sendRawTransaction")
+    figures.update(bench.anvil_ingest())
+    bench.log(f"Submitter: {PAYMENTS:,} payments")
+    figures.update(bench.payments())
+    bench.log(f"disbursal: {RECIPIENTS:,} recipients in allocate batches of {DISBURSAL_BATCH:,}")
+    figures.update(bench.disbursal())
+    bench.log(f"naive web3.py loop: {NAIVE_INTERVAL_SECONDS:g} s on this chain ({BLOCK_TIME:g} s interval mining)")
+    figures["naive_interval_payments_per_s"], figures["naive_interval_payments"] = bench.naive(
+        None, NAIVE_INTERVAL_SECONDS)
+    bench.submitter.close()
+    return figures
+
+
+def measure_naive_best_case(config: NetworkConfig, console: Console) -> dict[str, Any]:
+    """The naive loop at its best: a fresh chain (small state: Anvil recomputes the state root for every block)
+    mining each transaction on arrival, NAIVE_PAYMENTS payments by as many spenders."""
+    bench = Bench(config, console, spenders=NAIVE_PAYMENTS, recipients=0)
+    bench.set_up()
+    bench.rpc.call("evm_setAutomine", [True])
+    bench.log(f"naive web3.py loop: {NAIVE_PAYMENTS} payments, fresh chain mining each transaction on arrival")
+    rate, count = bench.naive(NAIVE_PAYMENTS, None)
+    bench.submitter.close()
+    return {"naive_payments_per_s": rate, "naive_payments": count}
+
+
+def node_meta(config: NetworkConfig) -> dict[str, Any]:
+    version = subprocess.run([find_anvil(), "--version"], capture_output=True, text=True).stdout
+    return {
+        "anvil_version": version.splitlines()[0] if version else None,
+        # this run's port and temporary state file vary: shown as placeholders
+        "anvil_args": [{str(config.port): "<free port>", str(config.state_file): "<temp dir>/state.json"}.get(a, a)
+                       for a in anvil_command(config)[1:]],
+        "block_time_s": config.block_time,
+        "block_gas_limit": config.gas_limit,
+        "chain_id": config.chain_id,
+    }
+
+
+def main() -> int:
+    started = time.monotonic()
+    console = wide_console()
+    from ape.logging import logger
+
+    logger.set_level("WARNING")
+    load_before = os.getloadavg()[0]
+    with sandbox.throwaway_node(block_time=BLOCK_TIME) as config:
+        console.log(f"own Anvil at {config.rpc_url} (pilot settings: {BLOCK_TIME:g} s blocks, zero gas price)")
+        figures = measure(config, console)
+        meta = node_meta(config)
+    with sandbox.throwaway_node(block_time=BLOCK_TIME) as config:
+        console.log(f"a second, fresh Anvil at {config.rpc_url} for the naive loop's best case")
+        figures.update(measure_naive_best_case(config, console))
+    figures["payments_vs_ingest"] = round(figures["payments_per_s"] / figures["anvil_ingest_per_s"], 3)
+    figures["payments_ratio"] = round(figures["payments_per_s"] / figures["naive_payments_per_s"], 1)
+    figures["payments_ratio_vs_interval_naive"] = round(
+        figures["payments_per_s"] / max(figures["naive_interval_payments_per_s"], 0.01), 1)
+    meta.update({
+        "command": "python -m bench.throughput",
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "spenders": SPENDERS,
+        "payments_per_phase": PAYMENTS,
+        "vendors": VENDORS,
+        "json_rpc_batch": BATCH,
+        "recipients": RECIPIENTS,
+        "disbursal_batch": DISBURSAL_BATCH,
+        "chain_time": CHAIN_TIME.isoformat(),
+        "confirmation": "Submitter confirm='auto' (trace_block per new block); receipts fetched after, untimed, "
+                        "in payments_receipts_ok / payments_per_s_with_receipts",
+        "naive_loop": "web3.py build_transaction + eth_account sign + send_raw_transaction + "
+                      "wait_for_transaction_receipt, one at a time",
+        "duration_seconds": round(time.monotonic() - started, 1),
+    })
+    report("throughput", ROWS, figures, TARGETS, meta,
+           title="throughput benchmark: Submitter vs naive web3.py loop (Anvil, 1 s interval mining)",
+           console=console)
+    console.print(f"run time {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
