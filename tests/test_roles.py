@@ -68,6 +68,8 @@ def test_every_state_changing_admin_function_is_listed(system):
         # token-holder actions, checked by the payment rules instead of roles
         "transfer", "transferFrom", "approve", "permit", "pay", "returnToTreasury", "redeem", "sweepExpired",
         "multicall", "renounceRole", "acceptDefaultAdminTransfer", "initialize",
+        # signed by the payer (EIP-712) and checked against that signature, not a role
+        "receiveWithAuthorization", "cancelAuthorization",
         # admin-only by OpenZeppelin's own checks, tested below
         "cancelDefaultAdminTransfer", "rollbackDefaultAdminDelay",
     }
