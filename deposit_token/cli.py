@@ -135,3 +135,18 @@ def unattended(account):
 def fail(error: BaseException, token=None) -> NoReturn:
     """Ends a command with one readable line (the revert as a sentence) and exit status 1, no traceback."""
     raise click.ClickException(explain(error, token=token)) from None
+
+
+def checked_send(token, function: str, args: tuple, account, refused: str):
+    """Runs `function(*args)` as `account` only if the contract would accept it in the next block; otherwise
+    stops with `refused` and the sentence naming the rule, having sent nothing. Returns the receipt."""
+    from .wallet import why_not
+
+    reason = why_not(token, function, args, account.address)
+    if reason is not None:
+        raise click.ClickException(f"{refused}: {reason}")
+    try:
+        return getattr(token, function)(*args, sender=account)
+    except Exception as error:  # noqa: BLE001 - a rule can change between the check and the block
+        fail(error, token)
+

@@ -17,8 +17,9 @@ from rich.table import Table
 
 from deposit_token.authorization import SignedAuthorization
 from deposit_token.categories import category_name
-from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, unattended, AMOUNT, console, deployed_token, fail
-from deposit_token.wallet import why_not
+from deposit_token.cli import (
+    AMOUNT, NEGATIVE_NUMBERS_ARE_ARGUMENTS, checked_send, console, deployed_token, unattended,
+)
 
 
 @click.group()
@@ -44,13 +45,7 @@ def collect(account, authorization):
             f"this authorization pays {signed.authorization.vendor}, not {account.address}: only that vendor can "
             "collect it"
         )
-    reason = why_not(token, "receiveWithAuthorization", signed.contract_args(), account.address)
-    if reason is not None:
-        raise click.ClickException(f"not collected: {reason}")
-    try:
-        receipt = token.receiveWithAuthorization(*signed.contract_args(), sender=account)
-    except Exception as error:  # noqa: BLE001
-        fail(error, token)
+    receipt = checked_send(token, "receiveWithAuthorization", signed.contract_args(), account, "not collected")
     console().print(f"collected {signed.authorization.amount:,} KRW from {signed.authorization.payer} "
                     f"in tx {receipt.txn_hash}")
 
@@ -68,13 +63,7 @@ def redeem(account, amount, reference):
     settlement = keccak(text=reference.strip())
     if not reference.strip():
         raise click.BadParameter("the settlement reference must not be empty", param_hint="--reference")
-    reason = why_not(token, "redeem", (amount, settlement), account.address)
-    if reason is not None:
-        raise click.ClickException(f"not redeemed: {reason}")
-    try:
-        receipt = token.redeem(amount, settlement, sender=account)
-    except Exception as error:  # noqa: BLE001
-        fail(error, token)
+    receipt = checked_send(token, "redeem", (amount, settlement), account, "not redeemed")
     console().print(f"redeemed {amount:,} KRW (settlement reference {reference!r} = 0x{settlement.hex()}) "
                     f"in tx {receipt.txn_hash}")
 

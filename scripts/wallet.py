@@ -19,7 +19,10 @@ from rich.table import Table
 from deposit_token.authorization import (
     Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation,
 )
-from deposit_token.cli import NEGATIVE_NUMBERS_ARE_ARGUMENTS, unattended, ADDRESS, AMOUNT, EVIDENCE, RECEIPT, ZERO32, console, deployed_token, fail
+from deposit_token.cli import (
+    ADDRESS, AMOUNT, EVIDENCE, NEGATIVE_NUMBERS_ARE_ARGUMENTS, RECEIPT, ZERO32, checked_send, console,
+    deployed_token, fail, unattended,
+)
 from deposit_token.rules import WEEKDAYS
 from deposit_token.wallet import wallet_view, why_not
 
@@ -77,13 +80,7 @@ def pay(account, vendor, amount, receipt, evidence):
     unattended(account)
     token = deployed_token()
     args = (vendor, amount, receipt, evidence or ZERO32)
-    reason = why_not(token, "pay", args, account.address)
-    if reason is not None:
-        raise click.ClickException(f"not sent: {reason}")
-    try:
-        receipt_ = token.pay(*args, sender=account)
-    except Exception as error:  # noqa: BLE001 - a rule can change between check and send
-        fail(error, token)
+    receipt_ = checked_send(token, "pay", args, account, "not sent")
     event = next(e for e in receipt_.events if e.event_name == "Payment")
     console().print(f"paid {amount:,} KRW to {vendor} in tx {receipt_.txn_hash} (block {receipt_.block_number}); "
                     f"left in this category for {event.period}: {event.capLeft:,} KRW")
