@@ -173,7 +173,7 @@ def create_account(alias: str, passphrase: str, *, folder: Path | str | None = N
 def ensure_accounts(aliases: Iterable[str], passphrase: str, *, folder: Path | str | None = None,
                     scrypt_n: int = DEFAULT_SCRYPT_N, progress: Progress | None = None) -> dict[str, str]:
     """Creates those of `aliases` that do not exist yet; returns alias -> address for all of them. Existing
-    accounts are kept as they are (their passphrase is not checked here: `load_signer` does)."""
+    accounts are kept as they are (`load_signer` checks that the passphrase unlocks them)."""
     aliases = [validate_alias(a) for a in aliases]
     addresses: dict[str, str] = {}
     for done, alias in enumerate(aliases, 1):
@@ -217,7 +217,8 @@ _CACHE_SALT = secrets.token_bytes(32)
 
 
 def _cache_key(path: Path, raw: bytes, passphrase: str) -> tuple[str, bytes]:
-    digest = hashlib.blake2b(raw + b"\0" + passphrase.encode(), key=_CACHE_SALT, digest_size=32).digest()
+    material = raw + b"\0" + passphrase.encode()
+    digest = hashlib.blake2b(material, key=_CACHE_SALT, digest_size=32).digest()
     return str(path.resolve()), digest
 
 
@@ -247,11 +248,11 @@ def load_signer(alias: str, passphrase: str | None = None, *, folder: Path | str
     if cached is not None:
         return cached
     try:
-        private_key = Account.decrypt(keyfile, passphrase)
+        key_bytes = Account.decrypt(keyfile, passphrase)
     except ValueError:
         raise WrongPassphraseError(f"{source} does not unlock ape account '{alias}' ({path})") from None
-    signer = LocalSigner(bytes(private_key))
-    del private_key
+    signer = LocalSigner(bytes(key_bytes))
+    del key_bytes
     if signer.address != to_checksum_address(keyfile["address"]):
         raise AccountError(f"the keyfile of '{alias}' decrypts to another address than it records ({path})")
     _CACHE[key] = signer

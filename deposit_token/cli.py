@@ -126,9 +126,15 @@ def unattended(account):
     documented environment variable (APE_ACCOUNTS_<alias>_PASSPHRASE); otherwise ape asks, as usual."""
     import os
 
+    from ape.exceptions import ApeException
+
     alias = getattr(account, "alias", None)
-    if alias and hasattr(account, "set_autosign") and f"APE_ACCOUNTS_{alias}_PASSPHRASE" in os.environ:
-        account.set_autosign(True)
+    variable = f"APE_ACCOUNTS_{alias}_PASSPHRASE"
+    if alias and hasattr(account, "set_autosign") and os.environ.get(variable):
+        try:
+            account.set_autosign(True, passphrase=os.environ[variable])
+        except ApeException:
+            raise click.ClickException(f"the passphrase in {variable} does not unlock ape account '{alias}'") from None
     return account
 
 

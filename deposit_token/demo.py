@@ -150,12 +150,15 @@ class Demo:
 
     # --- cast -------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def fresh_keystore(folder: Path) -> str:
+        """Empties the demo keystore and returns a random passphrase that lives only in this process."""
+        shutil.rmtree(folder, ignore_errors=True)
+        return secrets.token_urlsafe(24)
+
     def make_cast(self) -> None:
         folder = self.data_dir / "keystore"
-        passphrase = os.environ.get("DEPOSIT_TOKEN_DEMO_PASSPHRASE")
-        if passphrase is None:  # a fresh cast with a passphrase that lives only in this process
-            shutil.rmtree(folder, ignore_errors=True)
-            passphrase = secrets.token_urlsafe(24)
+        passphrase = os.environ.get("DEPOSIT_TOKEN_DEMO_PASSPHRASE") or self.fresh_keystore(folder)
         begin = time.monotonic()
         accounts.ensure_role_accounts(passphrase, folder=folder)
         roles = accounts.load_signers(accounts.ROLE_ALIASES, passphrase, folder=folder)

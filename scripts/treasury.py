@@ -17,7 +17,6 @@ Non-interactive use: ape's APE_ACCOUNTS_<alias>_PASSPHRASE environment variable.
 from __future__ import annotations
 
 import csv
-import os
 import signal
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -34,7 +33,7 @@ from web3.exceptions import Web3Exception
 from deposit_token import disburse as disbursal
 from deposit_token import treasury as ops
 from deposit_token.categories import Category, parse_category
-from deposit_token.cli import console, deployed_token
+from deposit_token.cli import console, deployed_token, unattended
 from deposit_token.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, reference_bytes
 from deposit_token.presets import PRESETS
 from deposit_token.submit import LocalSigner, SubmitError
@@ -164,15 +163,7 @@ def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Ch
                 break
         else:
             raise click.UsageError(f"no test account holds {role}; give --account")
-    alias = getattr(account, "alias", None)
-    passphrase = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE") if alias else None
-    if passphrase and hasattr(account, "set_autosign"):
-        try:
-            account.set_autosign(True, passphrase=passphrase)  # ape's documented non-interactive signing
-        except ApeException:
-            raise click.ClickException(f"the passphrase in APE_ACCOUNTS_{alias}_PASSPHRASE does not unlock ape "
-                                       f"account '{alias}'") from None
-    return account
+    return unattended(account)
 
 
 def _connect(provider: Any) -> ops.Chain:

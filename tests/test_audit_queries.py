@@ -382,8 +382,8 @@ def test_open_audit_database_explains(tmp_path):
         open_audit_database(str(tmp_path / "empty.sqlite"))
     with pytest.raises(AuditDatabaseError, match="unsupported database"):
         open_audit_database("mysql://x@localhost/db")
-    with sqlite_engine(tmp_path / "ok.sqlite"):
-        pass
+    with sqlite_engine(tmp_path / "ok.sqlite") as created:  # an indexed (if empty) database
+        assert created.dialect.name == "sqlite"
     engine = open_audit_database(str(tmp_path / "ok.sqlite"))
     with snapshot(engine) as conn:
         assert spend_facts(conn) == []
