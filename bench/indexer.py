@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from deposit_token.audit.indexer import Commit, Indexer, IndexerConfig
 from deposit_token.audit.rpc import RpcClient
 from deposit_token.bench_report import Row, Target, report, wide_console
 from deposit_token.categories import Category
+from deposit_token.sandbox import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
@@ -98,12 +98,6 @@ ROWS = [
 
 
 # --- a dedicated Anvil -------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Node:

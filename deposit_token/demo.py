@@ -21,7 +21,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -34,17 +33,16 @@ from eth_abi import decode as abi_decode
 from rich.console import Console
 from rich.table import Table
 
-from . import accounts, network
+from . import accounts, network, sandbox
 from .categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
-from .contracts import TOKEN_NAME, TOKEN_SYMBOL, system_contract_type
+from .contracts import system_contract_type
 from .presets import business_promotion, ev_charger_subsidy
-from .submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call, encode_deploy
+from .submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
 
 KST = timezone(timedelta(hours=9))
 MONTH_START = datetime(2026, 12, 1, tzinfo=KST)
 MONTH_END = datetime(2027, 1, 1, tzinfo=KST)  # the programs end here: the budget lapses
 ZERO32 = b"\0" * 32
-ROLE_NAMES = ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
 CODE_NAMES = {
     0: "accepted", 1: "paused", 2: "sender not registered", 3: "recipient not registered", 4: "path not allowed",
     5: "payer frozen", 6: "vendor frozen", 7: "vendor suspended", 8: "program not started", 9: "program ended",
@@ -183,24 +181,16 @@ class Demo:
     # --- setup ------------------------------------------------------------------------------------------
 
     def deploy_and_set_up(self) -> None:
-        from ape import project
+        from eth_utils import keccak
 
         r = self.roles
         self.set_time(MONTH_START - timedelta(days=2))
-        module, = self.send([TxRequest(r["admin"], None, encode_deploy(project.DepositTokenAdmin.contract_type,
-                                                                         [TOKEN_NAME]), 8_000_000)], "deploy")
-        token, = self.send([TxRequest(r["admin"], None, encode_deploy(
-            project.DepositToken.contract_type, [TOKEN_NAME, TOKEN_SYMBOL, r["admin"].address, 86_400,
-                                                 module.contract_address]), 8_000_000)], "deploy")
-        self.token = token.contract_address
-        self.deploy_block = token.block_number
-        self.say(f"deployed token {self.token} (admin module {module.contract_address})")
-        from eth_utils import keccak
-
-        grants = [self.tx(r["admin"], "grantRole", keccak(text=role), r[who].address)
-                  for role, who in zip(ROLE_NAMES, ("issuer", "manager", "registrar", "compliance"))]
-        self.send(grants + [self.tx(r["admin"], "setMintAllowance", r["issuer"].address, 10**13),
-                            self.tx(r["admin"], "registerTreasury", r["treasury"].address)], "roles")
+        self.deploy_block = int(self.rpc.call("eth_blockNumber"), 16) + 1
+        deployed = sandbox.deploy_token(self.submitter, r["admin"], admin_delay=86_400)
+        self.token = deployed.address
+        self.say(f"deployed token {self.token} (admin module {deployed.module})")
+        holders = dict(zip(sandbox.ROLES, (r["issuer"], r["manager"], r["registrar"], r["compliance"]), strict=True))
+        sandbox.setup_roles(self.submitter, deployed, r["admin"], holders, treasuries=[r["treasury"].address])
         self.send([self.tx(r["issuer"], "mint", r["treasury"].address, 2_000_000_000)], "mint")
         start, end = int(MONTH_START.timestamp()), int(MONTH_END.timestamp())
         specs = [business_promotion(f"BP-2026-{m}", r["treasury"].address, start, end) for m, _ in MINISTRIES]
@@ -397,17 +387,11 @@ class Demo:
                       f"{verdict}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(console: Console, data_dir: Path, port: int | None = None, keep_running: bool = False,
         days: int = 31) -> Demo:
     """Plays the whole pilot and prints what happened; returns the Demo (its node's URL in `demo.config`)."""
     began = time.monotonic()
-    demo = Demo(data_dir, port or free_port(), console.print)
+    demo = Demo(data_dir, port or sandbox.free_port(), console.print)
     demo.start_node()
     try:
         demo.make_cast()

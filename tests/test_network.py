@@ -23,18 +23,13 @@ from eth_account import Account
 
 from deposit_token import deployment
 from deposit_token import network as net
+from deposit_token.sandbox import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PILOT = "ethereum:pilot:node"
 # Init code that deploys the 10-byte runtime `PUSH1 42 PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN` (returns 42).
 RUNTIME = "602a60005260206000f3"
 INIT_CODE = "0x" + "69" + RUNTIME + "600052600a6016f3"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load_cli():
