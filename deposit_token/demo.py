@@ -365,7 +365,9 @@ class Demo:
         from .audit.verify import verify
 
         began = time.monotonic()
-        engine = store.create_db_engine(f"sqlite:///{self.data_dir / 'audit.sqlite'}")
+        database = self.data_dir / "audit.sqlite"
+        database.unlink(missing_ok=True)  # this run's chain is new: so is its audit database
+        engine = store.create_db_engine(f"sqlite:///{database}")
         store.upgrade(engine)
         rpc = RpcClient(self.config.rpc_url)
         stats = Indexer(rpc, engine, IndexerConfig(token=self.token, start_block=self.deploy_block)).run()
