@@ -22,7 +22,7 @@ class Category(IntEnum):
     EV_CHARGER_SUPPLIER = 10
     EV_CHARGER_INSTALLER = 11
     ELECTRICAL_CONTRACTOR = 12
-    # Restricted for business promotion (DOMAIN.md).
+    # Restricted for business promotion (docs/DOMAIN.md).
     ENTERTAINMENT_BAR = 20
     KARAOKE = 21
     GOLF_LEISURE = 22

@@ -1,4 +1,4 @@
-"""Program presets from Korean public-sector practice (DOMAIN.md).
+"""Program presets from Korean public-sector practice (docs/DOMAIN.md).
 
 * Business promotion expenses of officials: only meal/meeting categories, never the restricted ones;
   no payment between 23:00 and 06:00 KST; evidence of the meeting's counterparties from 500,000 KRW.

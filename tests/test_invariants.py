@@ -52,7 +52,7 @@ class Program:
 
 @dataclass
 class Model:
-    """The rules of DOMAIN.md / the contracts issue, written independently of the Solidity."""
+    """The rules of docs/DOMAIN.md / the contracts issue, written independently of the Solidity."""
 
     kind: dict[str, int]
     program_of: dict[str, int]

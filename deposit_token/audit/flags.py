@@ -1,4 +1,4 @@
-"""Anomaly flags from Korean public-sector card audit practice (DOMAIN.md), over indexed payments.
+"""Anomaly flags from Korean public-sector card audit practice (docs/DOMAIN.md), over indexed payments.
 
 The contracts block what is forbidden (restricted categories, hours outside a program's window, amounts over a
 limit, missing evidence). These rules flag what is allowed but needs justification or looks like a way around a
