@@ -14,6 +14,12 @@ Anvil is started detached (its own session, no controlling terminal), so it outl
 it and a Ctrl-C in that terminal does not reach it. ``stop`` sends SIGTERM, on which Anvil dumps its state;
 a node killed harder loses at most the last --state-interval seconds.
 
+Chain time. A new chain's clock starts at `NetworkConfig.genesis_timestamp` if given (Anvil's ``--timestamp``;
+simulations choose it so that they run the same on any date), else at the machine's clock. Anvil (1.x) does
+not restore its clock from a state file: a resumed chain would start again at the machine's clock, before the
+last block if that chain had been time-travelled ahead, and block times would go backwards. So `start` reads
+the newest block's timestamp from the state file and starts the clock at the later of that + 1 and now.
+
 Everything here speaks standard JSON-RPC only (eth_chainId, eth_blockNumber, eth_getBlockByNumber,
 eth_getCode), so ``status`` works the same against any node; a Geth or Besu network needs no code here.
 """
@@ -168,6 +174,7 @@ class NetworkConfig:
     gas_limit: int = DEFAULT_GAS_LIMIT
     state_interval: int = DEFAULT_STATE_INTERVAL
     host: str = DEFAULT_HOST
+    genesis_timestamp: int | None = None  # unix seconds of a new chain's first block; None: the machine's clock
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -179,6 +186,8 @@ class NetworkConfig:
             raise NetworkError(f"block time {self.block_time} s must be positive")
         if self.state_interval <= 0:
             raise NetworkError(f"state interval {self.state_interval} s must be positive")
+        if self.genesis_timestamp is not None and not 0 <= self.genesis_timestamp < 2**63:
+            raise NetworkError(f"genesis timestamp {self.genesis_timestamp} is not unix seconds (0 or more)")
 
     @property
     def rpc_url(self) -> str:
@@ -245,9 +254,38 @@ def find_anvil() -> str:
                              f"or set ${ANVIL_ENV} to an anvil binary")
 
 
-def anvil_command(config: NetworkConfig, anvil: str | None = None) -> list[str]:
-    """The command line of the pilot node."""
+def last_block_timestamp(state_file: Path) -> int | None:
+    """The timestamp of the newest block saved in an Anvil state file (None if the file holds none or cannot
+    be read; Anvil then reports the problem itself when it loads the file)."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        stamps = [(state.get("block") or {}).get("timestamp")]
+        stamps += [(block.get("header") or {}).get("timestamp") for block in state.get("blocks") or ()]
+        values = [int(stamp, 16) if isinstance(stamp, str) else int(stamp) for stamp in stamps if stamp is not None]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return max(values) if values else None
+
+
+def clock_start(config: NetworkConfig, resumed: bool, now: float | None = None) -> int | None:
+    """The timestamp Anvil's clock starts at (its --timestamp), or None for the machine's clock.
+
+    A resumed chain continues after its last block: Anvil would otherwise restart at the machine's clock and a
+    chain that had been time-travelled ahead would see time go backwards. It does not stay behind the machine's
+    clock either, so a live pilot chain keeps following real time across a restart. (Reading the wall clock is
+    the point here: this is the clock of a live node, not a simulation's.)"""
+    if not resumed:
+        return config.genesis_timestamp
+    last = last_block_timestamp(config.state_file)
+    if last is None:
+        return None
+    return max(last + 1, int(time.time() if now is None else now))
+
+
+def anvil_command(config: NetworkConfig, anvil: str | None = None, timestamp: int | None = None) -> list[str]:
+    """The command line of the pilot node; `timestamp` starts its clock (see `clock_start`)."""
     block_time = f"{config.block_time:g}"
+    clock = ["--timestamp", str(timestamp)] if timestamp is not None else []
     return [
         anvil or find_anvil(),
         "--host", config.host,
@@ -263,6 +301,7 @@ def anvil_command(config: NetworkConfig, anvil: str | None = None) -> list[str]:
         "--accounts", "0",
         "--state", str(config.state_file),
         "--state-interval", str(config.state_interval),
+        *clock,
     ]
 
 
@@ -358,6 +397,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 
 def _utc_now() -> str:
+    # When the node process was started, in real time, for the operator (network.json); not chain time.
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -372,6 +412,7 @@ class StartResult:
     head_block: int
     resumed: bool  # the chain was loaded from the data directory's state file
     seconds: float  # until the node answered
+    clock_start: int | None = None  # the timestamp the node's clock was started at (None: the machine's clock)
 
 
 @dataclass(frozen=True)
@@ -409,9 +450,15 @@ def start(config: NetworkConfig, timeout: float = START_TIMEOUT) -> StartResult:
                 f"{config.data_dir} holds the state of chain id {saved['chain_id']}, not {config.chain_id}: "
                 f"start it with --chain-id {saved['chain_id']} or use another --data-dir"
             )
+        if resumed and config.genesis_timestamp is not None:
+            raise NetworkError(
+                f"{config.data_dir} holds a saved chain, which keeps its own clock: a genesis timestamp applies "
+                "only to a new chain (use another --data-dir)"
+            )
+        clock = clock_start(config, resumed)
         if config.log_file.exists():
             os.replace(config.log_file, config.log_file.with_name(LOG_FILE + ".1"))
-        command = anvil_command(config, anvil)
+        command = anvil_command(config, anvil, clock)
         with open(config.log_file, "ab") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -420,7 +467,7 @@ def start(config: NetworkConfig, timeout: float = START_TIMEOUT) -> StartResult:
             )
         config.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
         info = {**asdict(config), "data_dir": str(config.data_dir), "pid": process.pid, "started_at": _utc_now(),
-                "command": command}
+                "clock_start": clock, "command": command}
         config.info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         began = time.monotonic()
         try:
@@ -431,7 +478,7 @@ def start(config: NetworkConfig, timeout: float = START_TIMEOUT) -> StartResult:
                 process.wait(timeout=10)
             config.pid_file.unlink(missing_ok=True)
             raise
-        return StartResult(config, process.pid, chain_id, head, resumed, time.monotonic() - began)
+        return StartResult(config, process.pid, chain_id, head, resumed, time.monotonic() - began, clock)
 
 
 def _wait_until_ready(config: NetworkConfig, process: subprocess.Popen, timeout: float) -> tuple[int, int]:

@@ -4,6 +4,7 @@
     ape run network status                   # chain id, head block, measured block time, deployed contracts
     ape run network down                     # SIGTERM: Anvil saves its state, `up` resumes from it
     ape run network up --data-dir /tmp/x --port 9545 --block-time 2   # a second, independent chain
+    ape run network up --data-dir /tmp/y --genesis-time 2031-03-01    # a new chain whose clock starts then
 
 Scripts reach the default chain with `--network ethereum:pilot:node` (declared in ape-config.yaml).
 """
@@ -18,7 +19,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from deposit_token import display
 from deposit_token import network as net
+from deposit_token.inputs import InputError, parse_time
 
 DATA_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"
 
@@ -85,15 +88,21 @@ def cli() -> None:
               help="Seconds between state dumps (a node that is killed loses at most this much).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=net.START_TIMEOUT, show_default=True,
               metavar="SECONDS", help="How long to wait for the node to answer.")
-def up(data_dir: Path, port: int, block_time: float, chain_id: int, state_interval: int, timeout: float) -> None:
+@click.option("--genesis-time", metavar="TIME", default=None,
+              help="Where a NEW chain's clock starts: an ISO date or date-time (KST unless it names an offset) "
+                   "or unix seconds; default: the machine's clock. A resumed chain always continues after its "
+                   "last block.")
+def up(data_dir: Path, port: int, block_time: float, chain_id: int, state_interval: int, timeout: float,
+       genesis_time: str | None) -> None:
     """Start Anvil detached (it keeps running after this command returns), resuming the chain saved in
     DATA_DIR if there is one, and wait until it answers JSON-RPC. Refuses to start if this data directory's
-    node already runs or if the port is taken."""
+    node already runs or if the port is taken. Chain time never goes backwards across a restart."""
     try:
+        genesis = parse_time(genesis_time, what="--genesis-time") if genesis_time is not None else None
         config = net.NetworkConfig(data_dir=data_dir, port=port, chain_id=chain_id, block_time=block_time,
-                                   state_interval=state_interval)
+                                   state_interval=state_interval, genesis_timestamp=genesis)
         result = net.start(config, timeout=timeout)
-    except net.NetworkError as err:
+    except (net.NetworkError, InputError) as err:
         raise click.ClickException(str(err)) from None
     _console().print(_table("Pilot chain started", [
         ("rpc url", config.rpc_url),
@@ -102,6 +111,8 @@ def up(data_dir: Path, port: int, block_time: float, chain_id: int, state_interv
         ("head block", str(result.head_block)),
         ("chain", "resumed from saved state" if result.resumed else "new (no saved state)"),
         ("block time", f"{config.block_time:g} s"),
+        ("clock", f"started at {display.moment(result.clock_start)}" if result.clock_start is not None
+         else "the machine's clock"),
         ("gas price", "0 (accounts need no ether)"),
         ("pid", str(result.pid)),
         ("data dir", _shown(config.data_dir)),

@@ -228,3 +228,61 @@ def test_status_reports_a_record_whose_token_has_no_code(config, node, tmp_path)
     [record] = net.status(config, PILOT, records).deployments
     assert record.token_has_code is None and "chain id 1" in record.note
     assert json.loads(config.info_file.read_text())["chain_id"] == net.DEFAULT_CHAIN_ID
+
+
+# --- chain time ----------------------------------------------------------------------------------------------
+
+
+def block_stamps(rpc: net.JsonRpc, first: int, last: int) -> list[int]:
+    blocks = rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(first, last + 1)])
+    return [int(block["timestamp"], 16) for block in blocks]
+
+
+def test_chain_time_never_goes_backwards_across_down_and_up(config, node):
+    """Regression: Anvil does not restore its clock from the state file, so a chain time-travelled ahead and
+    restarted went back to the machine's clock (a negative block time in `status`)."""
+    rpc = net.JsonRpc(config.rpc_url)
+    chain_now = block_stamps(rpc, rpc.block_number(), rpc.block_number())[0]
+    rpc.call("evm_setNextBlockTimestamp", [chain_now + 5 * 365 * 86_400])  # five years ahead of the chain
+    rpc.call("evm_mine", [])
+    head = rpc.block_number()
+    [last] = block_stamps(rpc, head, head)
+    assert net.stop(config).graceful
+    assert net.last_block_timestamp(config.state_file) == last
+
+    restarted = net.start(config)
+    rpc.call("evm_mine", [])
+    time.sleep(2.2)  # and a couple of interval-mined blocks
+    new_head = rpc.block_number()
+    assert new_head >= head + 2
+    stamps = block_stamps(rpc, head, new_head)
+    assert stamps == sorted(stamps) and stamps[1] > last, stamps
+    state = net.status(config)
+    assert state.block_time is not None and state.block_time >= 0
+    shown = CliRunner().invoke(load_cli(), ["status", "--data-dir", str(config.data_dir)])
+    assert shown.exit_code == 0, shown.output
+    assert "block time   -" not in shown.output and " -0." not in shown.output and " -1" not in shown.output
+    assert restarted.resumed and restarted.clock_start is not None and restarted.clock_start > last
+
+
+def test_a_new_chain_starts_at_the_chosen_genesis_time_and_a_saved_one_refuses_it(tmp_path):
+    data_dir, port = tmp_path / "genesis", free_port()
+    cli, runner = load_cli(), CliRunner()
+    bad = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time", "soon"])
+    assert bad.exit_code == 1 and "--genesis-time 'soon' is neither unix seconds" in bad.output
+    assert "Traceback" not in bad.output and not (data_dir / net.PID_FILE).exists()
+
+    up = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time",
+                             "2031-03-01"])
+    config = net.config_for(data_dir)
+    try:
+        assert up.exit_code == 0, up.output
+        assert "started at 2031-03-01 00:00 KST" in up.output
+        rpc = net.JsonRpc(config.rpc_url)
+        assert block_stamps(rpc, 0, 0) == [1_930_057_200]  # 2031-03-01 00:00 KST
+    finally:
+        net.stop(config)
+    again = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time",
+                                "2031-03-01"])
+    assert again.exit_code == 1 and "keeps its own clock" in again.output
+    assert net.running_pid(config) is None
