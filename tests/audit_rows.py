@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from pathlib import Path
 
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.exc import OperationalError
 
 from deposit_token.audit import schema
 from deposit_token.categories import Category
@@ -24,7 +22,6 @@ from deposit_token.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
 ZERO32 = "0x" + "00" * 32
-PG_URL = os.environ.get("AUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def address(label: str) -> str:
@@ -139,15 +136,14 @@ def sqlite_engine(path) -> Iterator[Engine]:
 
 
 @contextmanager
-def postgres_engine() -> Iterator[tuple[Engine, str]]:
-    """An engine whose every connection works in a fresh schema (dropped afterwards); yields (engine, url).
-
-    Raises OperationalError when PostgreSQL is not reachable (the caller skips)."""
+def postgres_engine(pg_url: str) -> Iterator[tuple[Engine, str]]:
+    """An engine whose every connection works in a fresh schema of `pg_url`'s database (dropped afterwards);
+    yields (engine, url). `pg_url` comes from the `pg_url` fixture, which made sure the server answers."""
     name = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
+    admin = create_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{name}"
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{name}"
     engine = create_engine(url)
     try:
         schema.metadata.create_all(engine)
@@ -157,19 +153,6 @@ def postgres_engine() -> Iterator[tuple[Engine, str]]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         admin.dispose()
-
-
-def postgres_unreachable() -> str | None:
-    """Why PostgreSQL cannot be used for the tests, or None when it can."""
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except OperationalError as err:
-        first = str(err.orig or err).strip().splitlines()
-        return f"PostgreSQL not reachable at {PG_URL} ({first[0] if first else 'no answer'})"
 
 
 def load_cli():

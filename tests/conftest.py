@@ -2,18 +2,27 @@
 
 Tests run at fixed local times after the chain's genesis (2030, KST) and rely on ape's per-test chain
 isolation (snapshot / revert) to start each test from the same state.
+
+PostgreSQL: the `pg_url` fixture is a server for the whole session: the one named by DEPOSIT_TOKEN_TEST_PG_URL
+(or its older name AUDIT_TEST_PG_URL) when set, else a throwaway server started on first use (deposit_token.pgserver)
+and stopped at the end. Under CI (CI=true) an unusable PostgreSQL fails the tests that need it instead of
+skipping them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import NoReturn
 
+import ape
 import pytest
 
-from deposit_token import presets
+from deposit_token import pgserver, presets
 from deposit_token.categories import Category
 from deposit_token.contracts import deploy_system
 
@@ -105,6 +114,44 @@ def system(chain, people) -> System:
     set_time(chain, MONDAY_10)
     chain.mine()
     return System(token=token, people=p, bp=1, ev=2)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------------------
+
+PG_URL_ENVS = ("DEPOSIT_TOKEN_TEST_PG_URL", "AUDIT_TEST_PG_URL")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def postgres_unusable(reason: str) -> NoReturn:
+    """Skip the test with `reason`, or fail it under CI, where every PostgreSQL test must run."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: PostgreSQL tests fail rather than skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+# chain_isolation=False: the server holds no chain state, so ape need not re-snapshot the chain (a costly "rebase")
+# when a test first asks for it in the middle of a module.
+@ape.fixture(scope="session", chain_isolation=False)
+def pg_url() -> Iterator[str]:
+    """URL of a PostgreSQL database whose user may create schemas and databases (tests make their own)."""
+    given = next((os.environ[name] for name in PG_URL_ENVS if os.environ.get(name)), None)
+    if given:
+        reason = pgserver.unreachable(given)
+        if reason:
+            postgres_unusable(reason)
+        yield given
+        return
+    try:
+        server = pgserver.start_server()
+    except pgserver.PgServerError as err:
+        postgres_unusable(str(err))
+    try:
+        yield server.url()
+    finally:
+        pgserver.stop_server(server)
 
 
 ZERO = b"\0" * 32

@@ -10,7 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from audit_rows import Ledger, kst, load_cli, postgres_engine, postgres_unreachable, sqlite_engine
+from audit_rows import Ledger, kst, load_cli, postgres_engine, sqlite_engine
 from deposit_token.categories import Category
 
 READ_COMMANDS = ("report", "flags", "export", "public")
@@ -173,12 +173,11 @@ def test_bad_input(cli, sqlite_db, tmp_path):
     assert result.exit_code == 1 and "no audit index" in result.output
 
 
-def test_postgresql(cli):
-    reason = postgres_unreachable()
-    if reason:
-        pytest.skip(reason)
-    with postgres_engine() as (engine, url):
+def test_postgresql(cli, pg_url):
+    with postgres_engine(pg_url) as (engine, sqlalchemy_url):
         facts = fill(engine)
+        # what a user types: a plain postgresql:// URL (the CLI picks the psycopg driver)
+        url = sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
         report = json.loads(run(cli, "report", "--db", url, "--format", "json").output)
         assert report["flows"][-1]["spent"] == 890_000
         flags = json.loads(run(cli, "flags", "--db", url, "--format", "json", "--rule", "split-evidence").output)

@@ -9,8 +9,8 @@
 * `verify` passes on an honest database and names each tampered row;
 * `ape run audit index` / `verify` end to end, and bad input (database URL, missing record) changes nothing.
 
-PostgreSQL: 127.0.0.1:5432, database `test`, user postgres; each test gets a database of its own (dropped
-afterwards) so that parallel sessions never share tables. Skipped with the reason when it is unreachable.
+PostgreSQL: the session's server (the `pg_url` fixture of conftest.py); each test gets a database of its own
+(dropped afterwards) so that parallel sessions never share tables.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import requests
 from sqlalchemy import delete, func, select, update
 
 from conftest import MONDAY_10, PROGRAM_END, b32, pay, set_time
-from deposit_token import deployment, presets
+from deposit_token import deployment, pgserver, presets
 from deposit_token.audit import schema, store
 from deposit_token.audit.indexer import Indexer, IndexerConfig
 from deposit_token.audit.rpc import RpcClient
@@ -43,44 +43,27 @@ from deposit_token.audit.verify import verify
 from deposit_token.categories import Category
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def _pg_unavailable() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except Exception as err:  # noqa: BLE001 - any failure means: skip, and say why
-        return f"PostgreSQL not reachable at 127.0.0.1:5432/test as postgres: {' '.join(str(err).split())[:200]}"
-    return None
-
-
-PG_SKIP = _pg_unavailable()
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(PG_SKIP is not None, reason=PG_SKIP or ""))]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 # --- databases ------------------------------------------------------------------------------------------------
 
 
 class Databases:
-    """Fresh databases of one backend: SQLite files in tmp_path, or PostgreSQL databases dropped at the end."""
+    """Fresh databases of one backend: SQLite files in tmp_path, or PostgreSQL databases (on the server of
+    `pg_url`) dropped at the end."""
 
-    def __init__(self, backend: str, folder: Path):
-        self.backend, self.folder, self.engines, self.pg_names = backend, folder, [], []
+    def __init__(self, backend: str, folder: Path, pg_url: str | None = None):
+        self.backend, self.folder, self.pg_url = backend, folder, pg_url
+        self.engines, self.pg_names = [], []
 
     def url(self) -> str:
         if self.backend == "sqlite":
             return f"sqlite:///{self.folder / f'audit-{uuid.uuid4().hex[:8]}.sqlite'}"
-        import psycopg
-
         name = f"audit_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = pgserver.create_database(self.pg_url, name)
         self.pg_names.append(name)
-        return PG_URL.format(name=name)
+        return url
 
     def engine(self, url: str | None = None):
         engine = store.open_database(url or self.url())
@@ -90,17 +73,14 @@ class Databases:
     def close(self) -> None:
         for engine in self.engines:
             engine.dispose()
-        if self.pg_names:
-            import psycopg
-
-            with psycopg.connect(PG_DSN, autocommit=True) as conn:
-                for name in self.pg_names:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in self.pg_names:
+            pgserver.drop_database(self.pg_url, name)
 
 
 @pytest.fixture(params=BACKENDS)
 def dbs(request, tmp_path):
-    databases = Databases(request.param, tmp_path)
+    pg_url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    databases = Databases(request.param, tmp_path, pg_url)
     yield databases
     databases.close()
 
@@ -141,7 +121,7 @@ def audited(system, chain, accounts, networks) -> Audited:
     pay(system, s0, p.restaurant, 600_000, receipt=2, evidence=b32("minutes-2030-01-07.pdf"))
     t.transfer(p.restaurant, 12_000, sender=s0)  # a payment through ERC-20 transfer
     t.returnToTreasury(100_000, sender=s1)
-    t.redeem(30_000, b32("KB-0001"), sender=p.restaurant)
+    t.redeem(30_000, "KB-0001", sender=p.restaurant)
     t.freeze(s2, "document check", sender=p.compliance)
     t.unfreeze(s2, "documents received", sender=p.compliance)
     t.freeze(s4, "fraud case 2030-01", sender=p.compliance)
@@ -267,9 +247,8 @@ def test_index_loads_every_event_once(audited, dbs):
     assert_verified(audited, engine)
 
 
-@pytest.mark.skipif(PG_SKIP is not None, reason=PG_SKIP or "")
-def test_sqlite_and_postgresql_hold_the_same_rows(audited, tmp_path):
-    sqlite, postgres = Databases("sqlite", tmp_path), Databases("postgresql", tmp_path)
+def test_sqlite_and_postgresql_hold_the_same_rows(audited, tmp_path, pg_url):
+    sqlite, postgres = Databases("sqlite", tmp_path), Databases("postgresql", tmp_path, pg_url)
     try:
         a, b = sqlite.engine(), postgres.engine()
         full_index(audited, a, initial_range=7, max_range=7)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audit_rows import Ledger, address, kst, postgres_engine, postgres_unreachable, sqlite_engine
+from audit_rows import Ledger, address, kst, postgres_engine, sqlite_engine
 from deposit_token.audit.common import Filters, open_audit_database, snapshot, AuditDatabaseError
 from deposit_token.audit.export import export_all
 from deposit_token.audit.flags import FlagSettings, RULES, find_flags
@@ -27,10 +27,7 @@ def engine(request, tmp_path):
         with sqlite_engine(tmp_path / "audit.sqlite") as engine:
             yield engine
         return
-    reason = postgres_unreachable()
-    if reason:
-        pytest.skip(reason)
-    with postgres_engine() as (engine, _url):
+    with postgres_engine(request.getfixturevalue("pg_url")) as (engine, _url):
         yield engine
 
 
