@@ -50,7 +50,7 @@ import requests
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
-from deposit_token import presets
+from deposit_token import pgserver, presets
 from deposit_token.audit import decode, schema, store
 from deposit_token.audit.indexer import Commit, Indexer, IndexerConfig
 from deposit_token.audit.rpc import RpcClient
@@ -73,7 +73,8 @@ FIRST_SPENDER, FIRST_VENDOR = 10, 10 + SPENDERS  # dev account indexes
 ADMIN, ISSUER, MANAGER, REGISTRAR, TREASURY = 0, 1, 2, 3, 5
 DEPARTMENTS = ("MOEF", "MOIS", "MOLIT", "MOE", "MSIT", "MOHW", "MOTIE", "MAFRA")
 FOLLOW_SECONDS = 25
-PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+PG_URL_ENV = "DEPOSIT_TOKEN_TEST_PG_URL"  # a server of your own; unset: a throwaway one (deposit_token.pgserver)
+_THROWAWAY: list[pgserver.PgServer] = []  # the server started for this run; drop_postgres stops it
 
 TARGETS = {
     "sqlite_events_per_s": Target.at_least(20_000),
@@ -450,24 +451,28 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def postgres_url() -> tuple[str | None, str | None, str]:
-    """(url, database name, why not) of a fresh PostgreSQL database for the run."""
+    """(url, database name, why not) of a fresh PostgreSQL database for the run, on the server named by
+    DEPOSIT_TOKEN_TEST_PG_URL or else on a throwaway server (fsync off: faster than a durable server)."""
     try:
-        import psycopg
-
+        admin = os.environ.get(PG_URL_ENV)
+        if not admin:
+            _THROWAWAY.append(pgserver.start_server())
+            admin = _THROWAWAY[-1].url()
         name = f"bench_indexer_{os.getpid()}"
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", name, ""
+        return pgserver.create_database(admin, name), name, ""
     except Exception as err:  # noqa: BLE001 - reported in the results
+        while _THROWAWAY:
+            pgserver.stop_server(_THROWAWAY.pop())
         return None, None, " ".join(str(err).split())[:200]
 
 
 def drop_postgres(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        if not _THROWAWAY:  # a throwaway server goes whole
+            pgserver.drop_database(os.environ[PG_URL_ENV], name)
+    finally:
+        while _THROWAWAY:
+            pgserver.stop_server(_THROWAWAY.pop())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
