@@ -4,13 +4,21 @@ A record says what was deployed where (addresses, transactions, block), by whom,
 settings and a hash of the contract sources), so that an operator or auditor can tell which build runs on a
 chain. ``check_can_deploy`` keeps a second deployment from silently replacing the record of a live one.
 
-File names: the network is ape's choice string ``ecosystem:network:provider`` (``provider.network_choice``).
-It is split at its first two colons (the provider part may be a URI with colons of its own; a choice that is
-just a URI is one part). Each part is lower-cased, every character other than ``a-z 0-9 _ .`` (hyphens
-included) becomes ``_``, and a leading ``.`` becomes ``_``; the parts are joined with ``-``. So
-``ethereum:local:foundry`` -> ``ethereum-local-foundry.json``, ``ethereum:mainnet-fork:foundry`` ->
-``ethereum-mainnet_fork-foundry.json``, ``ethereum:local:http://127.0.0.1:8545`` ->
-``ethereum-local-http___127.0.0.1_8545.json``: a ``-`` in a file name always separates two parts.
+Network names: one rule, :func:`network_name`, used by every command that reads or writes a record or an audit
+database (deploy, audit, network status, treasury/wallet/vendor). A network is named
+``ecosystem:network:provider`` from ape's provider object: ``ethereum:pilot:node`` whatever URI the node
+provider reaches. (ape's ``provider.network_choice`` is ``ethereum:pilot:http://127.0.0.1:8545`` once a URI is
+configured, while commands that do not connect only had the ``--network`` text ``ethereum:pilot:node``: the
+two named files differently.) An ad-hoc network (``--network http://host:8545``, which ape calls ``custom``)
+is named by its URI instead: each URI may be another chain. :func:`network_name_of_choice` gives the same
+name for a ``--network`` value without connecting.
+
+File names: the network name is split at its first two colons (an ad-hoc URI with colons of its own is one
+part). Each part is lower-cased, every character other than ``a-z 0-9 _ .`` (hyphens included) becomes
+``_``, and a leading ``.`` becomes ``_``; the parts are joined with ``-``. So ``ethereum:local:foundry`` ->
+``ethereum-local-foundry.json``, ``ethereum:pilot:node`` -> ``ethereum-pilot-node.json``,
+``ethereum:mainnet-fork:foundry`` -> ``ethereum-mainnet_fork-foundry.json``, ``http://127.0.0.1:8545`` ->
+``http___127.0.0.1_8545.json``: a ``-`` in a file name always separates two parts.
 
 The folder is ``deployments/`` at the repository root unless the environment variable
 ``DEPOSIT_TOKEN_DEPLOYMENTS_DIR`` names another one (tests and dry runs use a temporary folder).
@@ -59,6 +67,33 @@ def deployments_dir() -> Path:
     """The records folder: ``$DEPOSIT_TOKEN_DEPLOYMENTS_DIR`` if set, else ``deployments/`` in the repository."""
     configured = os.environ.get(DEPLOYMENTS_ENV, "").strip()
     return Path(configured).expanduser() if configured else DEFAULT_DEPLOYMENTS_DIR
+
+
+def network_name(provider: Any) -> str:
+    """The name of the network of an ape provider (connected or not): ``ecosystem:network:provider-name``, or
+    the URI of an ad-hoc network (see the module docstring)."""
+    network = provider.network
+    if getattr(network, "is_adhoc", False) or network.name == "custom":
+        uri = getattr(provider, "connection_str", None) or getattr(provider, "uri", None)
+        if not uri:
+            raise ValueError(f"the ad-hoc network of provider {provider.name!r} has no URI")
+        return str(uri)
+    return f"{network.ecosystem.name}:{network.name}:{provider.name}"
+
+
+def network_name_of_choice(choice: str | None) -> str:
+    """:func:`network_name` of what ape would connect to for the ``--network`` value `choice` (None: ape's
+    default network), without connecting. ValueError (one sentence) for a choice ape does not know."""
+    from ape import networks
+
+    try:
+        provider = networks.get_provider_from_choice(choice.strip() if choice else None)
+    except Exception as err:  # noqa: BLE001 - ape raises several kinds for an unknown choice
+        reason = " ".join(str(err).split()) or type(err).__name__
+        if len(reason) > 200:  # ape lists every known ecosystem after "Options:"
+            reason = reason.split(" Options:")[0]
+        raise ValueError(f"unknown network {choice!r}: {reason}") from None
+    return network_name(provider)
 
 
 def network_parts(network_name: str) -> list[str]:

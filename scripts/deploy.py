@@ -113,18 +113,21 @@ class DeployCommand(ConnectedProviderCommand):
 def cli(provider, account, admin, admin_delay, force):
     """Deploy DepositTokenAdmin + DepositToken and write deployments/<network>.json.
 
-    The record file is named after the network choice (ethereum:local:foundry -> ethereum-local-foundry.json)
-    in deployments/ or in $DEPOSIT_TOKEN_DEPLOYMENTS_DIR. A deployment whose recorded token still has code on
-    the connected chain is not replaced unless --force is given.
+    The record file is named after the network, ecosystem:network:provider (ethereum:local:foundry ->
+    ethereum-local-foundry.json, ethereum:pilot:node -> ethereum-pilot-node.json, whatever URI the node
+    provider uses; an ad-hoc --network http://host:port is named by its URI) in deployments/ or in
+    $DEPOSIT_TOKEN_DEPLOYMENTS_DIR. A deployment whose recorded token still has code on the connected chain is
+    not replaced unless --force is given.
     """
     from ape import accounts, chain, project
 
     console = _console()
     network = provider.network
+    name = deployment.network_name(provider)  # the one naming rule: audit and network status read this record
     if account is None:
         if not network.is_dev:
             raise click.UsageError(
-                f"--account is required on {provider.network_choice}: give the alias of an account in ape's "
+                f"--account is required on {name}: give the alias of an account in ape's "
                 "keystore (`ape accounts list`)"
             )
         account = accounts.test_accounts[0]
@@ -132,7 +135,7 @@ def cli(provider, account, admin, admin_delay, force):
     if admin_delay == 0 and not network.is_dev:
         console.print("[yellow]warning:[/] --admin-delay is 0: the admin role can be handed over without delay")
 
-    path = deployment.record_path(provider.network_choice)
+    path = deployment.record_path(name)
     try:
         check = deployment.check_can_deploy(path, provider, force=force)
     except deployment.LiveDeploymentError as err:
@@ -144,7 +147,7 @@ def cli(provider, account, admin, admin_delay, force):
         deployed = deploy_system(account, admin=admin, admin_transfer_delay=admin_delay)
         block_timestamp = chain.blocks[deployed.block].timestamp
         record = deployment.make_record(
-            network=provider.network_choice,
+            network=name,
             chain_id=provider.chain_id,
             deployed=deployed,
             deployer=account.address,

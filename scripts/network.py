@@ -156,6 +156,9 @@ def status(data_dir: Path, port: int | None, network_choice: str) -> None:
     running, and the deployment recorded for the network with whether its contracts have code on the chain.
     Exits with code 1 if nothing answers on the port."""
     try:
+        from deposit_token.deployment import network_name_of_choice
+
+        network_choice = network_name_of_choice(network_choice)  # the name deploy records under (one rule)
         config = net.config_for(data_dir, port=port)
         state = net.status(config, network_choice)
     except (net.NetworkError, ValueError) as err:

@@ -59,9 +59,13 @@ def verify_command(rpc_url: str, db_url: str, token: str) -> None:
         result = verify(RpcClient(rpc_url), store.open_database(db_url), token)
     except (store.DatabaseError, RpcError, RpcConnectionError, VerifyError) as err:
         raise click.ClickException(str(err)) from None
+    click.echo(result.lag_note)
+    if result.skipped_note:
+        click.echo(result.skipped_note)
     for mismatch in result.mismatches:
         click.echo(str(mismatch))
-    click.echo(f"{result.checks} checks, {len(result.mismatches)} mismatches at block {result.block}")
+    click.echo(f"{result.checks} checks, {result.skipped} skipped, {len(result.mismatches)} mismatches at block "
+               f"{result.block}")
     sys.exit(1 if result.mismatches else 0)
 
 

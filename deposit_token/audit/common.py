@@ -32,9 +32,8 @@ class AuditDatabaseError(Exception):
 
 
 def database_url(target: str) -> str:
-    """A database URL from what a user types: a URL as it is, a plain path as a SQLite file."""
-    text = target.strip()
-    return text if "://" in text else f"sqlite:///{Path(text).expanduser()}"
+    """A database URL from what a user types: the audit commands' one rule, :func:`store.database_url`."""
+    return store.database_url(target)
 
 
 def open_audit_database(target: str) -> Engine:

@@ -8,6 +8,7 @@ killed (``kill -9``) and readers (reports) never block the indexer. PostgreSQL i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ except ImportError:  # pragma: no cover - psycopg is a dependency
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB_DIR = ROOT / "audit"
+AUDIT_DIR_ENV = "DEPOSIT_TOKEN_AUDIT_DIR"  # another folder for the default databases (tests, dry runs)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -43,15 +45,35 @@ class IndexMismatchError(DatabaseError):
 # --- opening --------------------------------------------------------------------------------------------------
 
 
+def default_db_dir() -> Path:
+    """Where the default databases live: ``$DEPOSIT_TOKEN_AUDIT_DIR`` if set, else ``audit/`` in the repository."""
+    configured = os.environ.get(AUDIT_DIR_ENV, "").strip()
+    return Path(configured).expanduser() if configured else DEFAULT_DB_DIR
+
+
 def default_db_url(network_stem: str, directory: Path | None = None) -> str:
-    """``sqlite:///<repo>/audit/<network>.sqlite``; `network_stem` as in deployments/ (``ethereum-local-foundry``)."""
-    return f"sqlite:///{(directory or DEFAULT_DB_DIR) / f'{network_stem}.sqlite'}"
+    """``sqlite:///<repo>/audit/<network>.sqlite``; `network_stem` as in deployments/ (``ethereum-local-foundry``),
+    the folder :func:`default_db_dir` unless `directory` is given."""
+    return f"sqlite:///{(directory or default_db_dir()) / f'{network_stem}.sqlite'}"
+
+
+def database_url(text: str) -> str:
+    """What a user gives as --db, as a URL: the one rule of every audit command. A URL (``sqlite:///file``,
+    ``postgresql://...``; anything with ``://``) stays as it is; anything else is the path of a SQLite file
+    (``~`` expanded, made absolute so that messages say where it is)."""
+    stripped = text.strip()
+    if not stripped:
+        raise DatabaseError("--db is empty: give a SQLite file path or a sqlite:/// or postgresql:// URL")
+    if "://" in stripped:
+        return stripped
+    return f"sqlite:///{Path(stripped).expanduser().absolute()}"
 
 
 def parse_db_url(text: str) -> URL:
-    """A SQLAlchemy URL for SQLite or PostgreSQL, or DatabaseError saying what is wrong with `text`."""
+    """A SQLAlchemy URL for SQLite or PostgreSQL from a URL or a plain path (:func:`database_url`), or
+    DatabaseError saying what is wrong with `text`."""
     try:
-        url = make_url(text.strip())
+        url = make_url(database_url(text))
     except ArgumentError as err:
         raise DatabaseError(f"not a database URL: {text!r} (try sqlite:///path/audit.sqlite or "
                             "postgresql://user@host:5432/dbname)") from err

@@ -11,6 +11,12 @@ state with ``eth_call`` pinned to the same block (JSON-RPC batches), and lists e
 * vendors (kind, category, suspension, freeze), spenders (program, department, freeze), treasuries, programs
   (rules, configuration, name, caps, pause), the token-wide pause, issuers' mint allowances, cap overrides,
   roles and applied allocation batches.
+
+Any node, archive or not: a past period is read at an old block, and a node keeps state only from some block
+on (a resumed Anvil from the block it was restarted at, a full node the last 128 blocks). Before reading,
+verify finds the earliest block the node answers state for (a binary search with ``eth_getBalance``); facts
+at older blocks are skipped and counted, never read, so a pruned history is reported in one sentence
+(:attr:`VerifyResult.skipped_note`) instead of failing the run. Skipped facts are not mismatches.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from sqlalchemy import Connection, Engine, Table, func, select
 
 from deposit_token.audit import schema, store
 from deposit_token.audit.decode import abi_type, load_system_abi
-from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.rpc import RpcClient, RpcError
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KIND_NAMES = {0: "None", 1: "Treasury", 2: "Spender", 3: "Vendor"}
@@ -52,14 +58,37 @@ class Mismatch:
 
 @dataclass
 class VerifyResult:
-    block: int
+    block: int  # the database's checkpoint: every fact is as of this block
     block_hash: str
+    head: int | None = None  # the chain's head when verify ran
+    earliest_state: int | None = None  # the node has no state before this block (None: it had all it needed)
     checks: int = 0
+    skipped: int = 0  # facts (chain reads) not made: their block is older than `earliest_state`
     mismatches: list[Mismatch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """No mismatch (skipped facts are not mismatches)."""
         return not self.mismatches
+
+    @property
+    def lag_note(self) -> str:
+        """How far the database is behind the chain, for the auditor."""
+        if self.head is None:
+            return f"database at block {self.block}"
+        behind = max(0, self.head - self.block)
+        return f"database at block {self.block}, chain head {self.head}: {behind:,} blocks behind"
+
+    @property
+    def skipped_note(self) -> str | None:
+        """One sentence on what could not be checked, or None if everything was."""
+        if not self.skipped:
+            return None
+        facts = f"{self.skipped:,} fact{'s' if self.skipped != 1 else ''} skipped"
+        if self.earliest_state is not None and self.block < self.earliest_state:
+            return (f"not checkable at the database's block {self.block}: node has no state before block "
+                    f"{self.earliest_state}; {facts} (run `ape run audit index` to move the database past it)")
+        return f"past periods not checkable: node has no state before block {self.earliest_state}; {facts}"
 
 
 class _Calls:
@@ -68,12 +97,23 @@ class _Calls:
     def __init__(self, rpc: RpcClient, token: str, block: int, abi: Sequence[Mapping[str, Any]]):
         self.rpc, self.token, self.block = rpc, token, hex(block)
         self.functions = {item["name"]: item for item in abi if item["type"] == "function"}
-        self._queue: list[tuple[str, tuple[Any, ...], Callable[[Any], None]]] = []
+        self._queue: list[tuple[str, tuple[Any, ...], Callable[[Any], None], str]] = []
 
     def add(self, name: str, args: Sequence[Any], then: Callable[[Any], None], block: int | None = None) -> None:
         """Queues ``name(*args)`` at `block` (default: the checkpoint block); `then` gets the decoded result
         (one value, or a tuple for several values or a struct)."""
         self._queue.append((name, tuple(args), then, hex(block) if block is not None else self.block))
+
+    def oldest_block(self) -> int | None:
+        """The oldest block a queued call reads at (None: nothing queued)."""
+        return min((int(block, 16) for *_rest, block in self._queue), default=None)
+
+    def drop_before(self, block: int) -> int:
+        """Removes the queued calls at blocks older than `block` (the node has no state there); returns how
+        many were removed."""
+        kept = [item for item in self._queue if int(item[3], 16) >= block]
+        dropped, self._queue = len(self._queue) - len(kept), kept
+        return dropped
 
     def run(self) -> None:
         queue, self._queue = self._queue, []
@@ -146,6 +186,13 @@ class Verifier:
             self._participants(conn, block, calls, expect, expect_fields)
             self._programs(conn, block, calls, expect, expect_fields)
             self._issuance_and_roles(conn, block, calls, expect)
+            result.head = self.rpc.block_number()
+            oldest = calls.oldest_block()
+            if oldest is not None:
+                earliest = earliest_state_block(self.rpc, self.token, oldest, max(result.head, block))
+                if earliest > oldest:
+                    result.earliest_state = earliest
+                    result.skipped = calls.drop_before(earliest)
             calls.run()
         return result
 
@@ -284,6 +331,35 @@ class Verifier:
         batches = _latest(conn, schema.allocation_batches, lambda r: r.batch_ref, block)
         for ref in sorted(batches):
             calls.add("batchApplied", [bytes.fromhex(ref[2:])], expect("batchApplied", ref, True))
+
+
+def has_state_at(rpc: RpcClient, address: str, block: int) -> bool:
+    """True if the node answers state queries at `block` (an ``eth_getBalance`` of `address` there). Any
+    JSON-RPC error counts as "no state": nodes word it differently (Anvil ``BlockOutOfRangeError``, geth
+    ``missing trie node``, others ``pruned``); the caller has seen the newest block answer, so it is not a
+    broken node. A connection error is raised."""
+    try:
+        rpc.call("eth_getBalance", [address, hex(block)])
+    except RpcError:
+        return False
+    return True
+
+
+def earliest_state_block(rpc: RpcClient, address: str, low: int, high: int) -> int:
+    """The earliest block in ``low..high`` the node has state for: `low` if it has all of them. A node keeps
+    state from some block on (a restarted dev chain, a pruning full node), so a binary search finds it.
+    Raises VerifyError if even `high` (the head) has no state."""
+    if has_state_at(rpc, address, low):
+        return low
+    if not has_state_at(rpc, address, high):
+        raise VerifyError(f"the node answers no state query even at block {high}: is it still syncing?")
+    while high - low > 1:  # invariant: no state at `low`, state at `high`
+        middle = (low + high) // 2
+        if has_state_at(rpc, address, middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def verify(rpc: RpcClient, engine: Engine, token: str) -> VerifyResult:

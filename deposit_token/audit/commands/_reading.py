@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from deposit_token import deployment
 from deposit_token.audit import store
 from deposit_token.audit.common import AuditDatabaseError, Filters, open_audit_database, parse_period, snapshot
-from deposit_token.audit.commands.common import DB_HELP
+from deposit_token.audit.commands.common import DB_HELP, check_db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,23 +25,20 @@ FALLBACK_NETWORK = "ethereum:local:foundry"
 
 
 def default_network() -> str:
-    """ape's default network choice (ecosystem:network:provider), read from its configuration: no connection."""
+    """The name of ape's default network (``deployment.network_name_of_choice``), read from its configuration:
+    no connection."""
     try:
-        from ape import networks
-
-        ecosystem = networks.default_ecosystem
-        name = ecosystem.default_network_name
-        return f"{ecosystem.name}:{name}:{ecosystem.get_network(name).default_provider_name}"
+        return deployment.network_name_of_choice(None)
     except Exception:  # noqa: BLE001 - any ape configuration problem: the documented default
         return FALLBACK_NETWORK
 
 
 def database_options(f: F) -> F:
     f = click.option("--network", "network", metavar="CHOICE", default=None,
-                     help="Only picks the default database file, audit/<network>.sqlite (no connection is made; "
-                          "default: ape's default network, e.g. ethereum:local:foundry).")(f)
-    f = click.option("--db", "db", metavar="URL|PATH", default=None,
-                     help=DB_HELP + " A plain path is a SQLite file.")(f)
+                     help="Only picks the default database file, audit/<network>.sqlite, named as `audit index` "
+                          "names it (no connection is made; default: ape's default network, e.g. "
+                          "ethereum:local:foundry).")(f)
+    f = click.option("--db", "db", metavar="PATH|URL", default=None, help=DB_HELP, callback=check_db)(f)
     return f
 
 
@@ -78,10 +75,10 @@ def make_filters(programs: tuple[int, ...], since: int | None, until: int | None
 def resolve_db(db: str | None, network: str | None) -> str:
     if db:
         return db
-    choice = network or default_network()
     try:
-        return store.default_db_url(deployment.network_file_stem(choice))
-    except Exception as err:  # noqa: BLE001 - a malformed network choice
+        name = deployment.network_name_of_choice(network) if network else default_network()
+        return store.default_db_url(deployment.network_file_stem(name))
+    except ValueError as err:  # a network ape does not know, or a malformed choice
         raise click.BadParameter(str(err), param_hint="--network") from None
 
 

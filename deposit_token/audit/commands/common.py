@@ -23,10 +23,11 @@ from deposit_token.audit.rpc import RpcClient, RpcConnectionError, RpcError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DB_HELP = ("Database URL: sqlite:///path/file.sqlite or postgresql://user@host:5432/dbname "
-           "(default: audit/<network>.sqlite in the repository, e.g. audit/ethereum-local-foundry.sqlite).")
-NETWORK_HELP = ("Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry (default: ape's "
-                "default network). The token is the one recorded in deployments/<network>.json.")
+DB_HELP = ("Audit database: a SQLite file path, sqlite:///path/file.sqlite or postgresql://user@host:5432/dbname "
+           "(default: audit/<network>.sqlite in the repository, e.g. audit/ethereum-pilot-node.sqlite).")
+NETWORK_HELP = ("Ape network choice ecosystem:network:provider, e.g. ethereum:pilot:node (default: ape's default "
+                "network). The token is the one recorded in deployments/<network>.json, e.g. "
+                "deployments/ethereum-pilot-node.json, whatever URI the provider uses.")
 
 # Reported as one line (exit code 1) instead of a traceback.
 OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
@@ -68,18 +69,20 @@ def network_option() -> Callable[[F], F]:
     return ape_network_option(help=NETWORK_HELP)
 
 
-def _check_db_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Rejects a malformed --db while the options are parsed: before ape connects (or starts a node)."""
-    if value is not None:
-        try:
-            store.parse_db_url(value)
-        except store.DatabaseError as err:
-            raise click.BadParameter(str(err), ctx, param) from None
-    return value
+def check_db(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--db of every audit command, as a URL (a plain path is a SQLite file: ``store.database_url``); a
+    malformed one is rejected while the options are parsed, before ape connects (or starts a node)."""
+    if value is None:
+        return None
+    try:
+        store.parse_db_url(value)
+        return store.database_url(value)
+    except store.DatabaseError as err:
+        raise click.BadParameter(str(err), ctx, param) from None
 
 
 def db_option(f: F) -> F:
-    return click.option("--db", "db_url", metavar="URL", default=None, help=DB_HELP, callback=_check_db_url)(f)
+    return click.option("--db", "db_url", metavar="PATH|URL", default=None, help=DB_HELP, callback=check_db)(f)
 
 
 @dataclass(frozen=True)
@@ -95,16 +98,17 @@ class Target:
     is_dev: bool
 
 
-def db_url_for(network_choice: str, db_url: str | None) -> str:
-    """The --db value, or the default SQLite file of the network; validated (nothing is created here)."""
-    text = db_url or store.default_db_url(deployment.network_file_stem(network_choice))
+def db_url_for(network_name: str, db_url: str | None) -> str:
+    """The --db value, or the default SQLite file of the network (`network_name` as given by
+    ``deployment.network_name``); validated (nothing is created here)."""
+    text = store.database_url(db_url) if db_url else store.default_db_url(deployment.network_file_stem(network_name))
     store.parse_db_url(text)
     return text
 
 
 def resolve_target(provider: Any) -> Target:
     """The recorded deployment of the connected network; ClickException if there is none or it does not fit."""
-    choice = provider.network_choice
+    choice = deployment.network_name(provider)  # the name deploy wrote the record under
     path = deployment.record_path(choice)
     record = deployment.load_record(path)
     if record is None:

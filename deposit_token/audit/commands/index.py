@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from deposit_token import deployment
 from deposit_token.audit import store
 from deposit_token.audit.commands.common import (
     AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target,
@@ -44,7 +45,7 @@ def command(provider: Any, db_url: str | None, follow: bool, confirmations: int 
     ancestor and re-indexed.
     """
     out = console()
-    url = db_url_for(provider.network_choice, db_url)
+    url = db_url_for(deployment.network_name(provider), db_url)
     target = resolve_target(provider)
     engine = open_db(url)
     try:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from deposit_token import deployment
 from deposit_token.audit import store
 from deposit_token.audit.commands.common import (
     AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target,
@@ -23,10 +24,14 @@ def command(provider: Any, db_url: str | None) -> None:
 
     Checks totalSupply, every balance, spent per spender per category per period (spendingOf,
     spendingThisPeriod), vendors, spenders, treasuries, programs, pause, mint allowances, cap overrides, roles
-    and allocation batches. Prints each mismatch; exits with status 1 if there is any.
+    and allocation batches. Prints how far the database is behind the chain's head and each mismatch; exits
+    with status 1 if there is any.
+
+    Works on any node: facts at blocks the node has no state for (a node restarted from a saved state, a
+    pruning full node) are skipped and counted in one line; skipped facts are not mismatches.
     """
     out = console()
-    url = db_url_for(provider.network_choice, db_url)
+    url = db_url_for(deployment.network_name(provider), db_url)
     target = resolve_target(provider)
     engine = open_db(url, must_exist=True)
     rpc = RpcClient(target.rpc_url)
@@ -43,6 +48,9 @@ def command(provider: Any, db_url: str | None) -> None:
     finally:
         rpc.close()
         engine.dispose()
+    out.print(result.lag_note)
+    if result.skipped_note:
+        out.print(f"[yellow]{result.skipped_note}[/]")
     if result.mismatches:
         table = Table(title=f"{len(result.mismatches)} mismatches at block {result.block}", title_justify="left")
         for column in ("check", "subject", "database", "chain"):
@@ -53,5 +61,6 @@ def command(provider: Any, db_url: str | None) -> None:
         out.print(f"[bold red]FAILED[/]: {len(result.mismatches)} of {result.checks:,} checks differ at block "
                   f"{result.block} ({result.block_hash})")
         raise SystemExit(1)
-    out.print(f"[bold green]OK[/]: {result.checks:,} checks, database matches the chain at block {result.block} "
-              f"({result.block_hash})")
+    skipped = f", {result.skipped:,} facts skipped" if result.skipped else ""
+    out.print(f"[bold green]OK[/]: {result.checks:,} checks{skipped}, no mismatch with the chain at block "
+              f"{result.block} ({result.block_hash})")
