@@ -7,6 +7,11 @@
     ape run treasury enrol --csv officials.csv --account budget-office
     ape run treasury disburse payroll.csv --program BP-2026-MOEF --account budget-office
     ape run treasury freeze 0xWallet --reason "lost phone" --account compliance
+    ape run treasury role grant issuer 0xBank --account token-admin
+    ape run treasury vendors --format csv
+
+The listings (vendors, spenders, programs, treasuries, roles) read the chain only; they take --network and
+--format (table, csv or json).
 
 Every command takes --network and --account (an ape account alias; on local development networks the first
 test account holding the role the command needs is used when --account is left out), checks its input and asks
@@ -19,7 +24,6 @@ from __future__ import annotations
 import csv
 import signal
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +31,13 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 from ape.exceptions import ApeException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 from web3.exceptions import Web3Exception
 
 from deposit_token import disburse as disbursal
+from deposit_token import display, listing
+from deposit_token import roles as access
 from deposit_token import treasury as ops
 from deposit_token.categories import Category, parse_category
 from deposit_token.cli import console, deployed_token, unattended
@@ -70,7 +77,7 @@ class AddressOrAlias(click.ParamType):
 
 
 class Krw(click.ParamType):
-    """A positive whole number of KRW; ``1,000,000`` and ``1_000_000`` are accepted."""
+    """A positive whole number of KRW: ``1000000`` or ``1,000,000`` (groups of three), nothing else."""
 
     name = "KRW"
 
@@ -78,11 +85,8 @@ class Krw(click.ParamType):
         self.allow_zero = allow_zero
 
     def convert(self, value: Any, param, ctx) -> int:
-        text = str(value).strip().replace(",", "")
-        if self.allow_zero and text.replace("_", "") == "0":
-            return 0
         try:
-            return check_amount(text)
+            return check_amount(str(value), allow_zero=self.allow_zero)  # the one amount rule (inputs.py)
         except InputError as err:
             self.fail(str(err), param, ctx)
 
@@ -97,8 +101,22 @@ class CategoryParam(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
+class RoleParam(click.ParamType):
+    """A role by readable name (issuer, program-manager, vendor-registrar, compliance, admin) or by the
+    contract's name (ISSUER_ROLE)."""
+
+    name = "ROLE"
+
+    def convert(self, value: Any, param, ctx) -> str:
+        try:
+            return access.parse_role(str(value))
+        except InputError as err:
+            self.fail(str(err), param, ctx)
+
+
 ADDRESS = AddressOrAlias()
 AMOUNT = Krw()
+ROLE = RoleParam()
 CATEGORY = CategoryParam()
 CSV_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -139,8 +157,7 @@ def command(group: click.Group, name: str | None = None, role: str | None = None
 
     def decorate(fn: Callable) -> click.Command:
         fn = account_option(prompt=False)(fn)
-        fn = network_option(help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
-                                 "(default: ape's default network).")(fn)
+        fn = _network_option()(fn)
         cmd = group.command(name=name, cls=TreasuryCommand, **kwargs)(fn)
         _document_account_option(cmd, role)
         return cmd
@@ -148,21 +165,41 @@ def command(group: click.Group, name: str | None = None, role: str | None = None
     return decorate
 
 
-def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Chain) -> Any:
-    """--account, or on a development network the first test account holding `role`."""
+def _network_option() -> Callable[[Callable], Callable]:
+    return network_option(help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
+                               "(default: ape's default network).")
+
+
+def read_command(group: click.Group, name: str | None = None, **kwargs: Any) -> Callable[[Callable], click.Command]:
+    """A subcommand that only reads the chain: --network and --format, no --account."""
+
+    def decorate(fn: Callable) -> click.Command:
+        fn = click.option("--format", "fmt", type=click.Choice(listing.FORMATS), default="table", show_default=True,
+                          help="table for people; csv or json for other tools (whole KRW, ISO-8601 times).")(fn)
+        fn = _network_option()(fn)
+        return group.command(name=name, cls=TreasuryCommand, **kwargs)(fn)
+
+    return decorate
+
+
+def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Chain,
+                    wanted: tuple[str, Callable[[str], bool]] | None = None) -> Any:
+    """--account, or on a development network the first test account holding `role` (or, with `wanted`
+    = (what, predicate), the first whose address satisfies the predicate)."""
     if account is None:
         if not provider.network.is_dev:
             raise click.UsageError(f"--account is required on {provider.network_choice}: give the alias of an "
                                    "account in ape's keystore (`ape accounts list`)")
         from ape import accounts
 
-        candidates = list(accounts.test_accounts)[:10]
-        for candidate in candidates:
-            if role is None or ops.has_role(chain, role, str(candidate.address)):
+        what, fits = wanted or (role, lambda address: role is None or ops.has_role(chain, role, address))
+        for candidate in list(accounts.test_accounts)[:10]:
+            if fits(str(candidate.address)):
                 account = candidate
                 break
         else:
-            raise click.UsageError(f"no test account holds {role}; give --account")
+            raise click.UsageError(f"no test account is {what}; give --account" if wanted else
+                                   f"no test account holds {role}; give --account")
     return unattended(account)
 
 
@@ -187,11 +224,6 @@ def _local_signer(account: Any) -> LocalSigner:
 
 
 # --- output -----------------------------------------------------------------------------------------------------
-
-
-def _when(timestamp: int, offset_minutes: int = 540) -> str:
-    zone = timezone(timedelta(minutes=offset_minutes))
-    return datetime.fromtimestamp(timestamp, zone).isoformat(sep=" ", timespec="minutes")
 
 
 def _table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
@@ -259,6 +291,36 @@ def _bulk(chain: ops.Chain, account: Any, calls: Sequence[ops.BulkCall], what: s
     if not all(r.outcome.status for r in results):
         raise click.ClickException(f"{sum(not r.outcome.status for r in results)} transaction(s) failed")
     return results
+
+
+def _deployment_block(provider: Any) -> int:
+    """The block the token was deployed in (from its deployment record): events are read from there."""
+    from deposit_token import deployment
+
+    record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
+    return int((record.get("block") or {}).get("number", 0))
+
+
+def _print_listing(title: str, rows: Sequence[Any], columns: Sequence[listing.Column], fmt: str,
+                   notes: Sequence[str] = ()) -> None:
+    """A table for people (notes under it), or CSV / JSON on stdout with nothing else, for other tools."""
+    if fmt == "csv":
+        click.echo(listing.as_csv(rows, columns), nl=False)
+        return
+    if fmt == "json":
+        click.echo(listing.as_json(rows, columns))
+        return
+    shown = [c for c in columns if c.in_table]
+    table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+    for column in shown:
+        table.add_column(column.name.removesuffix("_krw").replace("_", " "), overflow="fold",
+                         justify="right" if column.name.endswith("_krw") else "left")
+    for row in rows:
+        table.add_row(*(escape(column.cell(row)) for column in shown))  # names are free text, not markup
+    out = console()
+    out.print(table)
+    for note in notes:
+        out.print(note)
 
 
 def _exclusive(single: Any, csv_path: Path | None, what: str) -> None:
@@ -382,18 +444,15 @@ def program_update(provider, account, program, spec_file, preset, name, treasury
                                                                         *ops.spec_rows(spec)], receipt)
 
 
-@command(program_group, name="list")
-def program_list(provider, account):
-    """List the programs with their treasury, validity and state."""
-    chain = _connect(provider)
-    table = Table(title="Programs", title_justify="left")
-    for column in ("id", "name", "treasury", "start", "end", "state", "version"):
-        table.add_column(column, overflow="fold")
-    for p in ops.list_programs(chain):
-        state = "paused" if p.paused else ("halted (token paused)" if p.halted else "active")
-        table.add_row(str(p.id), p.name, p.treasury, _when(p.start, p.utc_offset_minutes),
-                      _when(p.end, p.utc_offset_minutes), state, str(p.version))
-    console().print(table)
+def _programs(provider: Any, fmt: str) -> None:
+    rows = listing.programs(_connect(provider))
+    _print_listing("Programs", rows, listing.PROGRAM_COLUMNS, fmt)
+
+
+@read_command(program_group, name="list")
+def program_list(provider, fmt):
+    """List the programs with their treasury, validity, state and rules (same as `treasury programs`)."""
+    _programs(provider, fmt)
 
 
 # vendors
@@ -627,7 +686,7 @@ def sweep(provider, account, program, csv_path, from_block):
     if from_block is None:
         from deposit_token import deployment
 
-        record = deployment.load_record(deployment.record_path(provider.network_choice)) or {}
+        record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
         from_block = int((record.get("block") or {}).get("number", 0))
     program_id = ops.resolve_program(chain, program).id if program is not None else None
     targets = ops.sweep_targets(chain, program_id=program_id, path=csv_path, from_block=from_block)
@@ -657,3 +716,178 @@ def unpause(provider, account, program):
     """Lift the token-wide pause, or one program's."""
     _pause(provider, account, program, False)
 
+
+
+# listings
+
+
+@read_command(cli, name="programs")
+def programs(provider, fmt):
+    """List the programs with their treasury, validity (KST), state and rules."""
+    _programs(provider, fmt)
+
+
+@read_command(cli, name="vendors")
+def vendors(provider, fmt):
+    """List the registered vendors: name, merchant category, state (suspended, frozen) and balance."""
+    chain = _connect(provider)
+    rows = listing.vendors(chain.rpc, chain.address, _deployment_block(provider))
+    _print_listing("Vendors", rows, listing.VENDOR_COLUMNS, fmt)
+
+
+@read_command(cli, name="spenders")
+@click.option("--program", help="Only the spenders of this program (id or name).")
+def spenders(provider, fmt, program):
+    """List the enrolled spenders (officials, subsidy recipients): program, department, state and balance."""
+    chain = _connect(provider)
+    info = ops.resolve_program(chain, program) if program is not None else None
+    names = {p.id: p.name for p in ops.list_programs(chain)}
+    rows = listing.spenders(chain.rpc, chain.address, _deployment_block(provider), names,
+                            info.id if info else None)
+    _print_listing(f"Spenders of {info.label}" if info else "Spenders", rows, listing.SPENDER_COLUMNS, fmt)
+
+
+@read_command(cli, name="treasuries")
+def treasuries(provider, fmt):
+    """List the registered treasuries: the programs each pays, state and balance."""
+    chain = _connect(provider)
+    rows = listing.treasuries(chain.rpc, chain.address, _deployment_block(provider), listing.programs(chain))
+    _print_listing("Treasuries", rows, listing.TREASURY_COLUMNS, fmt)
+
+
+def _roles(provider: Any, fmt: str) -> None:
+    chain = _connect(provider)
+    rows = listing.role_holders(chain.rpc, chain.address, _deployment_block(provider))
+    notes = [f"nobody holds: {', '.join(listing.role_label(r) for r in listing.roles_without_holder(rows))}"]
+    notes = notes if listing.roles_without_holder(rows) else []
+    _print_listing("Role holders", rows, listing.ROLE_COLUMNS, fmt, [*notes, _handover_line(access.handover(chain))])
+
+
+@read_command(cli, name="roles")
+def roles(provider, fmt):
+    """List who holds each role (from the token's RoleGranted/RoleRevoked events, checked with hasRole)."""
+    _roles(provider, fmt)
+
+
+# roles
+
+
+@cli.group(name="role")
+def role_group():
+    """Grant, revoke and list roles; hand the admin role over in two steps.
+
+    ROLE is one of admin, issuer, program-manager, vendor-registrar, compliance (or the contract's name, e.g.
+    ISSUER_ROLE). The admin role is not granted: it moves by `role handover begin` and `role handover accept`.
+    """
+
+
+@command(role_group, name="grant", role="DEFAULT_ADMIN_ROLE")
+@click.argument("role", type=ROLE)
+@click.argument("address", type=ADDRESS)
+def role_grant(provider, account, role, address):
+    """Grant ROLE to ADDRESS (an address or an ape account alias); the admin signs."""
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    receipt = access.grant(chain, account, role, address)
+    if receipt is None:
+        console().print(f"{address} already holds {listing.role_label(role)}; nothing was sent")
+        return
+    _done("Role granted", [("role", listing.role_label(role)), ("account", address),
+                           ("granted by", account.address)], receipt)
+
+
+@command(role_group, name="revoke", role="DEFAULT_ADMIN_ROLE")
+@click.argument("role", type=ROLE)
+@click.argument("address", type=ADDRESS)
+def role_revoke(provider, account, role, address):
+    """Revoke ROLE from ADDRESS; the admin signs."""
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    receipt = access.revoke(chain, account, role, address)
+    if receipt is None:
+        console().print(f"{address} does not hold {listing.role_label(role)}; nothing was sent")
+        return
+    _done("Role revoked", [("role", listing.role_label(role)), ("account", address),
+                           ("revoked by", account.address)], receipt)
+
+
+@read_command(role_group, name="list")
+def role_list(provider, fmt):
+    """List who holds each role (same as `treasury roles`)."""
+    _roles(provider, fmt)
+
+
+@role_group.group(name="handover")
+def handover_group():
+    """The admin's two-step handover: begin (admin), accept (new admin, after the delay), cancel, show."""
+
+
+def _handover_line(state: access.Handover) -> str:
+    if state.pending is None:
+        return f"admin: {state.admin}; no handover pending (handover delay: {access.duration(state.delay)})"
+    when = "now" if state.acceptable else f"after {display.moment(state.accept_after)}"
+    return f"admin: {state.admin}; handover pending to {state.pending}, who can accept {when}"
+
+
+def _handover_rows(state: access.Handover) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [("admin", state.admin), ("delay", access.duration(state.delay))]
+    if state.pending is None:
+        return [*rows, ("pending handover", "none")]
+    return [*rows, ("pending admin", state.pending),
+            ("can accept", "now" if state.acceptable else f"after {display.moment(state.accept_after)}"),
+            ("chain time", display.moment(state.now))]
+
+
+@read_command(handover_group, name="show")
+def handover_show(provider, fmt):
+    """Show the admin, the handover delay and the pending handover, if any."""
+    state = access.handover(_connect(provider))
+    if fmt == "table":
+        console().print(_table("Admin handover", _handover_rows(state)))
+        return
+    fields = {"admin": state.admin, "delay_seconds": state.delay, "pending_admin": state.pending,
+              "accept_after": listing.iso(state.accept_after) if state.pending else None,
+              "chain_time": listing.iso(state.now)}
+    columns = [listing.Column(key, lambda row, key=key: row[key]) for key in fields]
+    click.echo(listing.as_json([fields], columns) if fmt == "json" else listing.as_csv([fields], columns), nl=False)
+
+
+@command(handover_group, name="begin", role="DEFAULT_ADMIN_ROLE")
+@click.argument("new_admin", metavar="NEW_ADMIN", type=ADDRESS)
+def handover_begin(provider, account, new_admin):
+    """Start handing the admin role to NEW_ADMIN, who accepts after the token's delay (replaces a pending one)."""
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    before = access.handover(chain)
+    receipt = access.begin_handover(chain, account, new_admin)
+    state = access.handover(chain)
+    rows = _handover_rows(state)
+    if before.pending is not None and before.pending != state.pending:
+        rows.append(("replaced", f"the handover to {before.pending}"))
+    rows.append(("next", "the new admin runs `ape run treasury role handover accept`"))
+    _done("Admin handover begun", rows, receipt)
+
+
+@command(handover_group, name="accept")
+def handover_accept(provider, account):
+    """Accept the admin role (run by the pending admin, after the delay); the old admin loses it."""
+    chain = _connect(provider)
+    pending = access.handover(chain).pending
+    account = _signer_account(provider, account, None, chain,
+                              wanted=("the pending admin", lambda address: address == pending))
+    receipt = access.accept_handover(chain, account)
+    _done("Admin handover accepted", [("admin", access.handover(chain).admin)], receipt)
+
+
+_ACCEPT_ACCOUNT = next(p for p in handover_accept.params if p.name == "account")
+_ACCEPT_ACCOUNT.help = ("Alias of the ape account of the pending admin, which signs; TEST::n for test accounts. "
+                        "Default on local development networks: the test account that is the pending admin.")
+
+
+@command(handover_group, name="cancel", role="DEFAULT_ADMIN_ROLE")
+def handover_cancel(provider, account):
+    """Cancel the pending admin handover (the admin signs)."""
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    cancelled, receipt = access.cancel_handover(chain, account)
+    if receipt is None:
+        console().print("no admin handover is pending; nothing was sent")
+        return
+    _done("Admin handover cancelled", [("cancelled", f"the handover to {cancelled}"),
+                                       ("admin", access.handover(chain).admin)], receipt)

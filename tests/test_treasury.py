@@ -100,9 +100,11 @@ def write(path: Path, text: str) -> Path:
 
 COMMANDS = [
     ["issue"], ["allowance"], ["treasury", "register"], ["program", "create"], ["program", "update"],
-    ["program", "list"], ["vendor", "register"], ["vendor", "suspend"], ["vendor", "reactivate"], ["enrol"],
+    ["vendor", "register"], ["vendor", "suspend"], ["vendor", "reactivate"], ["enrol"],
     ["allocate"], ["disburse"], ["freeze"], ["unfreeze"], ["clawback"], ["sweep"], ["pause"], ["unpause"],
-]
+    ["role", "grant"], ["role", "revoke"], ["role", "handover", "begin"], ["role", "handover", "accept"],
+    ["role", "handover", "cancel"],
+]  # the listings (read-only, no --account) are checked in test_treasury_roles.py
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
