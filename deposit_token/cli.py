@@ -4,22 +4,36 @@ token of the connected network, and one-line error reporting with reverts turned
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from ape.cli import ConnectedProviderCommand as ApeConnectedProviderCommand
+from ape.cli import network_option as ape_network_option
+from ape.exceptions import ApeException
+from click.core import ParameterSource
+from web3.exceptions import Web3Exception
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from rich.console import Console
 
 from . import deployment
 from .contracts import token_at
 from .errors import explain
+from .inputs import InputError, check_amount
 
 ZERO32 = b"\0" * 32
-# So that `pay VENDOR -5` reaches the amount check ("not a whole, non-negative number") instead of click's
-# "no such option".
+# So that `pay VENDOR -5` reaches the amount check ("amount -5 is negative") instead of click's "no such
+# option: -5". `ConnectedProviderCommand` applies it by itself to every command with a KRW argument.
 NEGATIVE_NUMBERS_ARE_ARGUMENTS = {"ignore_unknown_options": True}
+PILOT_NETWORK = "ethereum:pilot:node"
+PILOT_URI = "http://127.0.0.1:8545"  # ape-config.yaml's node.ethereum.pilot.uri, if ape cannot tell
+NETWORK_HELP = (f"Ape network choice ecosystem:network:provider (see `ape networks list`). Default: the pilot "
+                f"network {PILOT_NETWORK}, if its node answers (`ape run network up` starts it).")
 
 
 def console() -> Console:
@@ -42,18 +56,21 @@ class AddressType(click.ParamType):
 
 
 class AmountType(click.ParamType):
-    """A positive whole number of KRW (the token has 0 decimals); `1,000` and `1_000` are accepted."""
+    """A positive whole number of KRW (the token has 0 decimals): ``1000000`` or ``1,000,000``; parsed by
+    `inputs.check_amount`, the one amount rule of every command and file."""
 
     name = "KRW"
 
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
     def convert(self, value: Any, param, ctx) -> int:
-        text = str(value).strip().replace(",", "").replace("_", "")
-        if not text.isdigit():
-            self.fail(f"{value!r} is not a whole, non-negative number of KRW", param, ctx)
-        amount = int(text)
-        if amount == 0:
-            self.fail("the amount must be greater than zero", param, ctx)
-        return amount
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # a default already converted
+        try:
+            return check_amount(str(value), allow_zero=self.allow_zero)
+        except InputError as error:
+            self.fail(str(error), param, ctx)
 
 
 class ReceiptType(click.ParamType):
@@ -106,7 +123,7 @@ def deployed_token(ecosystem_network_provider: str | None = None):
     """The token recorded for the connected network in deployments/ (the deploy script wrote it)."""
     from ape import chain, networks
 
-    choice = ecosystem_network_provider or networks.provider.network_choice
+    choice = ecosystem_network_provider or deployment.network_name(networks.provider)
     path = deployment.record_path(choice)
     if not path.is_file():
         raise click.ClickException(f"no deployment for network {choice}: {path} is missing (run `ape run deploy`)")
@@ -156,3 +173,154 @@ def checked_send(token, function: str, args: tuple, account, refused: str):
     except Exception as error:  # noqa: BLE001 - a rule can change between the check and the block
         fail(error, token)
 
+
+
+# --- networks ---------------------------------------------------------------------------------------------------
+# Every command of the project connects through `ConnectedProviderCommand` and `network_option` below (drop-in
+# replacements of ape's), so that an unusable network is one sentence and exit status 1 everywhere.
+
+
+def pilot_uri() -> str:
+    """The JSON-RPC URI of the pilot node as ape-config.yaml configures it."""
+    from ape import networks
+
+    try:
+        return str(networks.get_provider_from_choice(PILOT_NETWORK).uri)
+    except Exception:  # noqa: BLE001 - a broken config still gets the documented default
+        return PILOT_URI
+
+
+def node_answers(uri: str, timeout: float = 2.0) -> bool:
+    """Whether a JSON-RPC node answers eth_chainId at `uri` (a quick probe, before ape's slow retries)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    request = urllib.request.Request(uri, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return "result" in json.loads(answer.read() or b"{}")
+    except (OSError, ValueError):
+        return False
+
+
+def network_option(**kwargs: Any) -> Callable:
+    """ape's --network option, defaulting to the pilot network (`ConnectedProviderCommand` says so in one
+    sentence when no pilot node answers, instead of starting a throwaway local chain with no token on it)."""
+    kwargs.setdefault("help", NETWORK_HELP)
+    kwargs.setdefault("default", PILOT_NETWORK)
+    return ape_network_option(**kwargs)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (ape's messages span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _unknown_network(value: Any, error: click.BadParameter) -> str:
+    # ape lists every network of every installed ecosystem (hundreds of lines): keep only its reason.
+    reason = str(error.message).split("Options:")[0].strip().rstrip(".")
+    return (f"{value!r} is not a network ape knows ({reason}): use {PILOT_NETWORK} for the pilot chain, "
+            "ethereum:local:foundry for a throwaway local chain, or see `ape networks list`")
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+        if arg == option and index + 1 < len(args):
+            return args[index + 1]
+    return None
+
+
+def _network_label(provider: Any) -> str:
+    network = provider.network
+    return f"{network.ecosystem.name}:{network.name}:{provider.name}"
+
+
+def _provider_uri(provider: Any) -> str | None:
+    try:
+        return str(getattr(provider, "uri", None) or "") or None
+    except ApeException:
+        return None  # e.g. "Missing URI for network 'mainnet'": the connect error says it
+
+
+class ConnectedProviderCommand(ApeConnectedProviderCommand):
+    """ape's connected command, as every command of the project uses it: a network that cannot be used
+    (unknown choice, no node answering, a provider that cannot start) is one sentence and exit status 1;
+    chain and node errors while the command runs are one line, not a traceback; an amount argument may be
+    negative-looking (`-100` reaches the amount check instead of click's "no such option")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if any(isinstance(p, click.Argument) and getattr(p.type, "name", None) == "KRW" for p in self.params):
+            self.context_settings = {**self.context_settings, **NEGATIVE_NUMBERS_ARE_ARGUMENTS}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.ignore_unknown_options:
+            self._refuse_unknown_long_options(ctx, args)
+        given = list(args)  # click's parser consumes `args`
+        try:
+            return super().parse_args(ctx, args)
+        except click.BadParameter as error:
+            if error.param is not None and error.param.name == "network" and "Options:" in str(error.message):
+                raise click.BadParameter(_unknown_network(_option_value(given, "--network"), error), ctx=ctx,
+                                         param=error.param) from None
+            raise
+
+    def _refuse_unknown_long_options(self, ctx: click.Context, args: list[str]) -> None:
+        # ignore_unknown_options would pass a mistyped `--recipt` on as an argument: name it as click does.
+        known = {"--provider-settings", *(o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts))}
+        for arg in args:
+            if arg == "--":
+                return
+            if arg.startswith("--") and arg.split("=", 1)[0] not in known:
+                raise click.NoSuchOption(arg.split("=", 1)[0], ctx=ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if self.callback is None:
+            return None
+        from ape.cli.commands import parse_network
+
+        self._require_default_node(ctx)
+        network_ctx = parse_network(ctx)
+        if network_ctx is None:
+            return self._run(ctx, None)
+        provider = self._connect(network_ctx)
+        try:
+            return self._run(ctx, provider)
+        finally:
+            network_ctx.__exit__(None, None, None)
+
+    def _run(self, ctx: click.Context, provider: Any) -> Any:
+        try:
+            return self._invoke(ctx, provider=provider)
+        except (ApeException, Web3Exception, OSError) as error:  # the node went away, a call failed, ...
+            raise click.ClickException(one_line(error)) from None
+
+    @staticmethod
+    def _require_default_node(ctx: click.Context) -> None:
+        """No --network given: the pilot network, if its node answers; otherwise say so (and start nothing)."""
+        if ctx.get_parameter_source("network") is not ParameterSource.DEFAULT:
+            return
+        provider = ctx.meta.get("__ape_network__", {}).get("provider")
+        if provider is None or _network_label(provider) != PILOT_NETWORK:
+            return
+        uri = pilot_uri()
+        if not node_answers(uri):
+            raise click.ClickException(f"no network given and no pilot node answers at {uri}: start one with "
+                                       "`ape run network up` or pass --network")
+
+    @staticmethod
+    def _connect(network_ctx: Any) -> Any:
+        """Connects (ape's retries muted: their warnings are not the answer); failure is one sentence."""
+        from ape.logging import logger
+
+        provider = getattr(network_ctx, "_provider", None)
+        label = _network_label(provider) if provider is not None else "the network"
+        with logger.at_level("ERROR"):
+            try:
+                return network_ctx.__enter__()
+            except Exception as error:  # noqa: BLE001 - whatever ape raises while connecting
+                reason = one_line(error)
+            uri = _provider_uri(provider) if provider is not None else None
+        where = f" at {uri}" if uri else ""
+        hint = " (start it with `ape run network up`)" if label == PILOT_NETWORK else ""
+        raise click.ClickException(f"cannot use network {label}{where}: {reason.rstrip('.')}{hint}")

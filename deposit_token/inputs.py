@@ -24,6 +24,8 @@ MAX_AMOUNT = 2**96 - 1  # balances and the total supply are uint96 on-chain
 _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _DIGITS = re.compile(r"^[0-9]+$")
+_GROUPED = re.compile(r"^[1-9][0-9]{0,2}(,[0-9]{3})+$")  # 1,000 and 1,000,000; not 10,00 or 1,0000
+_SIGNED = re.compile(r"^[0-9,]+$")  # what follows a sign or surrounds a point, to name that problem
 
 
 class InputError(ValueError):
@@ -50,22 +52,43 @@ def check_address(text: str, what: str = "address") -> str:
     return to_checksum_address(value)
 
 
-def check_amount(text: str | int, what: str = "amount") -> int:
-    """A whole, positive number of KRW (tokens have 0 decimals) that fits the token's uint96 balances."""
-    if isinstance(text, bool):
+def check_amount(text: str | int, what: str = "amount", allow_zero: bool = False) -> int:
+    """A whole, positive number of KRW (tokens have 0 decimals) that fits the token's uint96 balances.
+
+    The one amount parser of every command and file: plain ASCII digits (``1000000``) or digits in proper
+    groups of three separated by commas (``1,000,000``). Anything else is refused, never guessed at: a comma
+    in the wrong place (``10,00`` could be 1,000 or 10.00), a decimal point, a sign, underscores, other
+    scripts' digits (``²``, full-width ``１``) - because dropping a character silently changes the amount paid.
+    """
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
         raise InputError(f"{what} {text!r} is not a whole number of KRW")
-    value = str(text).strip().replace("_", "") if not isinstance(text, int) else str(text)
-    if value.startswith("-") and _DIGITS.match(value[1:]):
-        raise InputError(f"{what} {value} is negative")
-    if not _DIGITS.match(value):
-        raise InputError(f"{what} {str(text).strip()!r} is not a whole number of KRW (1 token = 1 KRW, "
-                         "no decimals)")
-    amount = int(value)
-    if amount == 0:
-        raise InputError(f"{what} is zero")
+    value = str(text).strip()
+    if _DIGITS.match(value) or _GROUPED.match(value):
+        amount = int(value.replace(",", ""))
+    else:
+        raise InputError(_amount_problem(value, what))
+    if amount == 0 and not allow_zero:
+        raise InputError(f"{what} is zero (it must be at least 1 KRW)")
     if amount > MAX_AMOUNT:
         raise InputError(f"{what} {amount:,} is above the token's maximum of {MAX_AMOUNT:,}")
     return amount
+
+
+def _amount_problem(value: str, what: str) -> str:
+    """The sentence saying why `value` is not an amount (the most specific reason first)."""
+    if not value:
+        return f"{what} is empty"
+    if value[0] in "-\u2212" and _SIGNED.match(value[1:]):
+        return f"{what} {value} is negative"
+    if "." in value and _SIGNED.match(value.replace(".", "", 1)):
+        return (f"{what} {value!r} is not a whole number of KRW: the token has no decimals "
+                "(1 token = 1 KRW)")
+    if "," in value and _SIGNED.match(value):
+        return (f"{what} {value!r} has misplaced commas: write 1,000,000 (groups of three digits) "
+                "or 1000000")
+    if any(c.isdigit() and not "0" <= c <= "9" for c in value):
+        return f"{what} {value!r} is not a whole number of KRW: use the ASCII digits 0-9"
+    return f"{what} {value!r} is not a whole number of KRW (digits 0-9, optionally grouped as 1,000,000)"
 
 
 def bytes32_text(text: str, what: str) -> bytes:

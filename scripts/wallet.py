@@ -13,15 +13,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option
 from rich.table import Table
 
 from deposit_token.authorization import (
     Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation,
 )
 from deposit_token.cli import (
-    ADDRESS, AMOUNT, EVIDENCE, NEGATIVE_NUMBERS_ARE_ARGUMENTS, RECEIPT, ZERO32, checked_send, console,
-    deployed_token, fail, unattended,
+    ADDRESS, AMOUNT, EVIDENCE, RECEIPT, ZERO32, ConnectedProviderCommand, checked_send, console, deployed_token,
+    fail, network_option, unattended,
 )
 from deposit_token.rules import WEEKDAYS
 from deposit_token.wallet import wallet_view, why_not
@@ -66,7 +66,7 @@ def balance(account):
     out.print(table)
 
 
-@cli.command(cls=ConnectedProviderCommand, context_settings=NEGATIVE_NUMBERS_ARE_ARGUMENTS)
+@cli.command(cls=ConnectedProviderCommand)
 @network_option()
 @account_option()
 @click.argument("vendor", type=ADDRESS)
@@ -86,7 +86,7 @@ def pay(account, vendor, amount, receipt, evidence):
                     f"left in this category for {event.period}: {event.capLeft:,} KRW")
 
 
-@cli.command(cls=ConnectedProviderCommand, context_settings=NEGATIVE_NUMBERS_ARE_ARGUMENTS)
+@cli.command(cls=ConnectedProviderCommand)
 @network_option()
 @account_option()
 @click.argument("vendor", type=ADDRESS)

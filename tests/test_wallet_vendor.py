@@ -72,9 +72,9 @@ def test_pay_sends_or_explains_and_sends_nothing(run, system, chain):
     [
         (["0x1234", "100"], "is not an address"),
         (["0xbDA5747bFD65F08deb54cb465eB87D40e51B197F", "100"], "checksum"),
-        (["{vendor}", "-5"], "not a whole"),
+        (["{vendor}", "-5"], "amount -5 is negative"),
         (["{vendor}", "1.5"], "not a whole"),
-        (["{vendor}", "0"], "greater than zero"),
+        (["{vendor}", "0"], "amount is zero"),
         (["{vendor}", "100", "--receipt", "0x12"], "neither a number"),
         (["{vendor}", "100", "--evidence", "missing.pdf"], "neither a file"),
     ],
