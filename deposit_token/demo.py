@@ -318,9 +318,7 @@ class Demo:
         self.set_time(MONTH_END + timedelta(hours=10))
         self.rpc.call("evm_mine", [])
         balances = self.view([("balanceOf", (v.signer.address,)) for v in self.vendors], ["uint256"])
-        from eth_utils import keccak
-
-        redeems = [self.tx(v.signer, "redeem", b, keccak(text=f"KB-settlement-{v.signer.address}-2026-12"))
+        redeems = [self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-2026-12")
                    for v, (b,) in zip(self.vendors, balances, strict=True) if b > 0]
         self.send(redeems, "redeem")
         self.redeemed = sum(b for (b,) in balances)

@@ -260,7 +260,7 @@ def test_sqlite_and_postgresql_hold_the_same_rows(audited, tmp_path, pg_url):
 
 
 def test_bad_database_url_is_refused_and_creates_nothing(tmp_path):
-    for text, words in (("mysql://u@h/db", "unsupported database"), ("not a url", "not a database URL"),
+    for text, words in (("mysql://u@h/db", "unsupported database"), ("not a url://x", "not a database URL"),
                         ("sqlite://", "in-memory")):
         with pytest.raises(store.DatabaseError, match=words):
             store.open_database(text)

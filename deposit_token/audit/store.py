@@ -75,7 +75,7 @@ def parse_db_url(text: str) -> URL:
     try:
         url = make_url(database_url(text))
     except ArgumentError as err:
-        raise DatabaseError(f"not a database URL: {text!r} (try sqlite:///path/audit.sqlite or "
+        raise DatabaseError(f"not a database URL: {text!r} (try a file path, sqlite:///path/audit.sqlite or "
                             "postgresql://user@host:5432/dbname)") from err
     backend = url.get_backend_name()
     if backend == "postgresql":
