@@ -18,7 +18,8 @@ from deposit_token.audit.commands import discover
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Audit tooling: index the token's events into SQLite/PostgreSQL, verify them against the chain, and
-    report on them. The database defaults to audit/<network>.sqlite; --db takes any SQLite or PostgreSQL URL."""
+    report on them. The database defaults to audit/<network>.sqlite (e.g. audit/ethereum-pilot-node.sqlite); --db
+    takes a SQLite file path or a sqlite:/// or postgresql:// URL, the same in every subcommand."""
 
 
 for _command in discover():
