@@ -37,12 +37,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def throwaway_node(**settings: Any) -> Iterator[network.NetworkConfig]:
+def throwaway_node(genesis_timestamp: int | None = None, **settings: Any) -> Iterator[network.NetworkConfig]:
     """A pilot-like node (`network.NetworkConfig` defaults, `settings` override) in a temporary directory on a
     free port; stopped and deleted on exit. The periodic state dump is pushed out to an hour: nobody resumes
-    a throwaway chain, and dumping a large state every few seconds would disturb measurements."""
+    a throwaway chain, and dumping a large state every few seconds would disturb measurements.
+
+    `genesis_timestamp` starts the chain's clock there (unix seconds) instead of at the machine's clock: a
+    simulation that sets block times (evm_setNextBlockTimestamp only goes forward) chooses it, so that it runs
+    the same on any date."""
     data_dir = Path(tempfile.mkdtemp(prefix="deposit-token-node-"))
-    config = network.NetworkConfig(data_dir=data_dir, **{"port": free_port(), "state_interval": 3600, **settings})
+    config = network.NetworkConfig(data_dir=data_dir, genesis_timestamp=genesis_timestamp,
+                                   **{"port": free_port(), "state_interval": 3600, **settings})
     try:
         network.start(config)
         yield config

@@ -286,3 +286,15 @@ def test_a_new_chain_starts_at_the_chosen_genesis_time_and_a_saved_one_refuses_i
                                 "2031-03-01"])
     assert again.exit_code == 1 and "keeps its own clock" in again.output
     assert net.running_pid(config) is None
+
+
+def test_a_throwaway_node_starts_at_the_simulations_genesis_time():
+    from deposit_token.sandbox import throwaway_node
+
+    genesis = 1_577_836_800  # 2020-01-01 00:00 UTC: years before the machine's date
+    with throwaway_node(genesis_timestamp=genesis, block_time=0.2) as config:
+        rpc = net.JsonRpc(config.rpc_url)
+        assert block_stamps(rpc, 0, 0) == [genesis]
+        rpc.call("evm_setNextBlockTimestamp", [genesis + 3_600])  # a simulation can set its own times from there
+        rpc.call("evm_mine", [])
+        assert block_stamps(rpc, rpc.block_number(), rpc.block_number()) == [genesis + 3_600]
