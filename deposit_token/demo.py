@@ -1,7 +1,8 @@
 """The pilot demo: a month of public spending on a local permissioned chain, rules enforced as money moves.
 
 Three ministries' business-promotion programs (about 50 officials) and an EV-charger subsidy (20 recipient
-businesses); 40 vendors across categories, restricted ones included; December 2026 in KST: more than 2,000
+businesses); 40 vendors across categories, restricted ones included; one month in KST (December 2026 unless
+`--month` says otherwise, with that year's Korean public holidays): more than 2,000
 payment attempts at realistic times of day, some of which the rules refuse (wrong category, over cap, at night,
 repeated receipt, missing evidence, over the per-payment limit); weekend / holiday / split payments that the
 rules allow but the audit flags; a frozen wallet clawed back; vendors redeeming; the budget lapsing at the end
@@ -12,6 +13,10 @@ deposit_token.accounts), transactions through deposit_token.submit.Submitter, pr
 ERC-1404 view (an official's wallet refuses to send what would fail; a few "unchecked wallets" send anyway, so
 the chain's own refusal is shown too). Time travel (`evm_setNextBlockTimestamp`) is the only non-standard
 JSON-RPC call, and only the simulation uses it.
+
+Chain time is the simulation's own: the demo chain's clock starts (Anvil's genesis timestamp) a few days before
+the simulated month and only moves forward from there, so the demo runs the same whatever the machine's date
+(the machine's clock is read only to measure how long steps take).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import secrets
 import shutil
 import time
@@ -33,15 +39,17 @@ from eth_abi import decode as abi_decode
 from rich.console import Console
 from rich.table import Table
 
-from . import accounts, network, sandbox
+from . import accounts, display, network, sandbox
 from .categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
 from .contracts import system_contract_type
 from .presets import business_promotion, ev_charger_subsidy
 from .submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
 
 KST = timezone(timedelta(hours=9))
-MONTH_START = datetime(2026, 12, 1, tzinfo=KST)
-MONTH_END = datetime(2027, 1, 1, tzinfo=KST)  # the programs end here: the budget lapses
+DEFAULT_MONTH = "2026-12"  # the month the demo is written for (and whose holidays it shows: Christmas)
+GENESIS_LEAD = timedelta(days=3)  # the chain's clock starts this long before the month; set-up runs 2 days before
+FIRST_YEAR, LAST_YEAR = 1971, 9998  # months whose day before and month after have non-negative unix times
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 ZERO32 = b"\0" * 32
 CODE_NAMES = {
     0: "accepted", 1: "paused", 2: "sender not registered", 3: "recipient not registered", 4: "path not allowed",
@@ -66,6 +74,68 @@ VENDOR_MIX = (  # category, how many, amount range (KRW)
     (Category.ELECTRICAL_CONTRACTOR, 1, (500_000, 3_000_000)),
 )
 SLOTS = ((7, 40), (12, 5), (12, 45), (15, 20), (18, 55), (20, 10), (23, 30))  # local times of day
+
+
+class MonthError(ValueError):
+    """A --month that is not a calendar month the demo can play; the message says why."""
+
+
+def parse_month(text: str, what: str = "month") -> date:
+    """The first day of the month written `YYYY-MM` (e.g. 2026-12); `what` names the value in the message."""
+    match = _MONTH.match(text.strip())
+    if not match:
+        raise MonthError(f"{what} {text!r} is not written YYYY-MM (e.g. {DEFAULT_MONTH})")
+    year, month = int(match[1]), int(match[2])
+    if not 1 <= month <= 12:
+        raise MonthError(f"{what} {text!r} has no month {month:02d} (months are 01 to 12)")
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise MonthError(f"{what} {text!r} is out of range: the demo plays months from {FIRST_YEAR}-01 "
+                         f"to {LAST_YEAR}-12")
+    return date(year, month, 1)
+
+
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")  # not strftime's %B, which follows the machine's locale
+
+
+@dataclass(frozen=True)
+class Month:
+    """The simulated month: its bounds in KST and the names and references that carry it."""
+
+    first_day: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.first_day.year, self.first_day.month, 1, tzinfo=KST)
+
+    @property
+    def end(self) -> datetime:
+        """The first moment after the month: the programs end here and the budget lapses."""
+        year, month = (self.year + 1, 1) if self.first_day.month == 12 else (self.year, self.first_day.month + 1)
+        return datetime(year, month, 1, tzinfo=KST)
+
+    @property
+    def year(self) -> int:
+        return self.first_day.year
+
+    @property
+    def period(self) -> str:
+        """``2026-12``."""
+        return f"{self.first_day:%Y-%m}"
+
+    @property
+    def name(self) -> str:
+        """``December 2026``."""
+        return f"{MONTH_NAMES[self.first_day.month - 1]} {self.year}"
+
+    @property
+    def genesis(self) -> int:
+        """The demo chain's genesis timestamp: a few days before the month, never the machine's clock."""
+        return int((self.start - GENESIS_LEAD).timestamp())
+
+    def program_names(self) -> dict[int, str]:
+        names = {i + 1: f"BP-{self.year}-{ministry}" for i, (ministry, _) in enumerate(MINISTRIES)}
+        return {**names, 4: f"EV-{self.year}-MOE"}
 
 
 @dataclass
@@ -107,25 +177,31 @@ class Tally:
 class Demo:
     """One run of the pilot; `say` prints progress lines."""
 
-    def __init__(self, data_dir: Path, port: int, say: Callable[[str], None], seed: int = 2026) -> None:
+    def __init__(self, data_dir: Path, port: int, say: Callable[[str], None], seed: int = 2026,
+                 month: date | None = None) -> None:
         self.data_dir, self.port, self.say = data_dir, port, say
+        self.month = Month(month or parse_month(DEFAULT_MONTH))
         self.random = random.Random(seed)
         self.abi = system_contract_type()
         self.tally = Tally()
-        self.kr_holidays = holidays.country_holidays("KR", years=[2026, 2027])
+        self.kr_holidays = holidays.country_holidays("KR", years=[self.month.year])
         self.split_rest: list[Attempt] = []
 
     # --- chain ------------------------------------------------------------------------------------------
 
     def start_node(self) -> None:
-        config = network.config_for(self.data_dir / "node", port=self.port, block_time=0.25)
-        network.stop(config)
-        shutil.rmtree(config.data_dir, ignore_errors=True)
+        previous = network.config_for(self.data_dir / "node")
+        network.stop(previous)  # a demo chain left running (--keep-running) by an earlier run
+        shutil.rmtree(previous.data_dir, ignore_errors=True)
+        config = network.NetworkConfig(data_dir=previous.data_dir, port=self.port, block_time=0.25,
+                                       genesis_timestamp=self.month.genesis)
         network.start(config)
         self.config = config
         self.rpc = network.JsonRpc(config.rpc_url, timeout=60)
         self.submitter = Submitter(config.rpc_url, config.chain_id)
-        self.say(f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s)")
+        self.say(f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s; its clock "
+                 f"starts at {display.moment(self.month.genesis)}, {GENESIS_LEAD.days} days before "
+                 f"{self.month.name})")
 
     def set_time(self, moment: datetime) -> None:
         self.rpc.call("evm_setNextBlockTimestamp", [int(moment.timestamp())])
@@ -184,7 +260,7 @@ class Demo:
         from eth_utils import keccak
 
         r = self.roles
-        self.set_time(MONTH_START - timedelta(days=2))
+        self.set_time(self.month.start - timedelta(days=2))
         self.deploy_block = int(self.rpc.call("eth_blockNumber"), 16) + 1
         deployed = sandbox.deploy_token(self.submitter, r["admin"], admin_delay=86_400)
         self.token = deployed.address
@@ -192,9 +268,10 @@ class Demo:
         holders = dict(zip(sandbox.ROLES, (r["issuer"], r["manager"], r["registrar"], r["compliance"]), strict=True))
         sandbox.setup_roles(self.submitter, deployed, r["admin"], holders, treasuries=[r["treasury"].address])
         self.send([self.tx(r["issuer"], "mint", r["treasury"].address, 2_000_000_000)], "mint")
-        start, end = int(MONTH_START.timestamp()), int(MONTH_END.timestamp())
-        specs = [business_promotion(f"BP-2026-{m}", r["treasury"].address, start, end) for m, _ in MINISTRIES]
-        specs.append(ev_charger_subsidy("EV-2026-MOE", r["treasury"].address, start, end))
+        start, end = int(self.month.start.timestamp()), int(self.month.end.timestamp())
+        names = self.month.program_names()
+        specs = [business_promotion(names[i + 1], r["treasury"].address, start, end) for i in range(len(MINISTRIES))]
+        specs.append(ev_charger_subsidy(names[4], r["treasury"].address, start, end))
         self.send([self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in specs],
                   "programs")
         self.send([self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
@@ -204,7 +281,7 @@ class Demo:
             self.send([self.tx(r["manager"], "enrol", [s.signer.address for s in members], program,
                                [s.department.encode().ljust(32, b"\0") for s in members], gas=3_000_000)], "enrol")
             amount = 30_000_000 if program == 4 else 4_000_000
-            ref = keccak(text=f"demo-2026-12-disbursal-{program}")
+            ref = keccak(text=f"demo-{self.month.period}-disbursal-{program}")
             self.send([self.tx(r["manager"], "allocate", ref, program, [s.signer.address for s in members],
                                [amount] * len(members), gas=3_000_000)], "allocate")
         self.say(f"4 programs, {len(self.vendors)} vendors, {len(self.officials)} officials and "
@@ -294,31 +371,33 @@ class Demo:
 
     def play_month(self, days: int = 31) -> None:
         began = time.monotonic()
-        day = MONTH_START.date()
-        while day < min(MONTH_END.date(), MONTH_START.date() + timedelta(days=days)):
+        first, end = self.month.start.date(), self.month.end.date()
+        day = first
+        while day < min(end, first + timedelta(days=days)):
             for hour, minute in SLOTS:
                 moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=KST)
                 self.run_slot(moment, self.attempts_for(day, (hour, minute)))
-            if day == MONTH_START.date() + timedelta(days=min(14, days - 1)):
+            if day == first + timedelta(days=min(14, days - 1)):
                 self.freeze_and_claw_back(datetime(day.year, day.month, day.day, 23, 50, tzinfo=KST))
             day += timedelta(days=1)
-        self.say(f"{self.tally.attempts:,} payment attempts in December 2026 played in "
+        self.say(f"{self.tally.attempts:,} payment attempts in {self.month.name} played in "
                  f"{time.monotonic() - began:.0f} s")
 
     def freeze_and_claw_back(self, moment: datetime) -> None:
         r, official = self.roles, self.officials[6]
         self.set_time(moment)
         (balance,), = self.view([("balanceOf", (official.signer.address,))], ["uint256"])
-        self.send([self.tx(r["compliance"], "freeze", official.signer.address, "audit case 2026-118"),
+        case = f"audit case {self.month.year}-118"
+        self.send([self.tx(r["compliance"], "freeze", official.signer.address, case),
                    self.tx(r["compliance"], "clawback", official.signer.address, balance,
-                           "audit case 2026-118: meals with a contractor")], "clawback")
+                           f"{case}: meals with a contractor")], "clawback")
         self.clawed = (official, balance)
 
     def redeem_and_sweep(self) -> None:
-        self.set_time(MONTH_END + timedelta(hours=10))
+        self.set_time(self.month.end + timedelta(hours=10))
         self.rpc.call("evm_mine", [])
         balances = self.view([("balanceOf", (v.signer.address,)) for v in self.vendors], ["uint256"])
-        redeems = [self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-2026-12")
+        redeems = [self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-{self.month.period}")
                    for v, (b,) in zip(self.vendors, balances, strict=True) if b > 0]
         self.send(redeems, "redeem")
         self.redeemed = sum(b for (b,) in balances)
@@ -330,7 +409,7 @@ class Demo:
     # --- report -----------------------------------------------------------------------------------------
 
     def report(self, console: Console) -> None:
-        table = Table(title="Payment attempts, December 2026 (KST)")
+        table = Table(title=f"Payment attempts, {self.month.name} (KST)")
         table.add_column("outcome")
         table.add_column("count", justify="right")
         table.add_column("of which refused by the chain itself", justify="right")
@@ -338,7 +417,7 @@ class Demo:
             table.add_row(reason, f"{count:,}", f"{self.tally.refused_on_chain.get(reason, 0):,}" if reason != "accepted" else "")
         table.add_row("[bold]total[/]", f"[bold]{self.tally.attempts:,}[/]", "")
         console.print(table)
-        names = {1: "BP-2026-MOEF", 2: "BP-2026-MOIS", 3: "BP-2026-MOLIT", 4: "EV-2026-MOE"}
+        names = self.month.program_names()
         totals = Table(title="Spent per program")
         totals.add_column("program")
         totals.add_column("paid to vendors (KRW)", justify="right")
@@ -388,10 +467,11 @@ class Demo:
 
 
 def run(console: Console, data_dir: Path, port: int | None = None, keep_running: bool = False,
-        days: int = 31) -> Demo:
-    """Plays the whole pilot and prints what happened; returns the Demo (its node's URL in `demo.config`)."""
+        days: int = 31, month: date | None = None) -> Demo:
+    """Plays the whole pilot (`month`'s first `days` days; December 2026 by default) and prints what happened;
+    returns the Demo (its node's URL in `demo.config`)."""
     began = time.monotonic()
-    demo = Demo(data_dir, port or sandbox.free_port(), console.print)
+    demo = Demo(data_dir, port or sandbox.free_port(), console.print, month=month)
     demo.start_node()
     try:
         demo.make_cast()
