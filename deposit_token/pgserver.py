@@ -218,6 +218,11 @@ def _libpq(url: str | URL) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def psycopg_url(url: str | URL) -> str:
+    """`url` with SQLAlchemy's psycopg 3 driver (a plain postgresql:// URL would ask for psycopg2)."""
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
 def with_database(url: str | URL, database: str) -> str:
     """The same server, user and options as `url`, another database."""
     return make_url(url).set(database=database).render_as_string(hide_password=False)

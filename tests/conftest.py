@@ -21,6 +21,7 @@ from typing import NoReturn
 
 import ape
 import pytest
+from sqlalchemy.exc import ArgumentError
 
 from deposit_token import pgserver, presets
 from deposit_token.categories import Category
@@ -137,8 +138,13 @@ def postgres_unusable(reason: str) -> NoReturn:
 @ape.fixture(scope="session", chain_isolation=False)
 def pg_url() -> Iterator[str]:
     """URL of a PostgreSQL database whose user may create schemas and databases (tests make their own)."""
-    given = next((os.environ[name] for name in PG_URL_ENVS if os.environ.get(name)), None)
+    given = next(((name, os.environ[name]) for name in PG_URL_ENVS if os.environ.get(name)), None)
     if given:
+        name, given = given
+        try:
+            given = pgserver.psycopg_url(given)
+        except ArgumentError:
+            postgres_unusable(f"{name} is not a database URL (postgresql://user@host:port/database)")
         reason = pgserver.unreachable(given)
         if reason:
             postgres_unusable(reason)
