@@ -11,15 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option
 from eth_utils import keccak
 from rich.table import Table
 
 from deposit_token.authorization import SignedAuthorization
 from deposit_token.categories import category_name
 from deposit_token.cli import (
-    AMOUNT, NEGATIVE_NUMBERS_ARE_ARGUMENTS, checked_send, console, deployed_token, unattended,
+    AMOUNT, NEGATIVE_NUMBERS_ARE_ARGUMENTS, ConnectedProviderCommand, checked_send, console, deployed_token,
+    network_option, unattended,
 )
+
+REDEEMED = "Redeemed(address,bytes32,uint256,string)"
 
 
 @click.group()
@@ -55,17 +58,36 @@ def collect(account, authorization):
 @account_option()
 @click.argument("amount", type=AMOUNT)
 @click.option("--reference", required=True,
-              help="The settlement reference the bank pays out on (e.g. the payout instruction's id).")
+              help="The settlement reference the bank pays out on (e.g. the payout instruction's id). Each "
+                   "reference can be redeemed against once per vendor, ever; the text is recorded on-chain.")
 def redeem(account, amount, reference):
     """Redeem AMOUNT KRW: the tokens are burned and the bank pays the amount into the vendor's account."""
     unattended(account)
     token = deployed_token()
-    settlement = keccak(text=reference.strip())
-    if not reference.strip():
+    text = reference.strip()
+    if not text:
         raise click.BadParameter("the settlement reference must not be empty", param_hint="--reference")
-    receipt = checked_send(token, "redeem", (amount, settlement), account, "not redeemed")
-    console().print(f"redeemed {amount:,} KRW (settlement reference {reference!r} = 0x{settlement.hex()}) "
+    settlement = keccak(text=text)  # what the contract spends: keccak256(bytes(settlementReference))
+    if token.settlementReferenceUsed(account.address, settlement):
+        raise click.ClickException(f"not redeemed: settlement reference {text!r} was already redeemed against by "
+                                   f"{account.address}{_where_redeemed(token, account.address, settlement)}; a "
+                                   "payout instruction is redeemed once (ask the bank for a new reference)")
+    receipt = checked_send(token, "redeem", (amount, text), account, "not redeemed")
+    console().print(f"redeemed {amount:,} KRW (settlement reference {text!r} = 0x{settlement.hex()}) "
                     f"in tx {receipt.txn_hash}")
+
+
+def _where_redeemed(token, vendor: str, settlement: bytes) -> str:
+    """' in block N (tx 0x...)' of the earlier redemption, or '' if the node cannot say (it is only a hint)."""
+    topics = ["0x" + keccak(text=REDEEMED).hex(), "0x" + vendor[2:].lower().rjust(64, "0"), "0x" + settlement.hex()]
+    try:
+        logs = token.provider.web3.eth.get_logs({"address": token.address, "fromBlock": 0, "toBlock": "latest",
+                                                 "topics": topics})
+    except Exception:  # noqa: BLE001 - the refusal stands without the location
+        return ""
+    if not logs:
+        return ""
+    return f" in block {logs[0]['blockNumber']} (tx {logs[0]['transactionHash'].to_0x_hex()})"
 
 
 @cli.command(cls=ConnectedProviderCommand)

@@ -381,7 +381,7 @@ class DepositTokenMachine(RuleBasedStateMachine):
         self.tick()
         expected = 0 if amount > 0 and not self.model.paused and vendor.address not in self.model.frozen else 1
         names = ("ZeroAmount", "TokenPaused", "AccountFrozen")
-        if self.attempt(self.t.redeem, amount, b32("settlement"), sender=vendor, expected=expected, names=names) is not None:
+        if self.attempt(self.t.redeem, amount, f"settlement-{self.now}", sender=vendor, expected=expected, names=names) is not None:
             self.model.balances[vendor.address] -= amount
             self.model.total_supply -= amount
 

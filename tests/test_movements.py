@@ -8,6 +8,7 @@ from datetime import timedelta
 import ape
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import keccak
 
 from conftest import PROGRAM_END, ZERO, b32, pay, set_time, ts
 from deposit_token.categories import Category
@@ -163,16 +164,17 @@ def test_return_redeem_and_clawback(system):
         t.returnToTreasury(1, sender=p.restaurant)
     # redeem: burn against a settlement reference
     supply = t.totalSupply()
-    receipt = t.redeem(80_000, b32("KB-0012-3456-78"), sender=p.restaurant)
+    receipt = t.redeem(80_000, "KB-0012-3456-78", sender=p.restaurant)
     assert t.totalSupply() == supply - 80_000 and t.balanceOf(p.restaurant) == 0
     redeemed = receipt.events[1]
-    assert redeemed.event_name == "Redeemed" and redeemed.settlementRef == b32("KB-0012-3456-78")
+    assert redeemed.event_name == "Redeemed" and redeemed.settlementRef == keccak(text="KB-0012-3456-78")
+    assert redeemed.settlementReference == "KB-0012-3456-78" and redeemed.amount == 80_000
     with ape.reverts(t.MissingReference):
-        t.redeem(1, ZERO, sender=p.restaurant)
+        t.redeem(1, "", sender=p.restaurant)
     with ape.reverts(t.InsufficientBalance, account=p.restaurant.address, balance=0, needed=1):
-        t.redeem(1, b32("x"), sender=p.restaurant)
+        t.redeem(1, "x", sender=p.restaurant)
     with ape.reverts(t.WrongKind, account=s.address):
-        t.redeem(1, b32("x"), sender=s)
+        t.redeem(1, "x", sender=s)
     # claw back a frozen wallet, even while paused
     t.freeze(s, "fraud case 2030-04", sender=p.compliance)
     t.pause(sender=p.compliance)
@@ -192,10 +194,31 @@ def test_suspended_vendor_can_still_redeem_but_frozen_cannot(system):
     t, p = system.token, system.people
     pay(system, p.spenders[0], p.restaurant, 10_000)
     t.suspendVendor(p.restaurant, "closing down", sender=p.compliance)
-    t.redeem(5_000, b32("settle-1"), sender=p.restaurant)
+    t.redeem(5_000, "settle-1", sender=p.restaurant)
     t.freeze(p.restaurant, "court order", sender=p.compliance)
     with ape.reverts(t.AccountFrozen, account=p.restaurant.address):
-        t.redeem(5_000, b32("settle-2"), sender=p.restaurant)
+        t.redeem(5_000, "settle-2", sender=p.restaurant)
+
+
+def test_a_settlement_reference_is_spent_once_per_vendor(system):
+    """Regression (issue 7, 3.5): the same settlement reference redeemed twice meant a double payout risk."""
+    t, p = system.token, system.people
+    pay(system, p.spenders[0], p.restaurant, 50_000)
+    pay(system, p.spenders[1], p.cafe, 20_000)
+    ref = keccak(text="KB-0012-3456")
+    assert not t.settlementReferenceUsed(p.restaurant, ref)
+    t.redeem(10_000, "KB-0012-3456", sender=p.restaurant)
+    assert t.settlementReferenceUsed(p.restaurant, ref)
+    supply = t.totalSupply()
+    with ape.reverts(t.SettlementReferenceUsed, vendor=p.restaurant.address, settlementRef=ref):
+        t.redeem(10_000, "KB-0012-3456", sender=p.restaurant)
+    assert t.totalSupply() == supply and t.balanceOf(p.restaurant) == 40_000
+    # Byte-exact text: another reference is another payout instruction.
+    t.redeem(10_000, "KB-0012-3457", sender=p.restaurant)
+    # Spent per vendor: another vendor's instruction may carry the same text.
+    assert not t.settlementReferenceUsed(p.cafe, ref)
+    t.redeem(20_000, "KB-0012-3456", sender=p.cafe)
+    assert t.settlementReferenceUsed(p.cafe, ref)
 
 
 def test_sweep_after_expiry_by_anyone(system, chain):

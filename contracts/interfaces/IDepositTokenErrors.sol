@@ -47,6 +47,7 @@ interface IDepositTokenErrors {
     error EmptyBatch();
     error BatchAlreadyApplied(bytes32 batchRef);
     error MissingReference();
+    error SettlementReferenceUsed(address vendor, bytes32 settlementRef);
     error ProgramNotEnded(uint16 programId, uint40 end);
     error TooManyPrograms();
 }

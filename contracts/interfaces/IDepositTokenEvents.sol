@@ -30,8 +30,10 @@ interface IDepositTokenEvents {
     );
     /// @notice A spender returned tokens to its program's treasury.
     event Returned(address indexed spender, uint16 indexed programId, address indexed treasury, uint256 amount);
-    /// @notice A vendor redeemed (burned) tokens; the bank pays `amount` out against `settlementRef`.
-    event Redeemed(address indexed vendor, bytes32 indexed settlementRef, uint256 amount);
+    /// @notice A vendor redeemed (burned) tokens; the bank pays `amount` out against the settlement reference
+    /// `settlementReference` (as the vendor wrote it), whose `settlementRef` = keccak256(bytes(text)) is spent
+    /// for this vendor: it can never be redeemed against again.
+    event Redeemed(address indexed vendor, bytes32 indexed settlementRef, uint256 amount, string settlementReference);
     /// @notice Compliance moved a spender's tokens back to its program's treasury.
     event ClawedBack(
         address indexed spender, uint16 indexed programId, address indexed officer, uint256 amount, string reason

@@ -374,12 +374,16 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
     }
 
     /// @notice The caller (a vendor) redeems `amount`: the tokens are burned and the bank pays the amount into
-    /// the vendor's bank account against `settlementRef`.
+    /// the vendor's bank account against `settlementReference`. Each reference is spent once per vendor, so one
+    /// payout instruction can never be redeemed against twice (SettlementReferenceUsed).
     /// @param amount Amount.
-    /// @param settlementRef Non-zero reference the bank settles on (e.g. a hash of the payout instruction).
-    function redeem(uint256 amount, bytes32 settlementRef) external {
+    /// @param settlementReference The reference the bank settles on (e.g. the payout instruction's id), as
+    /// text; it is kept in the Redeemed event for auditors and spent as keccak256(bytes(settlementReference)).
+    function redeem(uint256 amount, string calldata settlementReference) external {
         _requireNotPaused();
-        if (settlementRef == bytes32(0)) revert MissingReference();
+        if (bytes(settlementReference).length == 0) revert MissingReference();
+        bytes32 settlementRef = keccak256(bytes(settlementReference));
+        if (_settlementRefs[msg.sender][settlementRef]) revert SettlementReferenceUsed(msg.sender, settlementRef);
         if (amount == 0) revert ZeroAmount();
         Account memory a = _requireKind(msg.sender, Kind.Vendor);
         if (a.frozen) revert AccountFrozen(msg.sender);
@@ -389,8 +393,16 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
             _totalSupply -= amount;
         }
         _accounts[msg.sender] = a;
+        _settlementRefs[msg.sender][settlementRef] = true;
         emit IERC20.Transfer(msg.sender, address(0), amount);
-        emit Redeemed(msg.sender, settlementRef, amount);
+        emit Redeemed(msg.sender, settlementRef, amount, settlementReference);
+    }
+
+    /// @notice Whether `vendor` has already redeemed against a settlement reference.
+    /// @param vendor Vendor.
+    /// @param settlementRef keccak256 of the reference's text (as `redeem` spends it).
+    function settlementReferenceUsed(address vendor, bytes32 settlementRef) external view returns (bool) {
+        return _settlementRefs[vendor][settlementRef];
     }
 
     /// @notice Sends the balances of spenders whose program has ended back to the program's treasury.

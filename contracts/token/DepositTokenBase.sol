@@ -54,6 +54,8 @@ abstract contract DepositTokenBase is
     mapping(bytes32 batchRef => bool) internal _batchApplied;
     mapping(address issuer => uint256) internal _mintAllowances;
     mapping(address payer => mapping(bytes32 nonce => bool)) internal _authorizations;
+    // Appended last: the slots above keep their positions.
+    mapping(address vendor => mapping(bytes32 settlementRef => bool)) internal _settlementRefs;
 
     /// @dev EIP-712 type of a payment the payer signs offline and the vendor submits (`receiveWithAuthorization`).
     bytes32 internal constant PAYMENT_AUTHORIZATION_TYPEHASH = keccak256(

@@ -196,8 +196,10 @@ returns = _event_table(
 redemptions = _event_table(
     "redemptions",
     Column("vendor", ADDRESS, nullable=False),
-    Column("settlement_ref", HEX32, nullable=False),
+    Column("settlement_ref", HEX32, nullable=False),  # keccak256 of the text below: spent once per vendor
     Column("amount", Amount, nullable=False),
+    # The reference as the vendor wrote it (the bank pays out on it); '' for rows indexed before it was kept.
+    Column("settlement_reference", Text, nullable=False, server_default=""),
 )
 clawbacks = _event_table(
     "clawbacks",
