@@ -20,7 +20,9 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ class PgServer:
 
     port: int
     folder: Path  # the temporary folder: data directory, unix socket, log
+    bindir: Path
     host: str = "127.0.0.1"
     user: str = SUPERUSER
 
@@ -181,7 +184,8 @@ def start_server(attempts: int = 3) -> PgServer:
             port = free_port()
             try:
                 _start(bindir, folder, port)
-                return PgServer(port=port, folder=folder)
+                _spawn_watchdog(bindir, folder)
+                return PgServer(port=port, folder=folder, bindir=bindir)
             except PgServerError as err:
                 if attempt == attempts - 1:
                     tail = _log_tail(folder)
@@ -193,12 +197,46 @@ def start_server(attempts: int = 3) -> PgServer:
 
 
 def stop_server(server: PgServer) -> None:
-    """Stop the server and delete its folder (the folder goes even when stopping fails)."""
+    """Stop the server and delete its folder (the folder goes even when stopping fails; the watchdog then
+    exits by itself)."""
+    _stop_folder(server.bindir, server.folder)
+
+
+def _stop_folder(bindir: Path, folder: Path) -> None:
     try:
-        if (server.folder / "data" / "postmaster.pid").exists():
-            _stop(find_bindir(), server.folder)
+        if (folder / "data" / "postmaster.pid").exists():
+            _stop(bindir, folder)
     finally:
-        shutil.rmtree(server.folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the watchdog ---------------------------------------------------------------------------------------------
+# pg_ctl detaches the server, so it outlives a test run that is killed (`timeout`, SIGKILL, a closed terminal)
+# before it could stop it. A detached watchdog process stops and deletes it once its owner is gone.
+
+
+def _spawn_watchdog(bindir: Path, folder: Path) -> None:
+    subprocess.Popen([sys.executable, "-m", "deposit_token.pgserver", "--watch", str(os.getpid()), str(bindir),
+                      str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, cwd=tempfile.gettempdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch(owner: int, bindir: Path, folder: Path, every_s: float = 1.0) -> None:
+    """Wait until `owner` has ended or the server was stopped (its folder gone); then make sure it is gone."""
+    while _alive(owner) and folder.exists():
+        time.sleep(every_s)
+    if folder.exists():
+        _stop_folder(bindir, folder)
 
 
 @contextmanager
@@ -256,3 +294,8 @@ def drop_database(url: str | URL, name: str) -> None:
 
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--watch":
+        _watch(int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))

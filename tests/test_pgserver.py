@@ -4,11 +4,39 @@ sentence what to install when the server binaries are missing."""
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from conftest import postgres_unusable
 from deposit_token import pgserver
+
+
+OWNER = """
+import time
+from deposit_token import pgserver
+print(pgserver.start_server().folder, flush=True)
+time.sleep(600)
+"""
+
+
+def eventually(check, attempts: int = 300, pause_s: float = 0.1) -> bool:
+    """True once `check()` holds; polls for at most attempts x pause_s (the watchdog looks once a second)."""
+    for _ in range(attempts):
+        if check():
+            return True
+        time.sleep(pause_s)
+    return check()
+
+
+def bindir_missing() -> str | None:
+    try:
+        pgserver.find_bindir()
+    except pgserver.PgServerError as err:
+        return str(err)
+    return None
 
 
 def postgres_processes_of(server: pgserver.PgServer) -> list[str]:
@@ -31,8 +59,25 @@ def test_server_answers_then_leaves_nothing_behind():
     finally:
         pgserver.stop_server(server)
     assert not server.folder.exists()
-    assert postgres_processes_of(server) == []
+    assert eventually(lambda: postgres_processes_of(server) == [])  # the watchdog sees the folder gone, exits
     assert "not reachable" in pgserver.unreachable(server.url(), timeout_s=2)
+
+
+def test_a_killed_owner_leaves_no_server_behind(tmp_path):
+    """`kill -9` of the process that started the server (a test run stopped by `timeout`): its watchdog stops
+    the server and deletes its folder."""
+    if (why := bindir_missing()) is not None:
+        postgres_unusable(why)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        folder = Path(owner.stdout.readline().strip())
+        assert folder.is_dir(), "the owner did not start a server"
+        server = pgserver.PgServer(port=0, folder=folder, bindir=pgserver.find_bindir())
+        assert postgres_processes_of(server)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert eventually(lambda: not folder.exists() and postgres_processes_of(server) == [])
 
 
 def test_missing_binaries_are_one_sentence_with_the_install_command(tmp_path, monkeypatch):
