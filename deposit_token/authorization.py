@@ -17,6 +17,8 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import is_address, to_checksum_address
 
+from .receipts import receipt_id
+
 DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -62,7 +64,10 @@ class Domain:
 
 @dataclass(frozen=True)
 class PaymentAuthorization:
-    """What the payer signs: pay `amount` to `vendor`, between `valid_after` and `valid_before`."""
+    """What the payer signs: pay `amount` to `vendor`, between `valid_after` and `valid_before`.
+
+    `receipt_text` is the invoice number as the official typed it (not signed: `receipt_id` is, and must be its
+    on-chain id by `receipts.receipt_id`), kept in the file so the vendor and auditors see what was meant."""
 
     payer: str
     vendor: str
@@ -72,6 +77,7 @@ class PaymentAuthorization:
     valid_after: int
     valid_before: int
     nonce: str
+    receipt_text: str = ""
 
     def __post_init__(self) -> None:
         for field_name in ("payer", "vendor"):
@@ -85,6 +91,8 @@ class PaymentAuthorization:
             value = getattr(self, field_name)
             if not (isinstance(value, str) and value.startswith("0x") and len(value) == 66):
                 raise ValueError(f"{field_name} must be a 0x-prefixed 32-byte hex string")
+        if self.receipt_text and "0x" + receipt_id(self.receipt_text).hex() != self.receipt_id.lower():
+            raise ValueError(f"receipt_text {self.receipt_text!r} does not match receipt_id {self.receipt_id}")
 
     def message(self) -> dict[str, Any]:
         return {

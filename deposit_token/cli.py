@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,6 +26,7 @@ from . import deployment
 from .contracts import token_at
 from .errors import explain
 from .inputs import InputError, check_amount
+from .receipts import receipt_id
 
 ZERO32 = b"\0" * 32
 # So that `pay VENDOR -5` reaches the amount check ("amount -5 is negative") instead of click's "no such
@@ -74,13 +76,50 @@ class AmountType(click.ParamType):
 
 
 class ReceiptType(click.ParamType):
-    """A receipt id: an invoice number (stored big-endian, so consecutive invoices share a bitmap word) or
-    0x-prefixed 32 bytes."""
+    """The vendor's invoice number, mapped to the on-chain receipt id by `receipts.receipt_id`: a plain number
+    (big-endian, so consecutive invoices share a bitmap word and stay cheap), text such as INV-2026-0042 (at
+    most 32 bytes, stored left-aligned so it reads back from the chain), or 0x + 64 hex digits. The value is
+    a `Receipt`: the id and the text as typed, which the commands print and keep for auditors."""
 
     name = "RECEIPT"
 
-    def convert(self, value: Any, param, ctx) -> bytes:
-        return bytes32_of(str(value).strip(), self, param, ctx)
+    def convert(self, value: Any, param, ctx) -> "Receipt":
+        if isinstance(value, Receipt):
+            return value
+        text = str(value).strip()
+        try:
+            return Receipt(receipt_id(text), text)
+        except InputError as error:
+            self.fail(str(error), param, ctx)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    id: bytes
+    text: str
+
+    @property
+    def given(self) -> bool:
+        return self.id != ZERO32
+
+
+class VendorType(click.ParamType):
+    """A vendor: a 0x address (checked at once), or a registered business name or ape account alias, resolved
+    by `vendors.resolve_vendor` once the command is connected (names live on the chain)."""
+
+    name = "VENDOR"
+
+    def convert(self, value: Any, param, ctx) -> str:
+        text = str(value).strip()
+        if text.lower().startswith("0x"):
+            return ADDRESS.convert(text, param, ctx)
+        if not text:
+            self.fail("the vendor is empty: give its address, registered name or ape alias", param, ctx)
+        return VendorName(text)
+
+
+class VendorName(str):
+    """A vendor named by name or alias, not yet resolved to an address."""
 
 
 class EvidenceType(click.ParamType):
@@ -117,6 +156,7 @@ ADDRESS = AddressType()
 AMOUNT = AmountType()
 RECEIPT = ReceiptType()
 EVIDENCE = EvidenceType()
+VENDOR = VendorType()
 
 
 def deployed_token(ecosystem_network_provider: str | None = None):
@@ -136,6 +176,35 @@ def deployed_token(ecosystem_network_provider: str | None = None):
     if not chain.provider.get_code(record["token"]):
         raise click.ClickException(f"{path} records token {record['token']}, which has no code on this chain")
     return token_at(record["token"])
+
+
+def deployment_block() -> int:
+    """The block the connected network's token was deployed at (where reading its events starts)."""
+    from ape import networks
+
+    record = deployment.load_record(deployment.record_path(deployment.network_name(networks.provider))) or {}
+    return int((record.get("block") or {}).get("number", 0))
+
+
+def vendor_address(token, vendor: str) -> str:
+    """The address a VENDOR argument names: an address as given; a name or ape alias (``TEST::n`` on
+    development networks) looked up among the registered vendors and ape's accounts, ambiguity refused."""
+    if not isinstance(vendor, VendorName):
+        return vendor
+    from ape import accounts, networks
+
+    from .vendors import ape_aliases, registered_vendors, resolve_vendor
+
+    if vendor.upper().startswith("TEST::") and vendor[6:].isdigit():
+        try:
+            return str(accounts.test_accounts[int(vendor[6:])].address)
+        except IndexError:
+            raise click.ClickException(f"there is no test account {vendor}") from None
+    try:
+        named = registered_vendors(str(networks.provider.uri), token.address, deployment_block())
+        return resolve_vendor(vendor, named, ape_aliases())
+    except InputError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def unattended(account):

@@ -15,7 +15,9 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
+from . import display
 from .categories import category_name
+from .receipts import receipt_text
 from .rules import WEEKDAYS
 
 ROLE_NAMES = {
@@ -59,7 +61,12 @@ def _krw(value: int) -> str:
 
 
 def _period(value: int) -> str:
-    return f"{int(value) // 100:04d}-{int(value) % 100:02d}"
+    return display.period(value)
+
+
+def _moment(value: int) -> str:
+    # Reverts do not carry the program's time zone; the pilot's programs run on KST (display's default).
+    return display.moment(value)
 
 
 Sentence = Callable[[Mapping[str, Any], NameLookup], str]
@@ -76,10 +83,10 @@ SENTENCES: dict[str, Sentence] = {
     "AccountFrozen": lambda a, n: f"wallet {a['account']} is frozen by compliance",
     "VendorIsSuspended": lambda a, n: f"vendor {a['vendor']} is suspended and cannot be paid",
     "ProgramNotStarted": lambda a, n: (
-        f"program {n.program(a['programId'])} starts at unix time {a['start']}; it cannot be spent yet"
+        f"program {n.program(a['programId'])} starts at {_moment(a['start'])}; it cannot be spent yet"
     ),
     "ProgramEnded": lambda a, n: (
-        f"program {n.program(a['programId'])} ended at unix time {a['end']}; its budget has lapsed"
+        f"program {n.program(a['programId'])} ended at {_moment(a['end'])}; its budget has lapsed"
     ),
     "OutsideAllowedHours": lambda a, n: (
         f"program {n.program(a['programId'])} does not allow payments on "
@@ -91,8 +98,8 @@ SENTENCES: dict[str, Sentence] = {
         f"{n.program(a['programId'])} does not allow"
     ),
     "PaymentLimitExceeded": lambda a, n: (
-        f"{_krw(a['amount'])} is above program {n.program(a['programId'])}'s per-payment limit of "
-        f"{_krw(a['limit'])}"
+        f"{_krw(a['amount'])} is above the per-payment limit of {_krw(a['limit'])} in program "
+        f"{n.program(a['programId'])}"
     ),
     "CategoryCapExceeded": lambda a, n: (
         f"{_krw(a['amount'])} is above what spender {a['spender']} has left in category "
@@ -103,7 +110,8 @@ SENTENCES: dict[str, Sentence] = {
         "the evidence document (who attended, why)"
     ),
     "ReceiptAlreadyUsed": lambda a, n: (
-        f"receipt {_hex(a['receiptId'])} has already been paid to vendor {a['vendor']} (one invoice, one payment)"
+        f"receipt {receipt_text(a['receiptId'])} has already been paid to vendor {a['vendor']} (one invoice, one "
+        "payment)"
     ),
     "InsufficientBalance": lambda a, n: (
         f"{a['account']} has {_krw(a['balance'])} (or allowance), {_krw(a['needed'])} needed"
@@ -115,8 +123,8 @@ SENTENCES: dict[str, Sentence] = {
     "CallerNotPayee": lambda a, n: (
         f"only the vendor named in the authorization ({a['vendor']}) can submit it, not {a['caller']}"
     ),
-    "AuthorizationNotYetValid": lambda a, n: f"the payment authorization is valid only after unix time {a['validAfter']}",
-    "AuthorizationExpired": lambda a, n: f"the payment authorization expired at unix time {a['validBefore']}",
+    "AuthorizationNotYetValid": lambda a, n: f"the payment authorization is valid only after {_moment(a['validAfter'])}",
+    "AuthorizationExpired": lambda a, n: f"the payment authorization expired at {_moment(a['validBefore'])}",
     "AuthorizationAlreadyUsed": lambda a, n: (
         f"authorization {_hex(a['nonce'])} of {a['payer']} has already been used or cancelled"
     ),
@@ -156,11 +164,11 @@ SENTENCES: dict[str, Sentence] = {
         "a payout instruction is redeemed once"
     ),
     "ProgramNotEnded": lambda a, n: (
-        f"program {n.program(a['programId'])} runs until unix time {a['end']}; balances can be swept only after"
+        f"program {n.program(a['programId'])} runs until {_moment(a['end'])}; balances can be swept only after"
     ),
     "TooManyPrograms": lambda a, n: "the token already has 65,535 programs",
     "AdminModuleMismatch": lambda a, n: f"{a['module']} is not an admin module built for this token",
-    "ERC2612ExpiredSignature": lambda a, n: f"the permit expired at unix time {a['deadline']}",
+    "ERC2612ExpiredSignature": lambda a, n: f"the permit expired at {_moment(a['deadline'])}",
     "ERC2612InvalidSigner": lambda a, n: f"the permit was signed by {a['signer']}, not by the owner {a['owner']}",
     # OpenZeppelin
     "AccessControlUnauthorizedAccount": lambda a, n: f"{a['account']} does not hold {_role(a['neededRole'])}",
@@ -169,7 +177,7 @@ SENTENCES: dict[str, Sentence] = {
         "the admin role changes hands only by the two-step transfer (begin, wait, accept)"
     ),
     "AccessControlEnforcedDefaultAdminDelay": lambda a, n: (
-        f"the admin transfer can be accepted only after unix time {a['schedule']}"
+        f"the admin transfer can be accepted only after {_moment(a['schedule'])}"
     ),
     "AccessControlInvalidDefaultAdmin": lambda a, n: f"{a['defaultAdmin']} cannot become the admin",
     "InvalidInitialization": lambda a, n: "the token's admin was already initialised",
@@ -190,9 +198,17 @@ def _hex(value: Any) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
 
+def _checksummed(value: Any) -> Any:
+    return display.address(value) if isinstance(value, str) and _ADDRESS.match(value) else value
+
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
 def describe(name: str, inputs: Mapping[str, Any], names: NameLookup | None = None) -> str:
     """The sentence for custom error `name` with decoded `inputs`."""
     sentence = SENTENCES.get(name)
+    inputs = {key: _checksummed(value) for key, value in inputs.items()}  # decoders give lower-case hex
     if sentence is None:
         args = ", ".join(f"{k}={_hex(v)}" for k, v in inputs.items())
         return f"the contract refused with {name}({args})"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option
 from ape.exceptions import ApeException
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from rich.console import Console
@@ -21,7 +21,7 @@ from rich.table import Table
 from web3.exceptions import Web3Exception
 
 from deposit_token import deployment
-from deposit_token.cli import unattended
+from deposit_token.cli import ConnectedProviderCommand, network_option, unattended
 from deposit_token.contracts import deploy_system
 
 MAX_ADMIN_DELAY = 2**48 - 1  # the contract takes a uint48
@@ -99,7 +99,7 @@ class DeployCommand(ConnectedProviderCommand):
 
 @click.command(cls=DeployCommand, short_help="Deploy the deposit token system and record it")
 @network_option(help="Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry "
-                     "(default: ape's default network).")
+                     "(default: the pilot network ethereum:pilot:node, if its node answers).")
 @account_option(prompt=False)
 @click.option("--admin", callback=_admin_address, metavar="ADDRESS",
               help="Address that gets DEFAULT_ADMIN_ROLE (default: the deployer).")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option, network_option
+from ape.cli import account_option
 from ape.exceptions import ApeException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
@@ -40,7 +40,7 @@ from deposit_token import display, listing
 from deposit_token import roles as access
 from deposit_token import treasury as ops
 from deposit_token.categories import Category, parse_category
-from deposit_token.cli import console, deployed_token, unattended
+from deposit_token.cli import ConnectedProviderCommand, console, deployed_token, network_option, unattended
 from deposit_token.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, reference_bytes
 from deposit_token.presets import PRESETS
 from deposit_token.submit import LocalSigner, SubmitError
@@ -167,7 +167,7 @@ def command(group: click.Group, name: str | None = None, role: str | None = None
 
 def _network_option() -> Callable[[Callable], Callable]:
     return network_option(help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
-                               "(default: ape's default network).")
+                               "(default: the pilot network ethereum:pilot:node, if its node answers).")
 
 
 def read_command(group: click.Group, name: str | None = None, **kwargs: Any) -> Callable[[Callable], click.Command]:

@@ -1,39 +1,42 @@
 """An official's wallet: see what is left to spend, pay a vendor (explained if it would fail), or sign a
 payment offline for the vendor's terminal to collect.
 
-    ape run wallet balance --network ethereum:pilot:node --account kim-moef
-    ape run wallet pay 0xVendor 45000 --receipt 1001 --account kim-moef
+    ape run wallet balance --account kim-moef
+    ape run wallet pay "Hanok Table" 45,000 --receipt INV-2026-0042 --account kim-moef
     ape run wallet authorize 0xVendor 45000 --receipt 1001 --valid-for 15 --out pay.json --account kim-moef
     ape run wallet cancel pay.json --account kim-moef
+
+--network defaults to the pilot network (ethereum:pilot:node) while its node runs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 from ape.cli import account_option
 from rich.table import Table
 
+from deposit_token import display
 from deposit_token.authorization import (
     Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation,
 )
 from deposit_token.cli import (
-    ADDRESS, AMOUNT, EVIDENCE, RECEIPT, ZERO32, ConnectedProviderCommand, checked_send, console, deployed_token,
-    fail, network_option, unattended,
+    AMOUNT, EVIDENCE, RECEIPT, VENDOR, ZERO32, ConnectedProviderCommand, Receipt, checked_send, console,
+    deployed_token, fail, network_option, unattended, vendor_address,
 )
 from deposit_token.rules import WEEKDAYS
 from deposit_token.wallet import wallet_view, why_not
+
+NO_CAP = 2**48 - 1  # a category cap of type(uint48).max means "no cap"
+VENDOR_HELP = "VENDOR is the vendor's address, the name it was registered under, or an ape account alias."
+RECEIPT_HELP = ("The vendor's invoice number: a plain number (cheapest for sequential invoices), text such as "
+                "INV-2026-0042 (at most 32 bytes, readable on-chain) or 0x + 64 hex digits.")
 
 
 @click.group()
 def cli():
     """An official's wallet: balance and limits, payments, signed (gasless) payments."""
-
-
-def _local(timestamp: int, offset: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone(timedelta(minutes=offset))).strftime("%Y-%m-%d %H:%M %z")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -48,50 +51,64 @@ def balance(account):
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     out = console()
-    out.print(f"[bold]{view.address}[/]  balance [bold]{view.balance:,} KRW[/]"
+    offset = view.utc_offset_minutes
+    out.print(f"[bold]{display.address(view.address)}[/]  balance [bold]{display.krw(view.balance)}[/]"
               + ("  [red]FROZEN[/]" if view.frozen else ""))
     out.print(f"program {view.program_name!r} (#{view.program_id}), department {view.department or '-'}, valid "
-              f"{_local(view.start, view.utc_offset_minutes)} to {_local(view.end, view.utc_offset_minutes)}")
-    out.print("hours: " + ", ".join(f"{WEEKDAYS[d]} {o:02d}-{c:02d}" if o < c else f"{WEEKDAYS[d]} closed"
-                                      for d, (o, c) in enumerate(view.hours)))
-    out.print(f"per payment up to {view.per_payment_limit:,} KRW; evidence needed from "
-              f"{view.evidence_threshold:,} KRW")
-    table = Table(title=f"Caps in {view.period // 100}-{view.period % 100:02d}")
+              f"{display.moment(view.start, offset)} to {display.moment(view.end, offset)}")
+    out.print(f"hours ({display.zone_name(offset)}): "
+              + ", ".join(f"{WEEKDAYS[d]} {o:02d}-{c:02d}" if o < c else f"{WEEKDAYS[d]} closed"
+                          for d, (o, c) in enumerate(view.hours)))
+    out.print(f"per payment up to {display.krw(view.per_payment_limit)}; evidence needed from "
+              f"{display.krw(view.evidence_threshold)}")
+    table = Table(title=f"Caps in {display.period(view.period)}")
     for column in ("category", "spent", "cap", "left"):
         table.add_column(column, justify="right" if column != "category" else "left")
     for limit in view.limits:
-        cap = "no cap" if limit.cap >= 2**48 - 1 else f"{limit.cap:,}"
-        left = "-" if limit.cap >= 2**48 - 1 else f"{limit.left:,}"
-        table.add_row(limit.category, f"{limit.spent:,}", cap, left)
+        capped = limit.cap < NO_CAP
+        table.add_row(limit.category, f"{limit.spent:,}", f"{limit.cap:,}" if capped else "no cap",
+                      f"{limit.left:,}" if capped else "-")
     out.print(table)
 
 
-@cli.command(cls=ConnectedProviderCommand)
+def _vendor_label(vendor_given: str, vendor: str) -> str:
+    """`Hanok Table (0xAb…)` when the official named the vendor, else the checksummed address."""
+    address = display.address(vendor)
+    return address if vendor_given.lower().startswith("0x") else f"{vendor_given} ({address})"
+
+
+def _receipt_label(receipt: Receipt) -> str:
+    return f" for receipt {receipt.text}" if receipt.given else ""
+
+
+@cli.command(cls=ConnectedProviderCommand, epilog=VENDOR_HELP)
 @network_option()
 @account_option()
-@click.argument("vendor", type=ADDRESS)
+@click.argument("vendor", type=VENDOR)
 @click.argument("amount", type=AMOUNT)
-@click.option("--receipt", type=RECEIPT, default="0", help="The vendor's invoice number (or 0x + 32 bytes); 0 = none.")
+@click.option("--receipt", type=RECEIPT, default="0", help=RECEIPT_HELP + " 0 = none.")
 @click.option("--evidence", type=EVIDENCE, default=None,
               help="Evidence document (its SHA-256 is recorded) or a 0x hash; needed at or above the threshold.")
 def pay(account, vendor, amount, receipt, evidence):
-    """Pay VENDOR AMOUNT KRW. The payment is checked first; if a rule would refuse it, nothing is sent and
-    the rule is explained."""
+    """Pay VENDOR AMOUNT KRW (AMOUNT: 45000 or 45,000). The payment is checked first; if a rule would refuse
+    it, nothing is sent and the rule is explained."""
     unattended(account)
     token = deployed_token()
-    args = (vendor, amount, receipt, evidence or ZERO32)
+    address = vendor_address(token, vendor)
+    args = (address, amount, receipt.id, evidence or ZERO32)
     receipt_ = checked_send(token, "pay", args, account, "not sent")
     event = next(e for e in receipt_.events if e.event_name == "Payment")
-    console().print(f"paid {amount:,} KRW to {vendor} in tx {receipt_.txn_hash} (block {receipt_.block_number}); "
-                    f"left in this category for {event.period}: {event.capLeft:,} KRW")
+    console().print(f"paid {display.krw(amount)} to {_vendor_label(vendor, address)}{_receipt_label(receipt)} "
+                    f"in tx {receipt_.txn_hash} (block {receipt_.block_number}); left in this category for "
+                    f"{display.period(event.period)}: {display.krw(event.capLeft)}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=ConnectedProviderCommand, epilog=VENDOR_HELP)
 @network_option()
 @account_option()
-@click.argument("vendor", type=ADDRESS)
+@click.argument("vendor", type=VENDOR)
 @click.argument("amount", type=AMOUNT)
-@click.option("--receipt", type=RECEIPT, default="0", help="The vendor's invoice number (or 0x + 32 bytes).")
+@click.option("--receipt", type=RECEIPT, default="0", help=RECEIPT_HELP)
 @click.option("--evidence", type=EVIDENCE, default=None, help="Evidence document or 0x hash.")
 @click.option("--valid-for", type=click.IntRange(1, 7 * 24 * 60), default=15, show_default=True,
               help="Minutes the vendor has to collect it.")
@@ -104,18 +121,20 @@ def authorize(account, vendor, amount, receipt, evidence, valid_for, out):
     from ape import chain
 
     token = deployed_token()
+    address = vendor_address(token, vendor)
     now = chain.pending_timestamp
     auth = PaymentAuthorization(
-        payer=account.address, vendor=vendor, amount=amount, receipt_id="0x" + receipt.hex(),
+        payer=account.address, vendor=address, amount=amount, receipt_id="0x" + receipt.id.hex(),
         evidence_hash="0x" + (evidence or ZERO32).hex(), valid_after=now - 60, valid_before=now + valid_for * 60,
-        nonce=new_nonce(),
+        nonce=new_nonce(), receipt_text=receipt.text if receipt.given else "",
     )
-    reason = why_not(token, "pay", (vendor, amount, receipt, evidence or ZERO32), account.address)
+    reason = why_not(token, "pay", (address, amount, receipt.id, evidence or ZERO32), account.address)
     if reason is not None:
         raise click.ClickException(f"not signed: {reason}")
     signed = sign_authorization(auth, Domain.of(token), account)
     out.write_bytes(signed.to_json())
-    console().print(f"signed {amount:,} KRW to {vendor}, valid {valid_for} min, nonce {auth.nonce}: {out}")
+    console().print(f"signed {display.krw(amount)} to {_vendor_label(vendor, address)}{_receipt_label(receipt)}, "
+                    f"valid until {display.moment(auth.valid_before)}, nonce {auth.nonce}: {out}")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -132,10 +151,14 @@ def cancel(account, authorization):
         raise click.ClickException(str(error)) from None
     payer, nonce = signed.authorization.payer, signed.authorization.nonce
     if payer != account.address:
-        raise click.ClickException(f"{authorization} was signed by {payer}, not by {account.address}")
+        raise click.ClickException(f"{authorization} was signed by {display.address(payer)}, not by "
+                                   f"{display.address(account.address)}")
+    # The contract would refuse; asking first keeps ape's trace of the failed transaction off the screen.
+    if token.authorizationState(payer, bytes.fromhex(nonce[2:])):
+        raise click.ClickException(f"not cancelled: authorization {nonce} has already been used or cancelled")
     try:
         v, r, s = sign_cancellation(payer, nonce, Domain.of(token), account)
         receipt = token.cancelAuthorization(payer, bytes.fromhex(nonce[2:]), v, r, s, sender=account)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - a rule can change between the check and the block
         fail(error, token)
     console().print(f"cancelled authorization {nonce} in tx {receipt.txn_hash}")

@@ -25,8 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DB_HELP = ("Audit database: a SQLite file path, sqlite:///path/file.sqlite or postgresql://user@host:5432/dbname "
            "(default: audit/<network>.sqlite in the repository, e.g. audit/ethereum-pilot-node.sqlite).")
-NETWORK_HELP = ("Ape network choice ecosystem:network:provider, e.g. ethereum:pilot:node (default: ape's default "
-                "network). The token is the one recorded in deployments/<network>.json, e.g. "
+NETWORK_HELP = ("Ape network choice ecosystem:network:provider, e.g. ethereum:pilot:node (default: the pilot "
+                "network, if its node answers). The token is the one recorded in deployments/<network>.json, e.g. "
                 "deployments/ethereum-pilot-node.json, whatever URI the provider uses.")
 
 # Reported as one line (exit code 1) instead of a traceback.
@@ -45,7 +45,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _connected_command_class() -> type[click.Command]:
-    from ape.cli import ConnectedProviderCommand
+    from deposit_token.cli import ConnectedProviderCommand  # one sentence for an unusable network
     from ape.exceptions import ApeException
 
     class AuditCommand(ConnectedProviderCommand):
@@ -64,7 +64,7 @@ AuditCommand = _connected_command_class()
 
 
 def network_option() -> Callable[[F], F]:
-    from ape.cli import network_option as ape_network_option
+    from deposit_token.cli import network_option as ape_network_option  # defaults to the pilot
 
     return ape_network_option(help=NETWORK_HELP)
 
