@@ -17,6 +17,15 @@
 4. Batches go out in rounds of at most `window` batches, and never more gas than one block holds, through the
    fast submission path (`deposit_token.submit`); each round is journalled when its receipts are in.
 
+Row references are idempotency keys. A row with a ``reference`` is paid at most once per program, whatever file
+it comes in: it is allocated as its own one-row batch whose reference is
+``keccak(abi.encode("deposit-token/disburse/row/v1", uint16 programId, string reference))`` (the reference's text
+exactly as in the file, surrounding spaces trimmed, case kept), so the contract's BatchAlreadyApplied refuses to
+pay it twice. Before sending, ``batchApplied`` is read for every such row: rows already paid are reported (with
+the block and transaction that paid them) and skipped. The one-row allocations go out in groups of up to
+`REFERENCED_GROUP` per transaction through the token's ``multicall`` (a group is atomic). A reference may appear
+once per file. Rows without a reference are batched as above: protected against re-running this same file only.
+
 So a crash or Ctrl-C at any point (while checking, between rounds, after sending but before the receipts, while
 writing the journal) leaves a state from which re-running the same command pays exactly the rows not yet paid.
 """
@@ -44,6 +53,10 @@ from .treasury import (
 )
 
 NAMESPACE = "deposit-token/disburse/v1"
+ROW_NAMESPACE = "deposit-token/disburse/row/v1"  # a row reference's allocation reference, see row_ref
+# One-row allocations per multicall transaction: each costs about twice a batched row (its own applied flag and
+# AllocationBatch event), so a group of 100 stays well inside one block of any chain.
+REFERENCED_GROUP = 100
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_WINDOW = 20  # batches per submission round: 10,000 recipients at the default batch size
 MAX_BATCH_SIZE = 2000
@@ -63,7 +76,7 @@ class Row:
     line: int
     address: str
     amount: int
-    reference: str = ""
+    reference: str = ""  # the row's idempotency key in its program ('' = none)
 
 
 @dataclass
@@ -81,6 +94,7 @@ def parse_file(path: Path | str) -> ParsedFile:
     problems = list(table.problems)
     rows: list[Row] = []
     first_line: dict[str, int] = {}
+    first_reference: dict[str, int] = {}
     for line, cells in table.rows:
         reasons = []
         address = ""
@@ -99,10 +113,17 @@ def parse_file(path: Path | str) -> ParsedFile:
                 reasons.append(f"duplicate address (first on line {first_line[key]})")
             else:
                 first_line[key] = line
+        reference = cells.get("reference", "")
+        if reference:
+            if reference in first_reference:
+                reasons.append(f"duplicate reference {reference!r} (first on line {first_reference[reference]}): a "
+                               "reference is paid once")
+            else:
+                first_reference[reference] = line
         if reasons:
             problems.append(RowProblem(line, "; ".join(reasons), cells.get("address", "")))
         else:
-            rows.append(Row(line, address, amount, cells.get("reference", "")))
+            rows.append(Row(line, address, amount, reference))
     return ParsedFile(path=path, sha256=file_sha256(path), rows=rows, problems=problems)
 
 
@@ -117,11 +138,30 @@ def batch_ref(chain_id: int, token: str, program_id: int, sha256: str, batch_siz
     ))
 
 
+def row_ref(program_id: int, reference: str) -> bytes:
+    """The allocation reference of a row with a reference: the same (program, reference) always gives the same
+    one, whatever file the row comes in, so the contract pays it once per program."""
+    return keccak(abi_encode(["string", "uint16", "string"], [ROW_NAMESPACE, program_id, reference]))
+
+
 @dataclass(frozen=True)
 class Batch:
+    """One transaction: a batch of rows without references (one allocation with `ref`), or a group of rows with
+    references (one one-row allocation per row, references in `row_refs`, sent through multicall)."""
+
     index: int
     ref: bytes
     rows: tuple[Row, ...]
+    row_refs: tuple[bytes, ...] = ()
+
+    @property
+    def referenced(self) -> bool:
+        return bool(self.row_refs)
+
+    @property
+    def refs(self) -> tuple[bytes, ...]:
+        """The allocation references this transaction applies."""
+        return self.row_refs or (self.ref,)
 
     @property
     def total(self) -> int:
@@ -135,17 +175,37 @@ class Batch:
     def ref_hex(self) -> str:
         return "0x" + self.ref.hex()
 
+    def record(self) -> dict[str, Any]:
+        """What the journal says about this batch (the references it applies)."""
+        if not self.referenced:
+            return {"batch": self.index, "ref": self.ref_hex}
+        return {"batch": self.index, "kind": "referenced", "lines": self.lines,
+                "refs": ["0x" + r.hex() for r in self.row_refs], "references": [r.reference for r in self.rows]}
+
     def calldata(self, program_id: int) -> bytes:
-        return calldata("allocate", self.ref, program_id, [r.address for r in self.rows],
-                        [r.amount for r in self.rows])
+        if not self.referenced:
+            return calldata("allocate", self.ref, program_id, [r.address for r in self.rows],
+                            [r.amount for r in self.rows])
+        calls = [calldata("allocate", ref, program_id, [r.address], [r.amount])
+                 for ref, r in zip(self.row_refs, self.rows)]
+        return calls[0] if len(calls) == 1 else calldata("multicall", calls)
 
 
 def make_batches(rows: Sequence[Row], chain_id: int, token: str, program_id: int, sha256: str,
                  batch_size: int) -> list[Batch]:
+    """The batches of the rows without a reference (their indexes, hence references, depend on this file)."""
     return [
         Batch(i, batch_ref(chain_id, token, program_id, sha256, batch_size, i),
               tuple(rows[start:start + batch_size]))
         for i, start in enumerate(range(0, len(rows), batch_size))
+    ]
+
+
+def make_groups(rows: Sequence[Row], program_id: int, first_index: int, size: int) -> list[Batch]:
+    """Transactions for rows with a reference not paid yet, in file order (grouping only decides transport)."""
+    return [
+        Batch(first_index + i, b"", tuple(part), tuple(row_ref(program_id, r.reference) for r in part))
+        for i, part in enumerate(rows[start:start + size] for start in range(0, len(rows), size))
     ]
 
 
@@ -227,6 +287,8 @@ class JournalState:
                     state = cls(plan=record)
                 state.runs += 1
                 state.interrupted = False
+            elif record.get("kind") == "referenced":
+                continue  # groups of rows with references: the chain alone says which rows are paid
             elif event == "sent":
                 state.sent.update(record.get("batches", []))
             elif event in ("confirmed", "already_applied"):
@@ -240,6 +302,20 @@ class JournalState:
 
 
 # --- checking the whole disbursal -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaidRow:
+    """A row whose reference was already paid in the program (by this file or another): not paid again."""
+
+    row: Row
+    block: int | None = None  # where it was paid, when the node could say
+    tx: str | None = None
+
+    def sentence(self, program: ProgramInfo) -> str:
+        where = f", block {self.block}, tx {self.tx}" if self.block is not None else ""
+        return (f"line {self.row.line}: {self.row.address} already paid (reference {self.row.reference}{where}) in "
+                f"program {program.label}; not paid again")
 
 
 @dataclass
@@ -257,6 +333,11 @@ class Plan:
     treasury_balance: int
     sender: str
     block: int
+    already_paid: list[PaidRow] = field(default_factory=list)
+
+    @property
+    def referenced_rows(self) -> int:
+        return sum(1 for r in self.parsed.rows if r.reference)
 
     @property
     def pending(self) -> list[Batch]:
@@ -320,9 +401,9 @@ def prepare(chain: Chain, path: Path | str, program: str | int, sender: str, *, 
     batches: list[Batch] = []
     applied: list[bool] = []
     block, now = chainreads.head(chain.rpc)
+    already_paid: list[PaidRow] = []
     if not parsed.problems:
-        batches = make_batches(parsed.rows, chain.chain_id, chain.address, info.id, parsed.sha256, batch_size)
-        applied = chainreads.batches_applied(chain.rpc, chain.address, [b.ref for b in batches], block)
+        batches, applied, already_paid = _cut(chain, parsed, info.id, batch_size, block)
     pending_rows = [r for b, done in zip(batches, applied) if not done for r in b.rows] if batches else parsed.rows
     states = chainreads.accounts_of(chain.rpc, chain.address, [r.address for r in pending_rows], block)
     for row, state in zip(pending_rows, states):
@@ -334,7 +415,63 @@ def prepare(chain: Chain, path: Path | str, program: str | int, sender: str, *, 
     problems.sort(key=lambda p: (p.line, p.reason))
     return Plan(parsed=parsed, program=info, batch_size=batch_size, batches=batches, applied=applied,
                 problems=problems, journal=journal, history=history, treasury_balance=int(treasury.balance),
-                sender=sender, block=block)
+                sender=sender, block=block, already_paid=already_paid)
+
+
+def _cut(chain: Chain, parsed: ParsedFile, program_id: int, batch_size: int,
+         block: int) -> tuple[list[Batch], list[bool], list[PaidRow]]:
+    """The transactions of a clean file and what the chain already applied: batches of the rows without a
+    reference (each applied or not), then groups of the rows with a reference not paid yet (one batched read of
+    `batchApplied` for all), and the rows with a reference already paid."""
+    plain = [r for r in parsed.rows if not r.reference]
+    referenced = [r for r in parsed.rows if r.reference]
+    batches = make_batches(plain, chain.chain_id, chain.address, program_id, parsed.sha256, batch_size)
+    refs = [b.ref for b in batches] + [row_ref(program_id, r.reference) for r in referenced]
+    applied = chainreads.batches_applied(chain.rpc, chain.address, refs, block)
+    file_applied, row_applied = applied[:len(batches)], applied[len(batches):]
+    unpaid = [r for r, done in zip(referenced, row_applied) if not done]
+    paid = [r for r, done in zip(referenced, row_applied) if done]
+    groups = make_groups(unpaid, program_id, len(batches), min(batch_size, REFERENCED_GROUP))
+    return batches + groups, file_applied + [False] * len(groups), _locate(chain, program_id, paid, block)
+
+
+ALLOCATION_BATCH = chainreads.event_topic("AllocationBatch(bytes32,uint16,address,uint256,uint256)")
+LOCATE_REFS_PER_QUERY = 100  # topic alternatives per eth_getLogs
+
+
+def _locate(chain: Chain, program_id: int, rows: Sequence[Row], block: int) -> list[PaidRow]:
+    """Each paid row with the block and transaction that paid it (its AllocationBatch event), when the node
+    answers eth_getLogs over the whole chain; without them otherwise (the chain's batchApplied already decided)."""
+    where: dict[str, tuple[int, str]] = {}
+    refs = ["0x" + row_ref(program_id, r.reference).hex() for r in rows]
+    program_topic = "0x" + program_id.to_bytes(32, "big").hex()
+    try:
+        for start in range(0, len(refs), LOCATE_REFS_PER_QUERY):
+            logs = chain.rpc.call("eth_getLogs", [{
+                "address": chain.address, "fromBlock": "0x0", "toBlock": hex(block),
+                "topics": [ALLOCATION_BATCH, refs[start:start + LOCATE_REFS_PER_QUERY], program_topic]}])
+            for log in logs:
+                where.setdefault(log["topics"][1], (int(log["blockNumber"], 16), log["transactionHash"]))
+    except Exception:  # noqa: BLE001 - a node limiting log queries: the rows are still reported as paid
+        where = {}
+    return [PaidRow(row, *where.get(ref, (None, None))) for row, ref in zip(rows, refs)]
+
+
+def notes(plan: Plan, most: int = 50) -> list[str]:
+    """What the operator must know about references: rows already paid (not paid again), and how rows with and
+    without a reference are protected."""
+    out = [p.sentence(plan.program) for p in plan.already_paid[:most]]
+    if len(plan.already_paid) > most:
+        out.append(f"... and {len(plan.already_paid) - most:,} more row(s) already paid (see the journal)")
+    referenced, total = plan.referenced_rows, len(plan.parsed.rows)
+    if referenced:
+        paid = f" ({len(plan.already_paid):,} already paid)" if plan.already_paid else ""
+        out.append(f"{referenced:,} row(s) have a reference: each reference is paid at most once in program "
+                   f"{plan.program.label}, whatever file it comes in{paid}")
+    if total - referenced:
+        out.append(f"{total - referenced:,} row(s) have no reference: protected only against re-running this same "
+                   "file")
+    return out
 
 
 def _row_problem(state: chainreads.AccountState, program: ProgramInfo) -> str | None:
@@ -392,19 +529,25 @@ Progress = Callable[[int, int], None]  # (rows settled so far in this run, rows 
 
 
 def batch_gas(plan: Plan, chain: Chain) -> Callable[[Batch], int]:
-    """Gas for each batch, scaled from one eth_estimateGas of the first pending batch (an allocation costs
-    the same per row); a refusal of that estimate is the contract's verdict on the whole run."""
-    first = plan.pending[0]
-    estimate = estimate_many(chain, plan.sender, [first.calldata(plan.program.id)])[0]
-    if isinstance(estimate, str):
-        raise DisbursalError(f"the contract refuses batch {first.index} (lines {first.lines}): {estimate}")
-    per_row = estimate / len(first.rows)
-    gas_of = lambda batch: int(per_row * len(batch.rows) * GAS_MARGIN) + BATCH_GAS_OVERHEAD  # noqa: E731
+    """Gas for each batch, scaled from one eth_estimateGas of the first pending batch of each kind (an
+    allocation costs the same per row; a row with a reference costs more, see REFERENCED_GROUP); a refusal of
+    that estimate is the contract's verdict on the whole run."""
+    firsts: dict[bool, Batch] = {}
+    for batch in plan.pending:
+        firsts.setdefault(batch.referenced, batch)
+    estimates = estimate_many(chain, plan.sender, [b.calldata(plan.program.id) for b in firsts.values()])
+    per_row: dict[bool, float] = {}
+    for (kind, first), estimate in zip(firsts.items(), estimates):
+        if isinstance(estimate, str):
+            raise DisbursalError(f"the contract refuses batch {first.index} (lines {first.lines}): {estimate}")
+        per_row[kind] = estimate / len(first.rows)
+    gas_of = lambda batch: int(per_row[batch.referenced] * len(batch.rows) * GAS_MARGIN) + BATCH_GAS_OVERHEAD  # noqa: E731
     limit = block_gas_limit(chain)
-    if gas_of(first) > limit * 0.95:
-        fits = max(1, int((limit * 0.95 - BATCH_GAS_OVERHEAD) / (per_row * GAS_MARGIN)))
-        raise DisbursalError(f"a batch of {len(first.rows)} rows needs about {gas_of(first):,} gas, more than a block "
-                             f"of this chain holds ({limit:,}); use --batch-size {fits} or less")
+    for kind, first in firsts.items():
+        if gas_of(first) > limit * 0.95:
+            fits = max(1, int((limit * 0.95 - BATCH_GAS_OVERHEAD) / (per_row[kind] * GAS_MARGIN)))
+            raise DisbursalError(f"a batch of {len(first.rows)} rows needs about {gas_of(first):,} gas, more than a "
+                                 f"block of this chain holds ({limit:,}); use --batch-size {fits} or less")
     return gas_of
 
 
@@ -426,7 +569,9 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
         "program_name": plan.program.name, "batch_size": plan.batch_size, "batches": len(plan.batches),
         "rows": len(plan.parsed.rows), "total": plan.total, "token": chain.address, "chain_id": chain.chain_id,
         "sender": plan.sender, "already_applied": [b.index for b in plan.done],
-        "journal_confirmed": sorted(plan.history.confirmed),
+        "journal_confirmed": sorted(plan.history.confirmed), "referenced_rows": plan.referenced_rows,
+        "rows_already_paid": [{"line": p.row.line, "reference": p.row.reference, "block": p.block, "tx": p.tx}
+                              for p in plan.already_paid],
     })
     journal.append(*({"event": "already_applied", "batch": b.index, "ref": b.ref_hex, "found": "before sending"}
                      for b in plan.done if b.index not in plan.history.confirmed))
@@ -447,17 +592,23 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
                 round_ = pending[indexes.start:indexes.stop]
                 requests = [TxRequest(signer, chain.address, b.calldata(plan.program.id), gases[i])
                             for i, b in zip(indexes, round_)]
-                journal.append({"event": "sent", "batches": [b.index for b in round_],
-                                "refs": [b.ref_hex for b in round_]})
+                journal.append({"event": "sent", "batches": [b.index for b in round_ if not b.referenced],
+                                "refs": [b.ref_hex for b in round_ if not b.referenced],
+                                "groups": [b.index for b in round_ if b.referenced]})
                 outcomes = submitter.submit(requests)
                 records = []
                 for batch, outcome in zip(round_, outcomes):
                     if outcome.status:
                         report.confirmed.append((batch, outcome))
-                        records.append({"event": "confirmed", "batch": batch.index, "ref": batch.ref_hex,
-                                        "tx": outcome.tx_hash, "block": outcome.block_number,
-                                        "rows": len(batch.rows), "amount": batch.total})
+                        records.append({"event": "confirmed", **batch.record(), "tx": outcome.tx_hash,
+                                        "block": outcome.block_number, "rows": len(batch.rows), "amount": batch.total})
                         rows_done += len(batch.rows)
+                    elif batch.referenced and "has already been applied" in (outcome.error or ""):
+                        # A group is atomic: one row paid meanwhile (another run) refused the others with it.
+                        error = ("a row of this group was paid meanwhile (by another run?), so none of the group "
+                                 "was paid; re-run: rows already paid are reported and skipped")
+                        report.failed.append((batch, error))
+                        records.append({"event": "failed", **batch.record(), "tx": outcome.tx_hash, "error": error})
                     elif "has already been applied" in (outcome.error or ""):
                         report.raced.append(batch)
                         records.append({"event": "already_applied", "batch": batch.index, "ref": batch.ref_hex,
@@ -465,8 +616,8 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
                         rows_done += len(batch.rows)
                     else:
                         report.failed.append((batch, outcome.error or "failed"))
-                        records.append({"event": "failed", "batch": batch.index, "ref": batch.ref_hex,
-                                        "tx": outcome.tx_hash, "error": outcome.error})
+                        records.append({"event": "failed", **batch.record(), "tx": outcome.tx_hash,
+                                        "error": outcome.error})
                 journal.append(*records)
                 if progress:
                     progress(rows_done, rows_total)
@@ -486,7 +637,8 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
 
 
 def verify(chain: Chain, plan: Plan) -> list[Batch]:
-    """The batches of the plan that are still not applied on chain (empty when the disbursal is complete)."""
-    applied = chainreads.batches_applied(chain.rpc, chain.address, [b.ref for b in plan.batches])
-    return [b for b, done in zip(plan.batches, applied) if not done]
+    """The batches of the plan that are still not (wholly) applied on chain (empty when the disbursal is
+    complete)."""
+    applied = iter(chainreads.batches_applied(chain.rpc, chain.address, [r for b in plan.batches for r in b.refs]))
+    return [b for b in plan.batches if not all([next(applied) for _ in b.refs])]
 

@@ -593,6 +593,8 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
         ("journal", str(plan.journal.path)),
     ]
     out.print(_table("Disbursal checked: no problems", rows))
+    for note in disbursal.notes(plan):
+        out.print(note, highlight=False)
     if check_only:
         out.print("--check: nothing was sent")
         return

@@ -4,7 +4,9 @@ Against the test session's Anvil (no mocked chain): 2,000 fresh spenders are enr
 module; each test starts from that state (ape's isolation). Bad files must be reported row by row with nothing
 sent (no block produced, no balance changed). The crash test runs the command as an operator does, in a
 subprocess, kills it with SIGKILL and then interrupts it with SIGINT part-way through the file, re-runs it, and
-checks from balances and `Allocated` events that every row was paid exactly once.
+checks from balances and `Allocated` events that every row was paid exactly once. Rows with a reference (issue 7,
+bug 3.4) are paid once per program whatever file they come in: the same checks run on a file of referenced rows,
+and a new file carrying an already-paid row does not pay it again.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import ape
 import pytest
 from eth_utils import keccak, to_checksum_address
 from test_treasury import MANAGER, OUTSIDER, Cli, fresh
 
 from deposit_token import chainreads, deployment
 from deposit_token import treasury as ops
-from deposit_token.disburse import Journal, batch_ref, default_journal_path
+from deposit_token.disburse import Journal, batch_ref, default_journal_path, row_ref
 from deposit_token.submit import LocalSigner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +61,13 @@ def amount_of(i: int) -> int:
     return 1_000 + (i * 7919) % 50_000
 
 
-def payroll(path: Path, addresses: list[str], header: bool = True) -> Path:
-    lines = (["address,amount,reference"] if header else []) + [
-        f"{a},{amount_of(i)},REF-{i}" for i, a in enumerate(addresses)]
+def payroll(path: Path, addresses: list[str], header: bool = True, references: str = "") -> Path:
+    """A file of rows without references (batched per file), or with references `{references}{i}`."""
+    if references:
+        lines = (["address,amount,reference"] if header else []) + [
+            f"{a},{amount_of(i)},{references}{i}" for i, a in enumerate(addresses)]
+    else:
+        lines = (["address,amount"] if header else []) + [f"{a},{amount_of(i)}" for i, a in enumerate(addresses)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -103,6 +110,7 @@ def test_a_file_is_paid_once_and_a_rerun_sends_nothing(cli, system, networks, re
     out = " ".join(result.output.split())
     assert "Disbursal checked: no problems" in out and f"1,000 totalling {total:,} KRW" in out
     assert "2 batch(es), 1,000 rows" in out and "complete: every row" in out
+    assert "1,000 row(s) have no reference: protected only against re-running this same file" in out
     after = balances(networks, t.address, paid)
     assert [a - b for a, b in zip(after, before)] == [amount_of(i) for i in range(len(paid))]
     assert t.balanceOf(p.treasury) == treasury - total
@@ -151,7 +159,7 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_sent(cli, system
         f"{p.spenders[2].address},1000,frozen",           # 14 frozen wallet
         "a,b,c,d",                                        # 15 four columns
         "",                                               # 16 blank: skipped
-        f"{recipients[7]},3000,ok",                       # 17 fine
+        f"{recipients[7]},3000,ok too",                   # 17 fine
     ]
     csv = tmp_path / "bad.csv"
     csv.write_text("\n".join(lines) + "\n")
@@ -303,3 +311,104 @@ def test_killed_and_interrupted_disbursal_pays_every_row_exactly_once(cli, syste
     records = Journal(journal).records()
     assert [r["event"] for r in records].count("plan") == 3
     assert {r["batch"] for r in records if r["event"] in ("confirmed", "already_applied")} == set(range(batches))
+
+
+# --- row references (issue 7, bug 3.4) -------------------------------------------------------------------------------
+
+
+def test_a_row_already_paid_is_not_paid_again_from_another_file(cli, system, networks, recipients, tmp_path):
+    """Regression: a new file carrying an already-paid row (`off1,3000000,DEC-001`) paid off1 again."""
+    t = system.token
+    off1, off2, off3, plain = recipients[:4]
+    first = tmp_path / "december.csv"
+    first.write_text(f"address,amount,reference\n{off1},3000000,DEC-001\n{off2},1000000,DEC-002\n")
+    cli.ok("disburse", str(first), "--program", "1", account=MANAGER)
+    paid_in = next(r for r in Journal(default_journal_path(first)).records() if r["event"] == "confirmed")
+    assert paid_in["references"] == ["DEC-001", "DEC-002"]
+    assert t.batchApplied(row_ref(1, "DEC-001")) and t.batchApplied(row_ref(1, "DEC-002"))
+    before = balances(networks, t.address, [off1, off2, off3, plain])
+
+    # Another file (another hash, another journal) with DEC-001 again, a new reference and a row without one.
+    second = tmp_path / "december-corrected.csv"
+    second.write_text(f"address,amount,reference\n{off3},500000,DEC-003\n{off1},3000000,DEC-001\n{plain},7000,\n")
+    result = cli.ok("disburse", str(second), "--program", "1", account=MANAGER)
+    out = " ".join(result.output.split())
+    assert f"line 3: {off1} already paid (reference DEC-001, block {paid_in['block']}, tx {paid_in['tx']}) in " \
+           "program 'BP-2030-MOEF' (#1); not paid again" in out, out
+    assert "2 row(s) have a reference: each reference is paid at most once in program 'BP-2030-MOEF' (#1), " \
+           "whatever file it comes in (1 already paid)" in out
+    assert "1 row(s) have no reference: protected only against re-running this same file" in out
+    after = balances(networks, t.address, [off1, off2, off3, plain])
+    assert [a - b for a, b in zip(after, before)] == [0, 0, 500_000, 7_000]
+
+    # Enforced by the chain, not by this program's checks: the row's allocation cannot be applied again.
+    ref = row_ref(1, "DEC-001")
+    with ape.reverts(t.BatchAlreadyApplied, batchRef=ref):
+        t.allocate(ref, 1, [off1], [3_000_000], sender=system.people.manager)
+
+    # The whole corrected file again: every referenced row is reported paid, the plain one is in its batch.
+    again = cli.refused("disburse", str(second), "--program", "1", account=MANAGER, code=0,
+                        balances=[lambda: balances(networks, t.address, [off1, off3, plain])])
+    assert "reference DEC-001" in again and "reference DEC-003" in again and "nothing to send" in again
+
+
+def test_a_reference_is_per_program(cli, system, networks, recipients, tmp_path):
+    t, p = system.token, system.people
+    first = tmp_path / "bp.csv"
+    first.write_text(f"address,amount,reference\n{recipients[0]},3000000,DEC-001\n")
+    cli.ok("disburse", str(first), "--program", "1", account=MANAGER)
+    ev = p.ev_recipients[0].address
+    before = t.balanceOf(ev)
+    other = tmp_path / "ev.csv"
+    other.write_text(f"address,amount,reference\n{ev},3000000,DEC-001\n")
+    out = " ".join(cli.ok("disburse", str(other), "--program", "2", account=MANAGER).output.split())
+    assert "already paid" not in out and "complete: every row" in out
+    assert t.balanceOf(ev) == before + 3_000_000
+    assert row_ref(1, "DEC-001") != row_ref(2, "DEC-001") and t.batchApplied(row_ref(2, "DEC-001"))
+
+
+def test_a_reference_twice_in_one_file_is_refused_with_both_lines(cli, system, networks, recipients, tmp_path):
+    t = system.token
+    csv = tmp_path / "twice.csv"
+    csv.write_text(f"address,amount,reference\n{recipients[0]},1000,DEC-001\n{recipients[1]},2000,DEC-002\n"
+                   f"{recipients[2]},3000,DEC-001\n{recipients[3]},4000,\n{recipients[4]},5000,\n")
+    out = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER,
+                      balances=[lambda: balances(networks, t.address, recipients[:5])])
+    assert "line 4" in out and "duplicate reference 'DEC-001' (first on line 2): a reference is paid once" in out
+    assert "1 problem(s); nothing was sent" in out  # rows without a reference are not duplicates of each other
+    assert not default_journal_path(csv).exists()
+
+
+def test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once(cli, system, networks, recipients,
+                                                                                 tmp_path):
+    t, p = system.token, system.people
+    rows = recipients[:400]
+    csv = payroll(tmp_path / "referenced.csv", rows, references="GRANT-")
+    journal = default_journal_path(csv)
+    before = balances(networks, t.address, rows)
+    treasury = t.balanceOf(p.treasury)
+    start = cli.chain.blocks.height + 1
+    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"),
+               **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
+    env.pop("APE_FOUNDRY_HOST", None)
+    args = ["disburse", str(csv), "--program", "1", "--network", cli.uri, "--account", MANAGER, "--window", "1"]
+
+    first = _start([*args, "--batch-size", "20"], env)  # groups of 20 one-row allocations
+    _interrupt_after(first, journal, 3, signal.SIGKILL)
+    paid_first = _confirmed(journal)
+    assert 3 <= paid_first < 20
+    # A re-run may cut other groups (other batch size): rows are protected one by one, by the chain.
+    second = _start([*args, "--batch-size", "30"], env)
+    output = _interrupt_after(second, journal, paid_first + 3, signal.SIGINT)
+    assert second.returncode == 130 and "Traceback" not in output, output
+    assert "already paid (reference GRANT-0" in " ".join(output.split())
+    third = subprocess.run([str(Path(sys.executable).with_name("ape")), "run", "treasury", *args], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=180)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "complete: every row" in " ".join(third.stdout.split())
+
+    after = balances(networks, t.address, rows)
+    assert [a - b for a, b in zip(after, before)] == [amount_of(i) for i in range(len(rows))]
+    assert t.balanceOf(p.treasury) == treasury - sum(amount_of(i) for i in range(len(rows)))
+    count, _amount, applied = allocations(networks, t.address, start)
+    assert applied == len(rows) and len(count) == len(rows) and set(count.values()) == {1}
