@@ -54,8 +54,8 @@ from .treasury import (
 
 NAMESPACE = "deposit-token/disburse/v1"
 ROW_NAMESPACE = "deposit-token/disburse/row/v1"  # a row reference's allocation reference, see row_ref
-# One-row allocations per multicall transaction: each costs about twice a batched row (its own applied flag and
-# AllocationBatch event), so a group of 100 stays well inside one block of any chain.
+# One-row allocations per multicall transaction: each costs about 44k gas against 12k for a batched row (its own
+# applied flag, a fresh 22k storage write, and AllocationBatch event): a group of 100 is about 4.4M gas.
 REFERENCED_GROUP = 100
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_WINDOW = 20  # batches per submission round: 10,000 recipients at the default batch size
