@@ -65,8 +65,8 @@ def get_logs(rpc: JsonRpc, token: str, topics: Sequence[Any], from_block: int, t
              step: int = LOG_STEP) -> list[Log]:
     """Every log of `token` matching `topics` in [from_block, to_block], oldest first; the range is split in
     `step`-block windows sent as one batch."""
-    calls = [("eth_getLogs", [{"address": token, "fromBlock": hex(start), "toBlock": hex(min(start + step - 1, to_block)),
-                               "topics": list(topics)}])
+    calls = [("eth_getLogs", [{"address": token, "fromBlock": hex(start),
+                               "toBlock": hex(min(start + step - 1, to_block)), "topics": list(topics)}])
              for start in range(from_block, to_block + 1, step)]
     logs = []
     for answer in chainreads.results(rpc.batch(calls), "reading the token's events (eth_getLogs)"):

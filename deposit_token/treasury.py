@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import yaml
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
 
-from . import chainreads
+from . import chainreads, display
 from .categories import Category, category_name, parse_category
 from .chainreads import AccountState, JsonRpc, ReadError
 from .contracts import system_contract_type
@@ -427,7 +426,7 @@ def spec_from_mapping(data: Mapping[str, Any], source: str = "program specificat
     threshold = (_limit(data["evidence_threshold"], "evidence_threshold", problems)
                  if "evidence_threshold" in data else 0)
     if "start" in times and "end" in times and times["start"] >= times["end"]:
-        problems.append(f"start ({times['start']}) must be before end ({times['end']})")
+        problems.append(f"start ({_shown(times['start'], offset)}) must be before end ({_shown(times['end'], offset)})")
     if not MAX_UTC_OFFSET[0] <= offset <= MAX_UTC_OFFSET[1]:
         problems.append(f"utc_offset_minutes {offset} is outside -720..840")
     if problems:
@@ -436,13 +435,24 @@ def spec_from_mapping(data: Mapping[str, Any], source: str = "program specificat
                        per_payment_limit=limit, evidence_threshold=threshold, caps=caps, utc_offset_minutes=offset)
 
 
+def _shown(timestamp: int, offset_minutes: int) -> str:
+    """A moment in the spec's zone; an offset that is itself a problem (reported apart) falls back to KST."""
+    if not MAX_UTC_OFFSET[0] <= offset_minutes <= MAX_UTC_OFFSET[1]:
+        offset_minutes = KST_OFFSET_MINUTES
+    try:
+        return display.moment(timestamp, offset_minutes)
+    except (OverflowError, OSError, ValueError):
+        return f"unix time {timestamp}"  # beyond what a calendar date can show
+
+
 def spec_problems(spec: ProgramSpec) -> list[str]:
     """Everything the contract would refuse in `spec`, found before sending."""
     problems = []
     if not spec.name.strip():
         problems.append("name must be non-empty text")
     if spec.start and spec.end and spec.start >= spec.end:
-        problems.append(f"start ({spec.start}) must be before end ({spec.end})")
+        problems.append(f"start ({_shown(spec.start, spec.utc_offset_minutes)}) must be before end "
+                        f"({_shown(spec.end, spec.utc_offset_minutes)})")
     if not MAX_UTC_OFFSET[0] <= spec.utc_offset_minutes <= MAX_UTC_OFFSET[1]:
         problems.append(f"utc_offset_minutes {spec.utc_offset_minutes} is outside -720..840")
     try:
@@ -512,8 +522,7 @@ def spec_chain_problems(chain: Chain, spec: ProgramSpec) -> list[str]:
 def spec_rows(spec: ProgramSpec) -> list[tuple[str, str]]:
     """(field, value) rows describing a spec for a table."""
     def when(ts: int) -> str:
-        zone = timezone(timedelta(minutes=spec.utc_offset_minutes))
-        return f"{datetime.fromtimestamp(ts, zone).isoformat()} ({ts})"
+        return display.moment(ts, spec.utc_offset_minutes)
 
     hours = ", ".join(f"{WEEKDAYS[d]} {o:02d}-{c:02d}" if o < c else f"{WEEKDAYS[d]} closed"
                       for d, (o, c) in enumerate(spec.hours))
@@ -521,7 +530,7 @@ def spec_rows(spec: ProgramSpec) -> list[tuple[str, str]]:
                      for c, cap in sorted(spec.caps.items()))
     return [
         ("name", spec.name), ("treasury", spec.treasury), ("start", when(spec.start)), ("end", when(spec.end)),
-        ("time zone", f"UTC{spec.utc_offset_minutes / 60:+g}"), ("hours", hours),
+        ("time zone", display.zone_name(spec.utc_offset_minutes)), ("hours", hours),
         ("per-payment limit", f"{spec.per_payment_limit:,} KRW"),
         ("evidence from", f"{spec.evidence_threshold:,} KRW"), ("categories and monthly caps", caps),
     ]
@@ -765,11 +774,11 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
         assert program_id is not None
         info = program_info(chain, program_id)
         if now < info.end:
-            raise ActionError(f"program {info.label} runs until unix time {info.end}; balances can be swept only "
-                              "after")
+            raise ActionError(f"program {info.label} runs until {display.moment(info.end, info.utc_offset_minutes)}; "
+                              "balances can be swept only after")
         candidates = [(0, a) for a in chainreads.enrolled_spenders(chain.rpc, chain.address, program_id, from_block)]
     states = chainreads.accounts_of(chain.rpc, chain.address, [a for _, a in candidates])
-    ends: dict[int, int] = {}
+    ends: dict[int, ProgramInfo] = {}
     targets = []
     for (line, address), state in zip(candidates, states):
         if state.kind != chainreads.KIND_SPENDER:
@@ -778,10 +787,11 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
         if program_id is not None and state.program_id != program_id:
             continue  # enrolled in the program once, but re-registered elsewhere: not this program's
         if state.program_id not in ends:
-            ends[state.program_id] = program_info(chain, state.program_id).end
-        if now < ends[state.program_id]:
-            problems.append(RowProblem(line, f"program #{state.program_id} has not ended (ends at unix time "
-                                             f"{ends[state.program_id]})", address))
+            ends[state.program_id] = program_info(chain, state.program_id)
+        ending = ends[state.program_id]
+        if now < ending.end:
+            problems.append(RowProblem(line, f"program {ending.label} has not ended (it ends at "
+                                             f"{display.moment(ending.end, ending.utc_offset_minutes)})", address))
             continue
         if state.balance:
             targets.append(SweepTarget(line, address, int(state.balance)))

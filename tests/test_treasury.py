@@ -184,6 +184,7 @@ def test_program_create_from_preset_update_from_file_and_list(cli, system, tmp_p
                     "--treasury", p.treasury2.address, "--start", "2030-01-01", "--end", "2031-01-01",
                     "--working-hours", account=MANAGER)
     assert "Program #3 created" in result.output
+    assert "2030-01-01 00:00 KST" in result.output and "2031-01-01 00:00 KST" in result.output  # dates, not unix
     assert t.programName(3) == "BP-2030-MOIS" and t.programConfig(3).treasury == p.treasury2.address
     assert t.programRules(3).start == ts(PROGRAM_END.replace(month=1, day=1))
 
@@ -223,7 +224,8 @@ colour: blue
 """)
     out = cli.refused("program", "create", "--file", str(bad), account=MANAGER)
     for problem in ("unknown field(s) colour", "unknown merchant category 'CASINO'", "Tue: 20-18",
-                    "Wed: 9-25", "per_payment_limit -5 is negative", "start (", "must be before end"):
+                    "Wed: 9-25", "per_payment_limit -5 is negative",
+                    "start (2031-01-01 00:00 KST) must be before end (2030-01-01 00:00 KST)"):
         assert problem in out, problem
     assert system.token.programCount() == 2
 
@@ -394,7 +396,7 @@ def test_pause_and_unpause_token_and_program(cli, system):
 def test_sweep_expired_balances_by_program_and_from_csv(cli, system, chain, tmp_path):
     t, p = system.token, system.people
     out = cli.refused("sweep", "--program", "1", account=OUTSIDER)
-    assert f"runs until unix time {ts(PROGRAM_END)}" in out
+    assert "'BP-2030-MOEF' (#1) runs until 2030-07-01 00:00 KST" in out
 
     set_time(chain, PROGRAM_END + timedelta(days=1))
     chain.mine()
