@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -15,8 +14,10 @@ from ape.cli import account_option
 from eth_utils import keccak
 from rich.table import Table
 
+from deposit_token import display
 from deposit_token.authorization import SignedAuthorization
 from deposit_token.categories import category_name
+from deposit_token.receipts import receipt_text
 from deposit_token.cli import (
     AMOUNT, NEGATIVE_NUMBERS_ARE_ARGUMENTS, ConnectedProviderCommand, checked_send, console, deployed_token,
     network_option, unattended,
@@ -99,15 +100,14 @@ def payments(account, from_block):
     unattended(account)
     token = deployed_token()
     table = Table(title=f"Payments to {account.address}")
-    for column in ("block", "time (UTC)", "payer", "program", "category", "period", "amount", "receipt", "tx"):
+    for column in ("block", "time", "payer", "program", "category", "period", "amount", "receipt", "tx"):
         table.add_column(column, overflow="fold")
     total = 0
     for log in token.Payment.range(from_block, None, search_topics={"vendor": account.address}):
         block = log.block_number
-        when = datetime.fromtimestamp(log.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M") if log.timestamp else ""
-        receipt_id = int.from_bytes(bytes(log.receiptId), "big")
-        table.add_row(str(block), when, log.payer, str(log.programId), category_name(log.category), str(log.period),
-                      f"{log.amount:,}", str(receipt_id) if receipt_id < 10**12 else "0x" + bytes(log.receiptId).hex(),
+        when = display.moment(log.timestamp) if log.timestamp else ""
+        table.add_row(str(block), when, display.address(log.payer), str(log.programId), category_name(log.category),
+                      display.period(log.period), f"{log.amount:,}", receipt_text(bytes(log.receiptId)),
                       log.transaction_hash)
         total += log.amount
     console().print(table)

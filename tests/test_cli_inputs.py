@@ -238,6 +238,9 @@ def test_invoice_text_is_the_on_chain_receipt_and_is_paid_once(run, system):
     out = run.refused(WALLET, "pay", p.restaurant.address, "5000", "--receipt", "INV-2026-0042", account=SPENDER,
                       watch=[lambda: t.balanceOf(p.spenders[0])])
     assert f"receipt INV-2026-0042 has already been paid to vendor {p.restaurant.address}" in out
+    result = run(VENDOR, "payments", account="TEST::17")  # the vendor's terminal reads the invoice back
+    assert result.exit_code == 0, result.output
+    assert "INV-2026-0042" in result.output and "KST" in result.output and "2030-01" in result.output
 
 
 def test_authorization_keeps_the_invoice_text(run, system, tmp_path):
@@ -260,8 +263,10 @@ def test_authorization_keeps_the_invoice_text(run, system, tmp_path):
 def test_cancel_of_a_used_authorization_is_one_sentence_and_sends_nothing(run, system, tmp_path):
     p, t = system.people, system.token
     signed = tmp_path / "pay.json"
-    assert run(WALLET, "authorize", p.cafe.address, "3000", "--out", str(signed), account=SPENDER).exit_code == 0
-    assert run(VENDOR, "collect", str(signed), account="TEST::18").exit_code == 0
+    result = run(WALLET, "authorize", p.cafe.address, "3000", "--out", str(signed), account=SPENDER)
+    assert result.exit_code == 0, result.output
+    result = run(VENDOR, "collect", str(signed), account="TEST::18")
+    assert result.exit_code == 0, result.output
     out = run.refused(WALLET, "cancel", str(signed), account=SPENDER, watch=[lambda: t.balanceOf(p.spenders[0])])
     assert "not cancelled: authorization" in out and "has already been used or cancelled" in out
     assert "Traceback" not in out and "revert" not in out.lower()

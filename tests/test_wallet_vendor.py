@@ -75,7 +75,7 @@ def test_pay_sends_or_explains_and_sends_nothing(run, system, chain):
         (["{vendor}", "-5"], "amount -5 is negative"),
         (["{vendor}", "1.5"], "not a whole"),
         (["{vendor}", "0"], "amount is zero"),
-        (["{vendor}", "100", "--receipt", "0x12"], "neither a number"),
+        (["{vendor}", "100", "--receipt", "0x12"], "not 0x followed by 64 hex digits"),
         (["{vendor}", "100", "--evidence", "missing.pdf"], "neither a file"),
     ],
 )
