@@ -217,8 +217,13 @@ def unattended(account):
     alias = getattr(account, "alias", None)
     variable = f"APE_ACCOUNTS_{alias}_PASSPHRASE"
     if alias and hasattr(account, "set_autosign") and os.environ.get(variable):
+        from ape.logging import logger
+
         try:
-            account.set_autosign(True, passphrase=os.environ[variable])
+            # ape warns "Danger! This account will now sign any transaction" on every command; the operator
+            # chose unattended signing by setting the variable, so the warning is noise in every log line.
+            with logger.at_level("ERROR"):
+                account.set_autosign(True, passphrase=os.environ[variable])
         except ApeException:
             raise click.ClickException(f"the passphrase in {variable} does not unlock ape account '{alias}'") from None
     return account

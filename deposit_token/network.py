@@ -48,7 +48,8 @@ from typing import Any, Iterator, Sequence
 from deposit_token import deployment
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = ROOT / ".anvil" / "pilot"
+NETWORK_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"  # moves the default data directory (rehearsals, the README's test)
+DEFAULT_DATA_DIR = Path(os.environ.get(NETWORK_DIR_ENV, "").strip() or ROOT / ".anvil" / "pilot").expanduser()
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8545
 DEFAULT_CHAIN_ID = 20261

@@ -67,6 +67,16 @@ def create(aliases: tuple[str, ...]) -> None:
     console().print(table)
 
 
+@cli.command()
+@click.argument("alias")
+def address(alias: str) -> None:
+    """Print the address of ape account ALIAS alone (for scripts and CSV files); no key is decrypted."""
+    try:
+        click.echo(accounts.account_address(alias))
+    except accounts.AccountError as err:
+        raise click.ClickException(str(err)) from None
+
+
 @cli.command(name="list")
 def list_accounts() -> None:
     """List the aliases and addresses in ape's keystore (no key is decrypted)."""
