@@ -44,7 +44,7 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from . import chainreads
+from . import chainreads, display
 from .chainreads import KIND_NONE, KIND_SPENDER
 from .inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
 from .submit import SubmitError, TxOutcome, TxRequest
@@ -490,7 +490,7 @@ def _file_problems(chain: Chain, info: ProgramInfo, now: int, treasury: chainrea
                    pending_total: int) -> list[RowProblem]:
     problems = []
     if now >= info.end:
-        problems.append(RowProblem(0, f"program {info.label} ended at unix time {info.end}; its budget has lapsed"))
+        problems.append(RowProblem(0, f"program {info.label} ended at {display.moment(info.end, info.utc_offset_minutes)}; its budget has lapsed"))
     if info.halted:
         problems.append(RowProblem(0, f"program {info.label} is paused by compliance (or the token is)"))
     if treasury.frozen:

@@ -12,7 +12,6 @@ Scripts reach the default chain with `--network ethereum:pilot:node` (declared i
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -38,10 +37,8 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _utc(timestamp: int | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(timestamp: int | None) -> str:
+    return "-" if timestamp is None else display.moment(timestamp)
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> Table:
@@ -171,11 +168,11 @@ def status(data_dir: Path, port: int | None, network_choice: str) -> None:
         ("rpc url", config.rpc_url),
         ("answering", "yes" if state.answering else f"no: {state.error}"),
         ("chain id", str(state.chain_id) if state.chain_id is not None else "-"),
-        ("head block", f"{state.head_block} at {_utc(state.head_timestamp)}" if state.answering else "-"),
+        ("head block", f"{state.head_block} at {_when(state.head_timestamp)}" if state.answering else "-"),
         ("block time", block_time),
         ("process", state.process_text),
         ("data dir", _shown(config.data_dir)),
-        ("saved state", f"{saved.st_size:,} bytes at {_utc(int(saved.st_mtime))}" if saved else "none yet"),
+        ("saved state", f"{saved.st_size:,} bytes at {_when(int(saved.st_mtime))}" if saved else "none yet"),
     ]))
     deployments = Table(title=f"Deployments ({network_choice})")
     for column in ("record", "chain id", "token", "token code", "admin module", "block", "note"):

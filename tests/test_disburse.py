@@ -24,7 +24,7 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 from test_treasury import MANAGER, OUTSIDER, Cli, fresh
 
-from deposit_token import chainreads, deployment
+from deposit_token import chainreads, deployment, display
 from deposit_token import treasury as ops
 from deposit_token.disburse import Journal, batch_ref, default_journal_path, row_ref
 from deposit_token.submit import LocalSigner
@@ -214,7 +214,7 @@ def test_problems_of_the_whole_file_are_reported_before_sending(cli, system, net
     ended = tmp_path / "ended.csv"
     ended.write_text(f"{lapsed},100\n")  # no header: allowed
     out = cli.refused("disburse", str(ended), "--program", "LAPSED", account=MANAGER, balances=[treasury])
-    assert f"program 'LAPSED' (#3) ended at unix time {now - 86400}; its budget has lapsed" in out
+    assert f"program 'LAPSED' (#3) ended at {display.moment(now - 86400)}; its budget has lapsed" in out
 
     empty = tmp_path / "empty.csv"
     empty.write_text("address,amount\n")
