@@ -22,6 +22,8 @@ interface IDepositTokenErrors {
     error InsufficientBalance(address account, uint256 balance, uint256 needed);
     error ZeroAmount();
     error NotProgramTreasury(uint16 programId, address account);
+    /// @notice `transferFrom` asked for more than the caller's allowance (ERC-6093's error, same selector).
+    error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
 
     // --- payment authorizations (EIP-3009 style, signed offline by the payer, submitted by the vendor) ---
     error CallerNotPayee(address caller, address vendor);
@@ -50,4 +52,7 @@ interface IDepositTokenErrors {
     error SettlementReferenceUsed(address vendor, bytes32 settlementRef);
     error ProgramNotEnded(uint16 programId, uint40 end);
     error TooManyPrograms();
+    /// @notice The program's version (uint16) is at its maximum: another update would wrap it and could make a
+    /// spending cache written at an old version look current again.
+    error ProgramVersionExhausted(uint16 programId);
 }

@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+uint256 constant SECONDS_PER_MINUTE = 60;
+uint256 constant SECONDS_PER_HOUR = 3600;
+uint256 constant SECONDS_PER_DAY = 86400;
+uint256 constant DAYS_PER_WEEK = 7;
+/// @dev 1970-01-01 was a Thursday: weekday 3 when Monday is 0.
+uint256 constant EPOCH_WEEKDAY = 3;
+
 /// @title Calendar
 /// @notice Local calendar arithmetic for rules expressed in a program's fixed UTC offset (KST = +540 minutes,
 /// no daylight saving): the spending period (a calendar month, as yyyymm), the weekday and the hour.
@@ -16,11 +23,10 @@ library Calendar {
         returns (uint256 period, uint256 weekday, uint256 hour)
     {
         assembly ("memory-safe") {
-            let local := add(unixTime, mul(utcOffsetMinutes, 60))
-            let day := div(local, 86400)
-            hour := div(mod(local, 86400), 3600)
-            // 1970-01-01 was a Thursday, weekday 3 when Monday is 0.
-            weekday := mod(add(day, 3), 7)
+            let local := add(unixTime, mul(utcOffsetMinutes, SECONDS_PER_MINUTE))
+            let day := div(local, SECONDS_PER_DAY)
+            hour := div(mod(local, SECONDS_PER_DAY), SECONDS_PER_HOUR)
+            weekday := mod(add(day, EPOCH_WEEKDAY), DAYS_PER_WEEK)
             let z := add(day, 719468)
             // slither-disable-next-line divide-before-multiply
             let era := div(z, 146097)
@@ -53,6 +59,6 @@ library Calendar {
         uint256 doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5;
         uint256 doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         uint256 day = era * 146097 + doe - 719468;
-        return uint256(int256(day * 86400) - utcOffsetMinutes * 60);
+        return uint256(int256(day * SECONDS_PER_DAY) - utcOffsetMinutes * int256(SECONDS_PER_MINUTE));
     }
 }

@@ -9,7 +9,7 @@ import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 import {IERC1404} from "../interfaces/IERC1404.sol";
 import {Calendar} from "../libraries/Calendar.sol";
 import {Restrictions} from "../libraries/Restrictions.sol";
-import {PackedSlots} from "../libraries/PackedSlots.sol";
+import {PackedSlots, ACCOUNT_KIND, ACCOUNT_KIND_MASK} from "../libraries/PackedSlots.sol";
 import {DepositTokenBase} from "./DepositTokenBase.sol";
 import {DepositTokenAdmin} from "./DepositTokenAdmin.sol";
 import {PaymentEngine} from "./PaymentEngine.sol";
@@ -134,7 +134,7 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
     function transferFrom(address from, address to, uint256 value) external returns (bool) {
         uint256 current = _allowances[from][msg.sender];
         if (current != type(uint256).max) {
-            if (current < value) revert InsufficientBalance(msg.sender, current, value);
+            if (current < value) revert ERC20InsufficientAllowance(msg.sender, current, value);
             unchecked {
                 _approve(from, msg.sender, current - value);
             }
@@ -282,7 +282,7 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
     // ------------------------------------------------------------------------------------------------------
 
     function _kind(uint256 accountWord) private pure returns (Kind) {
-        return Kind(uint8(accountWord >> PackedSlots.ACCOUNT_KIND));
+        return Kind(uint8((accountWord >> ACCOUNT_KIND) & ACCOUNT_KIND_MASK));
     }
 
     /// @dev Routes a plain ERC-20 movement: spender to vendor is a payment (no receipt, no evidence);

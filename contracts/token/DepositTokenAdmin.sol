@@ -9,6 +9,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 
 import {IERC1404} from "../interfaces/IERC1404.sol";
+import {HOURS_DAY_BITS, HOURS_CLOSING, HOURS_FIELD_MASK, HOURS_DAYS} from "../libraries/PackedSlots.sol";
 import {DepositTokenBase} from "./DepositTokenBase.sol";
 
 /// @title DepositTokenAdmin
@@ -277,13 +278,18 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         _configure(programId, p, 1, _paused);
     }
 
-    /// @notice Replaces a program's rules; spenders' cached limits refresh at their next payment.
+    /// @notice Replaces a program's rules; spenders' cached limits refresh at their next payment. Every update
+    /// bumps the program's version (that is what stales the caches, including a change of UTC offset); after
+    /// 65,534 updates the version is exhausted and updates are refused (ProgramVersionExhausted) rather than
+    /// wrapped, since a wrapped version could match a months-old cache.
     /// @param programId An existing program.
     /// @param p The new parameters.
     function updateProgram(uint16 programId, ProgramParams calldata p) external onlyRole(PROGRAM_MANAGER_ROLE) {
         ProgramRules memory r = _requireProgram(programId);
-        uint16 version = r.version == type(uint16).max ? 1 : r.version + 1;
-        _configure(programId, p, version, r.halted);
+        if (r.version == type(uint16).max) revert ProgramVersionExhausted(programId);
+        unchecked {
+            _configure(programId, p, r.version + 1, r.halted);
+        }
     }
 
     /// @notice Number of programs created.
@@ -483,13 +489,13 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         _requireKind(p.treasury, Kind.Treasury);
         if (p.start >= p.end) revert InvalidWindow(p.start, p.end);
         if (p.utcOffsetMinutes < -720 || p.utcOffsetMinutes > 840) revert InvalidUtcOffset(p.utcOffsetMinutes);
-        for (uint8 d = 0; d < 7; ++d) {
-            uint256 window = uint256(p.openingHours) >> (uint256(d) * 10);
-            uint8 opening = uint8(window & 31);
-            uint8 closing = uint8((window >> 5) & 31);
+        for (uint8 d = 0; d < HOURS_DAYS; ++d) {
+            uint256 window = uint256(p.openingHours) >> (uint256(d) * HOURS_DAY_BITS);
+            uint8 opening = uint8(window & HOURS_FIELD_MASK);
+            uint8 closing = uint8((window >> HOURS_CLOSING) & HOURS_FIELD_MASK);
             if (opening > closing || closing > 24) revert InvalidHours(d, opening, closing);
         }
-        if (uint256(p.openingHours) >> 70 != 0) revert InvalidHours(7, 0, 0);
+        if (uint256(p.openingHours) >> (HOURS_DAY_BITS * HOURS_DAYS) != 0) revert InvalidHours(uint8(HOURS_DAYS), 0, 0);
         if (p.categories.length != p.caps.length) revert LengthMismatch(p.categories.length, p.caps.length);
         uint64 mask = 0;
         for (uint256 i = 0; i < p.categories.length; ++i) {

@@ -8,6 +8,7 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IDepositTokenErrors} from "../interfaces/IDepositTokenErrors.sol";
 import {IDepositTokenEvents} from "../interfaces/IDepositTokenEvents.sol";
 import {IDepositTokenTypes} from "../interfaces/IDepositTokenTypes.sol";
+import {RECEIPT_WORD_SHIFT, RECEIPT_BIT_MASK} from "../libraries/PackedSlots.sol";
 
 /// @title DepositTokenBase
 /// @notice The storage and shared checks of the deposit token. Both the token (payments and ERC-20) and its
@@ -67,7 +68,8 @@ abstract contract DepositTokenBase is
         keccak256("CancelAuthorization(address payer,bytes32 nonce)");
 
     function _receiptUsed(address vendor, bytes32 receiptId) internal view returns (bool) {
-        return (_receipts[vendor][uint256(receiptId) >> 8] >> (uint256(receiptId) & 0xff)) & 1 == 1;
+        return (_receipts[vendor][uint256(receiptId) >> RECEIPT_WORD_SHIFT] >> (uint256(receiptId) & RECEIPT_BIT_MASK)) & 1
+            == 1;
     }
 
     /// @param name_ ERC-20 and EIP-712 name.

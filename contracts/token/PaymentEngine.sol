@@ -3,15 +3,59 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-import {Calendar} from "../libraries/Calendar.sol";
-import {PackedSlots as P} from "../libraries/PackedSlots.sol";
+import {Calendar, SECONDS_PER_MINUTE, SECONDS_PER_DAY, SECONDS_PER_HOUR, DAYS_PER_WEEK, EPOCH_WEEKDAY} from
+    "../libraries/Calendar.sol";
+import {
+    PackedSlots as P,
+    ACCOUNT_BALANCE_MASK,
+    ACCOUNT_KIND,
+    ACCOUNT_FROZEN,
+    ACCOUNT_FLAG_MASK,
+    ACCOUNT_CATEGORY,
+    ACCOUNT_CATEGORY_MASK,
+    ACCOUNT_PROGRAM,
+    ACCOUNT_PROGRAM_MASK,
+    ACCOUNT_SPENDER_STATUS_MASK,
+    ACCOUNT_VENDOR_STATUS_MASK,
+    ACTIVE_SPENDER,
+    ACTIVE_VENDOR,
+    RULES_VERSION_MASK,
+    RULES_HALTED,
+    RULES_HALTED_MASK,
+    RULES_START,
+    RULES_END,
+    RULES_TIME_MASK,
+    RULES_OFFSET,
+    RULES_OFFSET_MASK,
+    RULES_OFFSET_SIGN_BYTE,
+    RULES_CATEGORIES,
+    RULES_CATEGORIES_MASK,
+    RULES_HOURS,
+    HOURS_DAY_BITS,
+    HOURS_CLOSING,
+    HOURS_FIELD_MASK,
+    SPENDING_PERIOD_MASK,
+    SPENDING_PERIOD_END,
+    SPENDING_TIME_MASK,
+    SPENDING_VERSION,
+    SPENDING_VERSION_MASK,
+    SPENDING_SPENT,
+    SPENDING_CAP,
+    SPENDING_AMOUNT_MASK,
+    SPENDING_LIMIT,
+    SPENDING_THRESHOLD,
+    SPENDING_LIMIT_MASK,
+    RECEIPT_WORD_SHIFT,
+    RECEIPT_BIT_MASK
+} from "../libraries/PackedSlots.sol";
 import {Restrictions as R} from "../libraries/Restrictions.sol";
 import {DepositTokenBase} from "./DepositTokenBase.sol";
 
 /// @title PaymentEngine
 /// @notice The payment rules of the deposit token: one function decides (`_checkPayment`, also behind the
 /// ERC-1404 views), one executes (`_executePayment`), one names the broken rule (`_revertPayment`).
-/// @dev Works on raw slot words (see PackedSlots). A payment in a category the payer already paid in this
+/// @dev Works on raw slot words; every field is read through the offsets and masks of PackedSlots.sol, the same
+/// names in the Solidity path and in the assembly fast path. A payment in a category the payer already paid in this
 /// period reads payer, vendor, program rules and spending (4 cold slots) and writes payer, vendor, spending.
 abstract contract PaymentEngine is DepositTokenBase {
     using P for Account;
@@ -32,42 +76,53 @@ abstract contract PaymentEngine is DepositTokenBase {
         bytes32 evidenceHash
     ) internal view returns (uint256 code, uint256 s, uint256 period) {
         if (amount == 0) return (R.ZERO_AMOUNT, 0, 0);
-        uint16 programId = uint16(a >> P.ACCOUNT_PROGRAM);
+        uint16 programId = uint16((a >> ACCOUNT_PROGRAM) & ACCOUNT_PROGRAM_MASK);
         uint256 r = _rules[programId].word();
         // One comparison each for "spender, not frozen", "vendor, not frozen, not suspended", "not halted";
         // the slow path finds out which one failed.
         if (
-            (a >> P.ACCOUNT_KIND) & 0xffff != P.ACTIVE_SPENDER || (b >> P.ACCOUNT_KIND) & 0xffffff != P.ACTIVE_VENDOR
-                || uint8(r >> P.RULES_HALTED) != 0
+            (a >> ACCOUNT_KIND) & ACCOUNT_SPENDER_STATUS_MASK != ACTIVE_SPENDER
+                || (b >> ACCOUNT_KIND) & ACCOUNT_VENDOR_STATUS_MASK != ACTIVE_VENDOR
+                || (r >> RULES_HALTED) & RULES_HALTED_MASK != 0
         ) return (_statusCode(a, b, r), 0, 0);
-        if (block.timestamp < uint40(r >> P.RULES_START)) return (R.PROGRAM_NOT_STARTED, 0, 0);
-        if (block.timestamp >= uint40(r >> P.RULES_END)) return (R.PROGRAM_ENDED, 0, 0);
+        if (block.timestamp < (r >> RULES_START) & RULES_TIME_MASK) return (R.PROGRAM_NOT_STARTED, 0, 0);
+        if (block.timestamp >= (r >> RULES_END) & RULES_TIME_MASK) return (R.PROGRAM_ENDED, 0, 0);
         uint256 weekday;
         uint256 hour;
-        (period, weekday, hour) = Calendar.localTime(block.timestamp, int16(uint16(r >> P.RULES_OFFSET)));
-        uint256 window = r >> (P.RULES_HOURS + weekday * 10);
-        if (hour < window & 31 || hour >= (window >> 5) & 31) return (R.OUTSIDE_HOURS, 0, period);
-        uint8 category = uint8(b >> P.ACCOUNT_CATEGORY);
-        if ((r >> (P.RULES_CATEGORIES + category)) & 1 == 0) return (R.CATEGORY_NOT_ALLOWED, 0, period);
+        (period, weekday, hour) = Calendar.localTime(block.timestamp, _utcOffset(r));
+        uint256 window = r >> (RULES_HOURS + weekday * HOURS_DAY_BITS);
+        if (hour < window & HOURS_FIELD_MASK || hour >= (window >> HOURS_CLOSING) & HOURS_FIELD_MASK) {
+            return (R.OUTSIDE_HOURS, 0, period);
+        }
+        uint8 category = uint8((b >> ACCOUNT_CATEGORY) & ACCOUNT_CATEGORY_MASK);
+        // Masked to the 64-bit set first: a category above 63 (never registered) reads 0, not an hours bit.
+        if ((((r >> RULES_CATEGORIES) & RULES_CATEGORIES_MASK) >> category) & 1 == 0) {
+            return (R.CATEGORY_NOT_ALLOWED, 0, period);
+        }
         s = _currentSpending(payer, programId, category, r, period);
-        if (amount > uint40(s >> P.SPENDING_LIMIT)) return (R.OVER_PAYMENT_LIMIT, s, period);
+        if (amount > (s >> SPENDING_LIMIT) & SPENDING_LIMIT_MASK) return (R.OVER_PAYMENT_LIMIT, s, period);
         // slither-disable-next-line unused-return
         (,, uint256 capLeft) = P.spentAndCap(s);
         if (amount > capLeft) return (R.OVER_CATEGORY_CAP, s, period);
-        if (evidenceHash == bytes32(0) && amount >= uint40(s >> P.SPENDING_THRESHOLD)) {
+        if (evidenceHash == bytes32(0) && amount >= (s >> SPENDING_THRESHOLD) & SPENDING_LIMIT_MASK) {
             return (R.EVIDENCE_REQUIRED, s, period);
         }
         if (receiptId != bytes32(0) && _receiptUsed(vendor, receiptId)) return (R.RECEIPT_USED, s, period);
-        if (amount > uint96(a)) return (R.INSUFFICIENT_BALANCE, s, period);
+        if (amount > a & ACCOUNT_BALANCE_MASK) return (R.INSUFFICIENT_BALANCE, s, period);
         return (R.OK, s, period);
     }
 
     /// @dev Which of the status checks failed (kinds are known to be spender and vendor).
     function _statusCode(uint256 a, uint256 b, uint256 r) private pure returns (uint256) {
-        if (uint8(r >> P.RULES_HALTED) != 0) return R.PAUSED;
-        if (uint8(a >> P.ACCOUNT_FROZEN) != 0) return R.SENDER_FROZEN;
-        if (uint8(b >> P.ACCOUNT_FROZEN) != 0) return R.RECIPIENT_FROZEN;
+        if ((r >> RULES_HALTED) & RULES_HALTED_MASK != 0) return R.PAUSED;
+        if ((a >> ACCOUNT_FROZEN) & ACCOUNT_FLAG_MASK != 0) return R.SENDER_FROZEN;
+        if ((b >> ACCOUNT_FROZEN) & ACCOUNT_FLAG_MASK != 0) return R.RECIPIENT_FROZEN;
         return R.VENDOR_SUSPENDED;
+    }
+
+    /// @dev The program's UTC offset in minutes from its rules word `r`.
+    function _utcOffset(uint256 r) internal pure returns (int256) {
+        return int16(uint16((r >> RULES_OFFSET) & RULES_OFFSET_MASK));
     }
 
     /// @dev The common case of a payment, in assembly: the payer already paid in the vendor's category this
@@ -76,6 +131,14 @@ abstract contract PaymentEngine is DepositTokenBase {
     /// `_executePayment` would; in every other case it changes nothing and returns false, and the caller runs
     /// the Solidity path, which refreshes the cache or names the broken rule. Tests run every payment through
     /// both the ERC-1404 view and this path and compare.
+    ///
+    /// The `Payment` event's period is the cached one (the spending word's `period`), not recomputed from the
+    /// clock. That is the period of `block.timestamp` in the program's offset because of two assumptions:
+    /// (1) block timestamps never go back: the cache is used only before its `periodEnd` and was written at a
+    /// time inside its period, so "now" is inside that period too; (2) the program's UTC offset changes only
+    /// through `updateProgram`, which always bumps the program version, so a cache computed in the old offset
+    /// is refused here (version mismatch) and the Solidity path recomputes the period in the new offset.
+    /// tests/contracts/test_payment_engine_findings.py checks (2) across a month boundary in both directions.
     function _tryFastPayment(address payer, address vendor, uint256 amount, bytes32 receiptId, bytes32 evidenceHash)
         internal
         returns (bool done)
@@ -96,57 +159,75 @@ abstract contract PaymentEngine is DepositTokenBase {
                 let b := sload(vendorSlot)
                 // spender, not frozen | vendor, not frozen, not suspended | amount > 0 | amount <= balance
                 if or(
-                    or(sub(and(shr(96, a), 0xffff), 2), sub(and(shr(96, b), 0xffffff), 3)),
-                    or(iszero(amount), gt(amount, and(a, 0xffffffffffffffffffffffff)))
+                    or(
+                        sub(and(shr(ACCOUNT_KIND, a), ACCOUNT_SPENDER_STATUS_MASK), ACTIVE_SPENDER),
+                        sub(and(shr(ACCOUNT_KIND, b), ACCOUNT_VENDOR_STATUS_MASK), ACTIVE_VENDOR)
+                    ),
+                    or(iszero(amount), gt(amount, and(a, ACCOUNT_BALANCE_MASK)))
                 ) { break }
-                let programId := and(shr(128, a), 0xffff)
+                let programId := and(shr(ACCOUNT_PROGRAM, a), ACCOUNT_PROGRAM_MASK)
                 let r := sload(mappingSlot(programId, _rules.slot))
                 // not halted | started | not ended
                 if or(
-                    and(shr(16, r), 0xff),
-                    or(lt(timestamp(), and(shr(24, r), 0xffffffffff)), iszero(lt(timestamp(), and(shr(64, r), 0xffffffffff))))
+                    and(shr(RULES_HALTED, r), RULES_HALTED_MASK),
+                    or(
+                        lt(timestamp(), and(shr(RULES_START, r), RULES_TIME_MASK)),
+                        iszero(lt(timestamp(), and(shr(RULES_END, r), RULES_TIME_MASK)))
+                    )
                 ) { break }
                 // Local time in the program's offset (see Calendar.localTime).
-                let local := add(timestamp(), mul(signextend(1, and(shr(104, r), 0xffff)), 60))
-                let day := div(local, 86400)
-                let hour := div(mod(local, 86400), 3600)
-                let window := shr(add(184, mul(mod(add(day, 3), 7), 10)), r)
-                if or(lt(hour, and(window, 31)), iszero(lt(hour, and(shr(5, window), 31)))) { break }
-                let category := and(shr(120, b), 0xff)
-                if iszero(and(shr(add(120, category), r), 1)) { break }
+                let local := add(
+                    timestamp(),
+                    mul(signextend(RULES_OFFSET_SIGN_BYTE, and(shr(RULES_OFFSET, r), RULES_OFFSET_MASK)), SECONDS_PER_MINUTE)
+                )
+                let day := div(local, SECONDS_PER_DAY)
+                let hour := div(mod(local, SECONDS_PER_DAY), SECONDS_PER_HOUR)
+                let window := shr(add(RULES_HOURS, mul(mod(add(day, EPOCH_WEEKDAY), DAYS_PER_WEEK), HOURS_DAY_BITS)), r)
+                if or(
+                    lt(hour, and(window, HOURS_FIELD_MASK)),
+                    iszero(lt(hour, and(shr(HOURS_CLOSING, window), HOURS_FIELD_MASK)))
+                ) { break }
+                let category := and(shr(ACCOUNT_CATEGORY, b), ACCOUNT_CATEGORY_MASK)
+                // Masked to the 64-bit set first, as in _checkPayment: a category above 63 reads 0.
+                if iszero(and(shr(category, and(shr(RULES_CATEGORIES, r), RULES_CATEGORIES_MASK)), 1)) { break }
                 let spendingSlot := mappingSlot(category, mappingSlot(payer, _spending.slot))
                 let s := sload(spendingSlot)
                 // Cached limits current: the cached period has not ended and the program version is unchanged.
                 if or(
-                    iszero(lt(timestamp(), and(shr(24, s), 0xffffffffff))), sub(and(shr(64, s), 0xffff), and(r, 0xffff))
+                    iszero(lt(timestamp(), and(shr(SPENDING_PERIOD_END, s), SPENDING_TIME_MASK))),
+                    sub(and(shr(SPENDING_VERSION, s), SPENDING_VERSION_MASK), and(r, RULES_VERSION_MASK))
                 ) { break }
-                let spent := add(and(shr(80, s), 0xffffffffffff), amount)
+                let spent := add(and(shr(SPENDING_SPENT, s), SPENDING_AMOUNT_MASK), amount)
                 // per-payment limit | category cap | evidence at or above the threshold
                 if or(
-                    or(gt(amount, and(shr(176, s), 0xffffffffff)), gt(spent, and(shr(128, s), 0xffffffffffff))),
-                    and(iszero(evidenceHash), iszero(lt(amount, and(shr(216, s), 0xffffffffff))))
+                    or(
+                        gt(amount, and(shr(SPENDING_LIMIT, s), SPENDING_LIMIT_MASK)),
+                        gt(spent, and(shr(SPENDING_CAP, s), SPENDING_AMOUNT_MASK))
+                    ),
+                    and(iszero(evidenceHash), iszero(lt(amount, and(shr(SPENDING_THRESHOLD, s), SPENDING_LIMIT_MASK))))
                 ) { break }
                 if receiptId {
-                    let receiptSlot := mappingSlot(shr(8, receiptId), mappingSlot(vendor, _receipts.slot))
+                    let receiptSlot :=
+                        mappingSlot(shr(RECEIPT_WORD_SHIFT, receiptId), mappingSlot(vendor, _receipts.slot))
                     let bits := sload(receiptSlot)
                     // slither-disable-next-line incorrect-shift
-                    let bit := shl(and(receiptId, 0xff), 1)
+                    let bit := shl(and(receiptId, RECEIPT_BIT_MASK), 1)
                     if and(bits, bit) { break }
                     sstore(receiptSlot, or(bits, bit))
                 }
                 // Effects: amount <= balance; vendor balance + amount <= totalSupply < 2^96; spent <= cap < 2^64.
                 sstore(payerSlot, sub(a, amount))
                 sstore(vendorSlot, add(b, amount))
-                sstore(spendingSlot, add(s, shl(80, amount)))
+                sstore(spendingSlot, add(s, shl(SPENDING_SPENT, amount)))
                 let m := mload(0x40)
                 mstore(m, amount)
                 log3(m, 0x20, transferTopic, payer, vendor)
                 mstore(m, category)
-                mstore(add(m, 0x20), and(s, 0xffffff))
+                mstore(add(m, 0x20), and(s, SPENDING_PERIOD_MASK))
                 mstore(add(m, 0x40), amount)
                 mstore(add(m, 0x60), receiptId)
                 mstore(add(m, 0x80), evidenceHash)
-                mstore(add(m, 0xa0), sub(and(shr(128, s), 0xffffffffffff), spent))
+                mstore(add(m, 0xa0), sub(and(shr(SPENDING_CAP, s), SPENDING_AMOUNT_MASK), spent))
                 log4(m, 0xc0, paymentTopic, payer, vendor, programId)
                 done := 1
                 break
@@ -166,21 +247,21 @@ abstract contract PaymentEngine is DepositTokenBase {
     ) internal {
         (uint256 code, uint256 s, uint256 period) = _checkPayment(payer, a, vendor, b, amount, receiptId, evidenceHash);
         if (code != R.OK) _revertPayment(code, payer, a, vendor, b, amount, receiptId);
-        uint256 category = uint8(b >> P.ACCOUNT_CATEGORY);
+        uint256 category = (b >> ACCOUNT_CATEGORY) & ACCOUNT_CATEGORY_MASK;
         unchecked {
             // amount <= payer balance (checked); vendor balance + amount <= totalSupply < 2^96;
             // spent + amount <= cap < 2^64, so no field overflows into its neighbour.
             _accounts[payer].store(a - amount);
             _accounts[vendor].store(b + amount);
-            s += amount << P.SPENDING_SPENT;
+            s += amount << SPENDING_SPENT;
         }
         _spending[payer][uint8(category)].store(s);
         if (receiptId != bytes32(0)) {
-            _receipts[vendor][uint256(receiptId) >> 8] |= 1 << (uint256(receiptId) & 0xff);
+            _receipts[vendor][uint256(receiptId) >> RECEIPT_WORD_SHIFT] |= 1 << (uint256(receiptId) & RECEIPT_BIT_MASK);
         }
         // slither-disable-next-line unused-return
         (,, uint256 capLeft) = P.spentAndCap(s);
-        uint256 programId = uint16(a >> P.ACCOUNT_PROGRAM);
+        uint256 programId = (a >> ACCOUNT_PROGRAM) & ACCOUNT_PROGRAM_MASK;
         bytes32 transferTopic = IERC20.Transfer.selector;
         bytes32 paymentTopic = Payment.selector;
         // Hand-encoded logs (same ABI encoding as `emit`): this is the hottest code of the system.
@@ -207,16 +288,17 @@ abstract contract PaymentEngine is DepositTokenBase {
         returns (uint256 s)
     {
         s = _spending[spender][category].word();
-        uint16 version = uint16(r);
-        if (block.timestamp < uint40(s >> P.SPENDING_PERIOD_END) && uint16(s >> P.SPENDING_VERSION) == version) {
-            return s;
-        }
+        uint256 version = r & RULES_VERSION_MASK;
+        if (
+            block.timestamp < (s >> SPENDING_PERIOD_END) & SPENDING_TIME_MASK
+                && (s >> SPENDING_VERSION) & SPENDING_VERSION_MASK == version
+        ) return s;
         // slither-disable-next-line incorrect-equality
-        uint256 spent = uint24(s) == period ? uint48(s >> P.SPENDING_SPENT) : 0;
+        uint256 spent = s & SPENDING_PERIOD_MASK == period ? (s >> SPENDING_SPENT) & SPENDING_AMOUNT_MASK : 0;
         CapOverride memory o = _capOverrides[spender][category];
         ProgramConfig memory c = _config[programId];
         uint256 cap = o.active ? o.cap : _categoryCaps[programId][category];
-        uint256 end = Calendar.periodEnd(period, int16(uint16(r >> P.RULES_OFFSET)));
+        uint256 end = Calendar.periodEnd(period, _utcOffset(r));
         return P.spendingWord(period, end, version, spent, cap, c.perPaymentLimit, c.evidenceThreshold);
     }
 
@@ -231,8 +313,8 @@ abstract contract PaymentEngine is DepositTokenBase {
         uint256 amount,
         bytes32 receiptId
     ) internal view {
-        uint16 programId = uint16(a >> P.ACCOUNT_PROGRAM);
-        uint8 category = uint8(b >> P.ACCOUNT_CATEGORY);
+        uint16 programId = uint16((a >> ACCOUNT_PROGRAM) & ACCOUNT_PROGRAM_MASK);
+        uint8 category = uint8((b >> ACCOUNT_CATEGORY) & ACCOUNT_CATEGORY_MASK);
         ProgramRules memory r = _rules[programId];
         (uint256 period, uint256 weekday, uint256 hour) = Calendar.localTime(block.timestamp, r.utcOffsetMinutes);
         if (code == R.ZERO_AMOUNT) revert ZeroAmount();
@@ -245,12 +327,16 @@ abstract contract PaymentEngine is DepositTokenBase {
         if (code == R.OUTSIDE_HOURS) revert OutsideAllowedHours(programId, uint8(weekday), uint8(hour));
         if (code == R.CATEGORY_NOT_ALLOWED) revert CategoryNotAllowed(programId, vendor, category);
         uint256 s = _currentSpending(payer, programId, category, _rules[programId].word(), period);
-        if (code == R.OVER_PAYMENT_LIMIT) revert PaymentLimitExceeded(programId, amount, uint40(s >> P.SPENDING_LIMIT));
+        if (code == R.OVER_PAYMENT_LIMIT) {
+            revert PaymentLimitExceeded(programId, amount, (s >> SPENDING_LIMIT) & SPENDING_LIMIT_MASK);
+        }
         // slither-disable-next-line unused-return
         (,, uint256 capLeft) = P.spentAndCap(s);
         if (code == R.OVER_CATEGORY_CAP) revert CategoryCapExceeded(payer, category, uint32(period), amount, capLeft);
-        if (code == R.EVIDENCE_REQUIRED) revert EvidenceRequired(amount, uint40(s >> P.SPENDING_THRESHOLD));
+        if (code == R.EVIDENCE_REQUIRED) {
+            revert EvidenceRequired(amount, (s >> SPENDING_THRESHOLD) & SPENDING_LIMIT_MASK);
+        }
         if (code == R.RECEIPT_USED) revert ReceiptAlreadyUsed(vendor, receiptId);
-        revert InsufficientBalance(payer, uint96(a), amount);
+        revert InsufficientBalance(payer, a & ACCOUNT_BALANCE_MASK, amount);
     }
 }
