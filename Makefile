@@ -16,7 +16,16 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed compile
+# halmos (symbolic execution, tests/contracts/test_fast_path_equivalence.py) in a virtualenv of its own: it pins
+# rich<14.1, the package rich==14.3.4.
+HALMOS_VENV := $(VENV)/halmos
+
+$(HALMOS_VENV)/.installed: test/fastpath/requirements-halmos.txt
+	python3.11 -m venv $(HALMOS_VENV)
+	$(HALMOS_VENV)/bin/pip install --quiet -r test/fastpath/requirements-halmos.txt
+	touch $@
+
+setup: $(VENV)/.installed $(HALMOS_VENV)/.installed node_modules/.installed compile
 
 # ape-solidity unpacks OpenZeppelin (~700 files) into contracts/.cache, and ape lists at most 500 files of the
 # contracts folder, so our own sources would drop out of view: the cache is removed once compiled.

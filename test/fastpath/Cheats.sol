@@ -21,6 +21,7 @@ interface Vm {
     function getRecordedLogs() external returns (Log[] memory logs);
     function snapshotState() external returns (uint256 snapshotId);
     function revertToState(uint256 snapshotId) external returns (bool success);
+    function revertToStateAndDelete(uint256 snapshotId) external returns (bool success);
 }
 
 /// @notice console.log(string, uint256) of forge (shown with -vv).

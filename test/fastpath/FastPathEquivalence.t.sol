@@ -30,7 +30,8 @@ import {Packer} from "./Packer.sol";
 contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
     FastPathHarness internal h;
     Packer internal packer;
-    uint256 internal accountUsedBits; // bits a packed Account occupies (the rest of its word is unused)
+    uint256 internal accountUsedBits;
+    uint256 internal constant CHECK_REVERTED = 255; // bits a packed Account occupies (the rest of its word is unused)
 
     struct Rng {
         uint256 seed;
@@ -107,7 +108,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
             } else if (o.code == 0) {
                 allowedStale++;
             } else {
-                declined[o.code < 32 ? o.code : 31]++;
+                declined[o.code < 31 ? o.code : 31]++;
             }
         }
         console.log("cases", cases);
@@ -115,7 +116,8 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         console.log("allowed, cache stale (fast declined, Solidity path paid)", allowedStale);
         console.log("accepted with period differing (unreachable raw word)", periodDiffers);
         for (uint256 c = 1; c < 32; c++) {
-            if (declined[c] != 0) console.log(string.concat("declined, _checkPayment code ", _str(c)), declined[c]);
+            if (declined[c] == 0) continue;
+            console.log(string.concat("declined, _checkPayment ", c == 31 ? "reverted" : string.concat("code ", _str(c))), declined[c]);
         }
         require(fastOk * 4 >= cases, "fast path accepted fewer than 25% of the seeded cases");
         require(allowedStale > 0, "no case exercised a stale cache");
@@ -130,7 +132,13 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
 
     function _runCase(uint256 seed, uint256[6] memory raw) internal returns (Outcome memory o) {
         Case memory c = _build(Rng(seed, 0, false), raw);
-        (o.code,,) = h.check(c.payer, c.vendor, c.amount, c.receiptId, c.evidence);
+        // `_checkPayment` itself can revert: refreshing a cache at a timestamp before 1970 in local time (a tiny
+        // timestamp with a negative offset) overflows Calendar.periodEnd. Such a payment must not be accepted.
+        try h.check(c.payer, c.vendor, c.amount, c.receiptId, c.evidence) returns (uint256 code, uint256, uint256) {
+            o.code = code;
+        } catch {
+            o.code = CHECK_REVERTED;
+        }
         Spending memory s = h.spendingOf(c.payer, c.category);
         o.cacheCurrent = block.timestamp < s.periodEnd && s.version == h.versionOf(c.programId);
         (uint256 periodNow,,) = Calendar.localTime(block.timestamp, h.offsetOf(c.programId));
@@ -140,7 +148,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         Effects memory f = _effects(true, c);
         vm.revertToState(snap);
         Effects memory e = _effects(false, c);
-        vm.revertToState(snap);
+        vm.revertToStateAndDelete(snap);
         o.fastOk = f.ok;
 
         require(e.ok == (o.code == 0), "D: _executePayment succeeded iff _checkPayment said OK");
@@ -230,7 +238,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         if (_chance(g, 20)) h.setCapOverride(c.payer, c.category, _chance(g, 80), uint48(_next(g) % 10_000_000));
 
         // The payer's spending word in the vendor's category.
-        c.reachableSpending = t > 2 days && t < 2 ** 40 && !_bad(g, 10);
+        c.reachableSpending = t > 80 days && t < 2 ** 40 && !_bad(g, 10);
         uint256 s = raw[3];
         if (c.reachableSpending) (s, c.reachableSpending) = _spending(g, t, c.programId);
         vm.store(address(h), h.spendingSlot(c.payer, c.category), bytes32(s));
