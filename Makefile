@@ -30,7 +30,7 @@ setup: $(VENV)/.installed $(HALMOS_VENV)/.installed node_modules/.installed comp
 # ape-solidity unpacks OpenZeppelin (~700 files) into contracts/.cache, and ape lists at most 500 files of the
 # contracts folder, so our own sources would drop out of view: the cache is removed once compiled.
 compile: $(VENV)/.installed node_modules/.installed
-	$(PY) -m deposit_token.toolchain
+	$(PY) -m deposit_token.chain.toolchain
 	ape compile
 	rm -rf contracts/.cache
 

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from eth_utils import keccak, to_checksum_address
 from rich.console import Console
 
-from deposit_token.bench_report import Row, Target, compiler_meta, report, wide_console
+from bench.report import Row, Target, compiler_meta, report, wide_console
 
 NETWORK = "ethereum:local:foundry"
 KST = timezone(timedelta(hours=9))
@@ -107,9 +107,9 @@ def measure(console: Console) -> dict[str, int | float]:
     """Deploys everything on the connected (fresh) chain and returns the figures."""
     from ape import accounts, chain, project
 
-    from deposit_token import presets
-    from deposit_token.categories import Category
-    from deposit_token.contracts import deploy_system
+    from deposit_token.chain.contracts import deploy_system
+    from deposit_token.domain import presets
+    from deposit_token.domain.categories import Category
 
     for moment in (JANUARY_MONDAY_10, FEBRUARY_MONDAY_10):
         assert moment.weekday() == 0 and 6 <= moment.hour < 23, moment  # inside the preset's hours

@@ -50,13 +50,15 @@ import requests
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
-from deposit_token import pgserver, presets
-from deposit_token.audit import decode, schema, store
-from deposit_token.audit.indexer import Commit, Indexer, IndexerConfig
-from deposit_token.audit.rpc import RpcClient
-from deposit_token.bench_report import Row, Target, report, wide_console
-from deposit_token.categories import Category
-from deposit_token.sandbox import free_port
+from deposit_token.audit.db import pgserver
+from deposit_token.audit.db import schema, store
+from deposit_token.audit.sync import decode
+from deposit_token.audit.sync.indexer import Commit, Indexer, IndexerConfig
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.chain.sandbox import free_port
+from deposit_token.domain import presets
+from deposit_token.domain.categories import Category
+from bench.report import Row, Target, report, wide_console
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
@@ -73,7 +75,7 @@ FIRST_SPENDER, FIRST_VENDOR = 10, 10 + SPENDERS  # dev account indexes
 ADMIN, ISSUER, MANAGER, REGISTRAR, TREASURY = 0, 1, 2, 3, 5
 DEPARTMENTS = ("MOEF", "MOIS", "MOLIT", "MOE", "MSIT", "MOHW", "MOTIE", "MAFRA")
 FOLLOW_SECONDS = 25
-PG_URL_ENV = "DEPOSIT_TOKEN_TEST_PG_URL"  # a server of your own; unset: a throwaway one (deposit_token.pgserver)
+PG_URL_ENV = "DEPOSIT_TOKEN_TEST_PG_URL"  # a server of your own; unset: a throwaway one (deposit_token.audit.db.pgserver)
 _THROWAWAY: list[pgserver.PgServer] = []  # the server started for this run; drop_postgres stops it
 
 TARGETS = {

@@ -22,8 +22,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
+from deposit_token import paths
+
+RESULTS_DIR = paths.BENCH_RESULTS_DIR
 
 
 @dataclass(frozen=True)

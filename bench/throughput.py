@@ -1,9 +1,9 @@
 """Throughput benchmark (`make bench-throughput`): the project's submission path against a naive web3.py loop.
 
 Run from the repository root with ``python -m bench.throughput``. It starts its own Anvil with the pilot
-network's settings (`deposit_token.sandbox.throwaway_node`: interval mining every 1 s, zero gas price and base
+network's settings (`deposit_token.chain.sandbox.throwaway_node`: interval mining every 1 s, zero gas price and base
 fee, a 1,000,000,000 block gas limit; a temporary data directory on a free port), deploys the token system and
-sets it up through `deposit_token.submit.Submitter` (the path the demo and the disbursal use): a
+sets it up through `deposit_token.chain.submit.Submitter` (the path the demo and the disbursal use): a
 business-promotion program, 40 vendors, SPENDERS officials funded with 100,000 KRW each, RECIPIENTS more
 enrolled for the disbursal. The chain's clock is set to a Monday 10:00 KST, inside the preset's 06-23 hours,
 and every payment is small (1,000-5,000 KRW), so no rule refuses one. Then, in this order:
@@ -42,11 +42,12 @@ from eth_account import Account
 from rich.console import Console
 from web3 import Web3
 
-from deposit_token import presets, sandbox
-from deposit_token.bench_report import Row, Target, report, wide_console
-from deposit_token.categories import Category
-from deposit_token.network import JsonRpc, NetworkConfig, anvil_command, find_anvil
-from deposit_token.submit import Submitter, TxRequest, encode_call, sign_legacy
+from deposit_token.chain import sandbox
+from deposit_token.chain.node import JsonRpc, NetworkConfig, anvil_command, find_anvil
+from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
+from deposit_token.domain import presets
+from deposit_token.domain.categories import Category
+from bench.report import Row, Target, report, wide_console
 
 KST = timezone(timedelta(hours=9))
 PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)

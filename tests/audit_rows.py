@@ -5,7 +5,7 @@ schemas, filled with rows shaped exactly like the indexer's (positions, tx hashe
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +15,9 @@ from pathlib import Path
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine, create_engine, insert, text
 
-from deposit_token.audit import schema
-from deposit_token.categories import Category
-from deposit_token.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
+from deposit_token.audit.db import schema
+from deposit_token.domain.categories import Category
+from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
@@ -157,7 +157,5 @@ def postgres_engine(pg_url: str) -> Iterator[tuple[Engine, str]]:
 
 def load_cli():
     """The `ape run audit` click group, loaded from scripts/audit.py as `ape run` loads it."""
-    spec = importlib.util.spec_from_file_location("audit_script", ROOT / "scripts" / "audit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("deposit_token.cli.audit")
     return module.cli

@@ -4,7 +4,7 @@ Tests run at fixed local times after the chain's genesis (2030, KST) and rely on
 isolation (snapshot / revert) to start each test from the same state.
 
 PostgreSQL: the `pg_url` fixture is a server for the whole session: the one named by DEPOSIT_TOKEN_TEST_PG_URL
-(or its older name AUDIT_TEST_PG_URL) when set, else a throwaway server started on first use (deposit_token.pgserver)
+(or its older name AUDIT_TEST_PG_URL) when set, else a throwaway server started on first use (deposit_token.audit.db.pgserver)
 and stopped at the end. Under CI (CI=true) an unusable PostgreSQL fails the tests that need it instead of
 skipping them.
 """
@@ -23,9 +23,10 @@ import ape
 import pytest
 from sqlalchemy.exc import ArgumentError
 
-from deposit_token import pgserver, presets
-from deposit_token.categories import Category
-from deposit_token.contracts import deploy_system
+from deposit_token.audit.db import pgserver
+from deposit_token.chain.contracts import deploy_system
+from deposit_token.domain import presets
+from deposit_token.domain.categories import Category
 
 # A recompile leaves OpenZeppelin's ~700 files in contracts/.cache; ape lists at most 500 files of the contracts
 # folder, so our own contracts would vanish from `project` (see the Makefile's compile target).

@@ -1,4 +1,4 @@
-"""Participants' accounts in ape's encrypted keystore (deposit_token.accounts), in an isolated ape data folder.
+"""Participants' accounts in ape's encrypted keystore (deposit_token.ops.accounts), in an isolated ape data folder.
 
 Every test points ape's data folder (APE_DATA_FOLDER and the running ape's config manager) at pytest's
 tmp_path, so ~/.ape is never read or written. Keys appear here only where the test itself decrypts a keyfile
@@ -19,8 +19,8 @@ from ape.utils.basemodel import ManagerAccessMixin
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from deposit_token import accounts as acc
-from deposit_token.submit import LocalSigner
+from deposit_token.chain.submit import LocalSigner
+from deposit_token.ops import accounts as acc
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE_PASS = "role passphrase 7!"

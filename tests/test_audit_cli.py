@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit_rows import Ledger, kst, load_cli, postgres_engine, sqlite_engine
-from deposit_token.categories import Category
+from deposit_token.domain.categories import Category
 
 READ_COMMANDS = ("report", "flags", "export", "public")
 

@@ -35,12 +35,14 @@ import requests
 from sqlalchemy import delete, func, select, update
 
 from conftest import MONDAY_10, PROGRAM_END, b32, pay, set_time
-from deposit_token import deployment, pgserver, presets
-from deposit_token.audit import schema, store
-from deposit_token.audit.indexer import Indexer, IndexerConfig
-from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.db import pgserver
+from deposit_token.audit.db import schema, store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.verify import verify
-from deposit_token.categories import Category
+from deposit_token.chain import deployment
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.domain import presets
+from deposit_token.domain.categories import Category
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["sqlite", "postgresql"]

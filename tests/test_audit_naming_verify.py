@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import importlib
 import os
 import subprocess
 import sys
@@ -26,14 +26,14 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MONDAY_10, pay, set_time
-from deposit_token import deployment
-from deposit_token import network as net
-from deposit_token.audit import store
-from deposit_token.audit.commands import discover
-from deposit_token.audit.indexer import Indexer, IndexerConfig
-from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.db import store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.verify import earliest_state_block, verify
-from deposit_token.sandbox import free_port, throwaway_node
+from deposit_token.chain import deployment
+from deposit_token.chain import node as net
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.chain.sandbox import free_port, throwaway_node
+from deposit_token.cli.audit import discover
 
 ROOT = Path(__file__).resolve().parent.parent
 PILOT = "ethereum:pilot:node"
@@ -41,9 +41,7 @@ LOCAL = "ethereum:local:foundry"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"deposit_token.cli.{name}")
     return module.cli
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from audit_rows import Ledger, address, kst, postgres_engine, sqlite_engine
-from deposit_token.audit.common import Filters, open_audit_database, snapshot, AuditDatabaseError
-from deposit_token.audit.export import export_all
-from deposit_token.audit.flags import FlagSettings, RULES, find_flags
-from deposit_token.audit.public import public_aggregates
-from deposit_token.audit.reports import build_report, flows, spend_facts
-from deposit_token.categories import Category
+from deposit_token.audit.query.common import Filters, open_audit_database, snapshot, AuditDatabaseError
+from deposit_token.audit.query.export import export_all
+from deposit_token.audit.query.flags import FlagSettings, RULES, find_flags
+from deposit_token.audit.query.public import public_aggregates
+from deposit_token.audit.query.reports import build_report, flows, spend_facts
+from deposit_token.domain.categories import Category
 
 BP = 1
 EV = 2
@@ -337,7 +337,7 @@ def test_export_every_table(ledger, engine, tmp_path):
     out = tmp_path / "csv"
     with snapshot(engine) as conn:
         written = {t.name: t for t in export_all(conn, out, "csv")}
-    from deposit_token.audit import schema
+    from deposit_token.audit.db import schema
 
     assert set(written) == {t.name for t in schema.metadata.sorted_tables}
     assert (out / "manifest.json").exists() and not list(out.glob(".*.tmp"))

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from audit_rows import load_cli
 from conftest import KST, b32, pay, set_time
-from deposit_token import presets
-from deposit_token.audit import store
-from deposit_token.audit.indexer import Indexer, IndexerConfig
-from deposit_token.audit.rpc import RpcClient
-from deposit_token.categories import Category
+from deposit_token.audit.db import store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.domain import presets
+from deposit_token.domain.categories import Category
 
 
 def at(*args: int) -> datetime:

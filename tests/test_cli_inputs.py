@@ -5,7 +5,7 @@ no block and no balance change."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -13,23 +13,22 @@ import pytest
 from click.testing import CliRunner
 from eth_utils import keccak, to_checksum_address
 
-from deposit_token import cli as shared
-from deposit_token import deployment, disburse
-from deposit_token.authorization import PaymentAuthorization
-from deposit_token.categories import Category
-from deposit_token.errors import describe
-from deposit_token.inputs import InputError, check_amount
-from deposit_token.receipts import receipt_id, receipt_text
-from deposit_token.vendors import NamedVendor, resolve_vendor
+from deposit_token.chain import deployment
+from deposit_token.cli import common as shared
+from deposit_token.domain.categories import Category
+from deposit_token.domain.inputs import InputError, check_amount
+from deposit_token.domain.receipts import receipt_id, receipt_text
+from deposit_token.domain.sentences import describe
+from deposit_token.ops import disburse
+from deposit_token.ops.authorization import PaymentAuthorization
+from deposit_token.ops.vendors import NamedVendor, resolve_vendor
 
 ROOT = Path(__file__).resolve().parent.parent
 SPENDER, MANAGER = "TEST::8", "TEST::2"  # conftest's people: spenders start at account 8
 
 
 def script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"deposit_token.cli.{name}")
     return module
 
 

@@ -6,7 +6,7 @@ neither the default month nor one years ahead of or before the machine's date de
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from datetime import date
 from pathlib import Path
 
@@ -14,16 +14,14 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from deposit_token import network
-from deposit_token.demo import DEFAULT_MONTH, Month, MonthError, parse_month, run
+from deposit_token.chain import node
+from deposit_token.sim.demo import DEFAULT_MONTH, Month, MonthError, parse_month, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("deposit_token.cli.demo")
     return module.cli
 
 
@@ -60,7 +58,7 @@ def test_demo_runs_in_any_month_whatever_the_machines_date(tmp_path, month):
                          for tag in ("0x0", "latest"))
     finally:
         demo.submitter.close()
-        network.stop(demo.config)
+        node.stop(demo.config)
     out = console.export_text()
     assert_it_ran(demo, out)
     assert genesis == chosen.genesis < chosen.start.timestamp()  # the chain's clock, not the machine's

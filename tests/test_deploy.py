@@ -7,7 +7,7 @@ session's Anvil through APE_FOUNDRY_HOST so that their effects are undone by ape
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import re
 import shutil
@@ -21,8 +21,8 @@ from ape import project
 from click.testing import CliRunner
 
 import deposit_token
-from deposit_token import deployment
-from deposit_token.contracts import TOKEN_NAME, deploy_system, token_at
+from deposit_token.chain import deployment
+from deposit_token.chain.contracts import TOKEN_NAME, deploy_system, token_at
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = "ethereum:local:foundry"
@@ -278,9 +278,7 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("deploy_script", ROOT / "scripts" / "deploy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("deposit_token.cli.deploy")
     return module
 
 

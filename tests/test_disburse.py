@@ -24,10 +24,11 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 from test_treasury import MANAGER, OUTSIDER, Cli, fresh
 
-from deposit_token import chainreads, deployment, display
-from deposit_token import treasury as ops
-from deposit_token.disburse import Journal, batch_ref, default_journal_path, row_ref
-from deposit_token.submit import LocalSigner
+from deposit_token.chain import deployment, reads
+from deposit_token.chain.submit import LocalSigner
+from deposit_token.domain import display
+from deposit_token.ops import treasury as ops
+from deposit_token.ops.disburse import Journal, batch_ref, default_journal_path, row_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = 2000
@@ -73,13 +74,13 @@ def payroll(path: Path, addresses: list[str], header: bool = True, references: s
 
 
 def balances(networks, token: str, addresses: list[str]) -> list[int]:
-    rpc = chainreads.JsonRpc(networks.provider.uri)
-    return [s.balance for s in chainreads.accounts_of(rpc, token, addresses)]
+    rpc = reads.JsonRpc(networks.provider.uri)
+    return [s.balance for s in reads.accounts_of(rpc, token, addresses)]
 
 
 def allocations(networks, token: str, from_block: int) -> tuple[Counter, Counter, int]:
     """(Allocated events per spender, amount per spender, AllocationBatch events) since `from_block`."""
-    rpc = chainreads.JsonRpc(networks.provider.uri)
+    rpc = reads.JsonRpc(networks.provider.uri)
     logs = rpc.call("eth_getLogs", [{"address": token, "fromBlock": hex(from_block), "toBlock": "latest",
                                      "topics": [[ALLOCATED, BATCH]]}])
     count, amount, batches = Counter(), Counter(), 0
@@ -417,9 +418,9 @@ def test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once
 def test_gas_per_row_with_and_without_a_reference(cli, system, networks, recipients, tmp_path):
     """A referenced row costs its own applied flag and AllocationBatch event: measured, and a full group of
     REFERENCED_GROUP rows must fit well inside one block."""
-    from deposit_token.disburse import REFERENCED_GROUP
+    from deposit_token.ops.disburse import REFERENCED_GROUP
 
-    rpc = chainreads.JsonRpc(networks.provider.uri)
+    rpc = reads.JsonRpc(networks.provider.uri)
     per_row = {}
     for name, refs, rows in (("plain", "", recipients[:100]), ("referenced", "GAS-", recipients[100:200])):
         csv = payroll(tmp_path / f"{name}.csv", rows, references=refs)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import pay
-from deposit_token.contracts import system_contract_type
-from deposit_token.errors import SENTENCES, describe, explain
+from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.reverts import explain
+from deposit_token.domain.sentences import SENTENCES, describe
 
 
 def error_abis():

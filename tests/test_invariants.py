@@ -23,9 +23,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from conftest import KST, MONDAY_10, ZERO, b32, ts
 from web3.exceptions import ContractCustomError
 
-from deposit_token.contracts import system_contract_type
-from deposit_token.errors import decode_revert
-from deposit_token.rules import local_time, unpack_hours
+from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.reverts import decode_revert
+from deposit_token.domain.rules import local_time, unpack_hours
 
 SPENDER, VENDOR, TREASURY = 2, 3, 1
 CODES = {

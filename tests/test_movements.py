@@ -11,7 +11,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
 from conftest import PROGRAM_END, ZERO, b32, pay, set_time, ts
-from deposit_token.categories import Category
+from deposit_token.domain.categories import Category
 
 
 def test_issuer_mints_into_a_treasury_within_its_allowance(system):

@@ -1,4 +1,4 @@
-"""The local pilot chain (`ape run network up | down | status`, deposit_token.network) on real Anvil processes.
+"""The local pilot chain (`ape run network up | down | status`, deposit_token.chain.node) on real Anvil processes.
 
 Every test runs its own node on a free port with a data directory in pytest's tmp_path, so the default
 chain (.anvil/pilot on port 8545) is never touched. Transactions are signed here with eth_account by fresh
@@ -7,7 +7,7 @@ keys that hold no ether: that they are mined shows the zero gas price.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import signal
@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 from eth_account import Account
 
-from deposit_token import deployment
-from deposit_token import network as net
-from deposit_token.sandbox import free_port
+from deposit_token.chain import deployment
+from deposit_token.chain import node as net
+from deposit_token.chain.sandbox import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PILOT = "ethereum:pilot:node"
@@ -33,9 +33,7 @@ INIT_CODE = "0x" + "69" + RUNTIME + "600052600a6016f3"
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("network_script", ROOT / "scripts" / "network.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("deposit_token.cli.network")
     return module.cli
 
 
@@ -289,7 +287,7 @@ def test_a_new_chain_starts_at_the_chosen_genesis_time_and_a_saved_one_refuses_i
 
 
 def test_a_throwaway_node_starts_at_the_simulations_genesis_time():
-    from deposit_token.sandbox import throwaway_node
+    from deposit_token.chain.sandbox import throwaway_node
 
     genesis = 1_577_836_800  # 2020-01-01 00:00 UTC: years before the machine's date
     with throwaway_node(genesis_timestamp=genesis, block_time=0.2) as config:

@@ -13,8 +13,8 @@ import ape
 import pytest
 
 from conftest import KST, PROGRAM_END, ZERO, b32, pay, set_time, ts
-from deposit_token.categories import Category
-from deposit_token.rules import local_time
+from deposit_token.domain.categories import Category
+from deposit_token.domain.rules import local_time
 
 R = {  # Restrictions.sol codes
     "OK": 0, "PAUSED": 1, "SENDER_NOT_REGISTERED": 2, "RECIPIENT_NOT_REGISTERED": 3, "PATH_NOT_ALLOWED": 4,

@@ -1,4 +1,4 @@
-"""The throwaway PostgreSQL server of deposit_token.pgserver: it answers, leaves nothing behind, and says in one
+"""The throwaway PostgreSQL server of deposit_token.audit.db.pgserver: it answers, leaves nothing behind, and says in one
 sentence what to install when the server binaries are missing."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import postgres_unusable
-from deposit_token import pgserver
+from deposit_token.audit.db import pgserver
 
 
 OWNER = """

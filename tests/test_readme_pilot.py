@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deposit_token import accounts, deployment, network
-from deposit_token.audit.store import AUDIT_DIR_ENV
+from deposit_token.audit.db.store import AUDIT_DIR_ENV
+from deposit_token.chain import deployment, node
+from deposit_token.ops import accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- pilot-walkthrough -->", "<!-- /pilot-walkthrough -->"
@@ -47,7 +48,7 @@ def isolated_env(tmp: Path) -> dict[str, str]:
     env.update({
         "PATH": path,
         "APE_DATA_FOLDER": str(data),
-        network.NETWORK_DIR_ENV: str(tmp / "node"),
+        node.NETWORK_DIR_ENV: str(tmp / "node"),
         deployment.DEPLOYMENTS_ENV: str(tmp / "deployments"),
         AUDIT_DIR_ENV: str(tmp / "audit"),
         "PILOT_FILES": str(tmp / "files"),
@@ -57,8 +58,8 @@ def isolated_env(tmp: Path) -> dict[str, str]:
 
 def test_the_readme_pilot_walkthrough_runs_verbatim(tmp_path):
     script = walkthrough_script((ROOT / "README.md").read_text(encoding="utf-8"))
-    if network.port_in_use(network.DEFAULT_HOST, network.DEFAULT_PORT):
-        reason = f"port {network.DEFAULT_PORT} is busy: the walkthrough's pilot node needs it"
+    if node.port_in_use(node.DEFAULT_HOST, node.DEFAULT_PORT):
+        reason = f"port {node.DEFAULT_PORT} is busy: the walkthrough's pilot node needs it"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
@@ -67,7 +68,7 @@ def test_the_readme_pilot_walkthrough_runs_verbatim(tmp_path):
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=isolated_env(tmp_path),
                               input=passphrase + "\n", capture_output=True, text=True, timeout=WALKTHROUGH_TIMEOUT)
     finally:
-        network.stop(network.config_for(tmp_path / "node"))
+        node.stop(node.config_for(tmp_path / "node"))
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-6000:]
     assert passphrase not in out

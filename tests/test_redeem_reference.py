@@ -12,10 +12,10 @@ from sqlalchemy import select
 from test_wallet_vendor import run  # noqa: F401 - the fixture that runs `ape run vendor ...`
 
 from conftest import pay
-from deposit_token.audit import schema, store
-from deposit_token.audit.indexer import Indexer, IndexerConfig
-from deposit_token.audit.rpc import RpcClient
-from deposit_token.wallet import why_not
+from deposit_token.audit.db import schema, store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.ops.wallet import why_not
 
 
 def test_vendor_redeem_refuses_a_used_reference_and_sends_nothing(run, system, chain):  # noqa: F811

@@ -10,7 +10,7 @@ import pytest
 from eth_utils import keccak
 
 from conftest import PROGRAM_END, b32, set_time, ts
-from deposit_token.categories import Category
+from deposit_token.domain.categories import Category
 
 ADMIN = b"\0" * 32
 ISSUER = keccak(text="ISSUER_ROLE")
@@ -62,7 +62,7 @@ def test_outsider_fails_and_role_holder_succeeds(system, name, role, holder, arg
 
 def test_every_state_changing_admin_function_is_listed(system):
     """A new admin function must be added to PRIVILEGED (or be one of the open ones below)."""
-    from deposit_token.contracts import system_contract_type
+    from deposit_token.chain.contracts import system_contract_type
 
     open_to_all = {
         # token-holder actions, checked by the payment rules instead of roles
@@ -103,7 +103,7 @@ def test_admin_handover_is_two_step(system, chain):
 
 
 def test_admin_delay_is_enforced(system, chain, project, accounts):
-    from deposit_token.contracts import deploy_system
+    from deposit_token.chain.contracts import deploy_system
 
     admin, successor = accounts[32], accounts[33]
     token = deploy_system(admin, admin_transfer_delay=3 * 86400).token

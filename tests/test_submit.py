@@ -1,4 +1,4 @@
-"""The fast submission path (`deposit_token.submit`) against the test session's Anvil.
+"""The fast submission path (`deposit_token.chain.submit`) against the test session's Anvil.
 
 ape-foundry's Anvil mines each transaction as it arrives and has a non-zero base fee, so these tests also show
 that the Submitter takes its gas price from the node when none is given. Both ways of confirming transactions
@@ -18,16 +18,9 @@ from conftest import b32
 from eth_account import Account
 from eth_utils import keccak
 
-from deposit_token.contracts import system_contract_type
-from deposit_token.sandbox import free_port
-from deposit_token.submit import (
-    LocalSigner,
-    SubmitError,
-    Submitter,
-    TxRequest,
-    encode_call,
-    sign_legacy,
-)
+from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.sandbox import free_port
+from deposit_token.chain.submit import LocalSigner, SubmitError, Submitter, TxRequest, encode_call, sign_legacy
 
 ZERO = b"\0" * 32
 PAY_GAS = 200_000

@@ -9,7 +9,7 @@ is produced and no balance changes.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -24,17 +24,15 @@ from click.testing import CliRunner
 from conftest import PROGRAM_END, set_time, ts
 from eth_utils import keccak, to_checksum_address
 
-from deposit_token import deployment
-from deposit_token.categories import Category
+from deposit_token.chain import deployment
+from deposit_token.domain.categories import Category
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN, ISSUER, MANAGER, REGISTRAR, COMPLIANCE, OUTSIDER = (f"TEST::{i}" for i in (0, 1, 2, 3, 4, 7))
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("treasury_script", ROOT / "scripts" / "treasury.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("deposit_token.cli.treasury")
     return module
 
 

@@ -19,8 +19,8 @@ from conftest import MONDAY_10, PROGRAM_END, set_time
 from eth_utils import keccak
 from test_treasury import ADMIN, COMPLIANCE, MANAGER, OUTSIDER, SCRIPT, Cli, cli, fresh  # noqa: F401 - fixture
 
-from deposit_token import deployment
-from deposit_token.contracts import deploy_system
+from deposit_token.chain import deployment
+from deposit_token.chain.contracts import deploy_system
 
 ISSUER_ID = keccak(text="ISSUER_ROLE")
 COMPLIANCE_ID = keccak(text="COMPLIANCE_ROLE")
@@ -177,7 +177,7 @@ def test_handover_cancel(cli, delayed, accounts):
 
 
 def _kst(timestamp: int) -> str:
-    from deposit_token import display
+    from deposit_token.domain import display
 
     return display.moment(timestamp)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import pay
-from deposit_token import deployment
+from deposit_token.chain import deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = "ethereum:local:foundry"
@@ -81,9 +81,7 @@ def test_pay_sends_or_explains_and_sends_nothing(run, system, chain):
 )
 def test_bad_input_is_refused_before_anything_is_sent(system, chain, args, problem):
     """Parsed in-process: the arguments fail before the command connects or sends anything."""
-    spec = importlib.util.spec_from_file_location("wallet_script", ROOT / "scripts" / "wallet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("deposit_token.cli.wallet")
     height = chain.blocks.height
     vendor = system.people.restaurant.address
     result = CliRunner().invoke(module.cli, ["pay", "--network", LOCAL, *[a.format(vendor=vendor) for a in args]])

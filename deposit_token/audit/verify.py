@@ -31,9 +31,9 @@ from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from sqlalchemy import Connection, Engine, Table, func, select
 
-from deposit_token.audit import schema, store
-from deposit_token.audit.decode import abi_type, load_system_abi
-from deposit_token.audit.rpc import RpcClient, RpcError
+from deposit_token.audit.db import schema, store
+from deposit_token.audit.sync.decode import abi_type, load_system_abi
+from deposit_token.chain.rpc import RpcClient, RpcError
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KIND_NAMES = {0: "None", 1: "Treasury", 2: "Spender", 3: "Vendor"}

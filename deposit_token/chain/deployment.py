@@ -39,10 +39,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-ROOT = Path(__file__).resolve().parent.parent
+from deposit_token import paths
+
 DEPLOYMENTS_ENV = "DEPOSIT_TOKEN_DEPLOYMENTS_DIR"
-DEFAULT_DEPLOYMENTS_DIR = ROOT / "deployments"
-CONTRACTS_DIR = ROOT / "contracts"
+DEFAULT_DEPLOYMENTS_DIR = paths.DEPLOYMENTS_DIR
+CONTRACTS_DIR = paths.CONTRACTS_DIR
 EXCLUDED_SOURCE_DIRS = ("test", ".cache")  # test-only contracts and ape's copies of dependencies
 RECORD_FORMAT = 1
 TOKEN_CONTRACT = "DepositToken"
@@ -249,7 +250,7 @@ def solc_build(version: str) -> str:
     """Which solc py-solc-x (so ape-solidity) runs for `version`: ``native`` or ``solc-js`` (or ``unknown``).
 
     ape's manifest records the version and settings but not the binary, so this asks the compiler registered
-    now (``deposit_token.toolchain`` registers either a native solc or the solc-js shim); solc-js reports an
+    now (``deposit_token.chain.toolchain`` registers either a native solc or the solc-js shim); solc-js reports an
     ``Emscripten`` build in ``--version``."""
     try:
         from solcx.install import get_executable
@@ -315,7 +316,7 @@ def make_record(
     project: Any,
     contracts_dir: Path | str = CONTRACTS_DIR,
 ) -> dict[str, Any]:
-    """The record of a deployment; `deployed` is :class:`deposit_token.contracts.Deployed`."""
+    """The record of a deployment; `deployed` is :class:`deposit_token.chain.contracts.Deployed`."""
     return {
         "format": RECORD_FORMAT,
         "network": network,

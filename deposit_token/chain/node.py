@@ -45,11 +45,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from deposit_token import deployment
+from deposit_token import paths
+from deposit_token.chain import deployment
 
-ROOT = Path(__file__).resolve().parent.parent
 NETWORK_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"  # moves the default data directory (rehearsals, the README's test)
-DEFAULT_DATA_DIR = Path(os.environ.get(NETWORK_DIR_ENV, "").strip() or ROOT / ".anvil" / "pilot").expanduser()
+DEFAULT_DATA_DIR = Path(os.environ.get(NETWORK_DIR_ENV, "").strip() or paths.ANVIL_DIR / "pilot").expanduser()
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8545
 DEFAULT_CHAIN_ID = 20261
@@ -245,7 +245,7 @@ def find_anvil() -> str:
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
     system = {"linux": "linux", "darwin": "darwin"}.get(sys.platform)
     if arch and system:
-        native = ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / "anvil"
+        native = paths.NODE_MODULES / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / "anvil"
         if os.access(native, os.X_OK):
             return str(native)
     found = shutil.which("anvil")
@@ -603,7 +603,7 @@ def measure_block_time(rpc: JsonRpc, head: int, sample: int = BLOCK_TIME_SAMPLE)
 
 def deployment_status(rpc: JsonRpc | None, chain_id: int | None, network_choice: str,
                       directory: Path | str | None = None) -> list[DeploymentStatus]:
-    """The network's deployment record (deposit_token.deployment's file naming), checked against the chain."""
+    """The network's deployment record (deposit_token.chain.deployment's file naming), checked against the chain."""
     path = deployment.record_path(network_choice, directory)
     try:
         record = deployment.load_record(path)

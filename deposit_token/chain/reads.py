@@ -17,7 +17,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from .submit import JsonRpc, RpcError, SubmitError
+from deposit_token.chain.submit import JsonRpc, RpcError, SubmitError
 
 CHUNK = 1000  # view calls per eth_call: ~5k gas each, far below any eth_call gas cap
 CALLS_PER_REQUEST = 4  # eth_calls per HTTP request: ~130 KB of calldata each; Anvil refuses bodies above 2 MB

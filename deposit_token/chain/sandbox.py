@@ -1,10 +1,10 @@
 """Throwaway chains for benchmarks and simulations: a pilot-like node on a free port, and the token system
 deployed and set up through the fast submission path.
 
-`throwaway_node` runs the pilot network's node (`deposit_token.network`: interval mining, zero gas price and
+`throwaway_node` runs the pilot network's node (`deposit_token.chain.node`: interval mining, zero gas price and
 base fee, 1e9 block gas limit) in a temporary data directory on a free port and removes it afterwards, so a
 benchmark never touches `.anvil/pilot/` or port 8545. `deploy_token` and `setup_roles` do what
-tests/conftest.py does with ape, but as raw signed transactions through `deposit_token.submit.Submitter`,
+tests/conftest.py does with ape, but as raw signed transactions through `deposit_token.chain.submit.Submitter`,
 which is what the pilot's own tools use and much faster for thousands of accounts.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 from eth_utils import keccak
 
-from . import network
-from .contracts import TOKEN_NAME, TOKEN_SYMBOL
-from .submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call, encode_deploy
+from deposit_token.chain import node
+from deposit_token.chain.contracts import TOKEN_NAME, TOKEN_SYMBOL
+from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call, encode_deploy
 
 ROLES = ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
 DEPLOY_GAS = 8_000_000
@@ -37,8 +37,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def throwaway_node(genesis_timestamp: int | None = None, **settings: Any) -> Iterator[network.NetworkConfig]:
-    """A pilot-like node (`network.NetworkConfig` defaults, `settings` override) in a temporary directory on a
+def throwaway_node(genesis_timestamp: int | None = None, **settings: Any) -> Iterator[node.NetworkConfig]:
+    """A pilot-like node (`node.NetworkConfig` defaults, `settings` override) in a temporary directory on a
     free port; stopped and deleted on exit. The periodic state dump is pushed out to an hour: nobody resumes
     a throwaway chain, and dumping a large state every few seconds would disturb measurements.
 
@@ -46,13 +46,13 @@ def throwaway_node(genesis_timestamp: int | None = None, **settings: Any) -> Ite
     simulation that sets block times (evm_setNextBlockTimestamp only goes forward) chooses it, so that it runs
     the same on any date."""
     data_dir = Path(tempfile.mkdtemp(prefix="deposit-token-node-"))
-    config = network.NetworkConfig(data_dir=data_dir, genesis_timestamp=genesis_timestamp,
+    config = node.NetworkConfig(data_dir=data_dir, genesis_timestamp=genesis_timestamp,
                                    **{"port": free_port(), "state_interval": 3600, **settings})
     try:
-        network.start(config)
+        node.start(config)
         yield config
     finally:
-        network.stop(config, timeout=10)
+        node.stop(config, timeout=10)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -96,7 +96,7 @@ def deploy_token(submitter: Submitter, admin: LocalSigner, admin_delay: int = 0)
     """Deploys the admin module and the token (as `contracts.deploy_system`), `admin` holding the admin role."""
     from ape import project
 
-    from .contracts import system_contract_type
+    from deposit_token.chain.contracts import system_contract_type
 
     module, = checked(submitter.submit([TxRequest(
         admin, None, encode_deploy(project.DepositTokenAdmin.contract_type, [TOKEN_NAME]), DEPLOY_GAS)]), "deploy")

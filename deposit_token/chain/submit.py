@@ -16,9 +16,9 @@ treasury's disbursal and the pilot demo send thousands, so this module does the 
   traces (``trace_block``, one call per block) where the node serves them, as Anvil does, else by batched
   ``eth_getTransactionReceipt`` (why: `Submitter._confirm_blocks`);
 * a transaction that reverted is replayed with ``eth_call`` from the same sender at its block's parent, and
-  the revert data is decoded into a sentence by `deposit_token.errors` (see `Submitter._explain_failures`).
+  the revert data is decoded into a sentence by `deposit_token.domain.sentences` (see `Submitter._explain_failures`).
 
-`encode_call` builds calldata from the token system's merged ABI (`deposit_token.contracts.system_contract_type`).
+`encode_call` builds calldata from the token system's merged ABI (`deposit_token.chain.contracts.system_contract_type`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from .errors import NameLookup, decode_revert, describe
+from deposit_token.chain.reverts import decode_revert
+from deposit_token.domain.sentences import NameLookup, describe
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_RECEIPT_TIMEOUT = 120.0
@@ -591,7 +592,7 @@ class Submitter:
 
     def _contract(self) -> Any:
         if self._contract_type is None:
-            from .contracts import system_contract_type
+            from deposit_token.chain.contracts import system_contract_type
 
             self._contract_type = system_contract_type()
         return self._contract_type

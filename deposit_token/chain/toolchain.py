@@ -15,14 +15,15 @@ from pathlib import Path
 
 import solcx
 
-ROOT = Path(__file__).resolve().parent.parent
+from deposit_token import paths
+
 SOLC_VERSION = "0.8.30"
-SHIM = ROOT / "toolchain" / "solc.js"
+SHIM = paths.TOOLCHAIN_DIR / "solc.js"
 
 
 def native_solc() -> Path | None:
     """A native solc of the pinned version on PATH, ignoring this checkout's own shim."""
-    shim_dir = (ROOT / "toolchain" / "bin").resolve()
+    shim_dir = (paths.TOOLCHAIN_DIR / "bin").resolve()
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         candidate = Path(directory) / "solc"
         if not candidate.is_file() or candidate.resolve().parent == shim_dir:

@@ -16,8 +16,8 @@ import os
 import click
 from rich.table import Table
 
-from deposit_token import accounts
-from deposit_token.cli import console
+from deposit_token.cli.common import console
+from deposit_token.ops import accounts
 
 
 @click.group()

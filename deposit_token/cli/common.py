@@ -22,11 +22,11 @@ from web3.exceptions import Web3Exception
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from rich.console import Console
 
-from . import deployment
-from .contracts import token_at
-from .errors import explain
-from .inputs import InputError, check_amount
-from .receipts import receipt_id
+from deposit_token.chain import deployment
+from deposit_token.chain.contracts import token_at
+from deposit_token.chain.reverts import explain
+from deposit_token.domain.inputs import InputError, check_amount
+from deposit_token.domain.receipts import receipt_id
 
 ZERO32 = b"\0" * 32
 # So that `pay VENDOR -5` reaches the amount check ("amount -5 is negative") instead of click's "no such
@@ -193,7 +193,7 @@ def vendor_address(token, vendor: str) -> str:
         return vendor
     from ape import accounts, networks
 
-    from .vendors import ape_aliases, registered_vendors, resolve_vendor
+    from deposit_token.ops.vendors import ape_aliases, registered_vendors, resolve_vendor
 
     if vendor.upper().startswith("TEST::") and vendor[6:].isdigit():
         try:
@@ -237,7 +237,7 @@ def fail(error: BaseException, token=None) -> NoReturn:
 def checked_send(token, function: str, args: tuple, account, refused: str):
     """Runs `function(*args)` as `account` only if the contract would accept it in the next block; otherwise
     stops with `refused` and the sentence naming the rule, having sent nothing. Returns the receipt."""
-    from .wallet import why_not
+    from deposit_token.ops.wallet import why_not
 
     reason = why_not(token, function, args, account.address)
     if reason is not None:

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import click
 
-from deposit_token.cli import console
-from deposit_token.demo import DEFAULT_MONTH, MonthError, parse_month, run
-from deposit_token.network import NetworkError
+from deposit_token import paths
+from deposit_token.chain.node import NetworkError
+from deposit_token.cli.common import console
+from deposit_token.sim.demo import DEFAULT_MONTH, MonthError, parse_month, run
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @click.command()
 @click.option("--month", default=DEFAULT_MONTH, show_default=True, metavar="YYYY-MM",
               help="The month to simulate, with that year's Korean public holidays; the demo chain's clock "
                    "starts three days before it (the machine's date plays no part).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=ROOT / ".anvil" / "demo",
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=paths.ANVIL_DIR / "demo",
               show_default=True, help="Where the demo chain and its keystores live (wiped at every run).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="RPC port (default: a free one).")
 @click.option("--keep-running", is_flag=True, help="Leave the demo chain running afterwards.")

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 from web3.exceptions import Web3Exception
 
-from deposit_token import deployment
-from deposit_token.cli import ConnectedProviderCommand, network_option, unattended
-from deposit_token.contracts import deploy_system
+from deposit_token.chain import deployment
+from deposit_token.chain.contracts import deploy_system
+from deposit_token.cli.common import ConnectedProviderCommand, network_option, unattended
 
 MAX_ADMIN_DELAY = 2**48 - 1  # the contract takes a uint48
 ZERO_ADDRESS = "0x" + "00" * 20

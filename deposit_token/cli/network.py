@@ -18,9 +18,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from deposit_token import display
-from deposit_token import network as net
-from deposit_token.inputs import InputError, parse_time
+from deposit_token.chain import node as net
+from deposit_token.domain import display
+from deposit_token.domain.inputs import InputError, parse_time
 
 DATA_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"
 
@@ -153,7 +153,7 @@ def status(data_dir: Path, port: int | None, network_choice: str) -> None:
     running, and the deployment recorded for the network with whether its contracts have code on the chain.
     Exits with code 1 if nothing answers on the port."""
     try:
-        from deposit_token.deployment import network_name_of_choice
+        from deposit_token.chain.deployment import network_name_of_choice
 
         network_choice = network_name_of_choice(network_choice)  # the name deploy records under (one rule)
         config = net.config_for(data_dir, port=port)
@@ -185,7 +185,7 @@ def status(data_dir: Path, port: int | None, network_choice: str) -> None:
     if state.deployments:
         console.print(deployments)
     else:
-        from deposit_token import deployment
+        from deposit_token.chain import deployment
 
         console.print(f"No deployment recorded for {network_choice} "
                       f"({_shown(deployment.record_path(network_choice))}).")

@@ -35,15 +35,16 @@ from rich.markup import escape
 from rich.table import Table
 from web3.exceptions import Web3Exception
 
-from deposit_token import disburse as disbursal
-from deposit_token import display, listing
-from deposit_token import roles as access
-from deposit_token import treasury as ops
-from deposit_token.categories import Category, parse_category
-from deposit_token.cli import ConnectedProviderCommand, console, deployed_token, network_option, unattended
-from deposit_token.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, reference_bytes
-from deposit_token.presets import PRESETS
-from deposit_token.submit import LocalSigner, SubmitError
+from deposit_token.chain.submit import LocalSigner, SubmitError
+from deposit_token.cli.common import ConnectedProviderCommand, console, deployed_token, network_option, unattended
+from deposit_token.domain import display
+from deposit_token.domain.categories import Category, parse_category
+from deposit_token.domain.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, reference_bytes
+from deposit_token.domain.presets import PRESETS
+from deposit_token.ops import disburse as disbursal
+from deposit_token.ops import listing
+from deposit_token.ops import roles as access
+from deposit_token.ops import treasury as ops
 
 PROBLEMS_SHOWN = 500  # rows of a problem table printed; the full list goes to a file
 
@@ -295,7 +296,7 @@ def _bulk(chain: ops.Chain, account: Any, calls: Sequence[ops.BulkCall], what: s
 
 def _deployment_block(provider: Any) -> int:
     """The block the token was deployed in (from its deployment record): events are read from there."""
-    from deposit_token import deployment
+    from deposit_token.chain import deployment
 
     record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
     return int((record.get("block") or {}).get("number", 0))
@@ -686,7 +687,7 @@ def sweep(provider, account, program, csv_path, from_block):
         raise click.UsageError("give either --program or --csv FILE")
     chain, account = _setup(provider, account, None)
     if from_block is None:
-        from deposit_token import deployment
+        from deposit_token.chain import deployment
 
         record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
         from_block = int((record.get("block") or {}).get("number", 0))

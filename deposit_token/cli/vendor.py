@@ -14,14 +14,20 @@ from ape.cli import account_option
 from eth_utils import keccak
 from rich.table import Table
 
-from deposit_token import display
-from deposit_token.authorization import SignedAuthorization
-from deposit_token.categories import category_name
-from deposit_token.receipts import receipt_text
-from deposit_token.cli import (
-    AMOUNT, NEGATIVE_NUMBERS_ARE_ARGUMENTS, ConnectedProviderCommand, checked_send, console, deployed_token,
-    network_option, unattended,
+from deposit_token.cli.common import (
+    AMOUNT,
+    NEGATIVE_NUMBERS_ARE_ARGUMENTS,
+    ConnectedProviderCommand,
+    checked_send,
+    console,
+    deployed_token,
+    network_option,
+    unattended,
 )
+from deposit_token.domain import display
+from deposit_token.domain.categories import category_name
+from deposit_token.domain.receipts import receipt_text
+from deposit_token.ops.authorization import SignedAuthorization
 
 REDEEMED = "Redeemed(address,bytes32,uint256,string)"
 

@@ -17,16 +17,33 @@ import click
 from ape.cli import account_option
 from rich.table import Table
 
-from deposit_token import display
-from deposit_token.authorization import (
-    Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation,
+from deposit_token.cli.common import (
+    AMOUNT,
+    EVIDENCE,
+    RECEIPT,
+    VENDOR,
+    ZERO32,
+    ConnectedProviderCommand,
+    Receipt,
+    checked_send,
+    console,
+    deployed_token,
+    fail,
+    network_option,
+    unattended,
+    vendor_address,
 )
-from deposit_token.cli import (
-    AMOUNT, EVIDENCE, RECEIPT, VENDOR, ZERO32, ConnectedProviderCommand, Receipt, checked_send, console,
-    deployed_token, fail, network_option, unattended, vendor_address,
+from deposit_token.domain import display
+from deposit_token.domain.rules import WEEKDAYS
+from deposit_token.ops.authorization import (
+    Domain,
+    PaymentAuthorization,
+    SignedAuthorization,
+    new_nonce,
+    sign_authorization,
+    sign_cancellation,
 )
-from deposit_token.rules import WEEKDAYS
-from deposit_token.wallet import wallet_view, why_not
+from deposit_token.ops.wallet import wallet_view, why_not
 
 NO_CAP = 2**48 - 1  # a category cap of type(uint48).max means "no cap"
 VENDOR_HELP = "VENDOR is the vendor's address, the name it was registered under, or an ape account alias."

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
-from .rules import KST_OFFSET_MINUTES
+from deposit_token.domain.rules import KST_OFFSET_MINUTES
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_AMOUNT = 2**96 - 1  # balances and the total supply are uint96 on-chain

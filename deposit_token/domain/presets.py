@@ -11,8 +11,8 @@ prohibition); the audit flags them.
 
 from __future__ import annotations
 
-from .categories import Category
-from .rules import KST_OFFSET_MINUTES, NO_CAP, ProgramSpec
+from deposit_token.domain.categories import Category
+from deposit_token.domain.rules import KST_OFFSET_MINUTES, NO_CAP, ProgramSpec
 
 EVIDENCE_THRESHOLD_KRW = 500_000
 EVERY_DAY_06_TO_23 = ((6, 23),) * 7

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from .inputs import InputError
+from deposit_token.domain.inputs import InputError
 
 ZERO = b"\0" * 32
 MAX_NUMBER = 2**248 - 1  # first byte zero: never equal to a text id

@@ -4,7 +4,7 @@ Treasury, issuer, compliance, program manager, vendor registrar, officials and v
 account: a Web3 Secret Storage (v3) JSON keyfile ``<alias>.json`` in ape's accounts folder
 (``$APE_DATA_FOLDER/accounts``, default ``~/.ape/accounts``). ``ape accounts list``, ``--account <alias>``
 and ape's own signing work on every account made here. Keys are decrypted into memory only, into
-`deposit_token.submit.LocalSigner` objects, whose repr shows the address and never the key; nothing here
+`deposit_token.chain.submit.LocalSigner` objects, whose repr shows the address and never the key; nothing here
 prints, logs or writes a key or a passphrase in clear.
 
 Passphrases for non-interactive use (demo, CI) come from ape's documented environment variable
@@ -35,7 +35,7 @@ from typing import Any
 from eth_account import Account
 from eth_utils import is_hex, to_checksum_address
 
-from .submit import LocalSigner
+from deposit_token.chain.submit import LocalSigner
 
 #: The role accounts of the pilot (created with ape's default KDF cost).
 ROLE_ALIASES = ("admin", "treasury", "issuer", "compliance", "manager", "registrar")

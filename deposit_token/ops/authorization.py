@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import is_address, to_checksum_address
 
-from .receipts import receipt_id
+from deposit_token.domain.receipts import receipt_id
 
 DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},

@@ -4,7 +4,7 @@
    reason (malformed, zero or mis-checksummed address, amount that is not a positive whole number, duplicate
    address, address not enrolled in the program, frozen wallet), and so are problems of the whole file
    (unknown, paused or ended program, frozen treasury, total above the treasury's balance, an operator without
-   PROGRAM_MANAGER_ROLE). The chain is read in a few batched requests (`deposit_token.chainreads`).
+   PROGRAM_MANAGER_ROLE). The chain is read in a few batched requests (`deposit_token.chain.reads`).
 2. Rows are cut into batches in file order. Each batch has a deterministic reference,
    ``keccak(namespace, chain id, token, program, sha256 of the file, batch size, batch index)``, and is sent as
    ``allocate(batchRef, programId, spenders, amounts)``. The contract applies a reference once, ever
@@ -15,7 +15,7 @@
    to refuse a run that would not match (another version of the file, another program or batch size), because a
    changed plan would give the same rows new references.
 4. Batches go out in rounds of at most `window` batches, and never more gas than one block holds, through the
-   fast submission path (`deposit_token.submit`); each round is journalled when its receipts are in.
+   fast submission path (`deposit_token.chain.submit`); each round is journalled when its receipts are in.
 
 Row references are idempotency keys. A row with a ``reference`` is paid at most once per program, whatever file
 it comes in: it is allocated as its own one-row batch whose reference is
@@ -44,12 +44,21 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from . import chainreads, display
-from .chainreads import KIND_NONE, KIND_SPENDER
-from .inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
-from .submit import SubmitError, TxOutcome, TxRequest
-from .treasury import (
-    GAS_MARGIN, Chain, ProgramInfo, block_gas_limit, block_rounds, calldata, estimate_many, has_role, resolve_program,
+from deposit_token.chain import reads
+from deposit_token.chain.reads import KIND_NONE, KIND_SPENDER
+from deposit_token.chain.submit import SubmitError, TxOutcome, TxRequest
+from deposit_token.domain import display
+from deposit_token.domain.inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
+from deposit_token.ops.treasury import (
+    GAS_MARGIN,
+    Chain,
+    ProgramInfo,
+    block_gas_limit,
+    block_rounds,
+    calldata,
+    estimate_many,
+    has_role,
+    resolve_program,
 )
 
 NAMESPACE = "deposit-token/disburse/v1"
@@ -400,17 +409,17 @@ def prepare(chain: Chain, path: Path | str, program: str | int, sender: str, *, 
     # the references), so only the rows are checked against the chain.
     batches: list[Batch] = []
     applied: list[bool] = []
-    block, now = chainreads.head(chain.rpc)
+    block, now = reads.head(chain.rpc)
     already_paid: list[PaidRow] = []
     if not parsed.problems:
         batches, applied, already_paid = _cut(chain, parsed, info.id, batch_size, block)
     pending_rows = [r for b, done in zip(batches, applied) if not done for r in b.rows] if batches else parsed.rows
-    states = chainreads.accounts_of(chain.rpc, chain.address, [r.address for r in pending_rows], block)
+    states = reads.accounts_of(chain.rpc, chain.address, [r.address for r in pending_rows], block)
     for row, state in zip(pending_rows, states):
         reason = _row_problem(state, info)
         if reason:
             problems.append(RowProblem(row.line, reason, row.address))
-    treasury = chainreads.accounts_of(chain.rpc, chain.address, [info.treasury], block)[0]
+    treasury = reads.accounts_of(chain.rpc, chain.address, [info.treasury], block)[0]
     problems += _file_problems(chain, info, now, treasury, sender, sum(r.amount for r in pending_rows))
     problems.sort(key=lambda p: (p.line, p.reason))
     return Plan(parsed=parsed, program=info, batch_size=batch_size, batches=batches, applied=applied,
@@ -427,7 +436,7 @@ def _cut(chain: Chain, parsed: ParsedFile, program_id: int, batch_size: int,
     referenced = [r for r in parsed.rows if r.reference]
     batches = make_batches(plain, chain.chain_id, chain.address, program_id, parsed.sha256, batch_size)
     refs = [b.ref for b in batches] + [row_ref(program_id, r.reference) for r in referenced]
-    applied = chainreads.batches_applied(chain.rpc, chain.address, refs, block)
+    applied = reads.batches_applied(chain.rpc, chain.address, refs, block)
     file_applied, row_applied = applied[:len(batches)], applied[len(batches):]
     unpaid = [r for r, done in zip(referenced, row_applied) if not done]
     paid = [r for r, done in zip(referenced, row_applied) if done]
@@ -435,7 +444,7 @@ def _cut(chain: Chain, parsed: ParsedFile, program_id: int, batch_size: int,
     return batches + groups, file_applied + [False] * len(groups), _locate(chain, program_id, paid, block)
 
 
-ALLOCATION_BATCH = chainreads.event_topic("AllocationBatch(bytes32,uint16,address,uint256,uint256)")
+ALLOCATION_BATCH = reads.event_topic("AllocationBatch(bytes32,uint16,address,uint256,uint256)")
 LOCATE_REFS_PER_QUERY = 100  # topic alternatives per eth_getLogs
 
 
@@ -474,7 +483,7 @@ def notes(plan: Plan, most: int = 50) -> list[str]:
     return out
 
 
-def _row_problem(state: chainreads.AccountState, program: ProgramInfo) -> str | None:
+def _row_problem(state: reads.AccountState, program: ProgramInfo) -> str | None:
     if state.kind == KIND_NONE:
         return f"not enrolled in program {program.label}: the address is not registered"
     if state.kind != KIND_SPENDER:
@@ -486,7 +495,7 @@ def _row_problem(state: chainreads.AccountState, program: ProgramInfo) -> str | 
     return None
 
 
-def _file_problems(chain: Chain, info: ProgramInfo, now: int, treasury: chainreads.AccountState, sender: str,
+def _file_problems(chain: Chain, info: ProgramInfo, now: int, treasury: reads.AccountState, sender: str,
                    pending_total: int) -> list[RowProblem]:
     problems = []
     if now >= info.end:
@@ -639,6 +648,6 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
 def verify(chain: Chain, plan: Plan) -> list[Batch]:
     """The batches of the plan that are still not (wholly) applied on chain (empty when the disbursal is
     complete)."""
-    applied = iter(chainreads.batches_applied(chain.rpc, chain.address, [r for b in plan.batches for r in b.refs]))
+    applied = iter(reads.batches_applied(chain.rpc, chain.address, [r for b in plan.batches for r in b.refs]))
     return [b for b in plan.batches if not all([next(applied) for _ in b.refs])]
 

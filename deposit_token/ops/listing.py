@@ -24,10 +24,11 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
-from . import chainreads, display
-from .categories import category_name
-from .chainreads import AccountState, JsonRpc, ReadError, event_topic, multicall_views, selector
-from .errors import ROLE_NAMES
+from deposit_token.chain import reads
+from deposit_token.chain.reads import AccountState, JsonRpc, ReadError, event_topic, multicall_views, selector
+from deposit_token.domain import display
+from deposit_token.domain.categories import category_name
+from deposit_token.domain.sentences import ROLE_NAMES
 
 LOG_STEP = 50_000  # blocks per eth_getLogs: nodes cap the range of one request
 FORMATS = ("table", "csv", "json")
@@ -69,7 +70,7 @@ def get_logs(rpc: JsonRpc, token: str, topics: Sequence[Any], from_block: int, t
                                "toBlock": hex(min(start + step - 1, to_block)), "topics": list(topics)}])
              for start in range(from_block, to_block + 1, step)]
     logs = []
-    for answer in chainreads.results(rpc.batch(calls), "reading the token's events (eth_getLogs)"):
+    for answer in reads.results(rpc.batch(calls), "reading the token's events (eth_getLogs)"):
         for raw in answer:
             logs.append(Log(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), tuple(raw["topics"]),
                             bytes.fromhex(raw["data"][2:])))
@@ -87,7 +88,7 @@ def topic_int(topic: str) -> int:
 def block_times(rpc: JsonRpc, blocks: Iterable[int]) -> dict[int, int]:
     """Timestamp of each block number (one batched request)."""
     numbers = sorted(set(blocks))
-    answers = chainreads.results(rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers]),
+    answers = reads.results(rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers]),
                                  "reading block times")
     return {n: int(block["timestamp"], 16) for n, block in zip(numbers, answers) if block}
 
@@ -102,7 +103,7 @@ class Snapshot:
 
 
 def snapshot(rpc: JsonRpc, from_block: int) -> Snapshot:
-    number, timestamp = chainreads.head(rpc)
+    number, timestamp = reads.head(rpc)
     if from_block > number:
         raise ReadError(f"the deployment record says the token was deployed at block {from_block:,}, but the node's "
                         f"head is block {number:,}: is this the chain it was deployed on?")
@@ -179,7 +180,7 @@ def as_json(rows: Sequence[Any], columns: Sequence[Column]) -> str:
 
 
 def _accounts(rpc: JsonRpc, token: str, addresses: Sequence[str], at: Snapshot) -> list[AccountState]:
-    return chainreads.accounts_of(rpc, token, addresses, at.block)
+    return reads.accounts_of(rpc, token, addresses, at.block)
 
 
 # --- vendors --------------------------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def vendors(rpc: JsonRpc, token: str, from_block: int) -> list[VendorRow]:
     times = block_times(rpc, first.values())
     states = _accounts(rpc, token, addresses, at)
     return [VendorRow(a, names[a], s.category, s.suspended, s.frozen, s.balance, times[first[a]])
-            for a, s in zip(addresses, states) if s.kind == chainreads.KIND_VENDOR]
+            for a, s in zip(addresses, states) if s.kind == reads.KIND_VENDOR]
 
 
 # --- treasuries ------------------------------------------------------------------------------------------------------
@@ -323,12 +324,12 @@ PROGRAM_COLUMNS = (
 
 def programs(chain: Any) -> list[ProgramRow]:
     """Every program (views of the token; programs are numbered 1..programCount)."""
-    from .treasury import latest_timestamp, list_programs
+    from deposit_token.ops.treasury import latest_timestamp, list_programs
 
     infos = list_programs(chain)
     now = latest_timestamp(chain)
     treasuries_ = list(dict.fromkeys(p.treasury for p in infos))
-    balances = {a: s.balance for a, s in zip(treasuries_, chainreads.accounts_of(chain.rpc, chain.address,
+    balances = {a: s.balance for a, s in zip(treasuries_, reads.accounts_of(chain.rpc, chain.address,
                                                                                   treasuries_))}
     return [ProgramRow(p.id, p.name, p.treasury, balances[p.treasury], p.start, p.end, p.utc_offset_minutes,
                        p.paused, p.halted, p.version, p.categories, p.per_payment_limit, p.evidence_threshold, now)
@@ -381,7 +382,7 @@ def spenders(rpc: JsonRpc, token: str, from_block: int, program_names: dict[int,
     times = block_times(rpc, first.values())
     rows = []
     for address, state, department in zip(addresses, states, departments):
-        if state.kind != chainreads.KIND_SPENDER or (program_id is not None and state.program_id != program_id):
+        if state.kind != reads.KIND_SPENDER or (program_id is not None and state.program_id != program_id):
             continue  # enrolled there once, but the account is now something else
         rows.append(SpenderRow(address, state.program_id, program_names.get(state.program_id, ""),
                                department_text(department), state.frozen, state.balance, times[first[address]]))

@@ -4,10 +4,10 @@ Each action first asks the contract itself whether it would succeed (an ``eth_ca
 account against the pending block): a refusal becomes `ActionError` with the revert as a sentence and nothing
 is sent. Single actions are then sent through ape (the operator's keystore account signs); actions from a CSV
 file are checked row by row and then by the contract (batched eth_estimateGas); every bad row is reported with
-its line number, and only a clean file is sent, through the fast submission path (`deposit_token.submit`) in
+its line number, and only a clean file is sent, through the fast submission path (`deposit_token.chain.submit`) in
 rounds that each fit one block.
 
-The CSV disbursal (tens of thousands of allocations, crash-safe) lives in `deposit_token.disburse`.
+The CSV disbursal (tens of thousands of allocations, crash-safe) lives in `deposit_token.ops.disburse`.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ import yaml
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
 
-from . import chainreads, display
-from .categories import Category, category_name, parse_category
-from .chainreads import AccountState, JsonRpc, ReadError
-from .contracts import system_contract_type
-from .errors import NameLookup, decode_revert, describe, explain
-from .inputs import (
-    InputError, RowProblem, bytes32_text, check_address, check_amount, parse_time, read_csv,
-)
-from .presets import PRESETS
-from .rules import MAX_AMOUNT_40, NO_CAP, WEEKDAYS, KST_OFFSET_MINUTES, ProgramSpec, pack_hours, unpack_hours
-from .submit import RpcError, Submitter, TxOutcome, TxRequest, encode_call
+from deposit_token.chain import reads
+from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.reads import AccountState, JsonRpc, ReadError
+from deposit_token.chain.reverts import decode_revert, explain
+from deposit_token.chain.submit import RpcError, Submitter, TxOutcome, TxRequest, encode_call
+from deposit_token.domain import display
+from deposit_token.domain.categories import Category, category_name, parse_category
+from deposit_token.domain.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, parse_time, read_csv
+from deposit_token.domain.presets import PRESETS
+from deposit_token.domain.rules import MAX_AMOUNT_40, NO_CAP, WEEKDAYS, KST_OFFSET_MINUTES, ProgramSpec, pack_hours, unpack_hours
+from deposit_token.domain.sentences import NameLookup, describe
 
 ROLES = ("DEFAULT_ADMIN_ROLE", "ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
 MAX_UTC_OFFSET = (-720, 840)
@@ -205,7 +205,7 @@ def transact(chain: Chain, fn: str, args: Sequence[Any], account: Any):
 
 
 def account_state(chain: Chain, address: str) -> AccountState:
-    return chainreads.accounts_of(chain.rpc, chain.address, [address])[0]
+    return reads.accounts_of(chain.rpc, chain.address, [address])[0]
 
 
 def has_role(chain: Chain, role: str, address: str) -> bool:
@@ -215,7 +215,7 @@ def has_role(chain: Chain, role: str, address: str) -> bool:
 def require_kind(chain: Chain, address: str, kind: int, what: str) -> AccountState:
     """The account of `address`, which must be of `kind` (else InputError naming what it is)."""
     state = account_state(chain, address)
-    if state.kind == chainreads.KIND_NONE:
+    if state.kind == reads.KIND_NONE:
         raise InputError(f"unknown {what}: {address} is not registered")
     if state.kind != kind:
         raise InputError(f"{address} is a {state.kind_label}, not a {what}")
@@ -292,7 +292,7 @@ def resolve_program(chain: Chain, text: str | int) -> ProgramInfo:
 
 
 def latest_timestamp(chain: Chain) -> int:
-    return chainreads.head(chain.rpc)[1]
+    return reads.head(chain.rpc)[1]
 
 
 # --- program specifications ----------------------------------------------------------------------------------------
@@ -484,7 +484,7 @@ def load_spec(path: Path | str) -> ProgramSpec:
 
 def preset_spec(preset: str, *, name: str, treasury: str, start: str | int, end: str | int,
                 working_hours_only: bool = False) -> ProgramSpec:
-    """A program from a preset of `deposit_token.presets.PRESETS`; SpecError lists every problem."""
+    """A program from a preset of `deposit_token.domain.presets.PRESETS`; SpecError lists every problem."""
     problems = []
     if preset not in PRESETS:
         raise SpecError([f"unknown preset {preset!r} (presets: {', '.join(PRESETS)})"], f"preset {preset!r}")
@@ -513,8 +513,8 @@ def preset_spec(preset: str, *, name: str, treasury: str, start: str | int, end:
 def spec_chain_problems(chain: Chain, spec: ProgramSpec) -> list[str]:
     """What the chain adds: the treasury must be a registered treasury."""
     state = account_state(chain, spec.treasury)
-    if state.kind != chainreads.KIND_TREASURY:
-        actual = "not registered" if state.kind == chainreads.KIND_NONE else f"a {state.kind_label}"
+    if state.kind != reads.KIND_TREASURY:
+        actual = "not registered" if state.kind == reads.KIND_NONE else f"a {state.kind_label}"
         return [f"treasury {spec.treasury} is {actual}, not a registered treasury (`treasury register` it first)"]
     return []
 
@@ -541,7 +541,7 @@ def spec_rows(spec: ProgramSpec) -> list[tuple[str, str]]:
 
 def issue(chain: Chain, issuer: Any, treasury: str, amount: int):
     """Mints `amount` into a registered treasury, within the issuer's allowance."""
-    require_kind(chain, treasury, chainreads.KIND_TREASURY, "treasury")
+    require_kind(chain, treasury, reads.KIND_TREASURY, "treasury")
     return transact(chain, "mint", (treasury, amount), issuer)
 
 
@@ -578,7 +578,7 @@ def register_vendor(chain: Chain, registrar: Any, vendor: str, category: Categor
 
 
 def set_vendor_suspended(chain: Chain, officer: Any, vendor: str, suspended: bool, reason: str):
-    require_kind(chain, vendor, chainreads.KIND_VENDOR, "vendor")
+    require_kind(chain, vendor, reads.KIND_VENDOR, "vendor")
     return transact(chain, "suspendVendor" if suspended else "reactivateVendor", (vendor, reason), officer)
 
 
@@ -596,7 +596,7 @@ def allocate_one(chain: Chain, manager: Any, ref: bytes, program_id: int, spende
 
 def set_frozen(chain: Chain, officer: Any, account: str, frozen: bool, reason: str):
     state = account_state(chain, account)
-    if state.kind == chainreads.KIND_NONE:
+    if state.kind == reads.KIND_NONE:
         raise InputError(f"{account} is not registered (not a treasury, spender or vendor)")
     return transact(chain, "freeze" if frozen else "unfreeze", (account, reason), officer)
 
@@ -604,7 +604,7 @@ def set_frozen(chain: Chain, officer: Any, account: str, frozen: bool, reason: s
 def clawback(chain: Chain, officer: Any, spender: str, amount: int, reason: str):
     if not reason.strip():
         raise InputError("a clawback needs a reason (it is recorded on-chain)")
-    require_kind(chain, spender, chainreads.KIND_SPENDER, "spender")
+    require_kind(chain, spender, reads.KIND_SPENDER, "spender")
     return transact(chain, "clawback", (spender, amount, reason.strip()), officer)
 
 
@@ -677,18 +677,18 @@ def vendor_calls(chain: Chain, path: Path | str, action: str, reason: str = "") 
         parsed.append((line, address, category, name))
     repeated = _dedupe(((line, a) for line, a, _, _ in parsed), problems)
     parsed = [p for p in parsed if p[0] not in repeated]
-    states = chainreads.accounts_of(chain.rpc, chain.address, [a for _, a, _, _ in parsed])
+    states = reads.accounts_of(chain.rpc, chain.address, [a for _, a, _, _ in parsed])
     calls = []
     for (line, address, category, name), state in zip(parsed, states):
         if action == "register":
-            if state.kind not in (chainreads.KIND_NONE, chainreads.KIND_VENDOR):
+            if state.kind not in (reads.KIND_NONE, reads.KIND_VENDOR):
                 problems.append(RowProblem(line, f"already registered as a {state.kind_label}", address))
                 continue
             calls.append(BulkCall((line,), f"register {address} as {category.name}",
                                   calldata("registerVendor", address, int(category), name)))
             continue
-        if state.kind != chainreads.KIND_VENDOR:
-            actual = "not registered" if state.kind == chainreads.KIND_NONE else f"a {state.kind_label}"
+        if state.kind != reads.KIND_VENDOR:
+            actual = "not registered" if state.kind == reads.KIND_NONE else f"a {state.kind_label}"
             problems.append(RowProblem(line, f"unknown vendor: the address is {actual}", address))
             continue
         fn = "suspendVendor" if action == "suspend" else "reactivateVendor"
@@ -724,13 +724,13 @@ def enrol_calls(chain: Chain, path: Path | str, chunk: int = ENROL_CHUNK) -> lis
         parsed.append((line, address, program.id, department))
     repeated = _dedupe(((line, a) for line, a, _, _ in parsed), problems)
     parsed = [p for p in parsed if p[0] not in repeated]
-    states = chainreads.accounts_of(chain.rpc, chain.address, [a for _, a, _, _ in parsed])
+    states = reads.accounts_of(chain.rpc, chain.address, [a for _, a, _, _ in parsed])
     by_program: dict[int, list[tuple[int, str, bytes]]] = {}
     for (line, address, program_id, department), state in zip(parsed, states):
-        if state.kind not in (chainreads.KIND_NONE, chainreads.KIND_SPENDER):
+        if state.kind not in (reads.KIND_NONE, reads.KIND_SPENDER):
             problems.append(RowProblem(line, f"is a {state.kind_label}; only new addresses or spenders can be "
                                              "enrolled", address))
-        elif state.kind == chainreads.KIND_SPENDER and state.program_id != program_id:
+        elif state.kind == reads.KIND_SPENDER and state.program_id != program_id:
             problems.append(RowProblem(line, f"already enrolled in program #{state.program_id}, not "
                                              f"#{program_id}", address))
         else:
@@ -776,12 +776,12 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
         if now < info.end:
             raise ActionError(f"program {info.label} runs until {display.moment(info.end, info.utc_offset_minutes)}; "
                               "balances can be swept only after")
-        candidates = [(0, a) for a in chainreads.enrolled_spenders(chain.rpc, chain.address, program_id, from_block)]
-    states = chainreads.accounts_of(chain.rpc, chain.address, [a for _, a in candidates])
+        candidates = [(0, a) for a in reads.enrolled_spenders(chain.rpc, chain.address, program_id, from_block)]
+    states = reads.accounts_of(chain.rpc, chain.address, [a for _, a in candidates])
     ends: dict[int, ProgramInfo] = {}
     targets = []
     for (line, address), state in zip(candidates, states):
-        if state.kind != chainreads.KIND_SPENDER:
+        if state.kind != reads.KIND_SPENDER:
             problems.append(RowProblem(line, f"not a spender (the address is {state.kind_label})", address))
             continue
         if program_id is not None and state.program_id != program_id:

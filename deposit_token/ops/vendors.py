@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .categories import category_name
-from .inputs import InputError, check_address
+from deposit_token.domain.categories import category_name
+from deposit_token.domain.inputs import InputError, check_address
 
 SHOWN = 20  # vendors listed in a "no such vendor" sentence
 
@@ -68,8 +68,8 @@ def _choices(vendors: Sequence[NamedVendor]) -> str:
 
 def registered_vendors(rpc_url: str, token: str, from_block: int) -> list[NamedVendor]:
     """Every registered vendor with its latest name, read from the chain (the token keeps no list)."""
-    from . import listing
-    from .chainreads import JsonRpc
+    from deposit_token.chain.reads import JsonRpc
+    from deposit_token.ops import listing
 
     return [NamedVendor(r.address, r.name, r.category) for r in listing.vendors(JsonRpc(rpc_url), token, from_block)]
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from web3.exceptions import ContractCustomError
 
-from .categories import category_name
-from .contracts import system_contract_type
-from .errors import NameLookup, decode_revert, describe
-from .rules import unpack_hours
+from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.reverts import decode_revert
+from deposit_token.domain.categories import category_name
+from deposit_token.domain.rules import unpack_hours
+from deposit_token.domain.sentences import NameLookup, describe
 
 SPENDER = 2
 

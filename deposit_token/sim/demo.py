@@ -9,7 +9,7 @@ rules allow but the audit flags; a frozen wallet clawed back; vendors redeeming;
 of the programs and swept back to the treasury.
 
 Everything goes through the project's own paths: keys in ape keystores (demo accounts use a cheaper KDF, see
-deposit_token.accounts), transactions through deposit_token.submit.Submitter, pre-checks through the token's
+deposit_token.ops.accounts), transactions through deposit_token.chain.submit.Submitter, pre-checks through the token's
 ERC-1404 view (an official's wallet refuses to send what would fail; a few "unchecked wallets" send anyway, so
 the chain's own refusal is shown too). Time travel (`evm_setNextBlockTimestamp`) is the only non-standard
 JSON-RPC call, and only the simulation uses it.
@@ -39,11 +39,13 @@ from eth_abi import decode as abi_decode
 from rich.console import Console
 from rich.table import Table
 
-from . import accounts, display, network, sandbox
-from .categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
-from .contracts import system_contract_type
-from .presets import business_promotion, ev_charger_subsidy
-from .submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
+from deposit_token.chain import node, sandbox
+from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
+from deposit_token.domain import display
+from deposit_token.domain.categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
+from deposit_token.domain.presets import business_promotion, ev_charger_subsidy
+from deposit_token.ops import accounts
 
 KST = timezone(timedelta(hours=9))
 DEFAULT_MONTH = "2026-12"  # the month the demo is written for (and whose holidays it shows: Christmas)
@@ -190,14 +192,14 @@ class Demo:
     # --- chain ------------------------------------------------------------------------------------------
 
     def start_node(self) -> None:
-        previous = network.config_for(self.data_dir / "node")
-        network.stop(previous)  # a demo chain left running (--keep-running) by an earlier run
+        previous = node.config_for(self.data_dir / "node")
+        node.stop(previous)  # a demo chain left running (--keep-running) by an earlier run
         shutil.rmtree(previous.data_dir, ignore_errors=True)
-        config = network.NetworkConfig(data_dir=previous.data_dir, port=self.port, block_time=0.25,
+        config = node.NetworkConfig(data_dir=previous.data_dir, port=self.port, block_time=0.25,
                                        genesis_timestamp=self.month.genesis)
-        network.start(config)
+        node.start(config)
         self.config = config
-        self.rpc = network.JsonRpc(config.rpc_url, timeout=60)
+        self.rpc = node.JsonRpc(config.rpc_url, timeout=60)
         self.submitter = Submitter(config.rpc_url, config.chain_id)
         self.say(f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s; its clock "
                  f"starts at {display.moment(self.month.genesis)}, {GENESIS_LEAD.days} days before "
@@ -433,13 +435,13 @@ class Demo:
 
     def audit(self, console: Console) -> None:
         """Indexes every event of the month into SQLite and prints the auditors' report and flags."""
-        from .audit import store
-        from .audit.flags import find_flags, rule_counts
-        from .audit.indexer import Indexer, IndexerConfig
-        from .audit.render import render_tables
-        from .audit.reports import build_report, report_sections
-        from .audit.rpc import RpcClient
-        from .audit.verify import verify
+        from deposit_token.audit.db import store
+        from deposit_token.audit.query.flags import find_flags, rule_counts
+        from deposit_token.audit.query.render import render_tables
+        from deposit_token.audit.query.reports import build_report, report_sections
+        from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
+        from deposit_token.audit.verify import verify
+        from deposit_token.chain.rpc import RpcClient
 
         began = time.monotonic()
         database = self.data_dir / "audit.sqlite"
@@ -484,5 +486,5 @@ def run(console: Console, data_dir: Path, port: int | None = None, keep_running:
     finally:
         if not keep_running:
             demo.submitter.close()
-            network.stop(demo.config)
+            node.stop(demo.config)
     return demo

@@ -216,7 +216,7 @@ def _stop_folder(bindir: Path, folder: Path) -> None:
 
 
 def _spawn_watchdog(bindir: Path, folder: Path) -> None:
-    subprocess.Popen([sys.executable, "-m", "deposit_token.pgserver", "--watch", str(os.getpid()), str(bindir),
+    subprocess.Popen([sys.executable, "-m", "deposit_token.audit.db.pgserver", "--watch", str(os.getpid()), str(bindir),
                       str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, cwd=tempfile.gettempdir())
 

@@ -2,7 +2,7 @@
 
 Shared contract between the indexer (which writes) and the report / flags / export / public commands (which
 read): table and column names here are stable; columns may be added, never renamed. Alembic migrations
-(``deposit_token/audit/migrations``) create exactly this schema, on SQLite and on PostgreSQL alike.
+(``deposit_token/audit/db/migrations``) create exactly this schema, on SQLite and on PostgreSQL alike.
 
 Conventions, chosen so that the same query runs on both databases and an auditor can read a row by eye:
 

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, func, i
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
-from deposit_token.audit import schema
+from deposit_token import paths
+from deposit_token.audit.db import schema
 
 try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
     from psycopg.errors import UniqueViolation
@@ -28,8 +29,7 @@ except ImportError:  # pragma: no cover - psycopg is a dependency
     class UniqueViolation(Exception):  # type: ignore[no-redef]
         pass
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_DIR = ROOT / "audit"
+DEFAULT_DB_DIR = paths.AUDIT_DIR
 AUDIT_DIR_ENV = "DEPOSIT_TOKEN_AUDIT_DIR"  # another folder for the default databases (tests, dry runs)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
-from . import schema, store
+from deposit_token.audit.db import schema, store
+from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
 
 Position = tuple[int, int]
 

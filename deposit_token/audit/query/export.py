@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 
-from . import schema
-from .common import checkpoint_info
+from deposit_token.audit.db import schema
+from deposit_token.audit.query.common import checkpoint_info
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl"}
 SKIPPED_TABLES = frozenset({"alembic_version"})  # migration bookkeeping, not audit data

@@ -46,9 +46,9 @@ from datetime import date, datetime
 import holidays
 from sqlalchemy import Connection, select
 
-from . import schema
-from .common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
-from ..rules import KST_OFFSET_MINUTES
+from deposit_token.audit.db import schema
+from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
+from deposit_token.domain.rules import KST_OFFSET_MINUTES
 
 RULES: dict[str, str] = {
     "night": "paid between 23:00 and 06:00 local time",
@@ -248,7 +248,7 @@ def _concentration_flags(payments: list[_Payment], s: FlagSettings) -> list[Flag
 
 def flag_section(flags: list[Flag]):
     """The flags as one ``render.Section``."""
-    from .render import Col, Section
+    from deposit_token.audit.query.render import Col, Section
 
     return Section(
         "flags", "Flags", [

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from ..categories import category_name
-from .common import Filters, format_period
-from .reports import spend_facts
+from deposit_token.audit.query.common import Filters, format_period
+from deposit_token.audit.query.reports import spend_facts
+from deposit_token.domain.categories import category_name
 
 MIN_CELL_COUNT = 5
 
@@ -54,7 +54,7 @@ def public_aggregates(conn: Connection, filters: Filters = Filters(), min_count:
 
 def public_section(cells: list[PublicCell], min_count: int = MIN_CELL_COUNT):
     """The cells as one ``render.Section``."""
-    from .render import Col, Section
+    from deposit_token.audit.query.render import Col, Section
 
     return Section(
         "cells", "Payments by department, category and month", [

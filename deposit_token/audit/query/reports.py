@@ -18,10 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from ..categories import category_name
-from ..rules import KST_OFFSET_MINUTES
-from . import schema
-from .common import (
+from deposit_token.audit.db import schema
+from deposit_token.audit.query.common import (
     Departments,
     Filters,
     ProgramConfigs,
@@ -30,6 +28,8 @@ from .common import (
     timestamp_clause,
     vendor_names,
 )
+from deposit_token.domain.categories import category_name
+from deposit_token.domain.rules import KST_OFFSET_MINUTES
 
 DIMENSIONS = ("department", "program", "category", "vendor", "month")
 SECTIONS = ("spend", "flows", "vendors")
@@ -294,7 +294,7 @@ def build_report(
 
 def report_sections(report: Report, sections: Iterable[str] = SECTIONS) -> list:
     """The report as ``render.Section`` s, in the order asked."""
-    from .render import Col, Section
+    from deposit_token.audit.query.render import Col, Section
 
     built = {
         "spend": Section(

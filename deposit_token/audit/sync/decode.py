@@ -23,10 +23,10 @@ import orjson
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from deposit_token.audit import schema
+from deposit_token import paths
+from deposit_token.audit.db import schema
 
-ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = ROOT / ".build" / "__local__.json"
+MANIFEST = paths.BUILD_MANIFEST
 TOKEN_CONTRACTS = ("DepositToken", "DepositTokenAdmin")  # the token forwards to the admin module: one ABI
 
 
@@ -95,7 +95,7 @@ def checksum(address_hex40: str) -> str:
 
 
 def load_system_abi(manifest: Path = MANIFEST) -> list[dict[str, Any]]:
-    """The token's ABI joined with the admin module's (like ``deposit_token.contracts.system_contract_type``)."""
+    """The token's ABI joined with the admin module's (like ``deposit_token.chain.contracts.system_contract_type``)."""
     try:
         types = json.loads(manifest.read_text(encoding="utf-8"))["contractTypes"]
         parts = [types[name]["abi"] for name in TOKEN_CONTRACTS]

@@ -28,9 +28,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from deposit_token.audit import reorg, store
-from deposit_token.audit.decode import LogDecoder
-from deposit_token.audit.rpc import RpcClient, RpcConnectionError, RpcError
+from deposit_token.audit.db import store
+from deposit_token.audit.sync import reorg
+from deposit_token.audit.sync.decode import LogDecoder
+from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from deposit_token.audit import store
-from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.db import store
+from deposit_token.chain.rpc import RpcClient
 
 SEARCH_BATCH = 64
 

@@ -14,10 +14,10 @@ from typing import Any, Iterator, TypeVar
 import click
 from sqlalchemy import Connection
 
-from deposit_token import deployment
-from deposit_token.audit import store
-from deposit_token.audit.common import AuditDatabaseError, Filters, open_audit_database, parse_period, snapshot
-from deposit_token.audit.commands.common import DB_HELP, check_db
+from deposit_token.audit.db import store
+from deposit_token.audit.query.common import AuditDatabaseError, Filters, open_audit_database, parse_period, snapshot
+from deposit_token.chain import deployment
+from deposit_token.cli.audit.common import DB_HELP, check_db
 
 F = TypeVar("F", bound=Callable[..., Any])
 

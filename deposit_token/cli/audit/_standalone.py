@@ -12,10 +12,10 @@ import sys
 
 import click
 
-from deposit_token.audit import store
-from deposit_token.audit.indexer import Indexer, IndexerConfig
-from deposit_token.audit.rpc import RpcClient, RpcConnectionError, RpcError
+from deposit_token.audit.db import store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.verify import VerifyError, verify
+from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 
 
 def _common(f):

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from deposit_token import deployment
-from deposit_token.audit import store
-from deposit_token.audit.decode import AbiError
-from deposit_token.audit.rpc import RpcClient, RpcConnectionError, RpcError
+from deposit_token.audit.db import store
+from deposit_token.audit.sync.decode import AbiError
+from deposit_token.chain import deployment
+from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +45,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _connected_command_class() -> type[click.Command]:
-    from deposit_token.cli import ConnectedProviderCommand  # one sentence for an unusable network
+    from deposit_token.cli.common import ConnectedProviderCommand  # one sentence for an unusable network
     from ape.exceptions import ApeException
 
     class AuditCommand(ConnectedProviderCommand):
@@ -64,7 +64,7 @@ AuditCommand = _connected_command_class()
 
 
 def network_option() -> Callable[[F], F]:
-    from deposit_token.cli import network_option as ape_network_option  # defaults to the pilot
+    from deposit_token.cli.common import network_option as ape_network_option  # defaults to the pilot
 
     return ape_network_option(help=NETWORK_HELP)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from deposit_token.audit.commands._reading import database_options, format_option, reading
-from deposit_token.audit.export import export_all
-from deposit_token.audit.render import console
+from deposit_token.audit.query.export import export_all
+from deposit_token.audit.query.render import console
+from deposit_token.cli.audit._reading import database_options, format_option, reading
 
 
 @click.command("export", short_help="Write every table as CSV or JSON Lines (with a manifest) to a directory")

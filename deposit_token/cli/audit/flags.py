@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import click
 
-from deposit_token.audit.commands._reading import (
-    database_options, filter_options, format_option, make_filters, reading,
-)
-from deposit_token.audit.common import checkpoint_info
-from deposit_token.audit.flags import RULES, FlagSettings, find_flags, flag_section, rule_counts
-from deposit_token.audit.render import console, render
+from deposit_token.audit.query.common import checkpoint_info
+from deposit_token.audit.query.flags import RULES, FlagSettings, find_flags, flag_section, rule_counts
+from deposit_token.audit.query.render import console, render
+from deposit_token.cli.audit._reading import database_options, filter_options, format_option, make_filters, reading
 
 _RULE_HELP = "\n".join(f"  {name:<24} {text}" for name, text in RULES.items())
 
 
 @click.command("flags", short_help="Flag night, weekend, holiday, split, near-limit and concentrated payments",
-               epilog="\b\nRules:\n" + _RULE_HELP + "\n\nExact definitions: deposit_token/audit/flags.py.")
+               epilog="\b\nRules:\n" + _RULE_HELP + "\n\nExact definitions: deposit_token/audit/query/flags.py.")
 @database_options
 @filter_options
 @click.option("--rule", "rules", type=click.Choice(list(RULES)), multiple=True,

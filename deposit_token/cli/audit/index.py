@@ -8,14 +8,12 @@ from typing import Any
 
 import click
 
-from deposit_token import deployment
-from deposit_token.audit import store
-from deposit_token.audit.commands.common import (
-    AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target,
-)
-from deposit_token.audit.indexer import Indexer, IndexerConfig
-from deposit_token.audit.progress import IndexProgress
-from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.db import store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
+from deposit_token.audit.sync.progress import IndexProgress
+from deposit_token.chain import deployment
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.cli.audit.common import AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target
 
 PUBLIC_NETWORK_CONFIRMATIONS = 12
 

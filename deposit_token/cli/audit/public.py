@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
-from deposit_token.audit.commands._reading import (
-    database_options, filter_options, format_option, make_filters, reading,
-)
-from deposit_token.audit.public import MIN_CELL_COUNT, public_aggregates, public_section
-from deposit_token.audit.render import render
+from deposit_token.audit.query.public import MIN_CELL_COUNT, public_aggregates, public_section
+from deposit_token.audit.query.render import render
+from deposit_token.cli.audit._reading import database_options, filter_options, format_option, make_filters, reading
 
 
 @click.command("public", short_help="Anonymised totals per department x category x month, small cells suppressed")

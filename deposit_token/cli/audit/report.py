@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import click
 
-from deposit_token.audit.commands._reading import (
-    database_options, filter_options, format_option, make_filters, reading,
-)
-from deposit_token.audit.common import checkpoint_info
-from deposit_token.audit.render import render
-from deposit_token.audit.reports import DIMENSIONS, SECTIONS, build_report, report_sections
+from deposit_token.audit.query.common import checkpoint_info
+from deposit_token.audit.query.render import render
+from deposit_token.audit.query.reports import DIMENSIONS, SECTIONS, build_report, report_sections
+from deposit_token.cli.audit._reading import database_options, filter_options, format_option, make_filters, reading
 
 
 @click.command("report", short_help="Spend by department, program, category, vendor, month; flows; top vendors")

@@ -7,13 +7,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from deposit_token import deployment
-from deposit_token.audit import store
-from deposit_token.audit.commands.common import (
-    AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target,
-)
-from deposit_token.audit.rpc import RpcClient
+from deposit_token.audit.db import store
 from deposit_token.audit.verify import VerifyError, verify
+from deposit_token.chain import deployment
+from deposit_token.chain.rpc import RpcClient
+from deposit_token.cli.audit.common import AuditCommand, console, db_option, db_url_for, network_option, open_db, resolve_target
 
 
 @click.command("verify", cls=AuditCommand, short_help="Reconcile the audit database with the chain")

@@ -1,6 +1,6 @@
 """Alembic environment of the audit database.
 
-Run programmatically by :func:`deposit_token.audit.store.upgrade` (every command migrates the database to
+Run programmatically by :func:`deposit_token.audit.db.store.upgrade` (every command migrates the database to
 ``head`` before using it), which hands over an open connection in ``config.attributes["connection"]``; the
 ``alembic`` command line works too (``-x url=...``), e.g. to write a new revision with ``--autogenerate``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from deposit_token.audit.schema import metadata
+from deposit_token.audit.db.schema import metadata
 
 config = context.config
 

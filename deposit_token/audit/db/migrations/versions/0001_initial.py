@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import deposit_token.audit.schema
+import deposit_token.audit.db.schema
 
 
 revision = '0001'
@@ -38,8 +38,8 @@ def upgrade() -> None:
     sa.Column('batch_ref', sa.String(length=66), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('operator', sa.String(length=42), nullable=False),
-    sa.Column('count', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
-    sa.Column('total', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('count', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('total', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_allocation_batches'))
     )
     op.create_table('allocations',
@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('batch_ref', sa.String(length=66), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('spender', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_allocations'))
     )
     op.create_table('approvals',
@@ -60,7 +60,7 @@ def upgrade() -> None:
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('owner', sa.String(length=42), nullable=False),
     sa.Column('spender', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_approvals'))
     )
     op.create_table('blocks',
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('spender', sa.String(length=42), nullable=False),
     sa.Column('category', sa.Integer(), nullable=False),
-    sa.Column('cap', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('cap', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_cap_overrides'))
     )
@@ -89,7 +89,7 @@ def upgrade() -> None:
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('category', sa.Integer(), nullable=False),
-    sa.Column('cap', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('cap', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_category_caps'))
     )
     op.create_table('checkpoint',
@@ -107,7 +107,7 @@ def upgrade() -> None:
     sa.Column('spender', sa.String(length=42), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('officer', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_clawbacks'))
     )
@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('tx_hash', sa.String(length=66), nullable=False),
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('issuer', sa.String(length=42), nullable=False),
-    sa.Column('allowance', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('allowance', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_mint_allowances'))
     )
     op.create_table('mints',
@@ -154,8 +154,8 @@ def upgrade() -> None:
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('issuer', sa.String(length=42), nullable=False),
     sa.Column('treasury', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
-    sa.Column('allowance_left', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('allowance_left', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_mints'))
     )
     op.create_table('pauses',
@@ -177,10 +177,10 @@ def upgrade() -> None:
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('category', sa.Integer(), nullable=False),
     sa.Column('period', sa.Integer(), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.Column('receipt_id', sa.String(length=66), nullable=False),
     sa.Column('evidence_hash', sa.String(length=66), nullable=False),
-    sa.Column('cap_left', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('cap_left', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_payments'))
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
@@ -199,10 +199,10 @@ def upgrade() -> None:
     sa.Column('start', sa.BigInteger(), nullable=False),
     sa.Column('end_time', sa.BigInteger(), nullable=False),
     sa.Column('utc_offset_minutes', sa.Integer(), nullable=False),
-    sa.Column('categories', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
-    sa.Column('opening_hours', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
-    sa.Column('per_payment_limit', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
-    sa.Column('evidence_threshold', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('categories', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('opening_hours', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('per_payment_limit', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('evidence_threshold', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_program_configs'))
     )
     op.create_table('program_pauses',
@@ -222,7 +222,7 @@ def upgrade() -> None:
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('vendor', sa.String(length=42), nullable=False),
     sa.Column('settlement_ref', sa.String(length=66), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_redemptions'))
     )
     op.create_table('returns',
@@ -233,7 +233,7 @@ def upgrade() -> None:
     sa.Column('spender', sa.String(length=42), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('treasury', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_returns'))
     )
     op.create_table('role_events',
@@ -255,7 +255,7 @@ def upgrade() -> None:
     sa.Column('spender', sa.String(length=42), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('caller', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_sweeps'))
     )
     op.create_table('transfers',
@@ -265,7 +265,7 @@ def upgrade() -> None:
     sa.Column('block_timestamp', sa.BigInteger(), nullable=False),
     sa.Column('from_address', sa.String(length=42), nullable=False),
     sa.Column('to_address', sa.String(length=42), nullable=False),
-    sa.Column('amount', deposit_token.audit.schema.Amount(precision=78, scale=0), nullable=False),
+    sa.Column('amount', deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
     sa.PrimaryKeyConstraint('block_number', 'log_index', name=op.f('pk_transfers'))
     )
     op.create_table('treasury_registrations',
