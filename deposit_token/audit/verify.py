@@ -10,7 +10,11 @@ state with ``eth_call`` pinned to the same block (JSON-RPC batches), and lists e
   Payment rows of that period, and ``spendingThisPeriod`` (the period current at the checkpoint block);
 * vendors (kind, category, suspension, freeze), spenders (program, department, freeze), treasuries, programs
   (rules, configuration, name, caps, pause), the token-wide pause, issuers' mint allowances, cap overrides,
-  roles and applied allocation batches.
+  roles and applied allocation batches;
+* given the deployment record: the keccak256 of the code at the token's and the admin module's addresses against
+  the record's ``code_hashes`` (read at the chain's head: deployed code never changes, so any difference means
+  the record or the chain is not what the auditor was told), and the token's ``ADMIN_MODULE`` against the
+  record's admin module.
 
 Any node, archive or not: a past period is read at an old block, and a node keeps state only from some block
 on (a resumed Anvil from the block it was restarted at, a full node the last 128 blocks). Before reading,
@@ -65,6 +69,7 @@ class VerifyResult:
     checks: int = 0
     skipped: int = 0  # facts (chain reads) not made: their block is older than `earliest_state`
     mismatches: list[Mismatch] = field(default_factory=list)
+    code_note: str | None = None  # why the contracts' code was not checked (no record, or no hashes in it)
 
     @property
     def ok(self) -> bool:
@@ -147,8 +152,9 @@ def _hex32(value: bytes) -> str:
 class Verifier:
     """Collects checks (database value vs. eth_call result) and runs them in batches."""
 
-    def __init__(self, rpc: RpcClient, engine: Engine, token: str, abi: Sequence[Mapping[str, Any]] | None = None):
-        self.rpc, self.engine, self.token = rpc, engine, token
+    def __init__(self, rpc: RpcClient, engine: Engine, token: str, abi: Sequence[Mapping[str, Any]] | None = None,
+                 record: Mapping[str, Any] | None = None):
+        self.rpc, self.engine, self.token, self.record = rpc, engine, token, record
         self.abi = list(abi) if abi is not None else load_system_abi()
 
     def run(self) -> VerifyResult:
@@ -186,6 +192,7 @@ class Verifier:
             self._participants(conn, block, calls, expect, expect_fields)
             self._programs(conn, block, calls, expect, expect_fields)
             self._issuance_and_roles(conn, block, calls, expect)
+            self._code(result, calls, expect)
             result.head = self.rpc.block_number()
             oldest = calls.oldest_block()
             if oldest is not None:
@@ -197,6 +204,23 @@ class Verifier:
         return result
 
     # --- groups of checks -----------------------------------------------------------------------------------
+
+    def _code(self, result: VerifyResult, calls: _Calls, expect: Any) -> None:
+        """The deployed code against the deployment record's ``code_hashes``; the token's admin module."""
+        if self.record is None:
+            result.code_note = "no deployment record given: the contracts' code was not checked"
+            return
+        if to_checksum_address(self.record["token"]) != self.token:
+            raise VerifyError(f"the deployment record is for token {self.record['token']}, not {self.token}")
+        module = to_checksum_address(self.record["admin_module"])
+        calls.add("ADMIN_MODULE", [], expect("ADMIN_MODULE", f"token {self.token}", module))
+        hashes = self.record.get("code_hashes")
+        if not hashes:
+            result.code_note = ("the deployment record has no code hashes (written before they were recorded): "
+                                "the contracts' code was not checked")
+            return
+        for role, address in (("token", self.token), ("admin_module", module)):
+            expect("code_hash", f"{role.replace('_', ' ')} {address}", hashes[role])(self.rpc.code_hash(address))
 
     def _supply_and_balances(self, conn: Connection, block: int, calls: _Calls, expect: Any) -> None:
         t = schema.transfers
@@ -362,6 +386,7 @@ def earliest_state_block(rpc: RpcClient, address: str, low: int, high: int) -> i
     return high
 
 
-def verify(rpc: RpcClient, engine: Engine, token: str) -> VerifyResult:
-    """Runs every check at the database's checkpoint block; see the module docstring."""
-    return Verifier(rpc, engine, to_checksum_address(token)).run()
+def verify(rpc: RpcClient, engine: Engine, token: str, record: Mapping[str, Any] | None = None) -> VerifyResult:
+    """Runs every check at the database's checkpoint block; see the module docstring. With the deployment
+    `record`, the code at the token's and the admin module's addresses is checked against its ``code_hashes``."""
+    return Verifier(rpc, engine, to_checksum_address(token), record=record).run()

@@ -1,8 +1,9 @@
 """Deployment records: one JSON file per network in ``deployments/``, written when the token system is deployed.
 
 A record says what was deployed where (addresses, transactions, block), by whom, and from what (compiler, its
-settings and a hash of the contract sources), so that an operator or auditor can tell which build runs on a
-chain. ``check_can_deploy`` keeps a second deployment from silently replacing the record of a live one.
+settings and a hash of the contract sources), and the keccak256 of the code the token and its admin module have
+on-chain (``code_hashes``, what EXTCODEHASH returns), so that an operator or auditor can tell which build runs on
+a chain; ``audit verify`` compares those hashes with the chain's code. ``check_can_deploy`` keeps a second deployment from silently replacing the record of a live one.
 
 Network names: one rule, :func:`network_name`, used by every command that reads or writes a record or an audit
 database (deploy, audit, network status, treasury/wallet/vendor). A network is named
@@ -37,7 +38,9 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from eth_utils import keccak
 
 from deposit_token import paths
 
@@ -304,6 +307,18 @@ def utc_iso(timestamp: int | float | None = None) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def code_hash(code: bytes | str) -> str:
+    """keccak256 of runtime code (bytes or 0x-hex) as 0x-hex: what EXTCODEHASH returns for a contract."""
+    raw = bytes.fromhex(code[2:] if code.startswith("0x") else code) if isinstance(code, str) else bytes(code)
+    return "0x" + keccak(raw).hex()
+
+
+def code_hashes(get_code: Callable[[str], Any], token: str, admin_module: str) -> dict[str, str]:
+    """The record's ``code_hashes``: {"token": ..., "admin_module": ...} of the code `get_code` reads on-chain
+    (the token's code includes its immutables: the admin module's address and its EIP-712 domain)."""
+    return {"token": code_hash(get_code(str(token))), "admin_module": code_hash(get_code(str(admin_module)))}
+
+
 def make_record(
     *,
     network: str,
@@ -316,13 +331,16 @@ def make_record(
     project: Any,
     contracts_dir: Path | str = CONTRACTS_DIR,
 ) -> dict[str, Any]:
-    """The record of a deployment; `deployed` is :class:`deposit_token.chain.contracts.Deployed`."""
+    """The record of a deployment; `deployed` is :class:`deposit_token.chain.contracts.Deployed` (its contract's
+    provider reads the deployed code for ``code_hashes``)."""
+    get_code = deployed.token.provider.get_code
     return {
         "format": RECORD_FORMAT,
         "network": network,
         "chain_id": int(chain_id),
         "token": str(deployed.token.address),
         "admin_module": str(deployed.module_address),
+        "code_hashes": code_hashes(get_code, str(deployed.token.address), str(deployed.module_address)),
         "deployer": str(deployer),
         "admin": str(admin),
         "admin_transfer_delay": int(admin_transfer_delay),

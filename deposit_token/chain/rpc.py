@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import requests
+from eth_utils import keccak
 
 # Messages providers use when a getLogs request covers too many blocks or returns too many logs (Infura,
 # Alchemy, QuickNode, geth/erigon/reth, nginx in front of a node, ...). Matched case-insensitively.
@@ -136,6 +137,11 @@ class RpcClient:
     def headers(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
         """Block headers (no transactions) of `numbers`, None for a block the chain does not have."""
         return self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+
+    def code_hash(self, address: str, block: int | str = "latest") -> str:
+        """keccak256 of the code at `address` (0x-hex), as EXTCODEHASH gives it for a contract."""
+        code = self.call("eth_getCode", [address, hex(block) if isinstance(block, int) else block])
+        return "0x" + keccak(bytes.fromhex(code[2:])).hex()
 
     def code_size(self, address: str, block: int | str = "latest") -> int:
         code = self.call("eth_getCode", [address, hex(block) if isinstance(block, int) else block])

@@ -25,7 +25,7 @@ import ape
 import pytest
 from eth_utils import keccak
 
-from conftest import KST, b32, pay, set_time, ts
+from support.system import KST, b32, pay, set_time, ts
 
 ACCOUNTS_SLOT, RULES_SLOT, SPENDING_SLOT = 7, 9, 15  # DepositTokenBase's mappings (test_architecture pins them)
 RESTAURANT = 1  # Category.RESTAURANT: allowed by the business-promotion preset, cap 2,000,000 per month

@@ -22,7 +22,8 @@ def command(provider: Any, db_url: str | None) -> None:
 
     Checks totalSupply, every balance, spent per spender per category per period (spendingOf,
     spendingThisPeriod), vendors, spenders, treasuries, programs, pause, mint allowances, cap overrides, roles
-    and allocation batches. Prints how far the database is behind the chain's head and each mismatch; exits
+    and allocation batches; the code at the token's and the admin module's addresses against the code hashes of
+    the deployment record, and the token's admin module against the record's. Prints how far the database is behind the chain's head and each mismatch; exits
     with status 1 if there is any.
 
     Works on any node: facts at blocks the node has no state for (a node restarted from a saved state, a
@@ -40,7 +41,7 @@ def command(provider: Any, db_url: str | None) -> None:
             raise click.ClickException(f"{store.describe(engine)} indexes token {meta.get('token')} on chain "
                                        f"{meta.get('chain_id')}, not {target.token} on {target.chain_id}")
         try:
-            result = verify(rpc, engine, target.token)
+            result = verify(rpc, engine, target.token, record=deployment.load_record(target.record_path))
         except VerifyError as err:
             raise click.ClickException(str(err)) from None
     finally:
@@ -49,6 +50,8 @@ def command(provider: Any, db_url: str | None) -> None:
     out.print(result.lag_note)
     if result.skipped_note:
         out.print(f"[yellow]{result.skipped_note}[/]")
+    if result.code_note:
+        out.print(f"[yellow]{result.code_note}[/]")
     if result.mismatches:
         table = Table(title=f"{len(result.mismatches)} mismatches at block {result.block}", title_justify="left")
         for column in ("check", "subject", "database", "chain"):
