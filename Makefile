@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup compile test demo bench bench-gas bench-indexer bench-throughput slither clean
+.PHONY: setup compile test test-fast demo bench bench-gas bench-indexer bench-throughput slither clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -36,6 +36,10 @@ compile: $(VENV)/.installed node_modules/.installed
 
 test: setup
 	ape test tests -q
+
+# The inner loop: everything but the tests marked slow (see tests/conftest.py), under 2 minutes.
+test-fast: setup
+	ape test tests -q -m "not slow"
 
 demo: setup
 	ape run demo

@@ -14,60 +14,24 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
 
 import ape
 import pytest
 from sqlalchemy.exc import ArgumentError
+from support.postgres import PG_URL_ENVS, postgres_unusable
+from support.system import MONDAY_10, PROGRAM_END, PROGRAM_START, ROLES, People, System, set_time, ts
 
 from deposit_token.audit.db import pgserver
 from deposit_token.chain.contracts import deploy_system
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
+from deposit_token.paths import CONTRACTS_DIR
 
 # A recompile leaves OpenZeppelin's ~700 files in contracts/.cache; ape lists at most 500 files of the contracts
 # folder, so our own contracts would vanish from `project` (see the Makefile's compile target).
-shutil.rmtree(Path(__file__).resolve().parent.parent / "contracts" / ".cache", ignore_errors=True)
-
-KST = timezone(timedelta(hours=9))
-PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
-PROGRAM_END = datetime(2030, 7, 1, tzinfo=KST)
-MONDAY_10 = datetime(2030, 1, 7, 10, 0, tzinfo=KST)  # a working Monday morning in the program
-ROLES = ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
-
-
-def ts(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-@dataclass
-class People:
-    admin: object
-    issuer: object
-    manager: object
-    registrar: object
-    compliance: object
-    treasury: object
-    treasury2: object
-    outsider: object
-    spenders: list
-    ev_recipients: list
-    restaurant: object
-    cafe: object
-    bar: object
-    installer: object
-    supplier: object
-
-
-@dataclass
-class System:
-    token: object
-    people: People
-    bp: int  # business-promotion program id
-    ev: int  # EV-charger subsidy program id
+shutil.rmtree(CONTRACTS_DIR / ".cache", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +42,6 @@ def people(accounts) -> People:
         outsider=a[7], spenders=a[8:14], ev_recipients=a[14:17], restaurant=a[17], cafe=a[18], bar=a[19],
         installer=a[20], supplier=a[21],
     )
-
-
-def set_time(chain, moment: datetime | int) -> None:
-    """The next block is mined at `moment`."""
-    chain.pending_timestamp = moment if isinstance(moment, int) else ts(moment)
 
 
 @pytest.fixture(scope="session")
@@ -123,20 +82,6 @@ def system(chain, people) -> System:
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 
-PG_URL_ENVS = ("DEPOSIT_TOKEN_TEST_PG_URL", "AUDIT_TEST_PG_URL")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def postgres_unusable(reason: str) -> NoReturn:
-    """Skip the test with `reason`, or fail it under CI, where every PostgreSQL test must run."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: PostgreSQL tests fail rather than skip)", pytrace=False)
-    pytest.skip(reason)
-
-
 # chain_isolation=False: the server holds no chain state, so ape need not re-snapshot the chain (a costly "rebase")
 # when a test first asks for it in the middle of a module.
 @ape.fixture(scope="session", chain_isolation=False)
@@ -164,18 +109,40 @@ def pg_url() -> Iterator[str]:
         pgserver.stop_server(server)
 
 
-ZERO = b"\0" * 32
+# --- markers ------------------------------------------------------------------------------------------------------
+# Registered in pyproject.toml (--strict-markers); applied here so that a new test file gets them from where it
+# lives and what it uses, and the fast tier (`make test-fast`: -m "not slow") needs no list of files.
+
+CHAIN_FIXTURES = {"chain", "accounts", "networks", "project", "provider", "people", "system"}
+CHAIN_DIRS = {"chain", "ops", "e2e"}  # every test there runs a node (the session's Anvil or one of its own)
+POSTGRES_MODULES = {"test_pgserver"}  # start PostgreSQL servers of their own
+SLOW_MODULES = {  # module -> why it is left out of the fast tier
+    "test_demo": "plays the demo month on its own chain",
+    "test_readme_pilot": "runs the README's walkthrough verbatim (ape commands in subprocesses)",
+    "test_invariants": "Hypothesis state machine against a Python model",
+    "test_static_analysis": "slither over a forge build",
+    "test_fast_path_equivalence": "forge differential fuzzing and halmos proofs",
+}
+SLOW_TESTS = {  # test function -> why
+    "test_killed_and_interrupted_disbursal_pays_every_row_exactly_once": "kill -9 and re-runs of a disbursal",
+    "test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once": "kill -9 and re-runs",
+    "test_gas_per_row_with_and_without_a_reference": "a measurement over full groups of rows",
+    "test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap": "kill -9 of the indexer many times",
+    "test_a_killed_owner_leaves_no_server_behind": "starts and kills a PostgreSQL server's owner",
+    "test_a_killed_node_keeps_what_was_dumped_and_refuses_another_chain_id": "kill -9 of an Anvil node",
+}
 
 
-def b32(value: int | str | bytes) -> bytes:
-    """A bytes32 from an int (big-endian), text (left-aligned) or bytes."""
-    if isinstance(value, int):
-        return value.to_bytes(32, "big")
-    raw = value.encode() if isinstance(value, str) else value
-    return raw.ljust(32, b"\0")
-
-
-def pay(system: System, spender, vendor, amount: int, receipt: int | bytes = 0, evidence: bytes = ZERO):
-    """`pay` with the receipt id given as an invoice number (0 = none)."""
-    receipt_id = b32(receipt) if isinstance(receipt, int) else receipt
-    return system.token.pay(vendor, amount, receipt_id, evidence, sender=spender)
+def pytest_collection_modifyitems(config, items) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        folder = path.relative_to(tests).parts[0] if path.is_relative_to(tests) else ""
+        used = set(item.fixturenames)
+        if folder in CHAIN_DIRS or used & CHAIN_FIXTURES:
+            item.add_marker(pytest.mark.chain)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "pg_url" in used or path.stem in POSTGRES_MODULES or any(value in ("postgres", "postgresql") for value in params.values()):
+            item.add_marker(pytest.mark.postgres)
+        if path.stem in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

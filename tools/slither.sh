@@ -7,7 +7,7 @@
 #   tools/slither.sh --exclude-low --exclude-informational --exclude-optimization
 #   tools/slither.sh --json report.json      # any other slither option is passed on
 #
-# tests/test_static_analysis.py runs the same analysis and fails on High/Medium findings.
+# tests/contracts/test_static_analysis.py runs the same analysis and fails on High/Medium findings.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

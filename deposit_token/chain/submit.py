@@ -5,7 +5,7 @@ round trips and on Python-side transaction building: about 140 payments/s agains
 treasury's disbursal and the pilot demo send thousands, so this module does the minimum per transaction:
 
 * keys are held in memory by `LocalSigner` and transactions are signed with coincurve (libsecp256k1); the
-  signature is byte-identical to eth_account's (RFC 6979 nonces, low-s), which `tests/test_submit.py` checks;
+  signature is byte-identical to eth_account's (RFC 6979 nonces, low-s), which `tests/chain/test_submit.py` checks;
 * nonces are managed locally: one batched ``eth_getTransactionCount(sender, "pending")`` per distinct sender
   at the start of each `Submitter.submit`, then counted up;
 * transactions are EIP-155 legacy transactions with one gas price for the whole submission (explicit, or the
@@ -144,7 +144,7 @@ class LocalSigner:
 
 def _rlp_item(value: int | bytes) -> bytes:
     """RLP of one string item (ints as minimal big-endian bytes). Hand-written: pyrlp's generic encoder is
-    about half of the signing time; tests/test_submit.py checks the signed bytes against eth_account's."""
+    about half of the signing time; tests/chain/test_submit.py checks the signed bytes against eth_account's."""
     if isinstance(value, int):
         value = value.to_bytes((value.bit_length() + 7) // 8, "big")
     n = len(value)

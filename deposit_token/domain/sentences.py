@@ -116,6 +116,13 @@ SENTENCES: dict[str, Sentence] = {
     "InsufficientBalance": lambda a, n: (
         f"{a['account']} has {_krw(a['balance'])} (or allowance), {_krw(a['needed'])} needed"
     ),
+    "ERC20InsufficientAllowance": lambda a, n: (
+        f"{a['spender']} may move {_krw(a['allowance'])} on the holder's behalf, {_krw(a['needed'])} needed"
+    ),
+    "ProgramVersionExhausted": lambda a, n: (
+        f"program {n.program(a['programId'])} has been updated the most times its rules version can count; "
+        "create a new program instead"
+    ),
     "ZeroAmount": lambda a, n: "the amount must be greater than zero",
     "NotProgramTreasury": lambda a, n: (
         f"{a['account']} is not the treasury of program {n.program(a['programId'])}"

@@ -10,7 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from audit_rows import Ledger, kst, load_cli, postgres_engine, sqlite_engine
+from support.audit_rows import Ledger, kst, load_cli, postgres_engine, sqlite_engine
 from deposit_token.domain.categories import Category
 
 READ_COMMANDS = ("report", "flags", "export", "public")

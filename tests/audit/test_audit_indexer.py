@@ -34,7 +34,7 @@ import pytest
 import requests
 from sqlalchemy import delete, func, select, update
 
-from conftest import MONDAY_10, PROGRAM_END, b32, pay, set_time
+from support.system import MONDAY_10, PROGRAM_END, b32, pay, set_time
 from deposit_token.audit.db import pgserver
 from deposit_token.audit.db import schema, store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
@@ -43,8 +43,8 @@ from deposit_token.chain import deployment
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["sqlite", "postgresql"]
 
 

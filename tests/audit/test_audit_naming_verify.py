@@ -25,7 +25,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import MONDAY_10, pay, set_time
+from support.system import MONDAY_10, pay, set_time
 from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.verify import earliest_state_block, verify
@@ -34,8 +34,8 @@ from deposit_token.chain import node as net
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.sandbox import free_port, throwaway_node
 from deposit_token.cli.audit import discover
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PILOT = "ethereum:pilot:node"
 LOCAL = "ethereum:local:foundry"
 

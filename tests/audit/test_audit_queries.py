@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audit_rows import Ledger, address, kst, postgres_engine, sqlite_engine
+from support.audit_rows import Ledger, address, kst, postgres_engine, sqlite_engine
 from deposit_token.audit.query.common import Filters, open_audit_database, snapshot, AuditDatabaseError
 from deposit_token.audit.query.export import export_all
 from deposit_token.audit.query.flags import FlagSettings, RULES, find_flags

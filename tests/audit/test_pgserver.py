@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import postgres_unusable
+from support.postgres import postgres_unusable
 from deposit_token.audit.db import pgserver
 
 

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 import deposit_token
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import TOKEN_NAME, deploy_system, token_at
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCAL = "ethereum:local:foundry"
 
 

@@ -14,7 +14,7 @@ from itertools import count
 from types import SimpleNamespace
 
 import pytest
-from conftest import b32
+from support.system import b32
 from eth_account import Account
 from eth_utils import keccak
 

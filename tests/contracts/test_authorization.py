@@ -8,7 +8,7 @@ import ape
 import pytest
 from eth_account import Account
 
-from conftest import MONDAY_10, ZERO, b32, set_time, ts
+from support.system import MONDAY_10, ZERO, b32, set_time, ts
 from deposit_token.ops.authorization import Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation
 
 ZERO_HEX = "0x" + "00" * 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import pay
+from support.system import pay
 from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.reverts import explain
 from deposit_token.domain.sentences import SENTENCES, describe

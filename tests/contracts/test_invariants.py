@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from eth_abi import decode as abi_decode
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from conftest import KST, MONDAY_10, ZERO, b32, ts
+from support.system import KST, MONDAY_10, ZERO, b32, ts
 from web3.exceptions import ContractCustomError
 
 from deposit_token.chain.contracts import system_contract_type

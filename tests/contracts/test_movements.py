@@ -10,7 +10,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
-from conftest import PROGRAM_END, ZERO, b32, pay, set_time, ts
+from support.system import PROGRAM_END, ZERO, b32, pay, set_time, ts
 from deposit_token.domain.categories import Category
 
 
@@ -149,7 +149,7 @@ def test_transfer_from_and_permit(system, accounts):
         t.permit(signer.address, terminal, 20_000, deadline, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), sender=terminal)
     t.transferFrom(signer.address, p.restaurant, 15_000, sender=terminal)
     assert t.balanceOf(signer.address) == 35_000 and t.allowance(signer.address, terminal) == 5_000
-    with ape.reverts(t.InsufficientBalance, account=terminal.address, balance=5_000, needed=6_000):
+    with ape.reverts(t.ERC20InsufficientAllowance, spender=terminal.address, allowance=5_000, needed=6_000):
         t.transferFrom(signer.address, p.restaurant, 6_000, sender=terminal)
 
 

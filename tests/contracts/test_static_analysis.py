@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from deposit_token.paths import ROOT
+
 FAILING_IMPACTS = ("High", "Medium")
 TIMEOUT_SECONDS = 1200
 

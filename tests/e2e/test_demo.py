@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from deposit_token.chain import node
+from deposit_token.paths import ROOT
 from deposit_token.sim.demo import DEFAULT_MONTH, Month, MonthError, parse_month, run
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_cli():

@@ -21,8 +21,8 @@ import pytest
 from deposit_token.audit.db.store import AUDIT_DIR_ENV
 from deposit_token.chain import deployment, node
 from deposit_token.ops import accounts
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- pilot-walkthrough -->", "<!-- /pilot-walkthrough -->"
 WALKTHROUGH_TIMEOUT = 900
 

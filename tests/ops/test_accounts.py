@@ -21,8 +21,8 @@ from eth_account.messages import encode_defunct
 
 from deposit_token.chain.submit import LocalSigner
 from deposit_token.ops import accounts as acc
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 ROLE_PASS = "role passphrase 7!"
 DEMO_PASS = "demo passphrase 9?"
 

@@ -22,8 +22,8 @@ from deposit_token.domain.sentences import describe
 from deposit_token.ops import disburse
 from deposit_token.ops.authorization import PaymentAuthorization
 from deposit_token.ops.vendors import NamedVendor, resolve_vendor
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SPENDER, MANAGER = "TEST::8", "TEST::2"  # conftest's people: spenders start at account 8
 
 

@@ -22,15 +22,15 @@ from pathlib import Path
 import ape
 import pytest
 from eth_utils import keccak, to_checksum_address
-from test_treasury import MANAGER, OUTSIDER, Cli, fresh
+from support.treasury import MANAGER, OUTSIDER, Cli, fresh
 
 from deposit_token.chain import deployment, reads
 from deposit_token.chain.submit import LocalSigner
 from deposit_token.domain import display
 from deposit_token.ops import treasury as ops
 from deposit_token.ops.disburse import Journal, batch_ref, default_journal_path, row_ref
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 RECIPIENTS = 2000
 ALLOCATED = "0x" + keccak(text="Allocated(bytes32,uint16,address,uint256)").hex()
 BATCH = "0x" + keccak(text="AllocationBatch(bytes32,uint16,address,uint256,uint256)").hex()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from eth_utils import keccak
 from sqlalchemy import select
-from test_wallet_vendor import run  # noqa: F401 - the fixture that runs `ape run vendor ...`
 
-from conftest import pay
+from support.system import pay
 from deposit_token.audit.db import schema, store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.rpc import RpcClient

@@ -21,72 +21,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PROGRAM_END, set_time, ts
+from support.system import PROGRAM_END, set_time, ts
+from support.treasury import ADMIN, COMPLIANCE, ISSUER, MANAGER, OUTSIDER, REGISTRAR, SCRIPT, fresh
 from eth_utils import keccak, to_checksum_address
 
 from deposit_token.chain import deployment
 from deposit_token.domain.categories import Category
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN, ISSUER, MANAGER, REGISTRAR, COMPLIANCE, OUTSIDER = (f"TEST::{i}" for i in (0, 1, 2, 3, 4, 7))
-
-
-def load_script():
-    module = importlib.import_module("deposit_token.cli.treasury")
-    return module
-
-
-SCRIPT = load_script()
-
-
-def fresh(label: str) -> str:
-    """A new, never-registered address."""
-    return to_checksum_address(keccak(text=f"treasury-test:{label}")[12:])
-
-
-@dataclass
-class Cli:
-    uri: str
-    deployments: Path
-    chain: object
-
-    def __call__(self, *args: str, account: str | None = None, network: bool = True):
-        extra = (["--network", self.uri] if network else []) + (["--account", account] if account else [])
-        if "--" in args:  # options must come before "--"
-            cut = args.index("--")
-            return CliRunner().invoke(SCRIPT.cli, [*args[:cut], *extra, *args[cut:]])
-        return CliRunner().invoke(SCRIPT.cli, [*args, *extra])
-
-    def ok(self, *args: str, account: str | None = None):
-        result = self(*args, account=account)
-        assert result.exit_code == 0, result.output
-        assert "Traceback" not in result.output
-        return result
-
-    def refused(self, *args: str, account: str | None = None, code: int = 1, balances=(), network: bool = True) -> str:
-        """Runs a command that must fail with a clear message, produce no block and move no balance."""
-        height = self.chain.blocks.height
-        before = [b() for b in balances]
-        result = self(*args, account=account, network=network)
-        assert result.exit_code == code, result.output
-        assert "Traceback" not in result.output
-        assert self.chain.blocks.height == height, "a refused command produced a block"
-        assert [b() for b in balances] == before
-        return " ".join(result.output.split())
-
-
-@pytest.fixture
-def cli(system, chain, networks, tmp_path, monkeypatch) -> Cli:
-    """The deployment record of the system token for the session's Anvil, under its URI and under
-    ethereum:local:foundry (for subprocesses that reach it through APE_FOUNDRY_HOST)."""
-    uri = networks.provider.uri
-    folder = tmp_path / "deployments"
-    for choice in (uri, "ethereum:local:foundry"):
-        deployment.write_record(deployment.record_path(choice, folder), {
-            "token": system.token.address, "chain_id": chain.chain_id, "network": choice,
-            "block": {"number": 0}})
-    monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(folder))
-    return Cli(uri, folder, chain)
+from deposit_token.paths import ROOT
 
 
 def write(path: Path, text: str) -> Path:

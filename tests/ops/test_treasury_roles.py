@@ -15,9 +15,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import MONDAY_10, PROGRAM_END, set_time
+from support.system import MONDAY_10, PROGRAM_END, set_time
 from eth_utils import keccak
-from test_treasury import ADMIN, COMPLIANCE, MANAGER, OUTSIDER, SCRIPT, Cli, cli, fresh  # noqa: F401 - fixture
+from support.treasury import ADMIN, COMPLIANCE, MANAGER, OUTSIDER, SCRIPT, Cli, fresh
 
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import deploy_system

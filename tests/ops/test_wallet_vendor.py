@@ -12,31 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import pay
+from support.system import pay
 from deposit_token.chain import deployment
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCAL = "ethereum:local:foundry"
-
-
-@pytest.fixture
-def run(system, chain, tmp_path, accounts):
-    """Runs `ape run <script> <command> <args>` as a subprocess, as an official or a vendor would, against the
-    test's own Anvil (APE_FOUNDRY_HOST), so ape's per-test revert undoes what it did."""
-    record = {"network": LOCAL, "chain_id": chain.chain_id, "token": system.token.address}
-    deployment.write_record(deployment.record_path(LOCAL, tmp_path), record)
-    index = {a.address: i for i, a in enumerate(accounts)}
-    env = dict(os.environ, APE_FOUNDRY_HOST=chain.provider.uri, **{deployment.DEPLOYMENTS_ENV: str(tmp_path)})
-    ape = Path(sys.executable).with_name("ape")
-
-    def invoke(script: str, command: str, *args: str, account=None):
-        extra = ["--account", f"TEST::{index[account.address]}"] if account is not None else []
-        return subprocess.run(
-            [str(ape), "run", script, command, "--network", LOCAL, *extra, *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-        )
-
-    return invoke
 
 
 def test_balance_shows_program_hours_and_caps(run, system):

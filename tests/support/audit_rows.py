@@ -18,8 +18,8 @@ from sqlalchemy import Engine, create_engine, insert, text
 from deposit_token.audit.db import schema
 from deposit_token.domain.categories import Category
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
+from deposit_token.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
 ZERO32 = "0x" + "00" * 32
 

@@ -139,3 +139,16 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
     module.write_text("def f():\n    from ..chain import submit\n    from deposit_token.ops.wallet import why_not\n")
     wrong = violations({"deposit_token.domain.bad": module})
     assert any("chain.submit" in line for line in wrong) and any("ops.wallet" in line for line in wrong)
+
+
+def test_tests_share_helpers_through_support_only():
+    """Test modules import no other test module and no conftest: shared helpers live in tests/support/."""
+    tests = PACKAGE.parent / "tests"
+    wrong = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{path.relative_to(tests)} imports {name}" for name in names
+                      if name.split(".")[0] == "conftest" or name.split(".")[0].startswith("test_")]
+    assert not wrong, "\n".join(wrong)
