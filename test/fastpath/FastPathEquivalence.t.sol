@@ -123,6 +123,34 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         require(allowedStale > 0, "no case exercised a stale cache");
     }
 
+    /// @notice What a fallback to the Solidity path costs on a warm state: the gas of `_checkPayment` +
+    /// `_executePayment` minus the fast path's, on the first seeded case the fast path accepts (storage warm in
+    /// both measurements). A real payment that fell back would pay this difference plus the declined attempt
+    /// (its reads and checks). tests/contracts/test_fast_path_gas.py bounds a warm payment at the benchmark
+    /// + 2% (917 gas); this test fails if the Solidity path alone is no longer dearer than that margin, i.e. if
+    /// the gas bound could stop telling the two paths apart.
+    function test_gasOfFallbackOnWarmState() public {
+        for (uint256 i = 0; i < 50; i++) {
+            uint256 seed = uint256(keccak256(abi.encode("fast-path seeded case", i)));
+            uint256[6] memory raw;
+            Case memory c = _build(Rng(seed, 0, false), raw);
+            uint256 snap = vm.snapshotState();
+            uint256 g0 = gasleft();
+            bool ok = h.fast(c.payer, c.vendor, c.amount, c.receiptId, c.evidence);
+            uint256 fastGas = g0 - gasleft();
+            vm.revertToState(snap);
+            if (!ok) continue;
+            g0 = gasleft();
+            h.slow(c.payer, c.vendor, c.amount, c.receiptId, c.evidence);
+            uint256 slowGas = g0 - gasleft();
+            console.log("fast path gas", fastGas);
+            console.log("Solidity path gas", slowGas);
+            require(slowGas > fastGas + 917, "the Solidity path is within 917 gas (2% of a payment) of the fast path");
+            return;
+        }
+        revert("no accepted case among the first 50 seeds");
+    }
+
     function runCase(uint256 seed, uint256[6] memory raw) external returns (Outcome memory) {
         require(msg.sender == address(this));
         return _runCase(seed, raw);

@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = Path("contracts/token/PaymentEngine.sol")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # halmos colours its output whatever NO_COLOR says
 PROPERTY_FAILURE = re.compile(r"\[FAIL: ([A-E]: [^\]]*?)(?:;|\])")
 
 
@@ -140,7 +141,7 @@ def run_mutant(m: Mutant, halmos: bool = False, fuzz_runs: int = 2000) -> Result
             h = subprocess.run([binary, "--forge-build-out", "out/fastpath", "--contract", "FastPathSymbolicTest",
                                 "--function", "check_fastPathEquivalent"], cwd=work, env=env, capture_output=True,
                                text=True, timeout=3600)
-            htext = h.stdout + h.stderr
+            htext = ANSI.sub("", h.stdout + h.stderr)
             failed = re.findall(r"\[FAIL\]\s+(check_\w+)", htext)
             if h.returncode == 0 or not failed:
                 return Result(m, False, detail + "; halmos did not fail:\n" + htext[-3000:], time.monotonic() - began)
