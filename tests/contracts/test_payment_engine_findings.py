@@ -11,7 +11,8 @@
 * transferFrom beyond the allowance reverts with ERC20InsufficientAllowance (ERC-6093), not InsufficientBalance.
 * pause/unpause still visit every program (the token-wide pause is mirrored into each program's rules word, which
   a payment reads anyway): their cost per program is measured, and the number of programs for which the emergency
-  stop still fits one block is stated (see docs and the note on issue 8 for why an O(1) stop costs a cold read).
+  stop still fits one block is pinned (DepositTokenAdmin.pause's NatSpec says why an O(1) stop would cost every
+  payment a cold read).
 
 Storage is written with anvil_setStorageAt where reaching a state by transactions would take 65k updates or a
 vendor the contract refuses to register; the slots are those tests/contracts/test_architecture.py pins.
