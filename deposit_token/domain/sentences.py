@@ -114,7 +114,7 @@ SENTENCES: dict[str, Sentence] = {
         "payment)"
     ),
     "InsufficientBalance": lambda a, n: (
-        f"{a['account']} has {_krw(a['balance'])} (or allowance), {_krw(a['needed'])} needed"
+        f"{a['account']} has {_krw(a['balance'])}, {_krw(a['needed'])} needed"
     ),
     "ERC20InsufficientAllowance": lambda a, n: (
         f"{a['spender']} may move {_krw(a['allowance'])} on the holder's behalf, {_krw(a['needed'])} needed"

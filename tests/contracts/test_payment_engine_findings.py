@@ -27,6 +27,7 @@ import pytest
 from eth_utils import keccak
 
 from support.system import KST, b32, pay, set_time, ts
+from deposit_token.domain.sentences import describe
 
 ACCOUNTS_SLOT, RULES_SLOT, SPENDING_SLOT = 7, 9, 15  # DepositTokenBase's mappings (test_architecture pins them)
 RESTAURANT = 1  # Category.RESTAURANT: allowed by the business-promotion preset, cap 2,000,000 per month
@@ -192,6 +193,10 @@ def test_transfer_from_beyond_the_allowance_names_the_allowance(system):
     with ape.reverts(t.ERC20InsufficientAllowance, spender=terminal.address, allowance=5_000, needed=6_000):
         t.transferFrom(s, p.restaurant, 6_000, sender=terminal)
     assert t.allowance(s, terminal) == 5_000
+    assert describe("ERC20InsufficientAllowance", {"spender": terminal.address, "allowance": 5_000, "needed": 6_000}) == (
+        f"{terminal.address} may move 5,000 KRW on the holder's behalf, 6,000 KRW needed"
+    )
+    assert "allowance" not in describe("InsufficientBalance", {"account": s.address, "balance": 5_000, "needed": 5_001})
     # A short balance behind a sufficient allowance is still InsufficientBalance.
     t.returnToTreasury(t.balanceOf(s) - 5_000, sender=s)
     t.approve(terminal, 2**256 - 1, sender=s)
