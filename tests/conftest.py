@@ -122,7 +122,10 @@ SLOW_MODULES = {  # module -> why it is left out of the fast tier
     "test_invariants": "Hypothesis state machine against a Python model",
     "test_static_analysis": "slither over a forge build",
     "test_fast_path_equivalence": "forge differential fuzzing and halmos proofs",
+    "test_audit_naming_verify": "a pilot deployed, indexed and restarted on Anvil nodes of its own",
+    "test_network": "starts and stops Anvil processes",
 }
+SLOW_FIXTURES = {"run": "`ape run <script>` in a subprocess per call (tests/ops/conftest.py)"}
 SLOW_TESTS = {  # test function -> why
     "test_killed_and_interrupted_disbursal_pays_every_row_exactly_once": "kill -9 and re-runs of a disbursal",
     "test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once": "kill -9 and re-runs",
@@ -130,6 +133,10 @@ SLOW_TESTS = {  # test function -> why
     "test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap": "kill -9 of the indexer many times",
     "test_a_killed_owner_leaves_no_server_behind": "starts and kills a PostgreSQL server's owner",
     "test_a_killed_node_keeps_what_was_dumped_and_refuses_another_chain_id": "kill -9 of an Anvil node",
+    "test_ape_run_audit_index_and_verify": "`ape run audit` subprocesses",
+    "test_script_deploys_on_its_own_anvil": "an Anvil of its own and `ape run deploy`",
+    "test_script_off_dev_networks_needs_an_account_and_warns_of_no_delay": "`ape run deploy` subprocesses",
+    "test_subprocess_on_a_dev_network_uses_the_test_account_holding_the_role": "`ape run treasury` subprocess",
 }
 
 
@@ -144,5 +151,6 @@ def pytest_collection_modifyitems(config, items) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "pg_url" in used or path.stem in POSTGRES_MODULES or any(value in ("postgres", "postgresql") for value in params.values()):
             item.add_marker(pytest.mark.postgres)
-        if path.stem in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS:
+        if (path.stem in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS
+                or used & set(SLOW_FIXTURES)):
             item.add_marker(pytest.mark.slow)
