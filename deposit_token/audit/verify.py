@@ -38,12 +38,13 @@ from sqlalchemy import Connection, Engine, Table, func, select
 from deposit_token.audit.db import schema, store
 from deposit_token.audit.sync.decode import abi_type, load_system_abi
 from deposit_token.chain.rpc import RpcClient, RpcError
+from deposit_token.errors import DepositTokenError
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KIND_NAMES = {0: "None", 1: "Treasury", 2: "Spender", 3: "Vendor"}
 
 
-class VerifyError(Exception):
+class VerifyError(DepositTokenError):
     """Verification cannot run (empty database, or the checkpoint block left the chain)."""
 
 

@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping
 from eth_utils import keccak
 
 from deposit_token import paths
+from deposit_token.errors import DepositTokenError
 
 DEPLOYMENTS_ENV = "DEPOSIT_TOKEN_DEPLOYMENTS_DIR"
 DEFAULT_DEPLOYMENTS_DIR = paths.DEPLOYMENTS_DIR
@@ -55,11 +56,11 @@ _UNSAFE = re.compile(r"[^a-z0-9_.]")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class DeploymentRecordError(Exception):
+class DeploymentRecordError(DepositTokenError):
     """A deployment record cannot be read or written."""
 
 
-class LiveDeploymentError(Exception):
+class LiveDeploymentError(DepositTokenError):
     """Deploying is refused: the record names a token that still has code on the connected chain (a new
     deployment would orphan it), or the record cannot be read (so that cannot be ruled out)."""
 

@@ -47,6 +47,7 @@ from typing import Any, Iterator, Sequence
 
 from deposit_token import paths
 from deposit_token.chain import deployment
+from deposit_token.errors import DepositTokenError
 
 NETWORK_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"  # moves the default data directory (rehearsals, the README's test)
 DEFAULT_DATA_DIR = Path(os.environ.get(NETWORK_DIR_ENV, "").strip() or paths.ANVIL_DIR / "pilot").expanduser()
@@ -74,7 +75,7 @@ BLOCK_TIME_SAMPLE = 10  # blocks over which `status` measures the block time
 # --- errors --------------------------------------------------------------------------------------------------
 
 
-class NetworkError(Exception):
+class NetworkError(DepositTokenError):
     """The pilot chain cannot be started, stopped or inspected; the message says why and what to do."""
 
 
@@ -94,7 +95,7 @@ class StartFailedError(NetworkError):
     """Anvil exited or did not answer in time."""
 
 
-class RpcError(Exception):
+class RpcError(DepositTokenError):
     """A JSON-RPC call failed: the node is unreachable, or it answered with an error."""
 
 

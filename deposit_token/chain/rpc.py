@@ -16,6 +16,8 @@ import orjson
 import requests
 from eth_utils import keccak
 
+from deposit_token.errors import DepositTokenError
+
 # Messages providers use when a getLogs request covers too many blocks or returns too many logs (Infura,
 # Alchemy, QuickNode, geth/erigon/reth, nginx in front of a node, ...). Matched case-insensitively.
 LIMIT_MARKERS = (
@@ -38,7 +40,7 @@ LIMIT_CODES = (-32005,)  # EIP-1474 "limit exceeded"
 LIMIT_HTTP_STATUSES = (413, 502, 503, 504)
 
 
-class RpcError(Exception):
+class RpcError(DepositTokenError):
     """The node answered with a JSON-RPC error (or an HTTP error status)."""
 
     def __init__(self, method: str, code: int | None, message: str, http_status: int | None = None):
@@ -57,7 +59,7 @@ class RpcError(Exception):
         return any(marker in text for marker in LIMIT_MARKERS)
 
 
-class RpcConnectionError(Exception):
+class RpcConnectionError(DepositTokenError):
     """The node cannot be reached."""
 
 

@@ -40,6 +40,7 @@ from eth_utils import keccak, to_checksum_address
 
 from deposit_token.chain.reverts import decode_revert
 from deposit_token.domain.sentences import NameLookup, describe
+from deposit_token.errors import DepositTokenError
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_RECEIPT_TIMEOUT = 120.0
@@ -51,7 +52,7 @@ _FILLER_GAS = 21_000
 Progress = Callable[[str, int, int], None]
 
 
-class SubmitError(Exception):
+class SubmitError(DepositTokenError):
     """The submission could not go on (node unreachable, wrong chain, malformed answer, timeout).
 
     `outcomes` holds what is known so far (same order as the requests; None where nothing is known)."""
@@ -264,7 +265,7 @@ class _Sent:
     tx_hash: str
 
 
-class RpcError(Exception):
+class RpcError(DepositTokenError):
     """An error object in a JSON-RPC answer."""
 
     def __init__(self, error: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
 from deposit_token.domain.rules import KST_OFFSET_MINUTES
+from deposit_token.errors import DepositTokenError
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_AMOUNT = 2**96 - 1  # balances and the total supply are uint96 on-chain
@@ -28,7 +29,7 @@ _GROUPED = re.compile(r"^[1-9][0-9]{0,2}(,[0-9]{3})+$")  # 1,000 and 1,000,000; 
 _SIGNED = re.compile(r"^[0-9,]+$")  # what follows a sign or surrounds a point, to name that problem
 
 
-class InputError(ValueError):
+class InputError(DepositTokenError, ValueError):
     """Bad operator input: the message says what is wrong; nothing has been sent."""
 
 

@@ -36,6 +36,7 @@ from eth_account import Account
 from eth_utils import is_hex, to_checksum_address
 
 from deposit_token.chain.submit import LocalSigner
+from deposit_token.errors import DepositTokenError
 
 #: The role accounts of the pilot (created with ape's default KDF cost).
 ROLE_ALIASES = ("admin", "treasury", "issuer", "compliance", "manager", "registrar")
@@ -49,7 +50,7 @@ _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Progress = Callable[[int, int], None]
 
 
-class AccountError(Exception):
+class AccountError(DepositTokenError):
     """An account cannot be created or unlocked; the message names the alias and the problem (never a key
     or a passphrase)."""
 

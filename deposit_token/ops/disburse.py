@@ -49,6 +49,7 @@ from deposit_token.chain.reads import KIND_NONE, KIND_SPENDER
 from deposit_token.chain.submit import SubmitError, TxOutcome, TxRequest
 from deposit_token.domain import display
 from deposit_token.domain.inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
+from deposit_token.errors import DepositTokenError
 from deposit_token.ops.treasury import (
     GAS_MARGIN,
     Chain,
@@ -73,7 +74,7 @@ BATCH_GAS_OVERHEAD = 60_000
 JOURNAL_SUFFIX = ".journal.jsonl"
 
 
-class DisbursalError(Exception):
+class DisbursalError(DepositTokenError):
     """The disbursal cannot start or go on; the message says why and what to do."""
 
 

@@ -33,6 +33,7 @@ from deposit_token.domain.inputs import InputError, RowProblem, bytes32_text, ch
 from deposit_token.domain.presets import PRESETS
 from deposit_token.domain.rules import MAX_AMOUNT_40, NO_CAP, WEEKDAYS, KST_OFFSET_MINUTES, ProgramSpec, pack_hours, unpack_hours
 from deposit_token.domain.sentences import NameLookup, describe
+from deposit_token.errors import DepositTokenError
 
 ROLES = ("DEFAULT_ADMIN_ROLE", "ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
 MAX_UTC_OFFSET = (-720, 840)
@@ -44,7 +45,7 @@ _ERROR_STRING = bytes.fromhex("08c379a0")
 _PANIC = bytes.fromhex("4e487b71")
 
 
-class ActionError(Exception):
+class ActionError(DepositTokenError):
     """The contract refuses the action (the message is the revert as a sentence); nothing was sent, unless
     the message says the transaction failed on-chain."""
 

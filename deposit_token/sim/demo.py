@@ -45,6 +45,7 @@ from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequ
 from deposit_token.domain import display
 from deposit_token.domain.categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
 from deposit_token.domain.presets import business_promotion, ev_charger_subsidy
+from deposit_token.errors import DepositTokenError
 from deposit_token.ops import accounts
 
 KST = timezone(timedelta(hours=9))
@@ -78,7 +79,7 @@ VENDOR_MIX = (  # category, how many, amount range (KRW)
 SLOTS = ((7, 40), (12, 5), (12, 45), (15, 20), (18, 55), (20, 10), (23, 30))  # local times of day
 
 
-class MonthError(ValueError):
+class MonthError(DepositTokenError, ValueError):
     """A --month that is not a calendar month the demo can play; the message says why."""
 
 

@@ -4,8 +4,9 @@ against the allowed direction between its sub-packages (the layers), and the sub
     cli  ->  sim  ->  ops  ->  chain  ->  domain
                   \\-> audit -/
     (cli may import every layer; sim: ops, audit, chain, domain; ops and audit: chain, domain; chain: domain;
-     domain: nothing of ours.) ``deposit_token`` itself (the version) and ``deposit_token.paths`` (the project
-    folder) are the base, importable from every layer; they import nothing of ours.
+     domain: nothing of ours.) ``deposit_token`` itself (the version), ``deposit_token.paths`` (the project
+    folder) and ``deposit_token.errors`` (the exception root) are the base, importable from every layer; they
+    import nothing of ours.
 
 Imports inside functions count too (a lazy import is still a dependency). A ``__main__`` module is an entry
 point, run and never imported: it belongs to no layer and may import anything.
@@ -17,7 +18,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "deposit_token"
-BASE = {"deposit_token", "deposit_token.paths"}
+BASE = {"deposit_token", "deposit_token.paths", "deposit_token.errors"}
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "chain": {"domain"},

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from deposit_token.errors import DepositTokenError
+
 INSTALL_HINT = "install Debian's postgresql package (apt-get install -y postgresql)"
 # Points the binary search at one folder (e.g. an empty one, to see what a machine without PostgreSQL does).
 BINDIR_ENV = "DEPOSIT_TOKEN_PG_BINDIR"
@@ -41,7 +43,7 @@ START_TIMEOUT_S = 60
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 
 
-class PgServerError(RuntimeError):
+class PgServerError(DepositTokenError, RuntimeError):
     """A throwaway server could not be found, started or stopped (the message is one sentence)."""
 
 

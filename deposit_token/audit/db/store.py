@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 
 from deposit_token import paths
 from deposit_token.audit.db import schema
+from deposit_token.errors import DepositTokenError
 
 try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
     from psycopg.errors import UniqueViolation
@@ -34,7 +35,7 @@ AUDIT_DIR_ENV = "DEPOSIT_TOKEN_AUDIT_DIR"  # another folder for the default data
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class DatabaseError(Exception):
+class DatabaseError(DepositTokenError):
     """The audit database cannot be opened, migrated or used; the message says why, for the operator."""
 
 

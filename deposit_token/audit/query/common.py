@@ -20,11 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from deposit_token.audit.db import schema, store
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
+from deposit_token.errors import DepositTokenError
 
 Position = tuple[int, int]
 
 
-class AuditDatabaseError(Exception):
+class AuditDatabaseError(DepositTokenError):
     """The audit database cannot be opened or holds no index (message meant for the user)."""
 
 

@@ -25,12 +25,13 @@ from eth_utils import keccak, to_checksum_address
 
 from deposit_token import paths
 from deposit_token.audit.db import schema
+from deposit_token.errors import DepositTokenError
 
 MANIFEST = paths.BUILD_MANIFEST
 TOKEN_CONTRACTS = ("DepositToken", "DepositTokenAdmin")  # the token forwards to the admin module: one ABI
 
 
-class AbiError(Exception):
+class AbiError(DepositTokenError):
     """The contracts' ABI cannot be loaded or does not fit the schema."""
 
 

@@ -32,6 +32,7 @@ from deposit_token.audit.db import store
 from deposit_token.audit.sync import reorg
 from deposit_token.audit.sync.decode import LogDecoder
 from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
+from deposit_token.errors import DepositTokenError
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Stats:
     splits: int = 0
 
 
-class _StartOver(Exception):
+class _StartOver(DepositTokenError):
     """The chain changed under a step (reorg while fetching): drop the step, check again."""
 
 
