@@ -17,13 +17,12 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from deposit_token.chain.submit import JsonRpc, RpcError, SubmitError
+from deposit_token.chain.rpc import Call, RpcClient, RpcError
+from deposit_token.chain.submit import SubmitError
+from deposit_token.domain.kinds import kind_label
 
 CHUNK = 1000  # view calls per eth_call: ~5k gas each, far below any eth_call gas cap
 CALLS_PER_REQUEST = 4  # eth_calls per HTTP request: ~130 KB of calldata each; Anvil refuses bodies above 2 MB
-KIND_NONE, KIND_TREASURY, KIND_SPENDER, KIND_VENDOR = 0, 1, 2, 3
-KIND_LABELS = {KIND_NONE: "unregistered", KIND_TREASURY: "treasury", KIND_SPENDER: "spender",
-               KIND_VENDOR: "vendor"}
 
 
 def selector(signature: str) -> bytes:
@@ -54,20 +53,30 @@ class AccountState:
 
     @property
     def kind_label(self) -> str:
-        return KIND_LABELS.get(self.kind, f"kind {self.kind}")
+        return kind_label(self.kind)
 
 
 def results(answers: Sequence[Any], what: str) -> list[Any]:
-    """`answers` of `JsonRpc.batch` with the first error raised as ReadError."""
+    """`answers` of `RpcClient.batch_results` with the first error raised as ReadError."""
     for answer in answers:
         if isinstance(answer, RpcError):
             raise ReadError(f"{what} failed: {answer.message}")
     return list(answers)
 
 
-def head(rpc: JsonRpc) -> tuple[int, int]:
+def read_batch(rpc: RpcClient, calls: Sequence[Call], what: str) -> list[Any]:
+    """The results of `calls`, sent as one batch; any failure (an item's error, the node unreachable) is a
+    ReadError saying `what` was being read."""
+    try:
+        answers = rpc.batch_results(calls, chunk=None)
+    except RpcError as err:
+        raise ReadError(f"{what} failed: {err}") from err
+    return results(answers, what)
+
+
+def head(rpc: RpcClient) -> tuple[int, int]:
     """(number, timestamp) of the latest block."""
-    block = rpc.call("eth_getBlockByNumber", ["latest", False])
+    block, = read_batch(rpc, [("eth_getBlockByNumber", ["latest", False])], "reading the latest block")
     return int(block["number"], 16), int(block["timestamp"], 16)
 
 
@@ -76,7 +85,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def multicall_views(rpc: JsonRpc, token: str, calldatas: Sequence[bytes], block: int | None = None,
+def multicall_views(rpc: RpcClient, token: str, calldatas: Sequence[bytes], block: int | None = None,
                     chunk: int = CHUNK) -> list[bytes]:
     """The return data of each view call in `calldatas`, all read at one block (default: the head)."""
     if not calldatas:
@@ -88,18 +97,18 @@ def multicall_views(rpc: JsonRpc, token: str, calldatas: Sequence[bytes], block:
     ]
     returned: list[bytes] = []
     for part in _chunks(requests_, CALLS_PER_REQUEST):
-        for raw in results(rpc.batch(part), "a batched read (multicall) of the token"):
+        for raw in read_batch(rpc, part, "a batched read (multicall) of the token"):
             returned.extend(abi_decode(["bytes[]"], bytes.fromhex(raw[2:]))[0])
     return returned
 
 
-def accounts_of(rpc: JsonRpc, token: str, addresses: Sequence[str], block: int | None = None) -> list[AccountState]:
+def accounts_of(rpc: RpcClient, token: str, addresses: Sequence[str], block: int | None = None) -> list[AccountState]:
     """`accountOf` for every address, in order."""
     calls = [ACCOUNT_OF + abi_encode(["address"], [address]) for address in addresses]
     return [AccountState(*abi_decode(ACCOUNT_TYPES, data)) for data in multicall_views(rpc, token, calls, block)]
 
 
-def batches_applied(rpc: JsonRpc, token: str, refs: Sequence[bytes], block: int | None = None) -> list[bool]:
+def batches_applied(rpc: RpcClient, token: str, refs: Sequence[bytes], block: int | None = None) -> list[bool]:
     """`batchApplied` for every batch reference, in order."""
     calls = [BATCH_APPLIED + ref for ref in refs]
     return [abi_decode(["bool"], data)[0] for data in multicall_views(rpc, token, calls, block)]
@@ -112,7 +121,7 @@ def event_topic(signature: str) -> str:
 SPENDER_ENROLLED = event_topic("SpenderEnrolled(address,uint16,bytes32)")
 
 
-def enrolled_spenders(rpc: JsonRpc, token: str, program_id: int, from_block: int = 0,
+def enrolled_spenders(rpc: RpcClient, token: str, program_id: int, from_block: int = 0,
                       to_block: int | None = None, step: int = 50_000) -> list[str]:
     """Every address ever enrolled in `program_id` (from `SpenderEnrolled` events), in first-seen order.
 
@@ -127,7 +136,7 @@ def enrolled_spenders(rpc: JsonRpc, token: str, program_id: int, from_block: int
         for start in range(from_block, last + 1, step)
     ]
     seen: dict[str, None] = {}
-    for logs in results(rpc.batch(calls), "reading SpenderEnrolled events"):
+    for logs in read_batch(rpc, calls, "reading SpenderEnrolled events"):
         for log in logs:
             seen.setdefault(to_checksum_address("0x" + log["topics"][1][-40:]), None)
     return list(seen)

@@ -17,6 +17,7 @@ from eth_utils import keccak
 
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name
+from deposit_token.domain.kinds import kind_phrase
 from deposit_token.domain.receipts import receipt_text
 from deposit_token.domain.rules import WEEKDAYS
 
@@ -27,7 +28,6 @@ ROLE_NAMES = {
         for name in ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
     },
 }
-KIND_NAMES = {0: "an unregistered address", 1: "a treasury", 2: "a spender", 3: "a vendor"}
 
 
 @dataclass
@@ -76,8 +76,8 @@ SENTENCES: dict[str, Sentence] = {
     "ProgramHalted": lambda a, n: f"program {n.program(a['programId'])} is paused by compliance",
     "NotRegistered": lambda a, n: f"{a['account']} is not a registered treasury, spender or vendor",
     "TransferPathNotAllowed": lambda a, n: (
-        f"tokens cannot move from {KIND_NAMES.get(a['fromKind'], 'an account')} ({a['from']}) to "
-        f"{KIND_NAMES.get(a['toKind'], 'an account')} ({a['to']}): only treasury to its spenders, spender to "
+        f"tokens cannot move from {kind_phrase(a['fromKind'], 'an account')} ({a['from']}) to "
+        f"{kind_phrase(a['toKind'], 'an account')} ({a['to']}): only treasury to its spenders, spender to "
         "vendor, and spender back to its treasury are allowed"
     ),
     "AccountFrozen": lambda a, n: f"wallet {a['account']} is frozen by compliance",
@@ -143,9 +143,9 @@ SENTENCES: dict[str, Sentence] = {
     "MintAllowanceExceeded": lambda a, n: (
         f"issuer {a['issuer']} may mint {_krw(a['allowance'])} more, not {_krw(a['amount'])}"
     ),
-    "AlreadyRegistered": lambda a, n: f"{a['account']} is already registered as {KIND_NAMES.get(a['kind'], a['kind'])}",
+    "AlreadyRegistered": lambda a, n: f"{a['account']} is already registered as {kind_phrase(a['kind'])}",
     "WrongKind": lambda a, n: (
-        f"{a['account']} is {KIND_NAMES.get(a['actual'], a['actual'])}, not {KIND_NAMES.get(a['expected'], a['expected'])}"
+        f"{a['account']} is {kind_phrase(a['actual'])}, not {kind_phrase(a['expected'])}"
     ),
     "UnknownProgram": lambda a, n: f"there is no program #{a['programId']}",
     "SpenderInOtherProgram": lambda a, n: (

@@ -45,10 +45,10 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from deposit_token.chain import reads
-from deposit_token.chain.reads import KIND_NONE, KIND_SPENDER
 from deposit_token.chain.submit import SubmitError, TxOutcome, TxRequest
 from deposit_token.domain import display
 from deposit_token.domain.inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
+from deposit_token.domain.kinds import Kind
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.treasury import (
     GAS_MARGIN,
@@ -485,9 +485,9 @@ def notes(plan: Plan, most: int = 50) -> list[str]:
 
 
 def _row_problem(state: reads.AccountState, program: ProgramInfo) -> str | None:
-    if state.kind == KIND_NONE:
+    if state.kind == Kind.NONE:
         return f"not enrolled in program {program.label}: the address is not registered"
-    if state.kind != KIND_SPENDER:
+    if state.kind != Kind.SPENDER:
         return f"not enrolled in program {program.label}: the address is a {state.kind_label}"
     if state.program_id != program.id:
         return f"not enrolled in program {program.label}: it is enrolled in program #{state.program_id}"
@@ -551,7 +551,10 @@ def batch_gas(plan: Plan, chain: Chain) -> Callable[[Batch], int]:
         if isinstance(estimate, str):
             raise DisbursalError(f"the contract refuses batch {first.index} (lines {first.lines}): {estimate}")
         per_row[kind] = estimate / len(first.rows)
-    gas_of = lambda batch: int(per_row[batch.referenced] * len(batch.rows) * GAS_MARGIN) + BATCH_GAS_OVERHEAD  # noqa: E731
+
+    def gas_of(batch: Batch) -> int:
+        return int(per_row[batch.referenced] * len(batch.rows) * GAS_MARGIN) + BATCH_GAS_OVERHEAD
+
     limit = block_gas_limit(chain)
     for kind, first in firsts.items():
         if gas_of(first) > limit * 0.95:

@@ -25,9 +25,11 @@ from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from deposit_token.chain import reads
-from deposit_token.chain.reads import AccountState, JsonRpc, ReadError, event_topic, multicall_views, selector
+from deposit_token.chain.reads import AccountState, ReadError, event_topic, multicall_views, selector
+from deposit_token.chain.submit import JsonRpc
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name
+from deposit_token.domain.kinds import Kind
 from deposit_token.domain.sentences import ROLE_NAMES
 
 LOG_STEP = 50_000  # blocks per eth_getLogs: nodes cap the range of one request
@@ -228,7 +230,7 @@ def vendors(rpc: JsonRpc, token: str, from_block: int) -> list[VendorRow]:
     times = block_times(rpc, first.values())
     states = _accounts(rpc, token, addresses, at)
     return [VendorRow(a, names[a], s.category, s.suspended, s.frozen, s.balance, times[first[a]])
-            for a, s in zip(addresses, states) if s.kind == reads.KIND_VENDOR]
+            for a, s in zip(addresses, states) if s.kind == Kind.VENDOR]
 
 
 # --- treasuries ------------------------------------------------------------------------------------------------------
@@ -382,7 +384,7 @@ def spenders(rpc: JsonRpc, token: str, from_block: int, program_names: dict[int,
     times = block_times(rpc, first.values())
     rows = []
     for address, state, department in zip(addresses, states, departments):
-        if state.kind != reads.KIND_SPENDER or (program_id is not None and state.program_id != program_id):
+        if state.kind != Kind.SPENDER or (program_id is not None and state.program_id != program_id):
             continue  # enrolled there once, but the account is now something else
         rows.append(SpenderRow(address, state.program_id, program_names.get(state.program_id, ""),
                                department_text(department), state.frozen, state.balance, times[first[address]]))

@@ -29,6 +29,7 @@ from deposit_token.chain.reverts import decode_revert, explain
 from deposit_token.chain.submit import RpcError, Submitter, TxOutcome, TxRequest, encode_call
 from deposit_token.domain import display
 from deposit_token.domain.categories import Category, category_name, parse_category
+from deposit_token.domain.kinds import Kind
 from deposit_token.domain.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, parse_time, read_csv
 from deposit_token.domain.presets import PRESETS
 from deposit_token.domain.rules import MAX_AMOUNT_40, NO_CAP, WEEKDAYS, KST_OFFSET_MINUTES, ProgramSpec, pack_hours, unpack_hours
@@ -216,7 +217,7 @@ def has_role(chain: Chain, role: str, address: str) -> bool:
 def require_kind(chain: Chain, address: str, kind: int, what: str) -> AccountState:
     """The account of `address`, which must be of `kind` (else InputError naming what it is)."""
     state = account_state(chain, address)
-    if state.kind == reads.KIND_NONE:
+    if state.kind == Kind.NONE:
         raise InputError(f"unknown {what}: {address} is not registered")
     if state.kind != kind:
         raise InputError(f"{address} is a {state.kind_label}, not a {what}")
@@ -514,8 +515,8 @@ def preset_spec(preset: str, *, name: str, treasury: str, start: str | int, end:
 def spec_chain_problems(chain: Chain, spec: ProgramSpec) -> list[str]:
     """What the chain adds: the treasury must be a registered treasury."""
     state = account_state(chain, spec.treasury)
-    if state.kind != reads.KIND_TREASURY:
-        actual = "not registered" if state.kind == reads.KIND_NONE else f"a {state.kind_label}"
+    if state.kind != Kind.TREASURY:
+        actual = "not registered" if state.kind == Kind.NONE else f"a {state.kind_label}"
         return [f"treasury {spec.treasury} is {actual}, not a registered treasury (`treasury register` it first)"]
     return []
 
@@ -542,7 +543,7 @@ def spec_rows(spec: ProgramSpec) -> list[tuple[str, str]]:
 
 def issue(chain: Chain, issuer: Any, treasury: str, amount: int):
     """Mints `amount` into a registered treasury, within the issuer's allowance."""
-    require_kind(chain, treasury, reads.KIND_TREASURY, "treasury")
+    require_kind(chain, treasury, Kind.TREASURY, "treasury")
     return transact(chain, "mint", (treasury, amount), issuer)
 
 
@@ -579,7 +580,7 @@ def register_vendor(chain: Chain, registrar: Any, vendor: str, category: Categor
 
 
 def set_vendor_suspended(chain: Chain, officer: Any, vendor: str, suspended: bool, reason: str):
-    require_kind(chain, vendor, reads.KIND_VENDOR, "vendor")
+    require_kind(chain, vendor, Kind.VENDOR, "vendor")
     return transact(chain, "suspendVendor" if suspended else "reactivateVendor", (vendor, reason), officer)
 
 
@@ -597,7 +598,7 @@ def allocate_one(chain: Chain, manager: Any, ref: bytes, program_id: int, spende
 
 def set_frozen(chain: Chain, officer: Any, account: str, frozen: bool, reason: str):
     state = account_state(chain, account)
-    if state.kind == reads.KIND_NONE:
+    if state.kind == Kind.NONE:
         raise InputError(f"{account} is not registered (not a treasury, spender or vendor)")
     return transact(chain, "freeze" if frozen else "unfreeze", (account, reason), officer)
 
@@ -605,7 +606,7 @@ def set_frozen(chain: Chain, officer: Any, account: str, frozen: bool, reason: s
 def clawback(chain: Chain, officer: Any, spender: str, amount: int, reason: str):
     if not reason.strip():
         raise InputError("a clawback needs a reason (it is recorded on-chain)")
-    require_kind(chain, spender, reads.KIND_SPENDER, "spender")
+    require_kind(chain, spender, Kind.SPENDER, "spender")
     return transact(chain, "clawback", (spender, amount, reason.strip()), officer)
 
 
@@ -682,14 +683,14 @@ def vendor_calls(chain: Chain, path: Path | str, action: str, reason: str = "") 
     calls = []
     for (line, address, category, name), state in zip(parsed, states):
         if action == "register":
-            if state.kind not in (reads.KIND_NONE, reads.KIND_VENDOR):
+            if state.kind not in (Kind.NONE, Kind.VENDOR):
                 problems.append(RowProblem(line, f"already registered as a {state.kind_label}", address))
                 continue
             calls.append(BulkCall((line,), f"register {address} as {category.name}",
                                   calldata("registerVendor", address, int(category), name)))
             continue
-        if state.kind != reads.KIND_VENDOR:
-            actual = "not registered" if state.kind == reads.KIND_NONE else f"a {state.kind_label}"
+        if state.kind != Kind.VENDOR:
+            actual = "not registered" if state.kind == Kind.NONE else f"a {state.kind_label}"
             problems.append(RowProblem(line, f"unknown vendor: the address is {actual}", address))
             continue
         fn = "suspendVendor" if action == "suspend" else "reactivateVendor"
@@ -728,10 +729,10 @@ def enrol_calls(chain: Chain, path: Path | str, chunk: int = ENROL_CHUNK) -> lis
     states = reads.accounts_of(chain.rpc, chain.address, [a for _, a, _, _ in parsed])
     by_program: dict[int, list[tuple[int, str, bytes]]] = {}
     for (line, address, program_id, department), state in zip(parsed, states):
-        if state.kind not in (reads.KIND_NONE, reads.KIND_SPENDER):
+        if state.kind not in (Kind.NONE, Kind.SPENDER):
             problems.append(RowProblem(line, f"is a {state.kind_label}; only new addresses or spenders can be "
                                              "enrolled", address))
-        elif state.kind == reads.KIND_SPENDER and state.program_id != program_id:
+        elif state.kind == Kind.SPENDER and state.program_id != program_id:
             problems.append(RowProblem(line, f"already enrolled in program #{state.program_id}, not "
                                              f"#{program_id}", address))
         else:
@@ -782,7 +783,7 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
     ends: dict[int, ProgramInfo] = {}
     targets = []
     for (line, address), state in zip(candidates, states):
-        if state.kind != reads.KIND_SPENDER:
+        if state.kind != Kind.SPENDER:
             problems.append(RowProblem(line, f"not a spender (the address is {state.kind_label})", address))
             continue
         if program_id is not None and state.program_id != program_id:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from web3.exceptions import ContractCustomError
 
 from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.reverts import decode_revert
 from deposit_token.domain.categories import category_name
+from deposit_token.domain.kinds import Kind
 from deposit_token.domain.rules import unpack_hours
 from deposit_token.domain.sentences import NameLookup, describe
 
-SPENDER = 2
+if TYPE_CHECKING:  # ape is imported only by the callers that connect
+    from ape.contracts import ContractInstance
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,10 @@ class WalletView:
     limits: list[CategoryLimit]
 
 
-def wallet_view(token, spender: str) -> WalletView:
+def wallet_view(token: ContractInstance, spender: str) -> WalletView:
     """Balance, program, validity, hours and the cap left per category this period (program time zone)."""
     account = token.accountOf(spender)
-    if account.kind != SPENDER:
+    if account.kind != Kind.SPENDER:
         raise ValueError(f"{spender} is not an enrolled spender")
     rules = token.programRules(account.programId)
     config = token.programConfig(account.programId)
@@ -68,7 +71,7 @@ def wallet_view(token, spender: str) -> WalletView:
     )
 
 
-def why_not(token, function: str, args: tuple, sender: str) -> str | None:
+def why_not(token: ContractInstance, function: str, args: tuple[Any, ...], sender: str) -> str | None:
     """None if `function(*args)` from `sender` would succeed in the next block, else the sentence naming the
     rule it breaks (the call runs on the contract itself, so the answer is the contract's, not a guess)."""
     web3 = token.provider.web3 if hasattr(token, "provider") else None

@@ -44,6 +44,7 @@ from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
 from deposit_token.domain import display
 from deposit_token.domain.categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
+from deposit_token.domain.kinds import restriction_label
 from deposit_token.domain.presets import business_promotion, ev_charger_subsidy
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops import accounts
@@ -54,13 +55,6 @@ GENESIS_LEAD = timedelta(days=3)  # the chain's clock starts this long before th
 FIRST_YEAR, LAST_YEAR = 1971, 9998  # months whose day before and month after have non-negative unix times
 _MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 ZERO32 = b"\0" * 32
-CODE_NAMES = {
-    0: "accepted", 1: "paused", 2: "sender not registered", 3: "recipient not registered", 4: "path not allowed",
-    5: "payer frozen", 6: "vendor frozen", 7: "vendor suspended", 8: "program not started", 9: "program ended",
-    10: "outside allowed hours", 11: "category not allowed", 12: "over per-payment limit",
-    13: "over category cap", 14: "evidence missing", 15: "receipt already paid", 16: "balance too low",
-    17: "zero amount", 18: "not the program's treasury",
-}
 MINISTRIES = (("MOEF", ("BUDGET", "TAX", "ECON")), ("MOIS", ("LOCAL", "SAFETY")), ("MOLIT", ("HOUSING", "ROADS")))
 VENDOR_MIX = (  # category, how many, amount range (KRW)
     (Category.RESTAURANT, 14, (25_000, 420_000)),
@@ -353,7 +347,7 @@ class Demo:
         to_send, sent_attempts = [], []
         for attempt, code in zip(attempts, codes, strict=True):
             self.tally.attempts += 1
-            reason = CODE_NAMES.get(code, str(code))
+            reason = restriction_label(code)
             unchecked_wallet = code != 0 and self.random.random() < 0.05
             if code == 0 or unchecked_wallet:
                 to_send.append(self.tx(attempt.payer.signer, "pay", attempt.vendor.signer.address, attempt.amount,
@@ -367,7 +361,7 @@ class Demo:
                 self.tally.paid[attempt.payer.program] += attempt.amount
                 attempt.vendor.paid_receipts.append(attempt.receipt)
             else:
-                reason = CODE_NAMES[code] if code else "refused in the block (state changed after the pre-check)"
+                reason = restriction_label(code) if code else "refused in the block (state changed after the pre-check)"
                 self.tally.by_reason[reason] += 1
                 self.tally.refused_on_chain[reason] += 1
                 self.tally.examples.setdefault(reason, outcome.error or "")

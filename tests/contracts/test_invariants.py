@@ -25,9 +25,10 @@ from web3.exceptions import ContractCustomError
 
 from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.reverts import decode_revert
+from deposit_token.domain.kinds import Kind
 from deposit_token.domain.rules import local_time, unpack_hours
 
-SPENDER, VENDOR, TREASURY = 2, 3, 1
+SPENDER, VENDOR, TREASURY = Kind.SPENDER, Kind.VENDOR, Kind.TREASURY
 CODES = {
     0: None, 1: ("TokenPaused", "ProgramHalted"), 2: ("NotRegistered",), 3: ("NotRegistered",),
     4: ("TransferPathNotAllowed",), 5: ("AccountFrozen",), 6: ("AccountFrozen",), 7: ("VendorIsSuspended",),

@@ -14,15 +14,10 @@ import pytest
 
 from support.system import KST, PROGRAM_END, ZERO, b32, pay, set_time, ts
 from deposit_token.domain.categories import Category
+from deposit_token.domain.kinds import Restriction
 from deposit_token.domain.rules import local_time
 
-R = {  # Restrictions.sol codes
-    "OK": 0, "PAUSED": 1, "SENDER_NOT_REGISTERED": 2, "RECIPIENT_NOT_REGISTERED": 3, "PATH_NOT_ALLOWED": 4,
-    "SENDER_FROZEN": 5, "RECIPIENT_FROZEN": 6, "VENDOR_SUSPENDED": 7, "PROGRAM_NOT_STARTED": 8,
-    "PROGRAM_ENDED": 9, "OUTSIDE_HOURS": 10, "CATEGORY_NOT_ALLOWED": 11, "OVER_PAYMENT_LIMIT": 12,
-    "OVER_CATEGORY_CAP": 13, "EVIDENCE_REQUIRED": 14, "RECEIPT_USED": 15, "INSUFFICIENT_BALANCE": 16,
-    "ZERO_AMOUNT": 17, "NOT_PROGRAM_TREASURY": 18,
-}
+R = Restriction.__members__  # Restrictions.sol codes by name
 
 
 def warm(system, spender=None, vendor=None):
