@@ -28,11 +28,13 @@ $(HALMOS_VENV)/.installed: test/fastpath/requirements-halmos.txt
 setup: $(VENV)/.installed $(HALMOS_VENV)/.installed node_modules/.installed compile
 
 # ape-solidity unpacks OpenZeppelin (~700 files) into contracts/.cache, and ape lists at most 500 files of the
-# contracts folder, so our own sources would drop out of view: the cache is removed once compiled.
+# contracts folder, so our own sources would drop out of view: the cache is removed once compiled. The merged
+# ABI is then written into the package (deposit_token/chain/abi/deposit_token.json, committed: see that module).
 compile: $(VENV)/.installed node_modules/.installed
 	$(PY) -m deposit_token.chain.toolchain
 	ape compile
 	rm -rf contracts/.cache
+	$(PY) -m deposit_token.chain.abi export
 
 test: setup
 	ape test tests -q

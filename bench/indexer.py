@@ -52,8 +52,10 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 
 from deposit_token.audit.db import pgserver
 from deposit_token.audit.db import schema, store
-from deposit_token.audit.sync import decode
 from deposit_token.audit.sync.indexer import Commit, Indexer, IndexerConfig
+from deposit_token import paths
+from deposit_token.audit.sync import decode
+from deposit_token.chain import abi as system
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.sandbox import free_port
 from deposit_token.domain import presets
@@ -143,19 +145,19 @@ class Calls:
     """ABI encoding of the token's functions (merged token + admin module ABI, from the compiled artifacts)."""
 
     def __init__(self) -> None:
-        abi = decode.load_system_abi()
+        abi = system.system_abi()
         self.functions = {i["name"]: i for i in abi if i["type"] == "function"}
-        manifest = json.loads(decode.MANIFEST.read_text())["contractTypes"]
-        self.bytecode = {n: manifest[n]["deploymentBytecode"]["bytecode"] for n in decode.TOKEN_CONTRACTS}
+        manifest = json.loads(paths.BUILD_MANIFEST.read_text())["contractTypes"]
+        self.bytecode = {n: manifest[n]["deploymentBytecode"]["bytecode"] for n in system.TOKEN_CONTRACTS}
         self.constructors = {n: next((i for i in manifest[n]["abi"] if i["type"] == "constructor"), None)
-                             for n in decode.TOKEN_CONTRACTS}
+                             for n in system.TOKEN_CONTRACTS}
 
     def data(self, name: str, *args: Any) -> bytes:
-        types = [decode.abi_type(p) for p in self.functions[name]["inputs"]]
+        types = [system.abi_type(p) for p in self.functions[name]["inputs"]]
         return function_signature_to_4byte_selector(f"{name}({','.join(types)})") + abi_encode(types, args)
 
     def deploy_data(self, contract: str, *args: Any) -> str:
-        types = [decode.abi_type(p) for p in self.constructors[contract]["inputs"]]
+        types = [system.abi_type(p) for p in self.constructors[contract]["inputs"]]
         return self.bytecode[contract] + abi_encode(types, args).hex()
 
 
@@ -343,7 +345,7 @@ def naive(url: str, db_url: str, chain: BenchChain) -> tuple[int, float]:
     from sqlalchemy import insert
     from web3 import Web3
 
-    abi = decode.load_system_abi()
+    abi = system.system_abi()
     engine = store.open_database(db_url)
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 600}))
     contract = w3.eth.contract(address=chain.token, abi=abi)

@@ -43,7 +43,8 @@ from rich.console import Console
 from web3 import Web3
 
 from deposit_token.chain import sandbox
-from deposit_token.chain.node import JsonRpc, NetworkConfig, anvil_command, find_anvil
+from deposit_token.chain.node import NetworkConfig, anvil_command, find_anvil
+from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
@@ -114,7 +115,7 @@ class Bench:
         self.config, self.console = config, console
         self.n_spenders, self.n_recipients = spenders, recipients
         self.url, self.chain_id = config.rpc_url, config.chain_id
-        self.rpc = JsonRpc(self.url, timeout=120)
+        self.rpc = RpcClient(self.url, timeout=120)
         # Zero gas price, as on the pilot network: no eth_gasPrice call per submission.
         self.submitter = Submitter(self.url, self.chain_id, batch_size=BATCH, gas_price=0)
         self.invoice = 0

@@ -13,28 +13,18 @@ from typing import Any
 from ape import chain, project
 from ethpm_types import ContractType
 
+from deposit_token.chain import abi
+
 TOKEN_NAME = "KRW Deposit Token"
 TOKEN_SYMBOL = "KRWD"
 
 
-def _abi_key(item: Any) -> tuple[str, str]:
-    return item.type, getattr(item, "selector", None) or getattr(item, "signature", None) or item.type
-
-
 @lru_cache(maxsize=1)
 def system_contract_type() -> ContractType:
-    """The token's contract type with the admin module's functions, events and errors added."""
-    token = project.DepositToken.contract_type
-    module = project.DepositTokenAdmin.contract_type
-    abi = list(token.abi)
-    seen = {_abi_key(item) for item in abi}
-    for item in module.abi:
-        if item.type in ("constructor", "fallback", "receive"):
-            continue
-        if _abi_key(item) not in seen:
-            seen.add(_abi_key(item))
-            abi.append(item)
-    return ContractType(contractName="DepositTokenSystem", abi=abi, sourceId=token.source_id)
+    """The merged token + admin module ABI (`deposit_token.chain.abi`, shipped with the package) as ape's
+    contract type, for `token_at` and calldata encoding."""
+    content = abi.shipped()
+    return ContractType(contractName=content["contractName"], abi=content["abi"], sourceId=content["sourceId"])
 
 
 def token_at(address: str):

@@ -21,7 +21,8 @@ last block if that chain had been time-travelled ahead, and block times would go
 the newest block's timestamp from the state file and starts the clock at the later of that + 1 and now.
 
 Everything here speaks standard JSON-RPC only (eth_chainId, eth_blockNumber, eth_getBlockByNumber,
-eth_getCode), so ``status`` works the same against any node; a Geth or Besu network needs no code here.
+eth_getCode, through `deposit_token.chain.rpc.RpcClient`), so ``status`` works the same against any node; a
+Geth or Besu network needs no code here.
 """
 
 from __future__ import annotations
@@ -37,16 +38,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 from deposit_token import paths
 from deposit_token.chain import deployment
+from deposit_token.chain.rpc import RpcClient, RpcError
 from deposit_token.errors import DepositTokenError
 
 NETWORK_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"  # moves the default data directory (rehearsals, the README's test)
@@ -93,73 +93,6 @@ class AlreadyRunningError(NetworkError):
 
 class StartFailedError(NetworkError):
     """Anvil exited or did not answer in time."""
-
-
-class RpcError(DepositTokenError):
-    """A JSON-RPC call failed: the node is unreachable, or it answered with an error."""
-
-
-# --- JSON-RPC ------------------------------------------------------------------------------------------------
-
-
-class JsonRpc:
-    """A minimal JSON-RPC 2.0 client over HTTP, with batches.
-
-    It ignores HTTP(S)_PROXY: the pilot node is on the loopback interface, and a proxy from the environment
-    would only get in the way."""
-
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        self.url = url
-        self.timeout = timeout
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self._next_id = 0
-
-    def _post(self, payload: Any) -> Any:
-        body = json.dumps(payload).encode()
-        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError) as err:
-            reason = getattr(err, "reason", err)
-            raise RpcError(f"no JSON-RPC answer from {self.url}: {reason}") from err
-
-    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        self._next_id += 1
-        return self._result(self._post({"jsonrpc": "2.0", "id": self._next_id, "method": method,
-                                        "params": list(params)}), method)
-
-    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Results of `calls` (method, params) in order, sent as one JSON-RPC batch."""
-        if not calls:
-            return []
-        first = self._next_id + 1
-        self._next_id += len(calls)
-        payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)}
-                   for i, (m, p) in enumerate(calls)]
-        answers = self._post(payload)
-        if not isinstance(answers, list):
-            raise RpcError(f"{self.url} did not answer the batch with a list: {str(answers)[:200]}")
-        by_id = {answer.get("id"): answer for answer in answers if isinstance(answer, dict)}
-        return [self._result(by_id.get(first + i, {}), m) for i, (m, _) in enumerate(calls)]
-
-    def _result(self, answer: Any, method: str) -> Any:
-        if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
-            raise RpcError(f"{self.url} gave no answer to {method}")
-        if "error" in answer:
-            error = answer["error"] or {}
-            raise RpcError(f"{method} failed on {self.url}: {error.get('message', error)}")
-        return answer["result"]
-
-    def chain_id(self) -> int:
-        return int(self.call("eth_chainId"), 16)
-
-    def block_number(self) -> int:
-        return int(self.call("eth_blockNumber"), 16)
-
-    def has_code(self, address: str) -> bool:
-        code = self.call("eth_getCode", [address, "latest"]) or "0x"
-        return len(code) > 2
 
 
 # --- settings and files --------------------------------------------------------------------------------------
@@ -484,7 +417,7 @@ def start(config: NetworkConfig, timeout: float = START_TIMEOUT) -> StartResult:
 
 
 def _wait_until_ready(config: NetworkConfig, process: subprocess.Popen, timeout: float) -> tuple[int, int]:
-    rpc = JsonRpc(config.rpc_url, timeout=2.0)
+    rpc = RpcClient(config.rpc_url, timeout=2.0)
     deadline = time.monotonic() + timeout
     while True:
         code = process.poll()
@@ -590,7 +523,7 @@ class NetworkStatus:
         return f"running, ours (pid {self.pid})"
 
 
-def measure_block_time(rpc: JsonRpc, head: int, sample: int = BLOCK_TIME_SAMPLE) -> tuple[float | None, int,
+def measure_block_time(rpc: RpcClient, head: int, sample: int = BLOCK_TIME_SAMPLE) -> tuple[float | None, int,
                                                                                           int | None]:
     """(average seconds between the last `sample` blocks, blocks measured, head timestamp)."""
     count = min(sample, head)
@@ -602,7 +535,7 @@ def measure_block_time(rpc: JsonRpc, head: int, sample: int = BLOCK_TIME_SAMPLE)
     return (stamps[1] - stamps[0]) / count, count, stamps[1]
 
 
-def deployment_status(rpc: JsonRpc | None, chain_id: int | None, network_choice: str,
+def deployment_status(rpc: RpcClient | None, chain_id: int | None, network_choice: str,
                       directory: Path | str | None = None) -> list[DeploymentStatus]:
     """The network's deployment record (deposit_token.chain.deployment's file naming), checked against the chain."""
     path = deployment.record_path(network_choice, directory)
@@ -638,7 +571,7 @@ def status(config: NetworkConfig, network_choice: str = DEFAULT_NETWORK_CHOICE,
     pid = read_pid(config)
     running = pid is not None and process_alive(pid)
     ours = running and process_is_ours(pid, config)
-    rpc = JsonRpc(config.rpc_url, timeout=3.0)
+    rpc = RpcClient(config.rpc_url, timeout=3.0)
     try:
         chain_id = rpc.chain_id()
         head = rpc.block_number()
@@ -651,7 +584,7 @@ def status(config: NetworkConfig, network_choice: str = DEFAULT_NETWORK_CHOICE,
 
 
 __all__ = [
-    "AlreadyRunningError", "AnvilNotFoundError", "DeploymentStatus", "JsonRpc", "NetworkConfig", "NetworkError",
-    "NetworkStatus", "PortBusyError", "RpcError", "StartFailedError", "StartResult", "StopResult", "config_for",
+    "AlreadyRunningError", "AnvilNotFoundError", "DeploymentStatus", "NetworkConfig", "NetworkError",
+    "NetworkStatus", "PortBusyError", "StartFailedError", "StartResult", "StopResult", "config_for",
     "find_anvil", "port_in_use", "running_pid", "start", "status", "stop",
 ]

@@ -16,15 +16,16 @@ treasury's disbursal and the pilot demo send thousands, so this module does the 
   traces (``trace_block``, one call per block) where the node serves them, as Anvil does, else by batched
   ``eth_getTransactionReceipt`` (why: `Submitter._confirm_blocks`);
 * a transaction that reverted is replayed with ``eth_call`` from the same sender at its block's parent, and
-  the revert data is decoded into a sentence by `deposit_token.domain.sentences` (see `Submitter._explain_failures`).
+  the revert data is decoded into a sentence by `deposit_token.chain.reverts` (see `Submitter._explain_failures`).
 
-`encode_call` builds calldata from the token system's merged ABI (`deposit_token.chain.contracts.system_contract_type`).
+JSON-RPC goes through `deposit_token.chain.rpc.RpcClient` (orjson, keep-alive, `batch_results` so that one
+refused transaction does not hide the others' fate). `encode_call` builds calldata from an ABI: the token
+system's merged one (`deposit_token.chain.abi.system_abi()`) or an ape contract type.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,20 +33,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import coincurve
-import orjson
-import requests
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from deposit_token.chain.reverts import decode_revert
-from deposit_token.domain.sentences import NameLookup, describe
+from deposit_token.chain import abi
+from deposit_token.chain.reverts import describe_revert
+from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
+from deposit_token.domain.sentences import NameLookup
 from deposit_token.errors import DepositTokenError
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_RECEIPT_TIMEOUT = 120.0
-_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 _FILLER_GAS = 21_000
 
 #: ``progress(phase, done, total)``: phase "sent" while signing and sending, then "mined" while receipts arrive.
@@ -184,18 +183,17 @@ def sign_legacy(signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to
 _METHOD_CACHE: dict[tuple[int, str, int], tuple[bytes, list[str]]] = {}
 
 
-def _method(contract_type: Any, fn_name: str, n_args: int) -> tuple[bytes, list[str]]:
-    key = (id(contract_type), fn_name, n_args)
+def _method(contract: Any, fn_name: str, n_args: int) -> tuple[bytes, list[str]]:
+    key = (id(contract), fn_name, n_args)
     cached = _METHOD_CACHE.get(key)
     if cached is None:
-        matches = [item for item in contract_type.abi
-                   if item.type == "function" and item.name == fn_name and len(item.inputs) == n_args]
+        matches = [item for item in abi.items_of(contract)
+                   if item["type"] == "function" and item["name"] == fn_name and len(item["inputs"]) == n_args]
         if not matches:
             raise ValueError(f"the contract has no function {fn_name} taking {n_args} argument(s)")
         if len(matches) > 1:
             raise ValueError(f"{fn_name} is overloaded with {n_args} arguments; cannot choose")
-        abi = matches[0]
-        cached = keccak(text=abi.selector)[:4], [arg.canonical_type for arg in abi.inputs]
+        cached = abi.selector(matches[0]), [abi.abi_type(arg) for arg in matches[0]["inputs"]]
         _METHOD_CACHE[key] = cached
     return cached
 
@@ -211,7 +209,8 @@ def _abi_value(value: Any) -> Any:
 
 
 def encode_call(contract_type: Any, fn_name: str, args: Sequence[Any]) -> bytes:
-    """Calldata for `fn_name(*args)` of `contract_type` (e.g. `system_contract_type()`): selector + ABI args."""
+    """Calldata for `fn_name(*args)` of `contract_type` (`abi.system_abi()`, `system_contract_type()` or any
+    ape contract type): selector + ABI args."""
     selector, types = _method(contract_type, fn_name, len(args))
     return selector + abi_encode(types, [_abi_value(a) for a in args])
 
@@ -265,70 +264,6 @@ class _Sent:
     tx_hash: str
 
 
-class RpcError(DepositTokenError):
-    """An error object in a JSON-RPC answer."""
-
-    def __init__(self, error: Mapping[str, Any]) -> None:
-        self.code = error.get("code")
-        self.message = str(error.get("message", ""))
-        self.data = error.get("data")
-        super().__init__(self.message)
-
-
-class JsonRpc:
-    """JSON-RPC over one persistent HTTP connection; batches are JSON arrays; orjson both ways."""
-
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        self.url = url
-        self.timeout = timeout
-        self._session = requests.Session()
-        self._session.headers.update({"Content-Type": "application/json"})
-        self._lock = threading.Lock()  # one connection: one request at a time
-
-    def close(self) -> None:
-        self._session.close()
-
-    def _post(self, payload: Any) -> Any:
-        body = orjson.dumps(payload)
-        try:
-            with self._lock:
-                response = self._session.post(self.url, data=body, timeout=(5.0, self.timeout))
-        except requests.ConnectionError as exc:
-            raise SubmitError(f"cannot reach the JSON-RPC endpoint {self.url} (is the node running?)") from exc
-        except requests.Timeout as exc:
-            raise SubmitError(f"the JSON-RPC endpoint {self.url} did not answer within {self.timeout:.0f} s") from exc
-        if response.status_code != 200:
-            raise SubmitError(f"the JSON-RPC endpoint {self.url} answered HTTP {response.status_code}: "
-                              f"{response.text[:200]}")
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise SubmitError(f"the JSON-RPC endpoint {self.url} did not answer JSON: {response.text[:200]}") from exc
-
-    def call(self, method: str, params: list[Any]) -> Any:
-        answer = self._post({"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
-        if not isinstance(answer, dict):
-            raise SubmitError(f"malformed JSON-RPC answer to {method}: {str(answer)[:200]}")
-        if "error" in answer:
-            raise RpcError(answer["error"])
-        return answer.get("result")
-
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """Results in call order; an error answer is returned as an `RpcError` instance, not raised."""
-        if not calls:
-            return []
-        answer = self._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                             for i, (m, p) in enumerate(calls)])
-        if isinstance(answer, dict) and "error" in answer:  # the whole batch was refused (e.g. too large)
-            raise SubmitError(f"the node refused a batch of {len(calls)} calls: {answer['error'].get('message')}")
-        if not isinstance(answer, list) or len(answer) != len(calls):
-            raise SubmitError(f"malformed JSON-RPC batch answer ({len(calls)} calls sent)")
-        results: list[Any] = [None] * len(calls)
-        for item in answer:
-            results[item["id"]] = RpcError(item["error"]) if "error" in item else item.get("result")
-        return results
-
-
 def _check(result: Any, what: str) -> Any:
     if isinstance(result, RpcError):
         raise SubmitError(f"{what} failed: {result.message}")
@@ -345,17 +280,17 @@ class Submitter:
     to save the call. `batch_size` is the number of transactions per JSON-RPC batch (Anvil refuses request
     bodies above 2 MB: keep batch_size x calldata size well below that). `confirm` says how mined
     transactions are found: "receipts" (batched eth_getTransactionReceipt, any node), "traces" (each new
-    block's `trace_block`, see `_confirm_blocks`) or "auto" (traces when the node serves them). `contract_type`
-    (default: the token system's merged ABI) decodes revert data of failed transactions."""
+    block's `trace_block`, see `_confirm_blocks`) or "auto" (traces when the node serves them). Revert data of
+    failed transactions is decoded with the token system's errors (`deposit_token.chain.reverts`)."""
 
     def __init__(self, rpc_url: str, chain_id: int | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  gas_price: int | None = None, receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
-                 poll_interval: float = 0.1, confirm: str = "auto", contract_type: Any = None) -> None:
+                 poll_interval: float = 0.1, confirm: str = "auto") -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if confirm not in ("auto", "receipts", "traces"):
             raise ValueError("confirm is 'auto', 'receipts' or 'traces'")
-        self.rpc = JsonRpc(rpc_url)
+        self.rpc = RpcClient(rpc_url)
         self.chain_id = chain_id
         self.batch_size = batch_size
         self.gas_price = gas_price
@@ -363,7 +298,6 @@ class Submitter:
         self.poll_interval = poll_interval
         self.confirm = confirm
         self._use_traces: bool | None = None
-        self._contract_type = contract_type
         self._program_names: dict[tuple[str, int], str] = {}
 
     def __enter__(self) -> Submitter:
@@ -389,10 +323,16 @@ class Submitter:
         for request in requests:
             if not isinstance(request.signer, LocalSigner):
                 raise TypeError(f"TxRequest.signer must be a LocalSigner, not {type(request.signer).__name__}")
-        nonces, gas_price, head = self._prepare(requests)
         outcomes: list[TxOutcome | None] = [None] * len(requests)
-        sent = self._send_all(requests, nonces, gas_price, outcomes, progress)
-        self._await_receipts(requests, sent, head, outcomes, progress)
+        try:
+            nonces, gas_price, head = self._prepare(requests)
+            sent = self._send_all(requests, nonces, gas_price, outcomes, progress)
+            self._await_receipts(requests, sent, head, outcomes, progress)
+        except RpcConnectionError as exc:
+            raise SubmitError(f"cannot reach the JSON-RPC endpoint {self.rpc.url} (is the node running?): "
+                              f"{exc.message}", outcomes) from exc
+        except RpcError as exc:  # a whole batch refused, a malformed answer: the submission cannot go on
+            raise SubmitError(f"the JSON-RPC endpoint {self.rpc.url} failed: {exc}", outcomes) from exc
         return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
     def _prepare(self, requests: Sequence[TxRequest]) -> tuple[dict[str, int], int, int]:
@@ -402,7 +342,7 @@ class Submitter:
         calls += [("eth_getTransactionCount", [s, "pending"]) for s in senders]
         results = []
         for i in range(0, len(calls), 2000):
-            results += self.rpc.batch(calls[i:i + 2000])
+            results += self.rpc.batch_results(calls[i:i + 2000], chunk=None)
         chain_id = int(_check(results[0], "eth_chainId"), 16)
         if self.chain_id is None:
             self.chain_id = chain_id
@@ -435,7 +375,7 @@ class Submitter:
             return batch
 
         def post(batch: list[tuple[_Sent, str]]) -> list[Any]:
-            return self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw in batch])
+            return self.rpc.batch_results([("eth_sendRawTransaction", [raw]) for _, raw in batch], chunk=None)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="submit") as pool:
             batch = sign_batch(0)
@@ -477,7 +417,7 @@ class Submitter:
             raw, _ = sign_legacy(signer, nonce=nonce, gas_price=gas_price, gas=_FILLER_GAS, to=signer.address,
                                  value=0, data=b"", chain_id=self.chain_id or 0)
             calls.append(("eth_sendRawTransaction", ["0x" + raw.hex()]))
-        for (signer, nonce), result in zip(holes, self.rpc.batch(calls)):
+        for (signer, nonce), result in zip(holes, self.rpc.batch_results(calls, chunk=None)):
             if not isinstance(result, RpcError):
                 continue
             held = [s for s in sent if requests[s.index].signer.address == signer.address and s.nonce > nonce]
@@ -499,6 +439,8 @@ class Submitter:
                 try:
                     self.rpc.call("trace_block", ["earliest"])
                     self._use_traces = True
+                except RpcConnectionError:
+                    raise
                 except RpcError as exc:
                     if self.confirm == "traces":
                         raise SubmitError(f"the node at {self.rpc.url} does not serve trace_block: {exc}") from exc
@@ -515,7 +457,7 @@ class Submitter:
         deadline = time.monotonic() + self.receipt_timeout
         next_block = head + 1
         while pending:
-            current = int(_check(self.rpc.call("eth_blockNumber", []), "eth_blockNumber"), 16)
+            current = self.rpc.block_number()
             if current >= next_block:
                 if by_traces:
                     self._confirm_blocks(range(next_block, current + 1), requests, pending, outcomes, failed)
@@ -541,7 +483,8 @@ class Submitter:
         step = self.batch_size * 4
         for i in range(0, len(hashes), step):
             chunk = hashes[i:i + step]
-            for tx_hash, receipt in zip(chunk, self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
+            calls = [("eth_getTransactionReceipt", [h]) for h in chunk]
+            for tx_hash, receipt in zip(chunk, self.rpc.batch_results(calls, chunk=None)):
                 if receipt is None or isinstance(receipt, RpcError):
                     continue
                 item = pending.pop(tx_hash)
@@ -565,7 +508,7 @@ class Submitter:
         calls: list[tuple[str, list[Any]]] = []
         for number in blocks:
             calls += [("eth_getBlockByNumber", [hex(number), False]), ("trace_block", [hex(number)])]
-        results = self.rpc.batch(calls)
+        results = self.rpc.batch_results(calls, chunk=None)
         need_receipt: list[str] = []
         for k, number in enumerate(blocks):
             block = _check(results[2 * k], f"eth_getBlockByNumber({number})")
@@ -588,16 +531,6 @@ class Submitter:
 
     # -- why a transaction failed
 
-    def _error_abis(self) -> list[Any]:
-        return [item for item in self._contract().abi if item.type == "error"]
-
-    def _contract(self) -> Any:
-        if self._contract_type is None:
-            from deposit_token.chain.contracts import system_contract_type
-
-            self._contract_type = system_contract_type()
-        return self._contract_type
-
     def _explain_failures(self, requests: Sequence[TxRequest], failed: list[_Sent],
                           outcomes: list[TxOutcome | None]) -> None:
         """Replays each failed transaction with eth_call (same sender, calldata, gas) at its block's parent.
@@ -613,8 +546,8 @@ class Submitter:
             if r.to:
                 call["to"] = r.to
             calls.append(("eth_call", [call, hex(outcome.block_number - 1)]))
-        replies = self.rpc.batch(calls)
-        data = [_revert_data(reply) if isinstance(reply, RpcError) else b"" for reply in replies]
+        replies = self.rpc.batch_results(calls, chunk=None)
+        data = [(reply.revert_data() or b"") if isinstance(reply, RpcError) else b"" for reply in replies]
         trace_of = self._traces([item.tx_hash for item, d in zip(failed, data) if not d])
         for item, reply, revert in zip(failed, replies, data):
             r = requests[item.index]
@@ -641,42 +574,35 @@ class Submitter:
         Nethermind, Besu), else from debug_traceTransaction's callTracer (Geth)."""
         out: dict[str, dict[str, Any]] = {}
         missing = []
-        for tx_hash, reply in zip(hashes, self.rpc.batch([("trace_transaction", [h]) for h in hashes])):
+        for tx_hash, reply in zip(hashes, self.rpc.batch_results([("trace_transaction", [h]) for h in hashes],
+                                                                       chunk=None)):
             top = next((t for t in reply if not t.get("traceAddress")), None) if isinstance(reply, list) else None
             if top is None:
                 missing.append(tx_hash)
             else:
                 out[tx_hash] = {"output": (top.get("result") or {}).get("output"), "error": top.get("error")}
         calls = [("debug_traceTransaction", [h, {"tracer": "callTracer"}]) for h in missing]
-        for tx_hash, reply in zip(missing, self.rpc.batch(calls)):
+        for tx_hash, reply in zip(missing, self.rpc.batch_results(calls, chunk=None)):
             if isinstance(reply, dict):
                 out[tx_hash] = {"output": reply.get("output"), "error": reply.get("error")}
         return out
 
     def describe_revert(self, data: bytes, contract: str | None = None) -> str:
-        """A sentence for raw revert data: Error(string), Panic(uint256) or one of the contract's custom errors."""
-        if data[:4] == _ERROR_STRING:
-            return f"the contract reverted: {abi_decode(['string'], data[4:])[0]}"
-        if data[:4] == _PANIC:
-            return f"the contract panicked (code {hex(abi_decode(['uint256'], data[4:])[0])})"
-        decoded = decode_revert(data, self._error_abis())
-        if decoded is None:
-            return f"the contract reverted with unknown error data 0x{data.hex()}"
-        return describe(*decoded, self._names(contract))
+        """A sentence for raw revert data (`deposit_token.chain.reverts.describe_revert`), program names read
+        from the token at `contract`."""
+        sentence = describe_revert(data, self._names(contract))
+        return sentence or f"the contract reverted with unknown error data 0x{data.hex()}"
 
     def _names(self, contract: str | None) -> NameLookup | None:
         """Program names read from the token at `contract` (only when a sentence needs one)."""
         if contract is None:
-            return None
-        contract_type = self._contract()
-        if not any(item.type == "function" and item.name == "programName" for item in contract_type.abi):
             return None
 
         def program(program_id: int) -> str:
             key = (contract, program_id)
             if key not in self._program_names:
                 try:
-                    data = encode_call(contract_type, "programName", [program_id])
+                    data = encode_call(abi.system_abi(), "programName", [program_id])
                     result = self.rpc.call("eth_call", [{"to": contract, "data": "0x" + data.hex()}, "latest"])
                     name = abi_decode(["string"], _hex_bytes(result))[0]
                 except Exception:  # noqa: BLE001 - a failed lookup must not hide the original error
@@ -689,19 +615,6 @@ class Submitter:
 
 def _hex_bytes(text: str) -> bytes:
     return bytes.fromhex(text.removeprefix("0x"))
-
-
-def _revert_data(error: RpcError) -> bytes:
-    """The revert data of an eth_call error: `data` is a hex string (Anvil, Geth) or {"data": hex} (others)."""
-    data = error.data
-    if isinstance(data, Mapping):
-        data = data.get("data") or data.get("result")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return _hex_bytes(data)
-        except ValueError:
-            return b""
-    return b""
 
 
 def successes(outcomes: Iterable[TxOutcome]) -> int:

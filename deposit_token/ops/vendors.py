@@ -68,10 +68,10 @@ def _choices(vendors: Sequence[NamedVendor]) -> str:
 
 def registered_vendors(rpc_url: str, token: str, from_block: int) -> list[NamedVendor]:
     """Every registered vendor with its latest name, read from the chain (the token keeps no list)."""
-    from deposit_token.chain.reads import JsonRpc
+    from deposit_token.chain.rpc import RpcClient
     from deposit_token.ops import listing
 
-    return [NamedVendor(r.address, r.name, r.category) for r in listing.vendors(JsonRpc(rpc_url), token, from_block)]
+    return [NamedVendor(r.address, r.name, r.category) for r in listing.vendors(RpcClient(rpc_url), token, from_block)]
 
 
 def ape_aliases() -> dict[str, str]:

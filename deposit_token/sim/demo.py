@@ -41,6 +41,7 @@ from rich.table import Table
 
 from deposit_token.chain import node, sandbox
 from deposit_token.chain.contracts import system_contract_type
+from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
 from deposit_token.domain import display
 from deposit_token.domain.categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
@@ -194,7 +195,7 @@ class Demo:
                                        genesis_timestamp=self.month.genesis)
         node.start(config)
         self.config = config
-        self.rpc = node.JsonRpc(config.rpc_url, timeout=60)
+        self.rpc = RpcClient(config.rpc_url, timeout=60)
         self.submitter = Submitter(config.rpc_url, config.chain_id)
         self.say(f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s; its clock "
                  f"starts at {display.moment(self.month.genesis)}, {GENESIS_LEAD.days} days before "
@@ -436,7 +437,6 @@ class Demo:
         from deposit_token.audit.query.reports import build_report, report_sections
         from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
         from deposit_token.audit.verify import verify
-        from deposit_token.chain.rpc import RpcClient
 
         began = time.monotonic()
         database = self.data_dir / "audit.sqlite"

@@ -155,7 +155,7 @@ def test_pilot_deploy_index_report_status_and_verify_after_a_restart(tmp_path, p
         token = deployment.load_record(record)["token"]
         assert token in status.output and "No deployment recorded" not in status.output
 
-        rpc = net.JsonRpc(config.rpc_url)
+        rpc = RpcClient(config.rpc_url)
         wait_for_blocks(rpc, 2)  # the database's block is no longer the head: the resumed node has no state there
         net.stop(config)
         net.start(config)
@@ -175,7 +175,7 @@ def test_pilot_deploy_index_report_status_and_verify_after_a_restart(tmp_path, p
         assert verified.returncode == 0 and "OK" in out and "skipped" not in out, out
 
 
-def wait_for_blocks(rpc: net.JsonRpc, count: int, timeout: float = 20.0) -> None:
+def wait_for_blocks(rpc: RpcClient, count: int, timeout: float = 20.0) -> None:
     """Waits until the interval-mining node has mined `count` more blocks."""
     start, deadline = rpc.block_number(), time.monotonic() + timeout
     while rpc.block_number() < start + count:

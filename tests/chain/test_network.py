@@ -23,6 +23,7 @@ from eth_account import Account
 
 from deposit_token.chain import deployment
 from deposit_token.chain import node as net
+from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.sandbox import free_port
 from deposit_token.paths import ROOT
 
@@ -43,12 +44,12 @@ def ape_run(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.C
                           capture_output=True, text=True, timeout=timeout)
 
 
-def send(rpc: net.JsonRpc, tx: dict, key: bytes) -> str:
+def send(rpc: RpcClient, tx: dict, key: bytes) -> str:
     signed = Account.sign_transaction(tx, key)
     return rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
 
 
-def wait_receipt(rpc: net.JsonRpc, tx_hash: str, timeout: float = 15.0) -> dict:
+def wait_receipt(rpc: RpcClient, tx_hash: str, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
@@ -58,7 +59,7 @@ def wait_receipt(rpc: net.JsonRpc, tx_hash: str, timeout: float = 15.0) -> dict:
     raise AssertionError(f"{tx_hash} was not mined within {timeout} s")
 
 
-def deploy_probe(rpc: net.JsonRpc, key: bytes, nonce: int = 0) -> tuple[str, dict]:
+def deploy_probe(rpc: RpcClient, key: bytes, nonce: int = 0) -> tuple[str, dict]:
     """Deploys the 42-returning contract from an account without ether (legacy tx, gas price 0)."""
     tx = {"nonce": nonce, "gasPrice": 0, "gas": 100_000, "data": INIT_CODE, "value": 0,
           "chainId": net.DEFAULT_CHAIN_ID}
@@ -155,7 +156,7 @@ def test_refuses_a_second_start_of_the_same_data_dir_and_a_port_in_use(config, n
 
 
 def test_zero_gas_price_lets_accounts_without_ether_transact(config, node):
-    rpc = net.JsonRpc(config.rpc_url)
+    rpc = RpcClient(config.rpc_url)
     assert rpc.call("eth_gasPrice") == "0x0"
     payer = Account.create()
     assert int(rpc.call("eth_getBalance", [payer.address, "latest"]), 16) == 0
@@ -172,7 +173,7 @@ def test_zero_gas_price_lets_accounts_without_ether_transact(config, node):
 
 
 def test_state_survives_down_and_up_and_status_shows_the_deployment(config, node, tmp_path):
-    rpc = net.JsonRpc(config.rpc_url)
+    rpc = RpcClient(config.rpc_url)
     deployer = Account.create()
     token, receipt = deploy_probe(rpc, deployer.key)
     records = tmp_path / "deployments"
@@ -202,7 +203,7 @@ def test_state_survives_down_and_up_and_status_shows_the_deployment(config, node
 
 
 def test_a_killed_node_keeps_what_was_dumped_and_refuses_another_chain_id(config, node):
-    rpc = net.JsonRpc(config.rpc_url)
+    rpc = RpcClient(config.rpc_url)
     token, _ = deploy_probe(rpc, Account.create().key)
     time.sleep(config.state_interval + 1.5)  # a periodic dump has happened since
     os.kill(node.pid, signal.SIGKILL)
@@ -231,7 +232,7 @@ def test_status_reports_a_record_whose_token_has_no_code(config, node, tmp_path)
 # --- chain time ----------------------------------------------------------------------------------------------
 
 
-def block_stamps(rpc: net.JsonRpc, first: int, last: int) -> list[int]:
+def block_stamps(rpc: RpcClient, first: int, last: int) -> list[int]:
     blocks = rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(first, last + 1)])
     return [int(block["timestamp"], 16) for block in blocks]
 
@@ -239,7 +240,7 @@ def block_stamps(rpc: net.JsonRpc, first: int, last: int) -> list[int]:
 def test_chain_time_never_goes_backwards_across_down_and_up(config, node):
     """Regression: Anvil does not restore its clock from the state file, so a chain time-travelled ahead and
     restarted went back to the machine's clock (a negative block time in `status`)."""
-    rpc = net.JsonRpc(config.rpc_url)
+    rpc = RpcClient(config.rpc_url)
     chain_now = block_stamps(rpc, rpc.block_number(), rpc.block_number())[0]
     rpc.call("evm_setNextBlockTimestamp", [chain_now + 5 * 365 * 86_400])  # five years ahead of the chain
     rpc.call("evm_mine", [])
@@ -276,7 +277,7 @@ def test_a_new_chain_starts_at_the_chosen_genesis_time_and_a_saved_one_refuses_i
     try:
         assert up.exit_code == 0, up.output
         assert "started at 2031-03-01 00:00 KST" in up.output
-        rpc = net.JsonRpc(config.rpc_url)
+        rpc = RpcClient(config.rpc_url)
         assert block_stamps(rpc, 0, 0) == [1_930_057_200]  # 2031-03-01 00:00 KST
     finally:
         net.stop(config)
@@ -291,7 +292,7 @@ def test_a_throwaway_node_starts_at_the_simulations_genesis_time():
 
     genesis = 1_577_836_800  # 2020-01-01 00:00 UTC: years before the machine's date
     with throwaway_node(genesis_timestamp=genesis, block_time=0.2) as config:
-        rpc = net.JsonRpc(config.rpc_url)
+        rpc = RpcClient(config.rpc_url)
         assert block_stamps(rpc, 0, 0) == [genesis]
         rpc.call("evm_setNextBlockTimestamp", [genesis + 3_600])  # a simulation can set its own times from there
         rpc.call("evm_mine", [])

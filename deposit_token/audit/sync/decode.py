@@ -1,39 +1,28 @@
 """Turns raw ``eth_getLogs`` entries into rows of the audit tables.
 
-Decoding is table-driven from the contracts' ABI, read from ape's compiled manifest (``.build``) so that the
-indexer needs neither a running ape project nor web3's contract machinery: every event the token or its admin
-module declares gets a decoder; events with a typed table (``EVENT_TABLE``) land there, every other event of
-the ABI (admin handover, role admin changes, authorizations, ...) lands in ``admin_events`` as JSON, and a log
-whose signature is in no ABI is kept there too, raw, rather than dropped. The common case (static types only,
+Decoding is table-driven from the token system's merged ABI, shipped with the package
+(``deposit_token.chain.abi``), so that the indexer needs neither an ape build nor web3's contract machinery:
+every event the token or its admin module declares gets a decoder; events with a typed table (``EVENT_TABLE``)
+land there, every other event of the ABI (admin handover, role admin changes, authorizations, ...) lands in
+``admin_events`` as JSON, and a log whose signature is in no ABI is kept there too, raw, rather than dropped. The common case (static types only,
 e.g. Payment and Transfer) is decoded by slicing the hex words, which is what makes 20k+ events/s possible;
 events with strings go through eth_abi.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import orjson
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from deposit_token import paths
 from deposit_token.audit.db import schema
-from deposit_token.errors import DepositTokenError
-
-MANIFEST = paths.BUILD_MANIFEST
-TOKEN_CONTRACTS = ("DepositToken", "DepositTokenAdmin")  # the token forwards to the admin module: one ABI
-
-
-class AbiError(DepositTokenError):
-    """The contracts' ABI cannot be loaded or does not fit the schema."""
-
+from deposit_token.chain.abi import AbiError, abi_signature, abi_type, system_abi
 
 # event name -> (table, {abi parameter: column}); parameters not renamed map to their snake_case name.
 EVENT_TABLE: dict[str, tuple[str, dict[str, str]]] = {
@@ -90,44 +79,6 @@ def bytes32_text(value: str) -> str:
 def checksum(address_hex40: str) -> str:
     """Checksummed address from 40 hex digits (cached: a chain has far fewer accounts than events)."""
     return to_checksum_address("0x" + address_hex40)
-
-
-# --- the ABI ------------------------------------------------------------------------------------------------
-
-
-def load_system_abi(manifest: Path = MANIFEST) -> list[dict[str, Any]]:
-    """The token's ABI joined with the admin module's (like ``deposit_token.chain.contracts.system_contract_type``)."""
-    try:
-        types = json.loads(manifest.read_text(encoding="utf-8"))["contractTypes"]
-        parts = [types[name]["abi"] for name in TOKEN_CONTRACTS]
-    except FileNotFoundError as err:
-        raise AbiError(f"no compiled contracts at {manifest}: run `make compile` first") from err
-    except (KeyError, ValueError) as err:
-        raise AbiError(f"{manifest} has no ABI for {' and '.join(TOKEN_CONTRACTS)}: recompile") from err
-    merged: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for abi in parts:
-        for item in abi:
-            if item["type"] in ("constructor", "fallback", "receive"):
-                continue
-            key = (item["type"], abi_signature(item))
-            if key not in seen:
-                seen.add(key)
-                merged.append(item)
-    return merged
-
-
-def abi_type(param: Mapping[str, Any]) -> str:
-    """The canonical type string of an ABI parameter, tuples expanded: ``(uint96,uint8,bool)[]``."""
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(abi_type(c) for c in param["components"])
-        return f"({inner}){kind[5:]}"
-    return kind
-
-
-def abi_signature(item: Mapping[str, Any]) -> str:
-    return f"{item.get('name', '')}({','.join(abi_type(p) for p in item.get('inputs', []))})"
 
 
 def _is_static_word(kind: str) -> bool:
@@ -330,7 +281,7 @@ class LogDecoder:
     for every parameter (an ABI change without a migration fails loudly here, not as a half-written row)."""
 
     def __init__(self, abi: Iterable[Mapping[str, Any]] | None = None):
-        events = [item for item in (abi if abi is not None else load_system_abi()) if item["type"] == "event"]
+        events = [item for item in (abi if abi is not None else system_abi()) if item["type"] == "event"]
         self.by_topic: dict[str, EventDecoder] = {}
         for event in events:
             if event.get("anonymous"):
