@@ -11,7 +11,9 @@ so the database is always exactly "every event up to the checkpoint". A step:
 3. fetches the headers of the blocks with logs, of the range's last block and, near the head, of every block
    of the range; checks that the logs' block hashes are those headers' and that near the head the headers
    chain (parent hashes) onto the checkpoint - a reorg *during* the step makes it start over;
-4. decodes and commits.
+4. checks the answer against those headers' logsBloom (``bloom``): an answer the blooms contradict is a
+   provider fault, and the range is asked for again (``bloom_retries`` times, then `bloom.BloomMismatch`);
+5. decodes and commits.
 
 The next range's logs are fetched on a second thread while the current one is decoded and written, so the
 node and the database work at the same time.
@@ -29,7 +31,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from deposit_token.audit.db import store
-from deposit_token.audit.sync import reorg
+from deposit_token.audit.sync import bloom, reorg
 from deposit_token.audit.sync.decode import LogDecoder
 from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 from deposit_token.errors import DepositTokenError
@@ -44,6 +46,9 @@ class IndexerConfig:
     reorg_window: how many recent blocks keep their headers in the database (and are hash-chain checked).
     initial_range / max_range: block range of the first ``eth_getLogs`` and the largest one tried.
     target_logs: logs per request the range adapts to (memory per step stays bounded).
+    check_blooms: check each answer against the headers' logsBloom (``bloom``); off only for a chain whose
+        headers carry no real bloom (an all-zero logsBloom would make every log look altered).
+    bloom_retries: how often a range the blooms contradict is asked for again before giving up.
     """
 
     token: str
@@ -54,6 +59,8 @@ class IndexerConfig:
     max_range: int = 50_000
     target_logs: int = 10_000
     poll_interval: float = 0.1
+    check_blooms: bool = True
+    bloom_retries: int = 3
 
     def __post_init__(self) -> None:
         if self.confirmations < 0:
@@ -62,6 +69,8 @@ class IndexerConfig:
             raise ValueError("start block cannot be negative")
         if not 1 <= self.initial_range <= self.max_range:
             raise ValueError("need 1 <= initial_range <= max_range")
+        if self.bloom_retries < 0:
+            raise ValueError("bloom_retries cannot be negative")
 
 
 class Progress(Protocol):
@@ -86,10 +95,15 @@ class Stats:
     commits: int = 0
     rollbacks: list[reorg.Rollback] = field(default_factory=list)
     splits: int = 0
+    bloom_retries: int = 0
 
 
 class _StartOver(DepositTokenError):
     """The chain changed under a step (reorg while fetching): drop the step, check again."""
+
+
+class _BloomFault(DepositTokenError):
+    """The answer contradicts the headers' logsBloom (see ``bloom``): ask for the range again."""
 
 
 @dataclass
@@ -122,6 +136,7 @@ class Indexer:
         self.stats = Stats()
         self._range = config.initial_range
         self._fetch_rpc: RpcClient | None = None  # the prefetch thread's own connection
+        self._blooms = bloom.Expectation(config.token, self.decoder.by_topic) if config.check_blooms else None
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -195,7 +210,7 @@ class Indexer:
                     # fetch the next range while this one is written (safe near the head too: _commit checks
                     # the logs' block hashes and the parent links against the checkpoint before writing)
                     pending = pool.submit(self._fetch, self._prefetch_client(), fetched.last + 1, target)
-                self._commit(fetched, near_head=target - fetched.last <= self.config.reorg_window)
+                self._commit_checked(fetched, near_head=target - fetched.last <= self.config.reorg_window)
                 done = fetched.last
                 if self.progress:
                     self.progress.update(done, target, self.stats.events)
@@ -225,6 +240,8 @@ class Indexer:
             try:
                 logs = rpc.get_logs(self.config.token, first, last)
                 break
+            except RpcConnectionError:
+                raise
             except RpcError as err:
                 if not err.is_limit:
                     if "out of range" in err.message.lower() or "height" in err.message.lower():
@@ -245,6 +262,25 @@ class Indexer:
         return _Fetched(first, last, logs)
 
     # --- writing --------------------------------------------------------------------------------------------
+
+    def _commit_checked(self, fetched: _Fetched, near_head: bool) -> None:
+        """`_commit`, asking for the range again while the answer contradicts the blooms (backing off: a
+        provider's log index that lags its blocks catches up within moments)."""
+        for attempt in range(self.config.bloom_retries + 1):
+            try:
+                self._commit(fetched, near_head)
+                return
+            except _BloomFault as fault:
+                if attempt == self.config.bloom_retries:
+                    raise bloom.BloomMismatch(
+                        f"the node's eth_getLogs answer for blocks {fetched.first}-{fetched.last} contradicts the "
+                        f"block headers after {attempt + 1} tries: {fault}; nothing of the range was written. Use "
+                        "another provider, or check_blooms=False for a chain without real logsBloom") from None
+                self.stats.bloom_retries += 1
+                self.log(f"provider fault ({fault}); asking for blocks {fetched.first}-{fetched.last} again")
+                time.sleep(0.2 * 2**attempt)
+                logs = self.rpc.get_logs(self.config.token, fetched.first, fetched.last)
+                fetched = _Fetched(fetched.first, fetched.last, logs)
 
     def _commit(self, fetched: _Fetched, near_head: bool) -> None:
         first, last, logs = fetched.first, fetched.last, fetched.logs
@@ -268,6 +304,9 @@ class Indexer:
                 raise _StartOver(f"block {number} changed while it was being read")
         if near_head:
             self._check_links(first, numbers, headers)
+        fault = self._blooms.fault(headers, logs) if self._blooms is not None else None
+        if fault is not None:
+            raise _BloomFault(fault)
         timestamps = {n: int(h["timestamp"], 16) for n, h in headers.items()}
         rows = self.decoder.decode_all(logs, timestamps)
         block_rows = [
