@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from eth_account import Account
@@ -18,6 +18,9 @@ from eth_account.messages import encode_typed_data
 from eth_utils import is_address, to_checksum_address
 
 from deposit_token.domain.receipts import receipt_id
+
+if TYPE_CHECKING:  # ape is imported only by the callers that connect
+    from ape.contracts import ContractInstance
 
 DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
@@ -49,7 +52,7 @@ class Domain:
     verifying_contract: str
 
     @classmethod
-    def of(cls, token) -> "Domain":
+    def of(cls, token: ContractInstance) -> Domain:
         _, name, version, chain_id, contract, _, _ = token.eip712Domain()
         return cls(name, version, int(chain_id), to_checksum_address(contract))
 
@@ -116,7 +119,7 @@ class SignedAuthorization:
     r: str
     s: str
 
-    def contract_args(self) -> tuple:
+    def contract_args(self) -> tuple[Any, ...]:
         """The arguments of `receiveWithAuthorization`, in order."""
         a = self.authorization
         m = a.message()

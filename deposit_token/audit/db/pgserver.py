@@ -138,7 +138,8 @@ def _run(command: list[str], folder: Path, what: str) -> None:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # an AF_INET address is (host, port)
+        return port
 
 
 def _make_folder() -> Path:

@@ -48,7 +48,7 @@ metadata = MetaData(
 INT64_MAX = 2**63 - 1
 
 
-class _SqliteExactInteger(UserDefinedType):
+class _SqliteExactInteger(UserDefinedType[int]):
     """SQLite column type for arbitrary-size integers.
 
     SQLite's INTEGER/NUMERIC affinities silently turn an integer above 2**63-1 into a REAL (15 digits), which
@@ -63,7 +63,7 @@ class _SqliteExactInteger(UserDefinedType):
         return "DECIMAL78_BLOB"
 
 
-class Amount(TypeDecorator):
+class Amount(TypeDecorator[int]):
     """An unsigned 256-bit integer: ``NUMERIC(78, 0)`` (PostgreSQL), exact integer (SQLite); reads as ``int``."""
 
     impl = Numeric(78, 0)

@@ -90,6 +90,13 @@ def parse_db_url(text: str) -> URL:
     return url
 
 
+def sqlite_file(url: URL) -> Path:
+    """The file of a SQLite URL from :func:`parse_db_url` (which refuses one without a file)."""
+    if not url.database:
+        raise DatabaseError("an in-memory SQLite database would be lost on exit: give a file, sqlite:///path")
+    return Path(url.database).expanduser()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -102,7 +109,7 @@ def create_db_engine(text: str, create_dir: bool = True) -> Engine:
     """An engine for `text` (not yet connected, nothing created); see :func:`open_database`."""
     url = parse_db_url(text)
     if url.get_backend_name() == "sqlite":
-        path = Path(url.database).expanduser()
+        path = sqlite_file(url)
         if not path.parent.exists():
             if not create_dir:
                 raise DatabaseError(f"no folder {path.parent} for the SQLite database")
@@ -125,7 +132,7 @@ def open_database(text: str, migrate: bool = True) -> Engine:
     current schema. Raises DatabaseError with a readable reason; on a bad URL nothing is created."""
     engine = create_db_engine(text)
     if engine.url.get_backend_name() == "sqlite":
-        Path(engine.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        sqlite_file(engine.url).parent.mkdir(parents=True, exist_ok=True)
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -225,7 +232,8 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
+        # psycopg's connection (the driver of every PostgreSQL URL, see parse_db_url): COPY is its own API.
+        raw: Any = conn.connection.driver_connection
         with raw.cursor() as cursor:
             with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
                 for row in rows:

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, inspect, or_, select
@@ -45,9 +44,9 @@ def open_audit_database(target: str) -> Engine:
         url = store.parse_db_url(database_url(target))
     except store.DatabaseError as err:
         raise AuditDatabaseError(str(err)) from None
-    if url.get_backend_name() == "sqlite" and not Path(url.database).expanduser().is_file():
+    if url.get_backend_name() == "sqlite" and not store.sqlite_file(url).is_file():
         raise AuditDatabaseError(
-            f"no audit database at {Path(url.database).expanduser()}: index the chain first "
+            f"no audit database at {store.sqlite_file(url)}: index the chain first "
             "(`ape run audit index`), or give --db"
         )
     try:

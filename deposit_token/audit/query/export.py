@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -84,7 +84,7 @@ def _csv_field(value: Any) -> Any:
     return value
 
 
-def _json_line(columns: tuple[str, ...], row: tuple) -> bytes:
+def _json_line(columns: tuple[str, ...], row: Sequence[Any]) -> bytes:
     record = {c: _plain(v) for c, v in zip(columns, row)}
     try:
         return orjson.dumps(record) + b"\n"
@@ -92,7 +92,7 @@ def _json_line(columns: tuple[str, ...], row: tuple) -> bytes:
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def _rows(conn: Connection, table: Table) -> Iterator[tuple]:
+def _rows(conn: Connection, table: Table) -> Iterator[Sequence[Any]]:
     order = list(table.primary_key.columns) or list(table.columns)
     result = conn.execution_options(yield_per=BATCH).execute(select(table).order_by(*order))
     for partition in result.partitions():

@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import holidays
 from sqlalchemy import Connection, select
@@ -49,6 +50,9 @@ from sqlalchemy import Connection, select
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
 from deposit_token.domain.rules import KST_OFFSET_MINUTES
+
+if TYPE_CHECKING:  # render (and rich) is imported only when flags are presented
+    from deposit_token.audit.query.render import Section
 
 RULES: dict[str, str] = {
     "night": "paid between 23:00 and 06:00 local time",
@@ -196,7 +200,7 @@ def _split_flags(payments: list[_Payment], rules: set[str]) -> list[Flag]:
     days: dict[tuple[int, str, str, date], list[_Payment]] = defaultdict(list)
     for pay in payments:
         days[(pay.program_id, pay.payer, pay.vendor, pay.when.date())].append(pay)
-    out = []
+    out: list[Flag] = []
     for (_, _, _, day), group in days.items():
         if len(group) < 2:
             continue
@@ -204,8 +208,8 @@ def _split_flags(payments: list[_Payment], rules: set[str]) -> list[Flag]:
             below = [p for p in group
                      if p.config is not None and p.config.has_evidence_threshold
                      and p.amount < p.config.evidence_threshold]
-            if len(below) >= 2:
-                threshold = below[-1].config.evidence_threshold
+            if len(below) >= 2 and (last := below[-1].config) is not None:
+                threshold = last.evidence_threshold
                 total = sum(p.amount for p in below)
                 if total >= threshold:
                     detail = (f"{len(below)} payments to this vendor on {day}, each below the evidence threshold of "
@@ -226,7 +230,7 @@ def _concentration_flags(payments: list[_Payment], s: FlagSettings) -> list[Flag
     months: dict[tuple[int, str, int], list[_Payment]] = defaultdict(list)
     for pay in payments:
         months[(pay.program_id, pay.payer, pay.period)].append(pay)
-    out = []
+    out: list[Flag] = []
     for (_, _, period), group in months.items():
         if len(group) < s.concentration_min_payments:
             continue
@@ -246,7 +250,7 @@ def _concentration_flags(payments: list[_Payment], s: FlagSettings) -> list[Flag
     return out
 
 
-def flag_section(flags: list[Flag]):
+def flag_section(flags: list[Flag]) -> Section:
     """The flags as one ``render.Section``."""
     from deposit_token.audit.query.render import Col, Section
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
 from deposit_token.audit.query.common import Filters, format_period
 from deposit_token.audit.query.reports import spend_facts
 from deposit_token.domain.categories import category_name
+
+if TYPE_CHECKING:  # render (and rich) is imported only when the cells are presented
+    from deposit_token.audit.query.render import Section
 
 MIN_CELL_COUNT = 5
 
@@ -52,7 +56,7 @@ def public_aggregates(conn: Connection, filters: Filters = Filters(), min_count:
     return out
 
 
-def public_section(cells: list[PublicCell], min_count: int = MIN_CELL_COUNT):
+def public_section(cells: list[PublicCell], min_count: int = MIN_CELL_COUNT) -> Section:
     """The cells as one ``render.Section``."""
     from deposit_token.audit.query.render import Col, Section
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
 
@@ -30,6 +30,9 @@ from deposit_token.audit.query.common import (
 )
 from deposit_token.domain.categories import category_name
 from deposit_token.domain.rules import KST_OFFSET_MINUTES
+
+if TYPE_CHECKING:  # render (and rich) is imported only when a report is presented
+    from deposit_token.audit.query.render import Section
 
 DIMENSIONS = ("department", "program", "category", "vendor", "month")
 SECTIONS = ("spend", "flows", "vendors")
@@ -61,7 +64,8 @@ def spend_facts(conn: Connection, filters: Filters = Filters(), departments: Dep
         .where(where)
         .group_by(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period)
     )
-    facts: dict[tuple, list[int]] = {}
+    # (department, payer, program, category, vendor, period) -> [payments, amount]
+    facts: dict[tuple[str, str, int, int, str, int], list[int]] = {}
     for r in grouped:
         if r.payer in changed:
             continue
@@ -87,6 +91,16 @@ def spend_facts(conn: Connection, filters: Filters = Filters(), departments: Dep
 # --- spend by dimension ----------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Tally:
+    """Running totals of one group of facts."""
+
+    payments: int = 0
+    amount: int = 0
+    payers: set[str] = field(default_factory=set)
+    categories: set[int] = field(default_factory=set)
+
+
 @dataclass(frozen=True)
 class SpendRow:
     dimension: str  # department | program | category | vendor | month
@@ -109,16 +123,16 @@ def spend_by(
         raise ValueError(f"unknown dimension {dimension!r} (known: {', '.join(DIMENSIONS)})")
     facts = list(facts)
     total = sum(f.amount for f in facts)
-    groups: dict[Any, list] = defaultdict(lambda: [0, 0, set()])
+    groups: dict[Any, _Tally] = defaultdict(_Tally)
     for f in facts:
         key = {
             "department": f.department, "program": f.program_id, "category": f.category, "vendor": f.vendor,
             "month": f.period,
         }[dimension]
         g = groups[key]
-        g[0] += f.payments
-        g[1] += f.amount
-        g[2].add(f.payer)
+        g.payments += f.payments
+        g.amount += f.amount
+        g.payers.add(f.payer)
 
     def label(key: Any) -> str:
         if dimension == "program":
@@ -129,12 +143,12 @@ def spend_by(
             return vendors.get(key, ("(unregistered)", 0))[0]
         if dimension == "month":
             return format_period(key)
-        return key
+        return str(key)  # a department
 
     rows = [
-        SpendRow(dimension, format_period(k) if dimension == "month" else str(k), label(k), n, len(payers), amount,
-                 _pct(amount, total))
-        for k, (n, amount, payers) in groups.items()
+        SpendRow(dimension, format_period(k) if dimension == "month" else str(k), label(k), g.payments, len(g.payers),
+                 g.amount, _pct(g.amount, total))
+        for k, g in groups.items()
     ]
     if dimension == "month":
         return sorted(rows, key=lambda r: r.key)
@@ -194,10 +208,10 @@ def flows(conn: Connection, filters: Filters = Filters(), programs: ProgramConfi
             total[field] += value
     redeemed = None
     if not filters.programs:  # redemptions carry no program: only meaningful over all programs
-        r = schema.redemptions
+        rt = schema.redemptions
         lo, hi = filters.time_bounds(KST_OFFSET_MINUTES)
-        redeemed = int(conn.execute(select(func.coalesce(func.sum(r.c.amount), 0)).where(timestamp_clause(r, lo, hi)))
-                       .scalar_one())
+        redeemed = int(conn.execute(select(func.coalesce(func.sum(rt.c.amount), 0))
+                                    .where(timestamp_clause(rt, lo, hi))).scalar_one())
     rows.append(_flow_row(None, "all programs", total, redeemed))
     return rows
 
@@ -235,14 +249,14 @@ def top_vendors(
     """Vendors by amount received, largest first; `limit` None or 0 = all."""
     facts = list(facts)
     total = sum(f.amount for f in facts)
-    per_vendor: dict[str, list] = defaultdict(lambda: [0, 0, set(), set()])
+    per_vendor: dict[str, _Tally] = defaultdict(_Tally)
     for f in facts:
         v = per_vendor[f.vendor]
-        v[0] += f.payments
-        v[1] += f.amount
-        v[2].add(f.payer)
-        v[3].add(f.category)
-    ranked = sorted(per_vendor.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        v.payments += f.payments
+        v.amount += f.amount
+        v.payers.add(f.payer)
+        v.categories.add(f.category)
+    ranked = sorted(per_vendor.items(), key=lambda kv: (-kv[1].amount, kv[0]))
     if limit:
         ranked = ranked[:limit]
     r = schema.redemptions
@@ -257,11 +271,11 @@ def top_vendors(
         ):
             redeemed[row.vendor] = int(row.total)
     rows = []
-    for rank, (vendor, (n, amount, payers, categories)) in enumerate(ranked, start=1):
+    for rank, (vendor, v) in enumerate(ranked, start=1):
         name, registered = vendors.get(vendor, ("(unregistered)", 0))
-        paid_in = "/".join(category_name(c) for c in sorted(categories)) or category_name(registered)
-        rows.append(VendorRow(rank, vendor, name, paid_in, n, len(payers), amount, _pct(amount, total),
-                              redeemed.get(vendor, 0)))
+        paid_in = "/".join(category_name(c) for c in sorted(v.categories)) or category_name(registered)
+        rows.append(VendorRow(rank, vendor, name, paid_in, v.payments, len(v.payers), v.amount,
+                              _pct(v.amount, total), redeemed.get(vendor, 0)))
     return rows
 
 
@@ -292,7 +306,7 @@ def build_report(
 # --- presentation ----------------------------------------------------------------------------------------------
 
 
-def report_sections(report: Report, sections: Iterable[str] = SECTIONS) -> list:
+def report_sections(report: Report, sections: Iterable[str] = SECTIONS) -> list[Section]:
     """The report as ``render.Section`` s, in the order asked."""
     from deposit_token.audit.query.render import Col, Section
 

@@ -8,14 +8,14 @@ Run programmatically by :func:`deposit_token.audit.db.store.upgrade` (every comm
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from deposit_token.audit.db.schema import metadata
 
 config = context.config
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
