@@ -6,7 +6,7 @@
 
 Every module of this package that defines ``command`` (a click command) is one subcommand of ``cli``, found by
 :func:`discover`, so a new subcommand is a new module and nothing else changes. The work is done by the library
-in ``deposit_token.audit``. ``_standalone`` is ``python -m deposit_token.audit`` (the indexer without ape).
+in ``deposit_token.audit`` (whose ``__main__`` is the indexer without ape, ``python -m deposit_token.audit``).
 
 Shared options and the resolution of network, deployment record and database are in ``common``.
 """
