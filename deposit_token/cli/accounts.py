@@ -21,7 +21,7 @@ from deposit_token.ops import accounts
 
 
 @click.group()
-def cli():
+def cli() -> None:
     """Create and list the pilot participants' ape keystore accounts."""
 
 

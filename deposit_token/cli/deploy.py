@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from ape.cli import account_option
@@ -23,6 +23,9 @@ from web3.exceptions import Web3Exception
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import deploy_system
 from deposit_token.cli.common import ConnectedProviderCommand, network_option, unattended
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI, ProviderAPI
 
 MAX_ADMIN_DELAY = 2**48 - 1  # the contract takes a uint48
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -110,7 +113,7 @@ class DeployCommand(ConnectedProviderCommand):
 @click.option("--force", is_flag=True, default=False,
               help="Deploy and overwrite the network's record even if the recorded token still has code "
                    "on this chain.")
-def cli(provider, account, admin, admin_delay, force):
+def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, admin_delay: int, force: bool) -> None:
     """Deploy DepositTokenAdmin + DepositToken and write deployments/<network>.json.
 
     The record file is named after the network, ecosystem:network:provider (ethereum:local:foundry ->
@@ -165,6 +168,6 @@ def cli(provider, account, admin, admin_delay, force):
 
 # ape's account_option has no help text parameter: document it here so that --help covers every option.
 for _param in cli.params:
-    if _param.name == "account" and not getattr(_param, "help", None):
+    if isinstance(_param, click.Option) and _param.name == "account" and not _param.help:
         _param.help = ("Alias of an ape account to deploy from (keys stay in ape's encrypted keystore). "
                        "Default on local/dev networks: the first test account; required on other networks.")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from ape.cli import account_option
@@ -29,11 +30,15 @@ from deposit_token.domain.categories import category_name
 from deposit_token.domain.receipts import receipt_text
 from deposit_token.ops.authorization import SignedAuthorization
 
+if TYPE_CHECKING:
+    from ape.api import AccountAPI
+    from ape.contracts import ContractInstance
+
 REDEEMED = "Redeemed(address,bytes32,uint256,string)"
 
 
 @click.group()
-def cli():
+def cli() -> None:
     """A vendor's terminal: collect signed payments, redeem, list payments received."""
 
 
@@ -41,7 +46,7 @@ def cli():
 @network_option()
 @account_option()
 @click.argument("authorization", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def collect(account, authorization):
+def collect(account: AccountAPI, authorization: Path) -> None:
     """Submit a payment the official signed (AUTHORIZATION: the file `ape run wallet authorize` wrote).
     Only the vendor named in it can; it is checked first and explained if a rule would refuse it."""
     unattended(account)
@@ -67,7 +72,7 @@ def collect(account, authorization):
 @click.option("--reference", required=True,
               help="The settlement reference the bank pays out on (e.g. the payout instruction's id). Each "
                    "reference can be redeemed against once per vendor, ever; the text is recorded on-chain.")
-def redeem(account, amount, reference):
+def redeem(account: AccountAPI, amount: int, reference: str) -> None:
     """Redeem AMOUNT KRW: the tokens are burned and the bank pays the amount into the vendor's account."""
     unattended(account)
     token = deployed_token()
@@ -84,7 +89,7 @@ def redeem(account, amount, reference):
                     f"in tx {receipt.txn_hash}")
 
 
-def _where_redeemed(token, vendor: str, settlement: bytes) -> str:
+def _where_redeemed(token: ContractInstance, vendor: str, settlement: bytes) -> str:
     """' in block N (tx 0x...)' of the earlier redemption, or '' if the node cannot say (it is only a hint)."""
     topics = ["0x" + keccak(text=REDEEMED).hex(), "0x" + vendor[2:].lower().rjust(64, "0"), "0x" + settlement.hex()]
     try:
@@ -101,7 +106,7 @@ def _where_redeemed(token, vendor: str, settlement: bytes) -> str:
 @network_option()
 @account_option()
 @click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True)
-def payments(account, from_block):
+def payments(account: AccountAPI, from_block: int) -> None:
     """List the payments this vendor received (from the chain's Payment events)."""
     unattended(account)
     token = deployed_token()

@@ -12,6 +12,7 @@ payment offline for the vendor's terminal to collect.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from ape.cli import account_option
@@ -45,6 +46,9 @@ from deposit_token.ops.authorization import (
 )
 from deposit_token.ops.wallet import wallet_view, why_not
 
+if TYPE_CHECKING:
+    from ape.api import AccountAPI
+
 NO_CAP = 2**48 - 1  # a category cap of type(uint48).max means "no cap"
 VENDOR_HELP = "VENDOR is the vendor's address, the name it was registered under, or an ape account alias."
 RECEIPT_HELP = ("The vendor's invoice number: a plain number (cheapest for sequential invoices), text such as "
@@ -52,14 +56,14 @@ RECEIPT_HELP = ("The vendor's invoice number: a plain number (cheapest for seque
 
 
 @click.group()
-def cli():
+def cli() -> None:
     """An official's wallet: balance and limits, payments, signed (gasless) payments."""
 
 
 @cli.command(cls=ConnectedProviderCommand)
 @network_option()
 @account_option()
-def balance(account):
+def balance(account: AccountAPI) -> None:
     """Balance, program, validity, allowed hours and the cap left per category this month."""
     unattended(account)
     token = deployed_token()
@@ -106,7 +110,7 @@ def _receipt_label(receipt: Receipt) -> str:
 @click.option("--receipt", type=RECEIPT, default="0", help=RECEIPT_HELP + " 0 = none.")
 @click.option("--evidence", type=EVIDENCE, default=None,
               help="Evidence document (its SHA-256 is recorded) or a 0x hash; needed at or above the threshold.")
-def pay(account, vendor, amount, receipt, evidence):
+def pay(account: AccountAPI, vendor: str, amount: int, receipt: Receipt, evidence: bytes | None) -> None:
     """Pay VENDOR AMOUNT KRW (AMOUNT: 45000 or 45,000). The payment is checked first; if a rule would refuse
     it, nothing is sent and the rule is explained."""
     unattended(account)
@@ -131,7 +135,8 @@ def pay(account, vendor, amount, receipt, evidence):
               help="Minutes the vendor has to collect it.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the signed authorization (JSON; it holds no secret).")
-def authorize(account, vendor, amount, receipt, evidence, valid_for, out):
+def authorize(account: AccountAPI, vendor: str, amount: int, receipt: Receipt, evidence: bytes | None,
+              valid_for: int, out: Path) -> None:
     """Sign a payment offline for VENDOR to collect (`ape run vendor collect`): the official needs no gas,
     only the vendor named can submit it, and it works once."""
     unattended(account)
@@ -158,7 +163,7 @@ def authorize(account, vendor, amount, receipt, evidence, valid_for, out):
 @network_option()
 @account_option()
 @click.argument("authorization", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def cancel(account, authorization):
+def cancel(account: AccountAPI, authorization: Path) -> None:
     """Cancel an unused signed payment (AUTHORIZATION is the file `authorize` wrote)."""
     unattended(account)
     token = deployed_token()

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import holidays
 from eth_abi import decode as abi_decode
@@ -166,10 +167,10 @@ class Attempt:
 @dataclass
 class Tally:
     attempts: int = 0
-    by_reason: Counter = field(default_factory=Counter)
-    refused_on_chain: Counter = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    refused_on_chain: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
-    paid: defaultdict = field(default_factory=lambda: defaultdict(int))
+    paid: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))  # KRW per program
 
 
 class Demo:
@@ -211,10 +212,10 @@ class Demo:
             raise RuntimeError(f"{what}: {failed[0].error}")
         return outcomes
 
-    def tx(self, signer: LocalSigner, fn: str, *args, gas: int = 400_000) -> TxRequest:
+    def tx(self, signer: LocalSigner, fn: str, *args: Any, gas: int = 400_000) -> TxRequest:
         return TxRequest(signer, self.token, encode_call(self.abi, fn, args), gas)
 
-    def view(self, calls: Sequence[tuple[str, tuple]], types: Sequence[str]) -> list[tuple]:
+    def view(self, calls: Sequence[tuple[str, tuple[Any, ...]]], types: Sequence[str]) -> list[tuple[Any, ...]]:
         """Several eth_calls of the token at the pending block, in one batched request."""
         batch = [("eth_call", [{"to": self.token, "data": "0x" + encode_call(self.abi, fn, args).hex()}, "pending"])
                  for fn, args in calls]

@@ -26,8 +26,9 @@ _RULE_HELP = "\n".join(f"  {name:<24} {text}" for name, text in RULES.items())
               help="concentration: payments the payer must have made in the month.")
 @click.option("--fail-on-flags", is_flag=True, default=False, help="Exit with status 2 if any flag is raised.")
 @format_option(("table", "csv", "json"), "table", "table (for people), csv or json.")
-def command(db, network, programs, since, until, rules, near_pct, concentration_share, concentration_min_payments,
-            fail_on_flags, fmt):
+def command(db: str | None, network: str | None, programs: tuple[int, ...], since: int | None, until: int | None,
+            rules: tuple[str, ...], near_pct: int, concentration_share: int, concentration_min_payments: int,
+            fail_on_flags: bool, fmt: str) -> None:
     """Anomalies in the indexed payments: each flag names the payment (tx hash, log index) and the rule.
 
     Times are the program's local time (KST unless the program says otherwise); limits are those of the
@@ -38,11 +39,12 @@ def command(db, network, programs, since, until, rules, near_pct, concentration_
     settings = FlagSettings(near_pct, concentration_share, concentration_min_payments)
     with reading(db, network) as conn:
         found = find_flags(conn, settings, filters, list(dict.fromkeys(rules)) or None)
+        per_rule = rule_counts(found)
         meta = {"checkpoint": checkpoint_info(conn), "filters": filters.as_dict(),
-                "settings": settings.__dict__, "counts": rule_counts(found)}
+                "settings": settings.__dict__, "counts": per_rule}
     render([flag_section(found)], fmt, meta)
     if fmt == "table":
-        counts = ", ".join(f"{rule} {n}" for rule, n in meta["counts"].items() if n)
+        counts = ", ".join(f"{rule} {n}" for rule, n in per_rule.items() if n)
         console().print(f"{len(found)} flag(s) on {len({(f.tx_hash, f.log_index) for f in found})} payment(s)"
                         + (f": {counts}" if counts else ""))
     if fail_on_flags and found:

@@ -22,7 +22,8 @@ from deposit_token.cli.audit._reading import database_options, filter_options, f
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, metavar="N",
               help="Vendors listed in the vendors section (0 = all).")
 @format_option(("table", "csv", "json"), "table", "table (for people), csv (one section) or json.")
-def command(db, network, programs, since, until, sections, dimensions, top, fmt):
+def command(db: str | None, network: str | None, programs: tuple[int, ...], since: int | None, until: int | None,
+            sections: tuple[str, ...], dimensions: tuple[str, ...], top: int, fmt: str) -> None:
     """The auditors' spending report over the indexed payments.
 
     Each payment counts for the department its payer had when paying, and for its month in the program's time
