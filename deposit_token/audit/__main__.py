@@ -14,6 +14,7 @@ checks that nothing here imports ape.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -23,7 +24,7 @@ from deposit_token.audit.verify import VerifyError, verify
 from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 
 
-def _common(f):
+def _common(f: Callable[..., None]) -> Callable[..., None]:
     f = click.option("--rpc-url", required=True, help="HTTP JSON-RPC URL of the node.")(f)
     f = click.option("--db", "db_url", required=True, help="sqlite:///file or postgresql://... URL.")(f)
     f = click.option("--token", required=True, help="Address of the deposit token.")(f)

@@ -27,7 +27,7 @@ def system_contract_type() -> ContractType:
     return ContractType(contractName=content["contractName"], abi=content["abi"], sourceId=content["sourceId"])
 
 
-def token_at(address: str):
+def token_at(address: str) -> Any:
     """The token at `address` with the full (token + admin module) ABI."""
     return chain.contracts.instance_at(
         address,
@@ -47,7 +47,7 @@ class Deployed:
     block: int
 
 
-def deploy_system(sender, admin: str | None = None, admin_transfer_delay: int = 0,
+def deploy_system(sender: Any, admin: str | None = None, admin_transfer_delay: int = 0,
                   name: str = TOKEN_NAME, symbol: str = TOKEN_SYMBOL) -> Deployed:
     """Deploys the admin module and the token; `admin` (default: the sender) holds DEFAULT_ADMIN_ROLE."""
     module = project.DepositTokenAdmin.deploy(name, sender=sender)

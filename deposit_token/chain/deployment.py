@@ -3,7 +3,8 @@
 A record says what was deployed where (addresses, transactions, block), by whom, and from what (compiler, its
 settings and a hash of the contract sources), and the keccak256 of the code the token and its admin module have
 on-chain (``code_hashes``, what EXTCODEHASH returns), so that an operator or auditor can tell which build runs on
-a chain; ``audit verify`` compares those hashes with the chain's code. ``check_can_deploy`` keeps a second deployment from silently replacing the record of a live one.
+a chain; ``audit verify`` compares those hashes with the chain's code. ``check_can_deploy`` keeps a second
+deployment from silently replacing the record of a live one.
 
 Network names: one rule, :func:`network_name`, used by every command that reads or writes a record or an audit
 database (deploy, audit, network status, treasury/wallet/vendor). A network is named
@@ -33,12 +34,13 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from eth_utils import keccak
 
@@ -226,7 +228,7 @@ def check_can_deploy(path: Path | str, provider: Any, force: bool = False) -> De
 def source_files(contracts_dir: Path | str = CONTRACTS_DIR) -> list[Path]:
     """Every ``.sol`` file under `contracts_dir` except those in ``test/`` and ``.cache/``, sorted by path."""
     root = Path(contracts_dir)
-    files = []
+    files: list[Path] = []
     for folder, subfolders, names in os.walk(root):
         if Path(folder) == root:
             subfolders[:] = [d for d in subfolders if d not in EXCLUDED_SOURCE_DIRS]
@@ -304,7 +306,7 @@ def package_version() -> str:
 
 
 def utc_iso(timestamp: int | float | None = None) -> str:
-    moment = datetime.now(timezone.utc) if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+    moment = datetime.now(UTC) if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

@@ -27,6 +27,7 @@ Geth or Besu network needs no code here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -38,11 +39,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from deposit_token import paths
 from deposit_token.chain import deployment
@@ -253,10 +255,8 @@ def read_pid(config: NetworkConfig) -> int | None:
 
 def _reap(pid: int) -> None:
     """Collects `pid`'s exit status if it is our own child (a node started and stopped in one process)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def process_alive(pid: int) -> bool:
@@ -333,7 +333,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 def _utc_now() -> str:
     # When the node process was started, in real time, for the operator (network.json); not chain time.
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --- start / stop --------------------------------------------------------------------------------------------
@@ -416,7 +416,7 @@ def start(config: NetworkConfig, timeout: float = START_TIMEOUT) -> StartResult:
         return StartResult(config, process.pid, chain_id, head, resumed, time.monotonic() - began, clock)
 
 
-def _wait_until_ready(config: NetworkConfig, process: subprocess.Popen, timeout: float) -> tuple[int, int]:
+def _wait_until_ready(config: NetworkConfig, process: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
     rpc = RpcClient(config.rpc_url, timeout=2.0)
     deadline = time.monotonic() + timeout
     while True:
@@ -555,7 +555,7 @@ def deployment_status(rpc: RpcClient | None, chain_id: int | None, network_choic
         note = f"recorded on chain id {recorded_chain}, this chain is {chain_id}"
     else:
         try:
-            token_code = rpc.has_code(token)
+            token_code = rpc.has_code(str(token))
             module_code = rpc.has_code(module) if module else None
         except RpcError as err:
             note = f"code not checked: {err}"
@@ -570,7 +570,7 @@ def status(config: NetworkConfig, network_choice: str = DEFAULT_NETWORK_CHOICE,
     """What runs on the configured port, whether it is this data directory's node, and the deployments."""
     pid = read_pid(config)
     running = pid is not None and process_alive(pid)
-    ours = running and process_is_ours(pid, config)
+    ours = pid is not None and running and process_is_ours(pid, config)
     rpc = RpcClient(config.rpc_url, timeout=3.0)
     try:
         chain_id = rpc.chain_id()

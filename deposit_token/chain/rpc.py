@@ -228,8 +228,9 @@ class RpcClient:
         return int(self.call("eth_blockNumber"), 16)
 
     def get_logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        return self.call("eth_getLogs", [{"address": address, "fromBlock": hex(from_block),
-                                          "toBlock": hex(to_block)}])
+        logs: list[dict[str, Any]] = self.call("eth_getLogs", [{"address": address, "fromBlock": hex(from_block),
+                                                                 "toBlock": hex(to_block)}])
+        return logs
 
     def headers(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
         """Block headers (no transactions) of `numbers`, None for a block the chain does not have."""

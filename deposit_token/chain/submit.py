@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import coincurve
 from eth_abi import decode as abi_decode
@@ -73,7 +73,7 @@ class LocalSigner:
 
     The key never appears in `repr`/`str` (so not in logs or tracebacks that print locals' reprs)."""
 
-    __slots__ = ("address", "_key")
+    __slots__ = ("_key", "address")
 
     def __init__(self, private_key: bytes | str) -> None:
         raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else bytes(private_key)
@@ -132,7 +132,7 @@ class LocalSigner:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # never pickle (and so never copy to another process or file) a key
+    def __reduce__(self) -> NoReturn:  # never pickle (and so never copy to another process or file) a key
         raise TypeError("a LocalSigner cannot be pickled")
 
     def __copy__(self) -> LocalSigner:  # immutable: copies (e.g. dataclasses.asdict of a TxOutcome) share it
@@ -169,12 +169,12 @@ def sign_legacy(signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to
                 data: bytes, chain_id: int) -> tuple[bytes, bytes]:
     """(raw signed transaction, its hash) for an EIP-155 legacy transaction."""
     to_raw = bytes.fromhex(to[2:]) if to else b""
-    fields = [nonce, gas_price, gas, to_raw, value, data]
-    signature = signer.sign_hash(keccak(_rlp_list(fields + [chain_id, 0, 0])))
+    fields: list[int | bytes] = [nonce, gas_price, gas, to_raw, value, data]
+    signature = signer.sign_hash(keccak(_rlp_list([*fields, chain_id, 0, 0])))
     v = signature[64] + 35 + 2 * chain_id
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
-    raw = _rlp_list(fields + [v, r, s])
+    raw = _rlp_list([*fields, v, r, s])
     return raw, keccak(raw)
 
 

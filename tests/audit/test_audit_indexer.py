@@ -26,14 +26,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import orjson
 import pytest
-import requests
 from sqlalchemy import delete, func, select, update
 
+from support.rpc_proxy import RpcProxy
 from support.system import MONDAY_10, PROGRAM_END, b32, pay, set_time
 from deposit_token.audit.db import pgserver
 from deposit_token.audit.db import schema, store
@@ -374,33 +372,13 @@ def test_reorgs_roll_back_to_the_common_ancestor(audited, dbs, chain, accounts):
 # --- provider limits ----------------------------------------------------------------------------------------------
 
 
-class LimitingProxy:
+class LimitingProxy(RpcProxy):
     """An HTTP JSON-RPC proxy in front of Anvil that refuses eth_getLogs over `max_blocks` blocks or with more
     than `max_logs` results, with the errors real providers send."""
 
     def __init__(self, upstream: str, max_blocks: int, max_logs: int):
-        self.upstream, self.max_blocks, self.max_logs, self.refused = upstream, max_blocks, max_logs, 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet: the proxy's access log would only clutter test output
-                return None
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                payload = orjson.loads(body)
-                answer = proxy.handle(payload)
-                out = orjson.dumps(answer)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(upstream)
+        self.max_blocks, self.max_logs, self.refused = max_blocks, max_logs, 0
 
     def handle(self, payload):
         if isinstance(payload, dict) and payload.get("method") == "eth_getLogs":
@@ -410,17 +388,13 @@ class LimitingProxy:
                 self.refused += 1
                 return {"jsonrpc": "2.0", "id": payload["id"],
                         "error": {"code": -32602, "message": f"block range too large, max {self.max_blocks}"}}
-            answer = requests.post(self.upstream, json=payload, timeout=30).json()
+            answer = self.forward(payload)
             if len(answer.get("result") or []) > self.max_logs:
                 self.refused += 1
                 return {"jsonrpc": "2.0", "id": payload["id"],
                         "error": {"code": -32005, "message": f"query returned more than {self.max_logs} results"}}
             return answer
-        return requests.post(self.upstream, json=payload, timeout=30).json()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return self.forward(payload)
 
 
 def test_backfill_splits_ranges_the_provider_refuses(audited, sqlite_dbs):

@@ -6,13 +6,13 @@ of the test chain's Anvil."""
 from __future__ import annotations
 
 import pytest
+from support.rpc_proxy import RpcProxy
+from support.system import pay
 
 from deposit_token.audit.db import store
 from deposit_token.audit.sync import bloom
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.rpc import RpcClient
-from support.rpc_proxy import RpcProxy
-from support.system import pay
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from itertools import count
 from types import SimpleNamespace
 
 import pytest
-from support.system import b32
 from eth_account import Account
 from eth_utils import keccak
+from support.system import b32
 
 from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.sandbox import free_port

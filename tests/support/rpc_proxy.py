@@ -1,5 +1,6 @@
-"""A real HTTP JSON-RPC proxy in front of a node that lets a test play a faulty provider: `rewrite(payload,
-answer)` may change (or replace) the node's answer to each single request before the client sees it."""
+"""A real HTTP JSON-RPC proxy in front of a node that lets a test play a faulty or limited provider:
+`rewrite(payload, answer)` may change (or replace) the node's answer to each single request before the client
+sees it; a subclass may override `handle` to answer without asking the node."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ Rewrite = Callable[[Any, Any], Any]
 class RpcProxy:
     """Forwards every JSON-RPC request to `upstream`; single (non-batch) answers go through `rewrite`."""
 
-    def __init__(self, upstream: str, rewrite: Rewrite) -> None:
+    def __init__(self, upstream: str, rewrite: Rewrite | None = None) -> None:
         self.upstream, self.rewrite = upstream, rewrite
         proxy = self
 
@@ -27,10 +28,7 @@ class RpcProxy:
 
             def do_POST(self) -> None:
                 payload = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                answer = requests.post(proxy.upstream, json=payload, timeout=30).json()
-                if isinstance(payload, dict):
-                    answer = proxy.rewrite(payload, answer)
-                out = orjson.dumps(answer)
+                out = orjson.dumps(proxy.handle(payload))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -41,6 +39,17 @@ class RpcProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def forward(self, payload: Any) -> Any:
+        """The node's answer to `payload`."""
+        return requests.post(self.upstream, json=payload, timeout=30).json()
+
+    def handle(self, payload: Any) -> Any:
+        """The answer the client gets."""
+        answer = self.forward(payload)
+        if self.rewrite is not None and isinstance(payload, dict):
+            answer = self.rewrite(payload, answer)
+        return answer
 
     def close(self) -> None:
         self.server.shutdown()

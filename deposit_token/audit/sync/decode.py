@@ -4,9 +4,9 @@ Decoding is table-driven from the token system's merged ABI, shipped with the pa
 (``deposit_token.chain.abi``), so that the indexer needs neither an ape build nor web3's contract machinery:
 every event the token or its admin module declares gets a decoder; events with a typed table (``EVENT_TABLE``)
 land there, every other event of the ABI (admin handover, role admin changes, authorizations, ...) lands in
-``admin_events`` as JSON, and a log whose signature is in no ABI is kept there too, raw, rather than dropped. The common case (static types only,
-e.g. Payment and Transfer) is decoded by slicing the hex words, which is what makes 20k+ events/s possible;
-events with strings go through eth_abi.
+``admin_events`` as JSON, and a log whose signature is in no ABI is kept there too, raw, rather than dropped.
+The common case (static types only, e.g. Payment and Transfer) is decoded by slicing the hex words, which is
+what makes 20k+ events/s possible; events with strings go through eth_abi.
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ def _compile_row(name: str, indexed_types: Sequence[str], data_types: Sequence[s
     namespace: dict[str, Any] = {"_int": int, "_checksum": checksum, "_exact": _exact, "_signed": _signed,
                                  "_constants": tuple(constants), "AbiError": AbiError}
     exec(compile(source, f"<row decoder {name}>", "exec"), namespace)  # noqa: S102 - source built above
-    return namespace["row"]
+    row: Callable[[Mapping[str, Any], int], tuple[Any, ...]] = namespace["row"]
+    return row
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,7 @@ class LogDecoder:
         topics = log["topics"]
         decoder = self.by_topic.get(topics[0]) if topics else None
         if decoder is None:
-            return ADMIN_TABLE, dict(zip(POSITION_COLUMNS + ("event_name", "data"), self._unknown_row(log, timestamp)))
+            return ADMIN_TABLE, dict(zip((*POSITION_COLUMNS, "event_name", "data"), self._unknown_row(log, timestamp)))
         return decoder.table, dict(zip(decoder.columns, decoder.row(log, timestamp)))
 
     def decode_all(self, logs: Sequence[Mapping[str, Any]], timestamps: Mapping[int, int]
@@ -317,7 +318,7 @@ class LogDecoder:
         """Row tuples of `logs` grouped by (table, columns); `timestamps` maps block number -> timestamp."""
         out: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         by_topic = self.by_topic
-        unknown_key = (ADMIN_TABLE, POSITION_COLUMNS + ("event_name", "data"))
+        unknown_key = (ADMIN_TABLE, (*POSITION_COLUMNS, "event_name", "data"))
         for log in logs:
             topics = log["topics"]
             decoder = by_topic.get(topics[0]) if topics else None

@@ -21,6 +21,7 @@ node and the database work at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -220,10 +221,8 @@ class Indexer:
         finally:
             if pending is not None:
                 pending.cancel()
-                try:
+                with contextlib.suppress(Exception):  # the step is abandoned anyway
                     pending.result()
-                except Exception:  # noqa: BLE001 - the step is abandoned anyway
-                    pass
         return False
 
     def _prefetch_client(self) -> RpcClient:
@@ -294,10 +293,11 @@ class Indexer:
         if near_head:
             wanted |= set(range(max(first, last - self.config.reorg_window + 1), last + 1))
         numbers = sorted(wanted)
-        headers = dict(zip(numbers, self.rpc.headers(numbers)))
-        missing = [n for n, h in headers.items() if h is None]
+        answers = dict(zip(numbers, self.rpc.headers(numbers)))
+        missing = [n for n, h in answers.items() if h is None]
         if missing:
             raise _StartOver(f"block {missing[0]} is gone")
+        headers = {n: h for n, h in answers.items() if h is not None}
         for log_entry in logs:
             number = int(log_entry["blockNumber"], 16)
             if log_entry["blockHash"] != headers[number]["hash"]:
