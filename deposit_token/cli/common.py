@@ -18,15 +18,17 @@ from ape.cli import ConnectedProviderCommand as ApeConnectedProviderCommand
 from ape.cli import network_option as ape_network_option
 from ape.exceptions import ApeException
 from click.core import ParameterSource
-from web3.exceptions import Web3Exception
-from eth_utils import is_address, is_checksum_address, to_checksum_address
 from rich.console import Console
+from web3.exceptions import Web3Exception
 
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import token_at
 from deposit_token.chain.reverts import explain
-from deposit_token.domain.inputs import InputError, check_amount
+from deposit_token.domain.categories import parse_category
+from deposit_token.domain.inputs import InputError, check_address, check_amount
 from deposit_token.domain.receipts import receipt_id
+from deposit_token.errors import DepositTokenError
+from deposit_token.ops.roles import parse_role
 
 ZERO32 = b"\0" * 32
 # So that `pay VENDOR -5` reaches the amount check ("amount -5 is negative") instead of click's "no such
@@ -44,17 +46,35 @@ def console() -> Console:
 
 
 class AddressType(click.ParamType):
-    """A 20-byte hex address; a mixed-case one must carry a correct EIP-55 checksum."""
+    """An address, checked by `inputs.check_address` (the one address rule: 0x + 40 hex digits, not the zero
+    address, a correct EIP-55 checksum if mixed-case); with `aliases`, also the alias of an ape account
+    (``TEST::n`` for test accounts), resolved to its address."""
 
-    name = "ADDRESS"
+    def __init__(self, aliases: bool = False) -> None:
+        self.aliases = aliases
+        self.name = "ADDRESS|ALIAS" if aliases else "ADDRESS"
 
     def convert(self, value: Any, param, ctx) -> str:
         text = str(value).strip()
-        if not is_address(text):
-            self.fail(f"{value!r} is not an address (0x followed by 40 hex digits)", param, ctx)
-        if text[2:] not in (text[2:].lower(), text[2:].upper()) and not is_checksum_address(text):
-            self.fail(f"{value!r} has a wrong EIP-55 checksum (mistyped?)", param, ctx)
-        return to_checksum_address(text)
+        if not self.aliases or text.lower().startswith("0x"):
+            try:
+                return check_address(text)
+            except InputError as error:
+                self.fail(str(error), param, ctx)
+        return self._alias(text, param, ctx)
+
+    def _alias(self, text: str, param, ctx) -> str:
+        from ape import accounts
+
+        try:
+            if text.upper().startswith("TEST::") and text[6:].isdigit():
+                return str(accounts.test_accounts[int(text[6:])].address)
+            if text in accounts.aliases:
+                return str(accounts.load(text).address)
+        except (ApeException, IndexError) as error:
+            self.fail(f"{text!r}: {error}", param, ctx)
+        self.fail(f"{text!r} is neither an address (0x followed by 40 hex digits) nor the alias of an ape account "
+                  "(see `ape accounts list`)", param, ctx)
 
 
 class AmountType(click.ParamType):
@@ -83,7 +103,7 @@ class ReceiptType(click.ParamType):
 
     name = "RECEIPT"
 
-    def convert(self, value: Any, param, ctx) -> "Receipt":
+    def convert(self, value: Any, param, ctx) -> Receipt:
         if isinstance(value, Receipt):
             return value
         text = str(value).strip()
@@ -152,11 +172,30 @@ def bytes32_of(text: str, kind: click.ParamType, param, ctx) -> bytes:
     kind.fail(f"{text!r} is neither a number nor 0x followed by 64 hex digits", param, ctx)
 
 
+class ParsedType(click.ParamType):
+    """A value read by one parser of the domain (or ops) layer: the parser's InputError / ValueError message
+    is click's message, so the command line and files refuse the same text in the same words."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value: Any, param, ctx) -> Any:
+        try:
+            return self.parse(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
 ADDRESS = AddressType()
+ADDRESS_OR_ALIAS = AddressType(aliases=True)
 AMOUNT = AmountType()
 RECEIPT = ReceiptType()
 EVIDENCE = EvidenceType()
 VENDOR = VendorType()
+CATEGORY = ParsedType("CATEGORY", parse_category)  # a merchant category by name or code
+ROLE = ParsedType("ROLE", parse_role)  # issuer, program-manager, ..., admin, or the contract's ISSUER_ROLE
+CSV_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def deployed_token(ecosystem_network_provider: str | None = None):
@@ -207,7 +246,7 @@ def vendor_address(token, vendor: str) -> str:
         raise click.ClickException(str(error)) from None
 
 
-def unattended(account):
+def unattended(account: Any) -> Any:
     """Lets an ape keystore account sign without a person at the keyboard when its passphrase is in ape's
     documented environment variable (APE_ACCOUNTS_<alias>_PASSPHRASE); otherwise ape asks, as usual."""
     import os
@@ -319,13 +358,17 @@ def _provider_uri(provider: Any) -> str | None:
 class ConnectedProviderCommand(ApeConnectedProviderCommand):
     """ape's connected command, as every command of the project uses it: a network that cannot be used
     (unknown choice, no node answering, a provider that cannot start) is one sentence and exit status 1;
-    chain and node errors while the command runs are one line, not a traceback; an amount argument may be
+    the package's own errors (`DepositTokenError`) and chain and node errors while the command runs are one
+    line, not a traceback; an amount argument may be
     negative-looking (`-100` reaches the amount check instead of click's "no such option")."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if any(isinstance(p, click.Argument) and getattr(p.type, "name", None) == "KRW" for p in self.params):
             self.context_settings = {**self.context_settings, **NEGATIVE_NUMBERS_ARE_ARGUMENTS}
+
+    def show_details(self, error: DepositTokenError) -> None:
+        """Prints what does not fit the one-line message (e.g. a table of rows), before it; nothing here."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.ignore_unknown_options:
@@ -366,6 +409,9 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
     def _run(self, ctx: click.Context, provider: Any) -> Any:
         try:
             return self._invoke(ctx, provider=provider)
+        except DepositTokenError as error:  # ours: the message is already the sentence for the user
+            self.show_details(error)
+            raise click.ClickException(one_line(error)) from None
         except (ApeException, Web3Exception, OSError) as error:  # the node went away, a call failed, ...
             raise click.ClickException(one_line(error)) from None
 

@@ -29,119 +29,46 @@ from typing import Any
 
 import click
 from ape.cli import account_option
-from ape.exceptions import ApeException
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from web3.exceptions import Web3Exception
 
 from deposit_token.chain.submit import LocalSigner, SubmitError
-from deposit_token.cli.common import ConnectedProviderCommand, console, deployed_token, network_option, unattended
+from deposit_token.cli.common import (
+    ADDRESS_OR_ALIAS,
+    AMOUNT,
+    CATEGORY,
+    CSV_FILE,
+    ROLE,
+    AmountType,
+    ConnectedProviderCommand,
+    console,
+    deployed_token,
+    network_option,
+    one_line,
+    unattended,
+)
 from deposit_token.domain import display
-from deposit_token.domain.categories import Category, parse_category
-from deposit_token.domain.inputs import InputError, RowProblem, bytes32_text, check_address, check_amount, reference_bytes
+from deposit_token.domain.inputs import RowProblem, bytes32_text, reference_bytes
 from deposit_token.domain.presets import PRESETS
+from deposit_token.errors import DepositTokenError
+from deposit_token.ops import actions, bulk, context, listing, program_spec
 from deposit_token.ops import disburse as disbursal
-from deposit_token.ops import listing
 from deposit_token.ops import roles as access
-from deposit_token.ops import treasury as ops
 
 PROBLEMS_SHOWN = 500  # rows of a problem table printed; the full list goes to a file
-
-
-# --- parameter types ------------------------------------------------------------------------------------------
-
-
-class AddressOrAlias(click.ParamType):
-    """An address (EIP-55 checked) or the alias of an ape account (``TEST::n`` for test accounts)."""
-
-    name = "ADDRESS|ALIAS"
-
-    def convert(self, value: Any, param, ctx) -> str:
-        text = str(value).strip()
-        if text.lower().startswith("0x"):
-            try:
-                return check_address(text)
-            except InputError as err:
-                self.fail(str(err), param, ctx)
-        from ape import accounts
-
-        try:
-            if text.upper().startswith("TEST::") and text[6:].isdigit():
-                return str(accounts.test_accounts[int(text[6:])].address)
-            if text in accounts.aliases:
-                return str(accounts.load(text).address)
-        except (ApeException, IndexError) as err:
-            self.fail(f"{text!r}: {err}", param, ctx)
-        self.fail(f"{text!r} is neither an address (0x followed by 40 hex digits) nor the alias of an ape account "
-                  "(see `ape accounts list`)", param, ctx)
-
-
-class Krw(click.ParamType):
-    """A positive whole number of KRW: ``1000000`` or ``1,000,000`` (groups of three), nothing else."""
-
-    name = "KRW"
-
-    def __init__(self, allow_zero: bool = False) -> None:
-        self.allow_zero = allow_zero
-
-    def convert(self, value: Any, param, ctx) -> int:
-        try:
-            return check_amount(str(value), allow_zero=self.allow_zero)  # the one amount rule (inputs.py)
-        except InputError as err:
-            self.fail(str(err), param, ctx)
-
-
-class CategoryParam(click.ParamType):
-    name = "CATEGORY"
-
-    def convert(self, value: Any, param, ctx) -> Category:
-        try:
-            return parse_category(str(value))
-        except ValueError as err:
-            self.fail(str(err), param, ctx)
-
-
-class RoleParam(click.ParamType):
-    """A role by readable name (issuer, program-manager, vendor-registrar, compliance, admin) or by the
-    contract's name (ISSUER_ROLE)."""
-
-    name = "ROLE"
-
-    def convert(self, value: Any, param, ctx) -> str:
-        try:
-            return access.parse_role(str(value))
-        except InputError as err:
-            self.fail(str(err), param, ctx)
-
-
-ADDRESS = AddressOrAlias()
-AMOUNT = Krw()
-ROLE = RoleParam()
-CATEGORY = CategoryParam()
-CSV_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 # --- command plumbing -------------------------------------------------------------------------------------------
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 class TreasuryCommand(ConnectedProviderCommand):
-    """A connected command whose expected failures end in one line (exit 1), never a traceback."""
+    """A connected command whose expected failures end in one line (exit 1), never a traceback; a refused
+    CSV file also gets its table of problems."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ops.BulkRefused as err:
-            _print_problems(err.problems, Path(err.source) if Path(err.source).is_file() else None)
-            raise click.ClickException(_one_line(err)) from None
-        except (InputError, ops.ActionError, disbursal.DisbursalError, SubmitError) as err:
-            raise click.ClickException(_one_line(err)) from None
-        except (ApeException, Web3Exception, OSError) as err:
-            raise click.ClickException(f"{type(err).__name__}: {_one_line(err)}") from None
+    def show_details(self, error: DepositTokenError) -> None:
+        if isinstance(error, bulk.BulkRefused):
+            _print_problems(error.problems, Path(error.source) if Path(error.source).is_file() else None)
 
 
 def _document_account_option(command: click.Command, role: str | None) -> None:
@@ -183,7 +110,7 @@ def read_command(group: click.Group, name: str | None = None, **kwargs: Any) -> 
     return decorate
 
 
-def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Chain,
+def _signer_account(provider: Any, account: Any, role: str | None, chain: context.Chain,
                     wanted: tuple[str, Callable[[str], bool]] | None = None) -> Any:
     """--account, or on a development network the first test account holding `role` (or, with `wanted`
     = (what, predicate), the first whose address satisfies the predicate)."""
@@ -193,7 +120,7 @@ def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Ch
                                    "account in ape's keystore (`ape accounts list`)")
         from ape import accounts
 
-        what, fits = wanted or (role, lambda address: role is None or ops.has_role(chain, role, address))
+        what, fits = wanted or (role, lambda address: role is None or context.has_role(chain, role, address))
         for candidate in list(accounts.test_accounts)[:10]:
             if fits(str(candidate.address)):
                 account = candidate
@@ -204,15 +131,15 @@ def _signer_account(provider: Any, account: Any, role: str | None, chain: ops.Ch
     return unattended(account)
 
 
-def _connect(provider: Any) -> ops.Chain:
+def _connect(provider: Any) -> context.Chain:
     token = deployed_token()
     uri = getattr(provider, "uri", None) or getattr(provider, "http_uri", None)
     if not uri:
         raise click.ClickException(f"the provider of {provider.network_choice} has no JSON-RPC URI")
-    return ops.Chain.connect(token, uri, provider.chain_id)
+    return context.Chain.connect(token, uri, provider.chain_id)
 
 
-def _setup(provider: Any, account: Any, role: str | None) -> tuple[ops.Chain, Any]:
+def _setup(provider: Any, account: Any, role: str | None) -> tuple[context.Chain, Any]:
     chain = _connect(provider)
     return chain, _signer_account(provider, account, role, chain)
 
@@ -267,7 +194,7 @@ def _progress() -> Progress:
                     console=console(), transient=False)
 
 
-def _bulk(chain: ops.Chain, account: Any, calls: Sequence[ops.BulkCall], what: str) -> list[ops.BulkResult]:
+def _bulk(chain: context.Chain, account: Any, calls: Sequence[bulk.BulkCall], what: str) -> list[bulk.BulkResult]:
     """Sends bulk calls with a progress bar and prints a table of the outcomes; exit 1 if any failed."""
     if not calls:
         console().print(f"nothing to {what}")
@@ -280,7 +207,7 @@ def _bulk(chain: ops.Chain, account: Any, calls: Sequence[ops.BulkCall], what: s
             bar.update(task, description=f"{what}: {'sending' if phase == 'sent' else 'confirming'}",
                        completed=done, total=total)
 
-        results = ops.send_bulk(chain, signer, calls, progress)
+        results = bulk.send_bulk(chain, signer, calls, progress)
     table = Table(title=f"{what}: {sum(r.outcome.status for r in results)} of {len(results)} transactions succeeded",
                   title_justify="left")
     for column in ("lines", "action", "result", "transaction", "block"):
@@ -339,11 +266,11 @@ def cli():
 
 @command(cli, role="ISSUER_ROLE")
 @click.argument("amount", type=AMOUNT)
-@click.option("--to", "treasury", type=ADDRESS, required=True, help="The registered treasury to mint into.")
+@click.option("--to", "treasury", type=ADDRESS_OR_ALIAS, required=True, help="The registered treasury to mint into.")
 def issue(provider, account, amount, treasury):
     """Mint AMOUNT KRW into a treasury, within the issuer's allowance."""
     chain, account = _setup(provider, account, "ISSUER_ROLE")
-    receipt = ops.issue(chain, account, treasury, amount)
+    receipt = actions.issue(chain, account, treasury, amount)
     _done(f"Issued {amount:,} KRW", [
         ("treasury", treasury), ("treasury balance", f"{int(chain.token.balanceOf(treasury)):,} KRW"),
         ("issuer", account.address), ("allowance left", f"{int(chain.token.mintAllowance(account.address)):,} KRW"),
@@ -351,14 +278,14 @@ def issue(provider, account, amount, treasury):
 
 
 @command(cli, role="DEFAULT_ADMIN_ROLE")
-@click.argument("issuer", type=ADDRESS)
-@click.argument("amount", type=Krw(allow_zero=True))
+@click.argument("issuer", type=ADDRESS_OR_ALIAS)
+@click.argument("amount", type=AmountType(allow_zero=True))
 def allowance(provider, account, issuer, amount):
     """Set how much ISSUER may still mint to AMOUNT KRW (0 stops it minting)."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
-    receipt = ops.transact(chain, "setMintAllowance", (issuer, amount), account)
+    receipt = context.transact(chain, "setMintAllowance", (issuer, amount), account)
     rows = [("issuer", issuer), ("allowance", f"{amount:,} KRW")]
-    if not ops.has_role(chain, "ISSUER_ROLE", issuer):
+    if not context.has_role(chain, "ISSUER_ROLE", issuer):
         rows.append(("note", "this address does not hold ISSUER_ROLE yet"))
     _done("Mint allowance set", rows, receipt)
 
@@ -369,11 +296,11 @@ def treasury_group():
 
 
 @command(treasury_group, name="register", role="DEFAULT_ADMIN_ROLE")
-@click.argument("address", type=ADDRESS)
+@click.argument("address", type=ADDRESS_OR_ALIAS)
 def treasury_register(provider, account, address):
     """Register ADDRESS as a treasury."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
-    receipt = ops.register_treasury(chain, account, address)
+    receipt = actions.register_treasury(chain, account, address)
     _done("Treasury registered", [("treasury", address)], receipt)
 
 
@@ -392,7 +319,7 @@ def _program_options(fn: Callable) -> Callable:
                           "per_payment_limit, evidence_threshold, caps[, utc_offset_minutes])."),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Start from a preset instead of a file."),
         click.option("--name", help="Program name (with --preset), e.g. BP-2026-MOEF."),
-        click.option("--treasury", "treasury_address", type=ADDRESS, help="Paying treasury (with --preset)."),
+        click.option("--treasury", "treasury_address", type=ADDRESS_OR_ALIAS, help="Paying treasury (with --preset)."),
         click.option("--start", help="Start (with --preset): ISO date/time (KST unless an offset is given) or unix "
                                      "seconds."),
         click.option("--end", help="End (with --preset), exclusive; same formats as --start."),
@@ -412,12 +339,12 @@ def _spec(spec_file, preset, name, treasury_address, start, end, working_hours):
                                 ("--end", end)) if v is not None] + (["--working-hours"] if working_hours else [])
         if extra:
             raise click.UsageError(f"{', '.join(extra)} cannot be combined with --file (put them in the file)")
-        return ops.load_spec(spec_file)
+        return program_spec.load_spec(spec_file)
     missing = [o for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start),
                               ("--end", end)) if v is None]
     if missing:
         raise click.UsageError(f"--preset needs {', '.join(missing)}")
-    return ops.preset_spec(preset, name=name, treasury=treasury_address, start=start, end=end,
+    return program_spec.preset_spec(preset, name=name, treasury=treasury_address, start=start, end=end,
                            working_hours_only=working_hours)
 
 
@@ -427,8 +354,8 @@ def program_create(provider, account, spec_file, preset, name, treasury_address,
     """Create a program from a preset or a YAML/JSON file; everything is checked before sending."""
     spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
-    program_id, receipt = ops.create_program(chain, account, spec)
-    _done(f"Program #{program_id} created", [("program id", program_id), *ops.spec_rows(spec)], receipt)
+    program_id, receipt = actions.create_program(chain, account, spec)
+    _done(f"Program #{program_id} created", [("program id", program_id), *program_spec.spec_rows(spec)], receipt)
 
 
 @command(program_group, name="update", role="PROGRAM_MANAGER_ROLE")
@@ -439,10 +366,10 @@ def program_update(provider, account, program, spec_file, preset, name, treasury
     """Replace the rules of PROGRAM (id or name) from a preset or a YAML/JSON file."""
     spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
-    info = ops.resolve_program(chain, program)
-    receipt = ops.update_program(chain, account, info.id, spec)
+    info = context.resolve_program(chain, program)
+    receipt = actions.update_program(chain, account, info.id, spec)
     _done(f"Program #{info.id} updated (version {info.version + 1})", [("program id", info.id),
-                                                                        *ops.spec_rows(spec)], receipt)
+                                                                        *program_spec.spec_rows(spec)], receipt)
 
 
 def _programs(provider: Any, fmt: str) -> None:
@@ -465,7 +392,7 @@ def vendor_group():
 
 
 @command(vendor_group, name="register", role="VENDOR_REGISTRAR_ROLE")
-@click.argument("address", type=ADDRESS, required=False)
+@click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
 @click.option("--category", type=CATEGORY, help="Merchant category name or code (e.g. RESTAURANT).")
 @click.option("--name", "vendor_name", help="The vendor's business name.")
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Register every row of a CSV: address,category,name.")
@@ -476,9 +403,9 @@ def vendor_register(provider, account, address, category, vendor_name, csv_path)
         raise click.UsageError("registering one vendor needs --category and --name")
     chain, account = _setup(provider, account, "VENDOR_REGISTRAR_ROLE")
     if csv_path is not None:
-        _bulk(chain, account, ops.vendor_calls(chain, csv_path, "register"), "register vendors")
+        _bulk(chain, account, bulk.vendor_calls(chain, csv_path, "register"), "register vendors")
         return
-    receipt = ops.register_vendor(chain, account, address, category, vendor_name)
+    receipt = actions.register_vendor(chain, account, address, category, vendor_name)
     _done("Vendor registered", [("vendor", address), ("category", category.name), ("name", vendor_name)], receipt)
 
 
@@ -487,14 +414,14 @@ def _vendor_suspension(provider, account, address, csv_path, reason, suspended: 
     action = "suspend" if suspended else "reactivate"
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
     if csv_path is not None:
-        _bulk(chain, account, ops.vendor_calls(chain, csv_path, action, reason), f"{action} vendors")
+        _bulk(chain, account, bulk.vendor_calls(chain, csv_path, action, reason), f"{action} vendors")
         return
-    receipt = ops.set_vendor_suspended(chain, account, address, suspended, reason)
+    receipt = actions.set_vendor_suspended(chain, account, address, suspended, reason)
     _done(f"Vendor {'suspended' if suspended else 'reactivated'}", [("vendor", address), ("reason", reason)], receipt)
 
 
 @command(vendor_group, name="suspend", role="COMPLIANCE_ROLE")
-@click.argument("address", type=ADDRESS, required=False)
+@click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Suspend every vendor of a CSV (address[,category,name]).")
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
 def vendor_suspend(provider, account, address, csv_path, reason):
@@ -503,7 +430,7 @@ def vendor_suspend(provider, account, address, csv_path, reason):
 
 
 @command(vendor_group, name="reactivate", role="COMPLIANCE_ROLE")
-@click.argument("address", type=ADDRESS, required=False)
+@click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Reactivate every vendor of a CSV (address[,category,name]).")
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
 def vendor_reactivate(provider, account, address, csv_path, reason):
@@ -515,7 +442,7 @@ def vendor_reactivate(provider, account, address, csv_path, reason):
 
 
 @command(cli, role="PROGRAM_MANAGER_ROLE")
-@click.argument("address", type=ADDRESS, required=False)
+@click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
 @click.option("--program", help="Program id or name.")
 @click.option("--department", help="Department code (text of at most 32 bytes, or 0x + 64 hex digits).")
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Enrol every row of a CSV: address,program,department.")
@@ -524,18 +451,18 @@ def enrol(provider, account, address, program, department, csv_path):
     _exclusive(address, csv_path, "ADDRESS (with --program and --department)")
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     if csv_path is not None:
-        _bulk(chain, account, ops.enrol_calls(chain, csv_path), "enrol spenders")
+        _bulk(chain, account, bulk.enrol_calls(chain, csv_path), "enrol spenders")
         return
     if program is None or department is None:
         raise click.UsageError("enrolling one spender needs --program and --department")
-    info = ops.resolve_program(chain, program)
+    info = context.resolve_program(chain, program)
     code = bytes32_text(department, "department code")
-    receipt = ops.enrol_one(chain, account, address, info.id, code)
+    receipt = actions.enrol_one(chain, account, address, info.id, code)
     _done("Spender enrolled", [("spender", address), ("program", info.label), ("department", department)], receipt)
 
 
 @command(cli, role="PROGRAM_MANAGER_ROLE")
-@click.argument("spender", type=ADDRESS)
+@click.argument("spender", type=ADDRESS_OR_ALIAS)
 @click.argument("amount", type=AMOUNT)
 @click.option("--program", required=True, help="Program id or name (its treasury pays).")
 @click.option("--ref", "reference", required=True,
@@ -544,9 +471,9 @@ def enrol(provider, account, address, program, department, csv_path):
 def allocate(provider, account, spender, amount, program, reference):
     """Allocate AMOUNT KRW from a program's treasury to one enrolled SPENDER."""
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
-    info = ops.resolve_program(chain, program)
+    info = context.resolve_program(chain, program)
     ref = reference_bytes(reference, "deposit-token/allocate/v1")
-    receipt = ops.allocate_one(chain, account, ref, info.id, spender, amount)
+    receipt = actions.allocate_one(chain, account, ref, info.id, spender, amount)
     _done(f"Allocated {amount:,} KRW", [
         ("spender", spender), ("program", info.label), ("reference", f"{reference} (0x{ref.hex()})"),
         ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
@@ -616,7 +543,7 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
                         "nobody is paid twice", style="yellow")
         raise click.exceptions.Exit(130) from None
     except SubmitError as err:
-        raise click.ClickException(f"{_one_line(err)}; re-run the same command to resume: batches already "
+        raise click.ClickException(f"{one_line(err)}; re-run the same command to resume: batches already "
                                    "applied are skipped") from None
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -643,12 +570,12 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
 
 def _freeze(provider, account, address, reason, frozen: bool):
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
-    receipt = ops.set_frozen(chain, account, address, frozen, reason)
+    receipt = actions.set_frozen(chain, account, address, frozen, reason)
     _done(f"Wallet {'frozen' if frozen else 'unfrozen'}", [("account", address), ("reason", reason)], receipt)
 
 
 @command(cli, role="COMPLIANCE_ROLE")
-@click.argument("address", type=ADDRESS)
+@click.argument("address", type=ADDRESS_OR_ALIAS)
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
 def freeze(provider, account, address, reason):
     """Freeze a registered account: it can neither send nor receive."""
@@ -656,7 +583,7 @@ def freeze(provider, account, address, reason):
 
 
 @command(cli, role="COMPLIANCE_ROLE")
-@click.argument("address", type=ADDRESS)
+@click.argument("address", type=ADDRESS_OR_ALIAS)
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
 def unfreeze(provider, account, address, reason):
     """Unfreeze an account."""
@@ -664,13 +591,13 @@ def unfreeze(provider, account, address, reason):
 
 
 @command(cli, role="COMPLIANCE_ROLE")
-@click.argument("spender", type=ADDRESS)
+@click.argument("spender", type=ADDRESS_OR_ALIAS)
 @click.argument("amount", type=AMOUNT)
 @click.option("--reason", required=True, help="Why (recorded on-chain with the claw-back).")
 def clawback(provider, account, spender, amount, reason):
     """Move AMOUNT KRW of a spender's balance back to its program's treasury (works on frozen wallets)."""
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
-    receipt = ops.clawback(chain, account, spender, amount, reason)
+    receipt = actions.clawback(chain, account, spender, amount, reason)
     _done(f"Clawed back {amount:,} KRW", [
         ("spender", spender), ("reason", reason), ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
     ], receipt)
@@ -691,17 +618,17 @@ def sweep(provider, account, program, csv_path, from_block):
 
         record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
         from_block = int((record.get("block") or {}).get("number", 0))
-    program_id = ops.resolve_program(chain, program).id if program is not None else None
-    targets = ops.sweep_targets(chain, program_id=program_id, path=csv_path, from_block=from_block)
+    program_id = context.resolve_program(chain, program).id if program is not None else None
+    targets = bulk.sweep_targets(chain, program_id=program_id, path=csv_path, from_block=from_block)
     total = sum(t.balance for t in targets)
     console().print(f"{len(targets)} spender(s) with a balance, {total:,} KRW to sweep")
-    _bulk(chain, account, ops.sweep_calls(targets), "sweep")
+    _bulk(chain, account, bulk.sweep_calls(targets), "sweep")
 
 
 def _pause(provider, account, program, paused: bool):
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
-    info = ops.resolve_program(chain, program) if program is not None else None
-    receipt = ops.set_paused(chain, account, paused, info.id if info else None)
+    info = context.resolve_program(chain, program) if program is not None else None
+    receipt = actions.set_paused(chain, account, paused, info.id if info else None)
     what = f"Program {info.label}" if info else "Token"
     _done(f"{what} {'paused' if paused else 'unpaused'}", [("scope", what.lower())], receipt)
 
@@ -743,8 +670,8 @@ def vendors(provider, fmt):
 def spenders(provider, fmt, program):
     """List the enrolled spenders (officials, subsidy recipients): program, department, state and balance."""
     chain = _connect(provider)
-    info = ops.resolve_program(chain, program) if program is not None else None
-    names = {p.id: p.name for p in ops.list_programs(chain)}
+    info = context.resolve_program(chain, program) if program is not None else None
+    names = {p.id: p.name for p in context.list_programs(chain)}
     rows = listing.spenders(chain.rpc, chain.address, _deployment_block(provider), names,
                             info.id if info else None)
     _print_listing(f"Spenders of {info.label}" if info else "Spenders", rows, listing.SPENDER_COLUMNS, fmt)
@@ -784,32 +711,31 @@ def role_group():
     """
 
 
+def _role_change(provider: Any, account: Any, role: str, address: str, grant: bool) -> None:
+    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
+    receipt = (access.grant if grant else access.revoke)(chain, account, role, address)
+    label = listing.role_label(role)
+    if receipt is None:
+        console().print(f"{address} {'already holds' if grant else 'does not hold'} {label}; nothing was sent")
+        return
+    verb = "granted" if grant else "revoked"
+    _done(f"Role {verb}", [("role", label), ("account", address), (f"{verb} by", account.address)], receipt)
+
+
 @command(role_group, name="grant", role="DEFAULT_ADMIN_ROLE")
 @click.argument("role", type=ROLE)
-@click.argument("address", type=ADDRESS)
+@click.argument("address", type=ADDRESS_OR_ALIAS)
 def role_grant(provider, account, role, address):
     """Grant ROLE to ADDRESS (an address or an ape account alias); the admin signs."""
-    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
-    receipt = access.grant(chain, account, role, address)
-    if receipt is None:
-        console().print(f"{address} already holds {listing.role_label(role)}; nothing was sent")
-        return
-    _done("Role granted", [("role", listing.role_label(role)), ("account", address),
-                           ("granted by", account.address)], receipt)
+    _role_change(provider, account, role, address, grant=True)
 
 
 @command(role_group, name="revoke", role="DEFAULT_ADMIN_ROLE")
 @click.argument("role", type=ROLE)
-@click.argument("address", type=ADDRESS)
+@click.argument("address", type=ADDRESS_OR_ALIAS)
 def role_revoke(provider, account, role, address):
     """Revoke ROLE from ADDRESS; the admin signs."""
-    chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
-    receipt = access.revoke(chain, account, role, address)
-    if receipt is None:
-        console().print(f"{address} does not hold {listing.role_label(role)}; nothing was sent")
-        return
-    _done("Role revoked", [("role", listing.role_label(role)), ("account", address),
-                           ("revoked by", account.address)], receipt)
+    _role_change(provider, account, role, address, grant=False)
 
 
 @read_command(role_group, name="list")
@@ -854,7 +780,7 @@ def handover_show(provider, fmt):
 
 
 @command(handover_group, name="begin", role="DEFAULT_ADMIN_ROLE")
-@click.argument("new_admin", metavar="NEW_ADMIN", type=ADDRESS)
+@click.argument("new_admin", metavar="NEW_ADMIN", type=ADDRESS_OR_ALIAS)
 def handover_begin(provider, account, new_admin):
     """Start handing the admin role to NEW_ADMIN, who accepts after the token's delay (replaces a pending one)."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")

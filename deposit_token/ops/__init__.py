@@ -1,6 +1,8 @@
-"""What each participant does: the treasury (issue, programs, vendors, enrolment, allocation, compliance,
-roles), CSV disbursal, a spender's wallet (view, pre-checks), signed payment authorizations, vendors' names,
-accounts in ape's keystore, and the chain listings the commands show.
+"""What each participant does: the treasury (`context`: the connected token, its pre-checks and reads;
+`actions`: single actions; `bulk`: actions from CSV files; `planning`: gas estimates and block-sized rounds;
+`program_spec`: YAML / preset program specifications; `roles`), CSV disbursal (`disburse`), a spender's wallet
+(view, pre-checks), signed payment authorizations, vendors' names, accounts in ape's keystore, and the chain
+listings the commands show.
 
 Imports ``deposit_token.chain`` and ``deposit_token.domain``.
 """

@@ -50,17 +50,8 @@ from deposit_token.domain import display
 from deposit_token.domain.inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
 from deposit_token.domain.kinds import Kind
 from deposit_token.errors import DepositTokenError
-from deposit_token.ops.treasury import (
-    GAS_MARGIN,
-    Chain,
-    ProgramInfo,
-    block_gas_limit,
-    block_rounds,
-    calldata,
-    estimate_many,
-    has_role,
-    resolve_program,
-)
+from deposit_token.ops.context import Chain, ProgramInfo, calldata, has_role, resolve_program
+from deposit_token.ops.planning import GAS_MARGIN, block_gas_limit, block_rounds, estimate_many
 
 NAMESPACE = "deposit-token/disburse/v1"
 ROW_NAMESPACE = "deposit-token/disburse/row/v1"  # a row reference's allocation reference, see row_ref

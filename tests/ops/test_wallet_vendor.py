@@ -50,7 +50,7 @@ def test_pay_sends_or_explains_and_sends_nothing(run, system, chain):
 @pytest.mark.parametrize(
     "args, problem",
     [
-        (["0x1234", "100"], "is not an address"),
+        (["0x1234", "100"], "is malformed"),
         (["0xbDA5747bFD65F08deb54cb465eB87D40e51B197F", "100"], "checksum"),
         (["{vendor}", "-5"], "amount -5 is negative"),
         (["{vendor}", "1.5"], "not a whole"),
