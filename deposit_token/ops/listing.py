@@ -326,7 +326,7 @@ PROGRAM_COLUMNS = (
 
 def programs(chain: Any) -> list[ProgramRow]:
     """Every program (views of the token; programs are numbered 1..programCount)."""
-    from deposit_token.ops.treasury import latest_timestamp, list_programs
+    from deposit_token.ops.context import latest_timestamp, list_programs
 
     infos = list_programs(chain)
     now = latest_timestamp(chain)

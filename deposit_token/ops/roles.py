@@ -15,7 +15,7 @@ from typing import Any
 from deposit_token.domain import display
 from deposit_token.domain.inputs import InputError
 from deposit_token.ops.listing import READABLE_ROLES
-from deposit_token.ops.treasury import ROLES, ActionError, Chain, has_role, latest_timestamp, refusal, role_id, transact
+from deposit_token.ops.context import ROLES, ActionError, Chain, has_role, latest_timestamp, refusal, role_id, transact
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ADMIN = "DEFAULT_ADMIN_ROLE"

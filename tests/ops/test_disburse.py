@@ -27,7 +27,7 @@ from support.treasury import MANAGER, OUTSIDER, Cli, fresh
 from deposit_token.chain import deployment, reads
 from deposit_token.chain.submit import LocalSigner
 from deposit_token.domain import display
-from deposit_token.ops import treasury as ops
+from deposit_token.ops import bulk, context
 from deposit_token.ops.disburse import Journal, batch_ref, default_journal_path, row_ref
 from deposit_token.paths import ROOT
 
@@ -40,10 +40,10 @@ BATCH = "0x" + keccak(text="AllocationBatch(bytes32,uint16,address,uint256,uint2
 def recipients(system, networks) -> list[str]:
     """RECIPIENTS fresh addresses enrolled in program 1 (sent through the fast path: 12 transactions)."""
     addresses = [to_checksum_address(keccak(text=f"disburse-test:{i}")[12:]) for i in range(RECIPIENTS)]
-    chain = ops.Chain.connect(system.token, networks.provider.uri, networks.provider.chain_id)
-    calls = [ops.BulkCall((0,), "enrol", ops.calldata("enrol", part, 1, [b"DISBURSE".ljust(32, b"\0")] * len(part)))
+    chain = context.Chain.connect(system.token, networks.provider.uri, networks.provider.chain_id)
+    calls = [bulk.BulkCall((0,), "enrol", context.calldata("enrol", part, 1, [b"DISBURSE".ljust(32, b"\0")] * len(part)))
              for part in (addresses[i:i + 250] for i in range(0, RECIPIENTS, 250))]
-    results = ops.send_bulk(chain, LocalSigner.from_account(system.people.manager), calls)
+    results = bulk.send_bulk(chain, LocalSigner.from_account(system.people.manager), calls)
     assert all(r.outcome.status for r in results), [r.outcome.error for r in results]
     return addresses
 
