@@ -36,7 +36,8 @@ def _passphrases(aliases: list[str]) -> dict[str, str]:
         except click.exceptions.Abort:
             raise click.ClickException(
                 f"no passphrase for {', '.join(missing)}: type one at the prompt or set "
-                f"{accounts.passphrase_env_var(missing[0])}") from None
+                f"{accounts.passphrase_env_var(missing[0])}"
+            ) from None
         found.update(dict.fromkeys(missing, asked))
     return found
 

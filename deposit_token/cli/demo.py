@@ -19,13 +19,22 @@ from deposit_token.cli.common import console
 from deposit_token.sim.demo import DEFAULT_MONTH, MonthError, parse_month, run
 
 
-
 @click.command()
-@click.option("--month", default=DEFAULT_MONTH, show_default=True, metavar="YYYY-MM",
-              help="The month to simulate, with that year's Korean public holidays; the demo chain's clock "
-                   "starts three days before it (the machine's date plays no part).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=paths.ANVIL_DIR / "demo",
-              show_default=True, help="Where the demo chain and its keystores live (wiped at every run).")
+@click.option(
+    "--month",
+    default=DEFAULT_MONTH,
+    show_default=True,
+    metavar="YYYY-MM",
+    help="The month to simulate, with that year's Korean public holidays; the demo chain's clock "
+    "starts three days before it (the machine's date plays no part).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=paths.ANVIL_DIR / "demo",
+    show_default=True,
+    help="Where the demo chain and its keystores live (wiped at every run).",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="RPC port (default: a free one).")
 @click.option("--keep-running", is_flag=True, help="Leave the demo chain running afterwards.")
 def cli(month: str, data_dir: Path, port: int | None, keep_running: bool) -> None:
@@ -40,5 +49,7 @@ def cli(month: str, data_dir: Path, port: int | None, keep_running: bool) -> Non
     except NetworkError as err:  # no anvil, a busy --port, a node that would not start
         raise click.ClickException(str(err)) from None
     if keep_running:
-        out.print(f"demo chain left running at {demo.config.rpc_url}; stop it with "
-                  f"`ape run network down --data-dir {demo.config.data_dir}`")
+        out.print(
+            f"demo chain left running at {demo.config.rpc_url}; stop it with "
+            f"`ape run network down --data-dir {demo.config.data_dir}`"
+        )

@@ -69,8 +69,11 @@ def summary_table(record: dict[str, Any], path: Path) -> Table:
         ("token tx", record["transactions"]["token"]),
         ("block", f"{record['block']['number']} at {record['block']['time']}"),
         ("compiler", f"{compiler['name']} {compiler['version']} ({compiler['build']})"),
-        ("settings", f"via_ir={settings['via_ir']} optimizer={settings['optimizer_enabled']} "
-                     f"runs={settings['optimizer_runs']} evm={settings['evm_version']}"),
+        (
+            "settings",
+            f"via_ir={settings['via_ir']} optimizer={settings['optimizer_enabled']} "
+            f"runs={settings['optimizer_runs']} evm={settings['evm_version']}",
+        ),
         ("sources", f"{record['sources']['sha256']} ({record['sources']['files']} files)"),
         ("package version", record["package_version"]),
         ("written at", record["written_at"]),
@@ -101,18 +104,31 @@ class DeployCommand(ConnectedProviderCommand):
 
 
 @click.command(cls=DeployCommand, short_help="Deploy the deposit token system and record it")
-@network_option(help="Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry "
-                     "(default: the pilot network ethereum:pilot:node, if its node answers).")
+@network_option(
+    help="Ape network choice ecosystem:network:provider, e.g. ethereum:local:foundry "
+    "(default: the pilot network ethereum:pilot:node, if its node answers)."
+)
 @account_option(prompt=False)
-@click.option("--admin", callback=_admin_address, metavar="ADDRESS",
-              help="Address that gets DEFAULT_ADMIN_ROLE (default: the deployer).")
-@click.option("--admin-delay", type=click.IntRange(0, MAX_ADMIN_DELAY), default=0, show_default=True,
-              metavar="SECONDS",
-              help="Delay before a transfer of the admin role takes effect; 0 on a non-local network is warned "
-                   "about.")
-@click.option("--force", is_flag=True, default=False,
-              help="Deploy and overwrite the network's record even if the recorded token still has code "
-                   "on this chain.")
+@click.option(
+    "--admin",
+    callback=_admin_address,
+    metavar="ADDRESS",
+    help="Address that gets DEFAULT_ADMIN_ROLE (default: the deployer).",
+)
+@click.option(
+    "--admin-delay",
+    type=click.IntRange(0, MAX_ADMIN_DELAY),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Delay before a transfer of the admin role takes effect; 0 on a non-local network is warned about.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    default=False,
+    help="Deploy and overwrite the network's record even if the recorded token still has code on this chain.",
+)
 def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, admin_delay: int, force: bool) -> None:
     """Deploy DepositTokenAdmin + DepositToken and write deployments/<network>.json.
 
@@ -130,8 +146,7 @@ def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, ad
     if account is None:
         if not network.is_dev:
             raise click.UsageError(
-                f"--account is required on {name}: give the alias of an account in ape's "
-                "keystore (`ape accounts list`)"
+                f"--account is required on {name}: give the alias of an account in ape's keystore (`ape accounts list`)"
             )
         account = accounts.test_accounts[0]
     unattended(account)
@@ -169,5 +184,7 @@ def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, ad
 # ape's account_option has no help text parameter: document it here so that --help covers every option.
 for _param in cli.params:
     if isinstance(_param, click.Option) and _param.name == "account" and not _param.help:
-        _param.help = ("Alias of an ape account to deploy from (keys stay in ape's encrypted keystore). "
-                       "Default on local/dev networks: the first test account; required on other networks.")
+        _param.help = (
+            "Alias of an ape account to deploy from (keys stay in ape's encrypted keystore). "
+            "Default on local/dev networks: the first test account; required on other networks."
+        )

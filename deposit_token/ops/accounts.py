@@ -92,8 +92,10 @@ def validate_alias(alias: str) -> str:
     """An alias is one file name: letters, digits, ``_ . -``, up to 64 characters, and not a long hex string
     (ape refuses those too: a pasted private key must not end up as a file name)."""
     if not isinstance(alias, str) or not _ALIAS.match(alias):
-        raise AccountError(f"{alias!r} is not a valid account alias (letters, digits, '_', '.', '-'; "
-                           "at most 64 characters; starting with a letter or digit)")
+        raise AccountError(
+            f"{alias!r} is not a valid account alias (letters, digits, '_', '.', '-'; "
+            "at most 64 characters; starting with a letter or digit)"
+        )
     if is_hex(alias) and len(alias) >= 42:
         raise AccountError("an account alias cannot be a long hex string (is it a key?)")
     return alias
@@ -116,8 +118,10 @@ def _read_keyfile(alias: str, folder: Path | str | None) -> tuple[Path, bytes, d
     except FileNotFoundError:
         known = list_aliases(folder)
         hint = f"known: {', '.join(known[:10])}{', ...' if len(known) > 10 else ''}" if known else "none yet"
-        raise UnknownAccountError(f"no ape account '{alias}' in {path.parent} ({hint}); create it with "
-                                  f"`ape accounts generate {alias}` or `ape accounts import {alias}`") from None
+        raise UnknownAccountError(
+            f"no ape account '{alias}' in {path.parent} ({hint}); create it with "
+            f"`ape accounts generate {alias}` or `ape accounts import {alias}`"
+        ) from None
     except OSError as err:
         raise AccountError(f"cannot read the keyfile of account '{alias}' ({path}): {err.strerror}") from None
     try:
@@ -154,8 +158,14 @@ def _write_keyfile(path: Path, keyfile: dict[str, Any]) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def create_account(alias: str, passphrase: str, *, folder: Path | str | None = None,
-                   private_key: bytes | None = None, scrypt_n: int = DEFAULT_SCRYPT_N) -> str:
+def create_account(
+    alias: str,
+    passphrase: str,
+    *,
+    folder: Path | str | None = None,
+    private_key: bytes | None = None,
+    scrypt_n: int = DEFAULT_SCRYPT_N,
+) -> str:
     """Creates ape account `alias` (a new random key, or `private_key` to import one) encrypted with
     `passphrase`, and returns its address. The keyfile is what ``ape accounts generate/import`` write
     (eth_account's ``Account.encrypt``); `scrypt_n` below the default is for demo accounts only."""
@@ -171,8 +181,14 @@ def create_account(alias: str, passphrase: str, *, folder: Path | str | None = N
     return to_checksum_address(keyfile["address"])
 
 
-def ensure_accounts(aliases: Iterable[str], passphrase: str, *, folder: Path | str | None = None,
-                    scrypt_n: int = DEFAULT_SCRYPT_N, progress: Progress | None = None) -> dict[str, str]:
+def ensure_accounts(
+    aliases: Iterable[str],
+    passphrase: str,
+    *,
+    folder: Path | str | None = None,
+    scrypt_n: int = DEFAULT_SCRYPT_N,
+    progress: Progress | None = None,
+) -> dict[str, str]:
     """Creates those of `aliases` that do not exist yet; returns alias -> address for all of them. Existing
     accounts are kept as they are (`load_signer` checks that the passphrase unlocks them)."""
     aliases = [validate_alias(a) for a in aliases]
@@ -187,8 +203,13 @@ def ensure_accounts(aliases: Iterable[str], passphrase: str, *, folder: Path | s
     return addresses
 
 
-def ensure_role_accounts(passphrase: str, *, aliases: Iterable[str] = ROLE_ALIASES,
-                         folder: Path | str | None = None, progress: Progress | None = None) -> dict[str, str]:
+def ensure_role_accounts(
+    passphrase: str,
+    *,
+    aliases: Iterable[str] = ROLE_ALIASES,
+    folder: Path | str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, str]:
     """The role accounts (treasury, issuer, ...), created with ape's default KDF cost where missing."""
     return ensure_accounts(aliases, passphrase, folder=folder, progress=progress)
 
@@ -201,12 +222,14 @@ def demo_aliases(prefix: str, count: int) -> list[str]:
     return [validate_alias(f"{prefix}{i:0{width}d}") for i in range(1, count + 1)]
 
 
-def ensure_demo_accounts(prefix: str, count: int, passphrase: str, *, folder: Path | str | None = None,
-                         progress: Progress | None = None) -> dict[str, str]:
+def ensure_demo_accounts(
+    prefix: str, count: int, passphrase: str, *, folder: Path | str | None = None, progress: Progress | None = None
+) -> dict[str, str]:
     """`count` demo accounts ``<prefix>001``... (created where missing, with the cheaper demo KDF: see the
     module docstring); returns alias -> address in order."""
-    return ensure_accounts(demo_aliases(prefix, count), passphrase, folder=folder, scrypt_n=DEMO_SCRYPT_N,
-                           progress=progress)
+    return ensure_accounts(
+        demo_aliases(prefix, count), passphrase, folder=folder, scrypt_n=DEMO_SCRYPT_N, progress=progress
+    )
 
 
 # --- unlocking -----------------------------------------------------------------------------------------------
@@ -260,8 +283,13 @@ def load_signer(alias: str, passphrase: str | None = None, *, folder: Path | str
     return signer
 
 
-def load_signers(aliases: Iterable[str], passphrase: str | None = None, *, folder: Path | str | None = None,
-                 progress: Progress | None = None) -> dict[str, LocalSigner]:
+def load_signers(
+    aliases: Iterable[str],
+    passphrase: str | None = None,
+    *,
+    folder: Path | str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, LocalSigner]:
     """alias -> signer for every alias (each with `passphrase`, else its own environment variable)."""
     aliases = list(aliases)
     signers: dict[str, LocalSigner] = {}
@@ -273,8 +301,24 @@ def load_signers(aliases: Iterable[str], passphrase: str | None = None, *, folde
 
 
 __all__ = [
-    "AccountError", "AliasInUseError", "DEMO_SCRYPT_N", "MissingPassphraseError", "ROLE_ALIASES",
-    "UnknownAccountError", "WrongPassphraseError", "account_address", "clear_cache", "create_account",
-    "demo_aliases", "ensure_accounts", "ensure_demo_accounts", "ensure_role_accounts", "keystore_dir",
-    "list_aliases", "load_signer", "load_signers", "passphrase_env_var", "validate_alias",
+    "DEMO_SCRYPT_N",
+    "ROLE_ALIASES",
+    "AccountError",
+    "AliasInUseError",
+    "MissingPassphraseError",
+    "UnknownAccountError",
+    "WrongPassphraseError",
+    "account_address",
+    "clear_cache",
+    "create_account",
+    "demo_aliases",
+    "ensure_accounts",
+    "ensure_demo_accounts",
+    "ensure_role_accounts",
+    "keystore_dir",
+    "list_aliases",
+    "load_signer",
+    "load_signers",
+    "passphrase_env_var",
+    "validate_alias",
 ]

@@ -124,16 +124,26 @@ class SignedAuthorization:
         a = self.authorization
         m = a.message()
         return (
-            m["payer"], m["vendor"], a.amount, m["receiptId"], m["evidenceHash"], a.valid_after,
-            a.valid_before, m["nonce"], self.v, bytes.fromhex(self.r[2:]), bytes.fromhex(self.s[2:]),
+            m["payer"],
+            m["vendor"],
+            a.amount,
+            m["receiptId"],
+            m["evidenceHash"],
+            a.valid_after,
+            a.valid_before,
+            m["nonce"],
+            self.v,
+            bytes.fromhex(self.r[2:]),
+            bytes.fromhex(self.s[2:]),
         )
 
     def to_json(self) -> bytes:
-        return orjson.dumps({**asdict(self.authorization), "v": self.v, "r": self.r, "s": self.s},
-                           option=orjson.OPT_INDENT_2)
+        return orjson.dumps(
+            {**asdict(self.authorization), "v": self.v, "r": self.r, "s": self.s}, option=orjson.OPT_INDENT_2
+        )
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> "SignedAuthorization":
+    def from_json(cls, raw: bytes | str) -> SignedAuthorization:
         try:
             data = orjson.loads(raw)
             signature = {key: data.pop(key) for key in ("v", "r", "s")}

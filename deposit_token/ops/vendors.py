@@ -52,10 +52,12 @@ def resolve_vendor(text: str, vendors: Sequence[NamedVendor], aliases: Mapping[s
         return found[0]
     if len(found) > 1:
         choices = [_label(by_name[a]) if a in by_name else f"ape account {by_alias[a]!r} ({a})" for a in found]
-        raise InputError(f"{value!r} is ambiguous: it names {len(found)} accounts ({'; '.join(choices)}); "
-                         "pay by address")
-    raise InputError(f"no vendor is registered under the name {value!r} and no ape account has that alias; "
-                     f"{_choices(vendors)}")
+        raise InputError(
+            f"{value!r} is ambiguous: it names {len(found)} accounts ({'; '.join(choices)}); pay by address"
+        )
+    raise InputError(
+        f"no vendor is registered under the name {value!r} and no ape account has that alias; {_choices(vendors)}"
+    )
 
 
 def _choices(vendors: Sequence[NamedVendor]) -> str:

@@ -63,10 +63,19 @@ def wallet_view(token: ContractInstance, spender: str) -> WalletView:
         limits.append(CategoryLimit(category_name(category), spent, cap))
     department = bytes(token.departmentOf(spender)).rstrip(b"\0").decode("utf-8", "replace")
     return WalletView(
-        address=spender, balance=account.balance, frozen=account.frozen, program_id=account.programId,
-        program_name=token.programName(account.programId), department=department, start=rules.start,
-        end=rules.end, utc_offset_minutes=rules.utcOffsetMinutes, hours=unpack_hours(rules.openingHours),
-        period=period, per_payment_limit=config.perPaymentLimit, evidence_threshold=config.evidenceThreshold,
+        address=spender,
+        balance=account.balance,
+        frozen=account.frozen,
+        program_id=account.programId,
+        program_name=token.programName(account.programId),
+        department=department,
+        start=rules.start,
+        end=rules.end,
+        utc_offset_minutes=rules.utcOffsetMinutes,
+        hours=unpack_hours(rules.openingHours),
+        period=period,
+        per_payment_limit=config.perPaymentLimit,
+        evidence_threshold=config.evidenceThreshold,
         limits=limits,
     )
 
@@ -89,5 +98,3 @@ def why_not(token: ContractInstance, function: str, args: tuple[Any, ...], sende
             return f"the contract refused (revert data {error.data})"
         return describe(*decoded, NameLookup.for_token(token))
     return None
-
-

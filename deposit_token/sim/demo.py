@@ -88,13 +88,26 @@ def parse_month(text: str, what: str = "month") -> date:
     if not 1 <= month <= 12:
         raise MonthError(f"{what} {text!r} has no month {month:02d} (months are 01 to 12)")
     if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise MonthError(f"{what} {text!r} is out of range: the demo plays months from {FIRST_YEAR}-01 "
-                         f"to {LAST_YEAR}-12")
+        raise MonthError(
+            f"{what} {text!r} is out of range: the demo plays months from {FIRST_YEAR}-01 to {LAST_YEAR}-12"
+        )
     return date(year, month, 1)
 
 
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-               "November", "December")  # not strftime's %B, which follows the machine's locale
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)  # not strftime's %B, which follows the machine's locale
 
 
 @dataclass(frozen=True)
@@ -176,8 +189,9 @@ class Tally:
 class Demo:
     """One run of the pilot; `say` prints progress lines."""
 
-    def __init__(self, data_dir: Path, port: int, say: Callable[[str], None], seed: int = 2026,
-                 month: date | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, say: Callable[[str], None], seed: int = 2026, month: date | None = None
+    ) -> None:
         self.data_dir, self.port, self.say = data_dir, port, say
         self.month = Month(month or parse_month(DEFAULT_MONTH))
         self.random = random.Random(seed)
@@ -192,15 +206,18 @@ class Demo:
         previous = node.config_for(self.data_dir / "node")
         node.stop(previous)  # a demo chain left running (--keep-running) by an earlier run
         shutil.rmtree(previous.data_dir, ignore_errors=True)
-        config = node.NetworkConfig(data_dir=previous.data_dir, port=self.port, block_time=0.25,
-                                       genesis_timestamp=self.month.genesis)
+        config = node.NetworkConfig(
+            data_dir=previous.data_dir, port=self.port, block_time=0.25, genesis_timestamp=self.month.genesis
+        )
         node.start(config)
         self.config = config
         self.rpc = RpcClient(config.rpc_url, timeout=60)
         self.submitter = Submitter(config.rpc_url, config.chain_id)
-        self.say(f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s; its clock "
-                 f"starts at {display.moment(self.month.genesis)}, {GENESIS_LEAD.days} days before "
-                 f"{self.month.name})")
+        self.say(
+            f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s; its clock "
+            f"starts at {display.moment(self.month.genesis)}, {GENESIS_LEAD.days} days before "
+            f"{self.month.name})"
+        )
 
     def set_time(self, moment: datetime) -> None:
         self.rpc.call("evm_setNextBlockTimestamp", [int(moment.timestamp())])
@@ -217,8 +234,10 @@ class Demo:
 
     def view(self, calls: Sequence[tuple[str, tuple[Any, ...]]], types: Sequence[str]) -> list[tuple[Any, ...]]:
         """Several eth_calls of the token at the pending block, in one batched request."""
-        batch = [("eth_call", [{"to": self.token, "data": "0x" + encode_call(self.abi, fn, args).hex()}, "pending"])
-                 for fn, args in calls]
+        batch = [
+            ("eth_call", [{"to": self.token, "data": "0x" + encode_call(self.abi, fn, args).hex()}, "pending"])
+            for fn, args in calls
+        ]
         return [abi_decode(types, bytes.fromhex(raw[2:])) for raw in self.rpc.batch(batch)]
 
     # --- cast -------------------------------------------------------------------------------------------
@@ -241,17 +260,24 @@ class Demo:
         signers = accounts.load_signers([*officials, *recipients, *vendor_aliases], passphrase, folder=folder)
         self.roles = roles
         self.officials = [
-            Spender(signers[alias], 1 + i % 3, f"{MINISTRIES[i % 3][0]}-{MINISTRIES[i % 3][1][i % len(MINISTRIES[i % 3][1])]}")
+            Spender(
+                signers[alias],
+                1 + i % 3,
+                f"{MINISTRIES[i % 3][0]}-{MINISTRIES[i % 3][1][i % len(MINISTRIES[i % 3][1])]}",
+            )
             for i, alias in enumerate(officials)
         ]
         self.recipients = [Spender(signers[alias], 4, f"EV-BIZ-{i + 1:02d}") for i, alias in enumerate(recipients)]
         aliases = iter(vendor_aliases)
         self.vendors = [
             Vendor(signers[next(aliases)], category, f"{category_name(category).title()} #{n + 1}", amounts)
-            for category, count, amounts in VENDOR_MIX for n in range(count)
+            for category, count, amounts in VENDOR_MIX
+            for n in range(count)
         ]
-        self.say(f"{len(roles) + len(signers)} ape keystore accounts ready in {time.monotonic() - begin:.1f} s "
-                 f"(keys decrypted in memory only)")
+        self.say(
+            f"{len(roles) + len(signers)} ape keystore accounts ready in {time.monotonic() - begin:.1f} s "
+            f"(keys decrypted in memory only)"
+        )
 
     # --- setup ------------------------------------------------------------------------------------------
 
@@ -271,28 +297,62 @@ class Demo:
         names = self.month.program_names()
         specs = [business_promotion(names[i + 1], r["treasury"].address, start, end) for i in range(len(MINISTRIES))]
         specs.append(ev_charger_subsidy(names[4], r["treasury"].address, start, end))
-        self.send([self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in specs],
-                  "programs")
-        self.send([self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
-                   for v in self.vendors], "vendors")
+        self.send(
+            [self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in specs], "programs"
+        )
+        self.send(
+            [
+                self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
+                for v in self.vendors
+            ],
+            "vendors",
+        )
         for program in (1, 2, 3, 4):
             members = [s for s in self.officials + self.recipients if s.program == program]
-            self.send([self.tx(r["manager"], "enrol", [s.signer.address for s in members], program,
-                               [s.department.encode().ljust(32, b"\0") for s in members], gas=3_000_000)], "enrol")
+            self.send(
+                [
+                    self.tx(
+                        r["manager"],
+                        "enrol",
+                        [s.signer.address for s in members],
+                        program,
+                        [s.department.encode().ljust(32, b"\0") for s in members],
+                        gas=3_000_000,
+                    )
+                ],
+                "enrol",
+            )
             amount = 30_000_000 if program == 4 else 4_000_000
             ref = keccak(text=f"demo-{self.month.period}-disbursal-{program}")
-            self.send([self.tx(r["manager"], "allocate", ref, program, [s.signer.address for s in members],
-                               [amount] * len(members), gas=3_000_000)], "allocate")
-        self.say(f"4 programs, {len(self.vendors)} vendors, {len(self.officials)} officials and "
-                 f"{len(self.recipients)} subsidy recipients enrolled and funded")
+            self.send(
+                [
+                    self.tx(
+                        r["manager"],
+                        "allocate",
+                        ref,
+                        program,
+                        [s.signer.address for s in members],
+                        [amount] * len(members),
+                        gas=3_000_000,
+                    )
+                ],
+                "allocate",
+            )
+        self.say(
+            f"4 programs, {len(self.vendors)} vendors, {len(self.officials)} officials and "
+            f"{len(self.recipients)} subsidy recipients enrolled and funded"
+        )
 
     # --- the month --------------------------------------------------------------------------------------
 
     def attempts_for(self, day: date, slot: tuple[int, int]) -> list[Attempt]:
         rng = self.random
         weekend = day.weekday() >= 5 or day in self.kr_holidays
-        allowed = [v for v in self.vendors if v.category in (Category.RESTAURANT, Category.CAFE_BAKERY,
-                                                             Category.CATERING, Category.CONFERENCE_VENUE)]
+        allowed = [
+            v
+            for v in self.vendors
+            if v.category in (Category.RESTAURANT, Category.CAFE_BAKERY, Category.CATERING, Category.CONFERENCE_VENUE)
+        ]
         restricted = [v for v in self.vendors if v.category in RESTRICTED_FOR_BUSINESS_PROMOTION]
         ev_vendors = [v for v in self.vendors if v.category.name.startswith(("EV_", "ELECTRICAL"))]
         share = 0.07 if weekend else 0.26
@@ -343,8 +403,13 @@ class Demo:
             return
         self.set_time(moment)
         self.rpc.call("evm_mine", [])
-        checks = [("detectPaymentRestriction", (a.payer.signer.address, a.vendor.signer.address, a.amount,
-                                                a.receipt.to_bytes(32, "big"), a.evidence)) for a in attempts]
+        checks = [
+            (
+                "detectPaymentRestriction",
+                (a.payer.signer.address, a.vendor.signer.address, a.amount, a.receipt.to_bytes(32, "big"), a.evidence),
+            )
+            for a in attempts
+        ]
         codes = [code for (code,) in self.view(checks, ["uint8"])]
         to_send, sent_attempts = [], []
         for attempt, code in zip(attempts, codes, strict=True):
@@ -352,8 +417,17 @@ class Demo:
             reason = restriction_label(code)
             unchecked_wallet = code != 0 and self.random.random() < 0.05
             if code == 0 or unchecked_wallet:
-                to_send.append(self.tx(attempt.payer.signer, "pay", attempt.vendor.signer.address, attempt.amount,
-                                       attempt.receipt.to_bytes(32, "big"), attempt.evidence, gas=150_000))
+                to_send.append(
+                    self.tx(
+                        attempt.payer.signer,
+                        "pay",
+                        attempt.vendor.signer.address,
+                        attempt.amount,
+                        attempt.receipt.to_bytes(32, "big"),
+                        attempt.evidence,
+                        gas=150_000,
+                    )
+                )
                 sent_attempts.append((attempt, code))
             else:
                 self.tally.by_reason[reason] += 1
@@ -379,25 +453,35 @@ class Demo:
             if day == first + timedelta(days=min(14, days - 1)):
                 self.freeze_and_claw_back(datetime(day.year, day.month, day.day, 23, 50, tzinfo=KST))
             day += timedelta(days=1)
-        self.say(f"{self.tally.attempts:,} payment attempts in {self.month.name} played in "
-                 f"{time.monotonic() - began:.0f} s")
+        self.say(
+            f"{self.tally.attempts:,} payment attempts in {self.month.name} played in {time.monotonic() - began:.0f} s"
+        )
 
     def freeze_and_claw_back(self, moment: datetime) -> None:
         r, official = self.roles, self.officials[6]
         self.set_time(moment)
-        (balance,), = self.view([("balanceOf", (official.signer.address,))], ["uint256"])
+        ((balance,),) = self.view([("balanceOf", (official.signer.address,))], ["uint256"])
         case = f"audit case {self.month.year}-118"
-        self.send([self.tx(r["compliance"], "freeze", official.signer.address, case),
-                   self.tx(r["compliance"], "clawback", official.signer.address, balance,
-                           f"{case}: meals with a contractor")], "clawback")
+        self.send(
+            [
+                self.tx(r["compliance"], "freeze", official.signer.address, case),
+                self.tx(
+                    r["compliance"], "clawback", official.signer.address, balance, f"{case}: meals with a contractor"
+                ),
+            ],
+            "clawback",
+        )
         self.clawed = (official, balance)
 
     def redeem_and_sweep(self) -> None:
         self.set_time(self.month.end + timedelta(hours=10))
         self.rpc.call("evm_mine", [])
         balances = self.view([("balanceOf", (v.signer.address,)) for v in self.vendors], ["uint256"])
-        redeems = [self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-{self.month.period}")
-                   for v, (b,) in zip(self.vendors, balances, strict=True) if b > 0]
+        redeems = [
+            self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-{self.month.period}")
+            for v, (b,) in zip(self.vendors, balances, strict=True)
+            if b > 0
+        ]
         self.send(redeems, "redeem")
         self.redeemed = sum(b for (b,) in balances)
         spenders = [s.signer.address for s in self.officials + self.recipients]
@@ -413,7 +497,9 @@ class Demo:
         table.add_column("count", justify="right")
         table.add_column("of which refused by the chain itself", justify="right")
         for reason, count in self.tally.by_reason.most_common():
-            table.add_row(reason, f"{count:,}", f"{self.tally.refused_on_chain.get(reason, 0):,}" if reason != "accepted" else "")
+            table.add_row(
+                reason, f"{count:,}", f"{self.tally.refused_on_chain.get(reason, 0):,}" if reason != "accepted" else ""
+            )
         table.add_row("[bold]total[/]", f"[bold]{self.tally.attempts:,}[/]", "")
         console.print(table)
         names = self.month.program_names()
@@ -426,9 +512,10 @@ class Demo:
         for reason, sentence in sorted(self.tally.examples.items()):
             console.print(f"[dim]refused on chain ({reason}):[/] {sentence}")
         official, amount = self.clawed
-        console.print(f"compliance froze {official.signer.address} and clawed back {amount:,} KRW; vendors redeemed "
-                      f"{self.redeemed:,} KRW; {self.swept:,} KRW of unspent budget lapsed and was swept back")
-
+        console.print(
+            f"compliance froze {official.signer.address} and clawed back {amount:,} KRW; vendors redeemed "
+            f"{self.redeemed:,} KRW; {self.swept:,} KRW of unspent budget lapsed and was swept back"
+        )
 
     def audit(self, console: Console) -> None:
         """Indexes every event of the month into SQLite and prints the auditors' report and flags."""
@@ -446,8 +533,10 @@ class Demo:
         store.upgrade(engine)
         rpc = RpcClient(self.config.rpc_url)
         stats = Indexer(rpc, engine, IndexerConfig(token=self.token, start_block=self.deploy_block)).run()
-        console.print(f"[bold]Audit[/]: indexed {stats.events:,} events into {self.data_dir / 'audit.sqlite'} "
-                      f"in {time.monotonic() - began:.1f} s")
+        console.print(
+            f"[bold]Audit[/]: indexed {stats.events:,} events into {self.data_dir / 'audit.sqlite'} "
+            f"in {time.monotonic() - began:.1f} s"
+        )
         with engine.connect() as conn:
             report = build_report(conn, dimensions=("program", "department", "category"), top=5)
             render_tables(report_sections(report, ("spend", "flows", "vendors")), {}, console)
@@ -460,12 +549,19 @@ class Demo:
         console.print(flags)
         result = verify(rpc, engine, self.token)
         verdict = "no mismatch" if result.ok else f"{len(result.mismatches)} MISMATCHES"
-        console.print(f"verify: {result.checks:,} database facts checked against the chain at block {result.block}: "
-                      f"{verdict}")
+        console.print(
+            f"verify: {result.checks:,} database facts checked against the chain at block {result.block}: {verdict}"
+        )
 
 
-def run(console: Console, data_dir: Path, port: int | None = None, keep_running: bool = False,
-        days: int = 31, month: date | None = None) -> Demo:
+def run(
+    console: Console,
+    data_dir: Path,
+    port: int | None = None,
+    keep_running: bool = False,
+    days: int = 31,
+    month: date | None = None,
+) -> Demo:
     """Plays the whole pilot (`month`'s first `days` days; December 2026 by default) and prints what happened;
     returns the Demo (its node's URL in `demo.config`)."""
     began = time.monotonic()

@@ -87,8 +87,9 @@ def _pg_config_bindir() -> Path | None:
 def _debian_bindirs() -> list[Path]:
     """/usr/lib/postgresql/<major>/bin, newest major first."""
     found = glob.glob("/usr/lib/postgresql/*/bin")
-    return sorted((Path(f) for f in found), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else -1,
-                  reverse=True)
+    return sorted(
+        (Path(f) for f in found), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else -1, reverse=True
+    )
 
 
 def find_bindir() -> Path:
@@ -117,8 +118,9 @@ def _as_server_user() -> list[str]:
     try:
         pwd.getpwnam(SUPERUSER)
     except KeyError:
-        raise PgServerError(f"running as root needs the '{SUPERUSER}' system user to own the server: "
-                            f"{INSTALL_HINT}") from None
+        raise PgServerError(
+            f"running as root needs the '{SUPERUSER}' system user to own the server: {INSTALL_HINT}"
+        ) from None
     if not shutil.which("runuser"):
         raise PgServerError("running as root needs `runuser` (util-linux) to start PostgreSQL as 'postgres'")
     return ["runuser", "-u", SUPERUSER, "--"]
@@ -126,8 +128,14 @@ def _as_server_user() -> list[str]:
 
 def _run(command: list[str], folder: Path, what: str) -> None:
     try:
-        done = subprocess.run(_as_server_user() + command, cwd=folder, capture_output=True, text=True,
-                              timeout=START_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            _as_server_user() + command,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise PgServerError(f"PostgreSQL {what} failed: {err}") from None
     if done.returncode != 0:
@@ -152,16 +160,46 @@ def _make_folder() -> Path:
 
 def _initdb(bindir: Path, folder: Path) -> None:
     # --no-sync: nothing to make durable; C locale: same collation on every machine, and no locale to install.
-    _run([str(bindir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-E", "UTF8", "--locale=C",
-          "-U", SUPERUSER, "--no-sync"], folder, "initdb")
+    _run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(folder / "data"),
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-U",
+            SUPERUSER,
+            "--no-sync",
+        ],
+        folder,
+        "initdb",
+    )
 
 
 def _start(bindir: Path, folder: Path, port: int) -> None:
     options = [f"-p {port}", "-c listen_addresses=127.0.0.1", f"-k {folder}"]
     options += [f"-c {setting}" for setting in FAST_SETTINGS]
     # -w: return only once the server accepts connections (or fails, with the reason in the log)
-    _run([str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "server.log"), "-w",
-          "-t", str(START_TIMEOUT_S), "-o", " ".join(options), "start"], folder, "start")
+    _run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(folder / "data"),
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-o",
+            " ".join(options),
+            "start",
+        ],
+        folder,
+        "start",
+    )
 
 
 def _stop(bindir: Path, folder: Path) -> None:
@@ -219,9 +257,22 @@ def _stop_folder(bindir: Path, folder: Path) -> None:
 
 
 def _spawn_watchdog(bindir: Path, folder: Path) -> None:
-    subprocess.Popen([sys.executable, "-m", "deposit_token.audit.db.pgserver", "--watch", str(os.getpid()), str(bindir),
-                      str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, cwd=tempfile.gettempdir())
+    subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deposit_token.audit.db.pgserver",
+            "--watch",
+            str(os.getpid()),
+            str(bindir),
+            str(folder),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=tempfile.gettempdir(),
+    )
 
 
 def _alive(pid: int) -> bool:

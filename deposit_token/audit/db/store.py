@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,10 @@ from deposit_token.errors import DepositTokenError
 try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
     from psycopg.errors import UniqueViolation
 except ImportError:  # pragma: no cover - psycopg is a dependency
+
     class UniqueViolation(Exception):  # type: ignore[no-redef]
         pass
+
 
 DEFAULT_DB_DIR = paths.AUDIT_DIR
 AUDIT_DIR_ENV = "DEPOSIT_TOKEN_AUDIT_DIR"  # another folder for the default databases (tests, dry runs)
@@ -76,15 +78,19 @@ def parse_db_url(text: str) -> URL:
     try:
         url = make_url(database_url(text))
     except ArgumentError as err:
-        raise DatabaseError(f"not a database URL: {text!r} (try a file path, sqlite:///path/audit.sqlite or "
-                            "postgresql://user@host:5432/dbname)") from err
+        raise DatabaseError(
+            f"not a database URL: {text!r} (try a file path, sqlite:///path/audit.sqlite or "
+            "postgresql://user@host:5432/dbname)"
+        ) from err
     backend = url.get_backend_name()
     if backend == "postgresql":
         if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
             url = url.set(drivername="postgresql+psycopg")
     elif backend != "sqlite":
-        raise DatabaseError(f"unsupported database {backend!r} in {url.render_as_string(hide_password=True)}: "
-                            "use SQLite (sqlite:///file) or PostgreSQL (postgresql://...)")
+        raise DatabaseError(
+            f"unsupported database {backend!r} in {url.render_as_string(hide_password=True)}: "
+            "use SQLite (sqlite:///file) or PostgreSQL (postgresql://...)"
+        )
     if backend == "sqlite" and url.database in (None, "", ":memory:"):
         raise DatabaseError("an in-memory SQLite database would be lost on exit: give a file, sqlite:///path")
     return url
@@ -110,9 +116,8 @@ def create_db_engine(text: str, create_dir: bool = True) -> Engine:
     url = parse_db_url(text)
     if url.get_backend_name() == "sqlite":
         path = sqlite_file(url)
-        if not path.parent.exists():
-            if not create_dir:
-                raise DatabaseError(f"no folder {path.parent} for the SQLite database")
+        if not path.parent.exists() and not create_dir:
+            raise DatabaseError(f"no folder {path.parent} for the SQLite database")
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -204,13 +209,14 @@ def reset(engine: Engine) -> None:
 
 def read_checkpoint(conn: Connection) -> tuple[int, str] | None:
     """(block number, block hash) of the last fully indexed block, or None before the first commit."""
-    row = conn.execute(select(schema.checkpoint.c.block_number, schema.checkpoint.c.block_hash)
-                       .where(schema.checkpoint.c.id == 1)).first()
+    row = conn.execute(
+        select(schema.checkpoint.c.block_number, schema.checkpoint.c.block_hash).where(schema.checkpoint.c.id == 1)
+    ).first()
     return (int(row[0]), row[1]) if row else None
 
 
 def _set_checkpoint(conn: Connection, number: int, block_hash: str) -> None:
-    values = {"block_number": number, "block_hash": block_hash, "updated_at": datetime.now(timezone.utc)}
+    values = {"block_number": number, "block_hash": block_hash, "updated_at": datetime.now(UTC)}
     done = conn.execute(update(schema.checkpoint).where(schema.checkpoint.c.id == 1).values(**values))
     if done.rowcount == 0:
         conn.execute(insert(schema.checkpoint).values(id=1, **values))
@@ -234,10 +240,9 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     if conn.dialect.name == "postgresql":
         # psycopg's connection (the driver of every PostgreSQL URL, see parse_db_url): COPY is its own API.
         raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with raw.cursor() as cursor, cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})", list(rows))
@@ -264,19 +269,28 @@ def commit_range(
             if block_rows:
                 conn.execute(insert(schema.blocks), block_rows)
             if prune_below is not None:
-                conn.execute(delete(schema.blocks).where(schema.blocks.c.number < prune_below)
-                             .where(schema.blocks.c.event_count == 0))
+                conn.execute(
+                    delete(schema.blocks)
+                    .where(schema.blocks.c.number < prune_below)
+                    .where(schema.blocks.c.event_count == 0)
+                )
             _set_checkpoint(conn, *checkpoint)
     except (IntegrityError, UniqueViolation) as err:
         # rows of this range exist although the checkpoint is below it: someone else writes here too
-        raise DatabaseError(f"rows up to block {checkpoint[0]} are already in {describe(engine)}: is another "
-                            f"indexer writing to this database? ({_first_line(err)})") from err
+        raise DatabaseError(
+            f"rows up to block {checkpoint[0]} are already in {describe(engine)}: is another "
+            f"indexer writing to this database? ({_first_line(err)})"
+        ) from err
 
 
 def stored_blocks_desc(conn: Connection, below_or_at: int, limit: int) -> list[tuple[int, str]]:
     """Up to `limit` stored (number, hash), highest first, at or below `below_or_at`."""
-    q = (select(schema.blocks.c.number, schema.blocks.c.hash).where(schema.blocks.c.number <= below_or_at)
-         .order_by(schema.blocks.c.number.desc()).limit(limit))
+    q = (
+        select(schema.blocks.c.number, schema.blocks.c.hash)
+        .where(schema.blocks.c.number <= below_or_at)
+        .order_by(schema.blocks.c.number.desc())
+        .limit(limit)
+    )
     return [(int(n), h) for n, h in conn.execute(q)]
 
 

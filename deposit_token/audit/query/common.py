@@ -79,10 +79,9 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
     the shared lock until the end.
     """
     if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-            with conn.begin():
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                yield conn
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            yield conn
         return
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -178,7 +177,10 @@ def program_time_clause(table: Any, filters: Filters, offsets: dict[int, int]) -
         return clause
     known = sorted(set(offsets) | set(filters.programs))
     per_program = [
-        and_(table.c.program_id == pid, timestamp_clause(table, *filters.time_bounds(offsets.get(pid, KST_OFFSET_MINUTES))))
+        and_(
+            table.c.program_id == pid,
+            timestamp_clause(table, *filters.time_bounds(offsets.get(pid, KST_OFFSET_MINUTES))),
+        )
         for pid in known
     ]
     others = and_(
@@ -226,13 +228,26 @@ class ProgramConfigs:
         t = schema.program_configs
         rows = conn.execute(
             select(
-                t.c.program_id, t.c.version, t.c.block_number, t.c.log_index, t.c.name, t.c.utc_offset_minutes,
-                t.c.per_payment_limit, t.c.evidence_threshold,
+                t.c.program_id,
+                t.c.version,
+                t.c.block_number,
+                t.c.log_index,
+                t.c.name,
+                t.c.utc_offset_minutes,
+                t.c.per_payment_limit,
+                t.c.evidence_threshold,
             )
         )
         return cls(
-            ProgramConfig(r.program_id, r.version, (r.block_number, r.log_index), r.name, r.utc_offset_minutes,
-                          int(r.per_payment_limit), int(r.evidence_threshold))
+            ProgramConfig(
+                r.program_id,
+                r.version,
+                (r.block_number, r.log_index),
+                r.name,
+                r.utc_offset_minutes,
+                int(r.per_payment_limit),
+                int(r.evidence_threshold),
+            )
             for r in rows
         )
 
@@ -285,8 +300,9 @@ class Departments:
     def load(cls, conn: Connection) -> Departments:
         t = schema.enrolments
         rows = conn.execute(select(t.c.spender, t.c.block_number, t.c.log_index, t.c.department, t.c.department_text))
-        return cls((r.spender, (r.block_number, r.log_index), department_label(r.department, r.department_text))
-                   for r in rows)
+        return cls(
+            (r.spender, (r.block_number, r.log_index), department_label(r.department, r.department_text)) for r in rows
+        )
 
     def changed(self) -> set[str]:
         """Spenders whose department changed at some point (the others have one department throughout)."""

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,9 @@ def tables_to_export(conn: Connection, names: Iterable[str] | None = None) -> li
         known = {t.name: t for t in chosen}
         missing = [n for n in wanted if n not in known]
         if missing:
-            raise ValueError(f"no table(s) {', '.join(missing)} in the database (there are: {', '.join(sorted(known))})")
+            raise ValueError(
+                f"no table(s) {', '.join(missing)} in the database (there are: {', '.join(sorted(known))})"
+            )
         chosen = [known[n] for n in wanted]
     return chosen
 
@@ -165,7 +167,7 @@ def export_all(
     written = [export_table(conn, table, target, fmt) for table in chosen]
     manifest = {
         "format": fmt,
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": conn.engine.dialect.name,
         "checkpoint": checkpoint_info(conn),
         "tables": [

@@ -114,8 +114,18 @@ class _Payment:
     config: ProgramConfig | None
 
     def flag(self, rule: str, detail: str) -> Flag:
-        return Flag(rule, self.tx_hash, self.block_number, self.log_index, self.when.isoformat(), self.program_id,
-                    self.payer, self.vendor, self.amount, detail)
+        return Flag(
+            rule,
+            self.tx_hash,
+            self.block_number,
+            self.log_index,
+            self.when.isoformat(),
+            self.program_id,
+            self.payer,
+            self.vendor,
+            self.amount,
+            detail,
+        )
 
 
 def _krw(amount: int) -> str:
@@ -125,8 +135,18 @@ def _krw(amount: int) -> str:
 def load_payments(conn: Connection, filters: Filters, programs: ProgramConfigs) -> list[_Payment]:
     p = schema.payments
     rows = conn.execute(
-        select(p.c.block_number, p.c.log_index, p.c.tx_hash, p.c.block_timestamp, p.c.program_id, p.c.payer,
-               p.c.vendor, p.c.period, p.c.amount, p.c.evidence_hash)
+        select(
+            p.c.block_number,
+            p.c.log_index,
+            p.c.tx_hash,
+            p.c.block_timestamp,
+            p.c.program_id,
+            p.c.payer,
+            p.c.vendor,
+            p.c.period,
+            p.c.amount,
+            p.c.evidence_hash,
+        )
         .where(filters.payment_clause(p))
         .order_by(p.c.block_number, p.c.log_index)
     )
@@ -134,9 +154,21 @@ def load_payments(conn: Connection, filters: Filters, programs: ProgramConfigs) 
     for r in rows:
         config = programs.at(r.program_id, (r.block_number, r.log_index))
         offset = config.utc_offset_minutes if config else KST_OFFSET_MINUTES
-        out.append(_Payment(r.block_number, r.log_index, r.tx_hash, local_datetime(r.block_timestamp, offset),
-                            r.program_id, r.payer, r.vendor, r.period, int(r.amount),
-                            r.evidence_hash not in (None, "", ZERO_HASH), config))
+        out.append(
+            _Payment(
+                r.block_number,
+                r.log_index,
+                r.tx_hash,
+                local_datetime(r.block_timestamp, offset),
+                r.program_id,
+                r.payer,
+                r.vendor,
+                r.period,
+                int(r.amount),
+                r.evidence_hash not in (None, "", ZERO_HASH),
+                config,
+            )
+        )
     return out
 
 
@@ -174,8 +206,13 @@ def _single_payment_flags(pay: _Payment, s: FlagSettings, rules: set[str], kr: h
     out = []
     when = pay.when
     if "night" in rules and (when.hour >= s.night_from_hour or when.hour < s.night_until_hour):
-        out.append(pay.flag("night", f"paid at {when:%H:%M} local time "
-                                     f"({s.night_from_hour:02d}:00-{s.night_until_hour:02d}:00 needs justification)"))
+        out.append(
+            pay.flag(
+                "night",
+                f"paid at {when:%H:%M} local time "
+                f"({s.night_from_hour:02d}:00-{s.night_until_hour:02d}:00 needs justification)",
+            )
+        )
     if "weekend" in rules and when.weekday() >= 5:
         out.append(pay.flag("weekend", f"paid on a {when:%A} ({when:%Y-%m-%d})"))
     if "holiday" in rules and when.date() in kr:
@@ -183,16 +220,32 @@ def _single_payment_flags(pay: _Payment, s: FlagSettings, rules: set[str], kr: h
     c = pay.config
     if c is None:
         return out
-    if ("near-evidence-threshold" in rules and c.has_evidence_threshold and not pay.evidence
-            and pay.amount < c.evidence_threshold and pay.amount * 100 >= c.evidence_threshold * (100 - s.near_pct)):
-        out.append(pay.flag("near-evidence-threshold",
-                            f"{_krw(pay.amount)} without evidence, within {s.near_pct}% below the evidence "
-                            f"threshold of {_krw(c.evidence_threshold)}"))
-    if ("near-payment-limit" in rules and c.has_payment_limit and 0 < pay.amount <= c.per_payment_limit
-            and pay.amount * 100 >= c.per_payment_limit * (100 - s.near_pct)):
-        out.append(pay.flag("near-payment-limit",
-                            f"{_krw(pay.amount)} is within {s.near_pct}% of the per-payment limit of "
-                            f"{_krw(c.per_payment_limit)}"))
+    if (
+        "near-evidence-threshold" in rules
+        and c.has_evidence_threshold
+        and not pay.evidence
+        and pay.amount < c.evidence_threshold
+        and pay.amount * 100 >= c.evidence_threshold * (100 - s.near_pct)
+    ):
+        out.append(
+            pay.flag(
+                "near-evidence-threshold",
+                f"{_krw(pay.amount)} without evidence, within {s.near_pct}% below the evidence "
+                f"threshold of {_krw(c.evidence_threshold)}",
+            )
+        )
+    if (
+        "near-payment-limit" in rules
+        and c.has_payment_limit
+        and 0 < pay.amount <= c.per_payment_limit
+        and pay.amount * 100 >= c.per_payment_limit * (100 - s.near_pct)
+    ):
+        out.append(
+            pay.flag(
+                "near-payment-limit",
+                f"{_krw(pay.amount)} is within {s.near_pct}% of the per-payment limit of {_krw(c.per_payment_limit)}",
+            )
+        )
     return out
 
 
@@ -205,23 +258,29 @@ def _split_flags(payments: list[_Payment], rules: set[str]) -> list[Flag]:
         if len(group) < 2:
             continue
         if "split-evidence" in rules:
-            below = [p for p in group
-                     if p.config is not None and p.config.has_evidence_threshold
-                     and p.amount < p.config.evidence_threshold]
+            below = [
+                p
+                for p in group
+                if p.config is not None and p.config.has_evidence_threshold and p.amount < p.config.evidence_threshold
+            ]
             if len(below) >= 2 and (last := below[-1].config) is not None:
                 threshold = last.evidence_threshold
                 total = sum(p.amount for p in below)
                 if total >= threshold:
-                    detail = (f"{len(below)} payments to this vendor on {day}, each below the evidence threshold of "
-                              f"{_krw(threshold)}, together {_krw(total)}")
+                    detail = (
+                        f"{len(below)} payments to this vendor on {day}, each below the evidence threshold of "
+                        f"{_krw(threshold)}, together {_krw(total)}"
+                    )
                     out.extend(p.flag("split-evidence", detail) for p in below)
         if "split-limit" in rules:
             config = group[-1].config
             if config is not None and config.has_payment_limit:
                 total = sum(p.amount for p in group)
                 if total > config.per_payment_limit:
-                    detail = (f"{len(group)} payments to this vendor on {day}, together {_krw(total)}, above the "
-                              f"per-payment limit of {_krw(config.per_payment_limit)}")
+                    detail = (
+                        f"{len(group)} payments to this vendor on {day}, together {_krw(total)}, above the "
+                        f"per-payment limit of {_krw(config.per_payment_limit)}"
+                    )
                     out.extend(p.flag("split-limit", detail) for p in group)
     return out
 
@@ -240,12 +299,14 @@ def _concentration_flags(payments: list[_Payment], s: FlagSettings) -> list[Flag
         per_vendor: dict[str, list[_Payment]] = defaultdict(list)
         for pay in group:
             per_vendor[pay.vendor].append(pay)
-        for vendor, own in per_vendor.items():
+        for own in per_vendor.values():
             amount = sum(p.amount for p in own)
             if amount * 100 >= total * s.concentration_share_pct:
                 share = 100.0 * amount / total
-                detail = (f"vendor received {share:.1f}% ({_krw(amount)} in {len(own)} of {len(group)} payments) "
-                          f"of this payer's spend in {format_period(period)}")
+                detail = (
+                    f"vendor received {share:.1f}% ({_krw(amount)} in {len(own)} of {len(group)} payments) "
+                    f"of this payer's spend in {format_period(period)}"
+                )
                 out.extend(p.flag("concentration", detail) for p in own)
     return out
 
@@ -255,14 +316,24 @@ def flag_section(flags: list[Flag]) -> Section:
     from deposit_token.audit.query.render import Col, Section
 
     return Section(
-        "flags", "Flags", [
-            Col("rule", "rule"), Col("tx_hash", "tx hash"), Col("log_index", "log", "int"),
-            Col("block_number", "block", "int", in_table=False), Col("local_time", "local time"),
-            Col("program_id", "program", "int", in_table=False), Col("payer", "payer", in_table=False),
-            Col("vendor", "vendor", in_table=False), Col("amount", "amount (KRW)", "amount"),
+        "flags",
+        "Flags",
+        [
+            Col("rule", "rule"),
+            Col("tx_hash", "tx hash"),
+            Col("log_index", "log", "int"),
+            Col("block_number", "block", "int", in_table=False),
+            Col("local_time", "local time"),
+            Col("program_id", "program", "int", in_table=False),
+            Col("payer", "payer", in_table=False),
+            Col("vendor", "vendor", in_table=False),
+            Col("amount", "amount (KRW)", "amount"),
             Col("detail", "why", wrap=True),
-        ], flags, empty="no flags raised",
-        notes=["payer, vendor, block and program of each flag: --format csv or json"] if flags else [])
+        ],
+        flags,
+        empty="no flags raised",
+        notes=["payer, vendor, block and program of each flag: --format csv or json"] if flags else [],
+    )
 
 
 def rule_counts(flags: list[Flag]) -> dict[str, int]:

@@ -39,7 +39,9 @@ class PublicCell:
     suppressed: bool
 
 
-def public_aggregates(conn: Connection, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT) -> list[PublicCell]:
+def public_aggregates(
+    conn: Connection, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT
+) -> list[PublicCell]:
     """The department x category x month cells, sorted by month, department, category."""
     if min_count < MIN_CELL_COUNT:
         raise ValueError(f"cells must hold at least {MIN_CELL_COUNT} payments to be published, not {min_count}")
@@ -51,8 +53,16 @@ def public_aggregates(conn: Connection, filters: Filters = Filters(), min_count:
     out = []
     for (period, department, category), (count, amount) in sorted(cells.items()):
         hidden = count < min_count
-        out.append(PublicCell(department, category_name(category), format_period(period),
-                              None if hidden else count, None if hidden else amount, hidden))
+        out.append(
+            PublicCell(
+                department,
+                category_name(category),
+                format_period(period),
+                None if hidden else count,
+                None if hidden else amount,
+                hidden,
+            )
+        )
     return out
 
 
@@ -61,10 +71,20 @@ def public_section(cells: list[PublicCell], min_count: int = MIN_CELL_COUNT) -> 
     from deposit_token.audit.query.render import Col, Section
 
     return Section(
-        "cells", "Payments by department, category and month", [
-            Col("month", "month"), Col("department", "department"), Col("category", "category"),
-            Col("payments", "payments", "int"), Col("amount", "amount (KRW)", "amount"),
+        "cells",
+        "Payments by department, category and month",
+        [
+            Col("month", "month"),
+            Col("department", "department"),
+            Col("category", "category"),
+            Col("payments", "payments", "int"),
+            Col("amount", "amount (KRW)", "amount"),
             Col("suppressed", "suppressed"),
-        ], cells, empty="no payments",
-        notes=[f"cells with fewer than {min_count} payments are suppressed (-); no totals are published, so that "
-               "suppressed cells cannot be recovered by subtraction"])
+        ],
+        cells,
+        empty="no payments",
+        notes=[
+            f"cells with fewer than {min_count} payments are suppressed (-); no totals are published, so that "
+            "suppressed cells cannot be recovered by subtraction"
+        ],
+    )

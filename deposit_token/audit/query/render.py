@@ -83,16 +83,19 @@ def render_tables(sections: Iterable[Section], meta: dict[str, Any], out: Consol
             continue
         for group, group_rows in groups.items():
             columns = [
-                c for c in section.columns
-                if c.key != section.group_by and c.in_table
+                c
+                for c in section.columns
+                if c.key != section.group_by
+                and c.in_table
                 and not (c.same_as and all(r.get(c.key) == r.get(c.same_as) for r in group_rows))
             ]
             title = section.title if group is None else f"{section.title} by {group}"
             table = Table(title=title, title_justify="left", header_style="bold")
             for col in columns:
                 header = col.header.replace("{group}", str(group))
-                table.add_column(header, justify="right" if col.numeric else "left",
-                                 no_wrap=not col.wrap, overflow="fold")
+                table.add_column(
+                    header, justify="right" if col.numeric else "left", no_wrap=not col.wrap, overflow="fold"
+                )
             for row in group_rows:
                 table.add_row(*(_cell(row.get(c.key), c.kind) for c in columns))
             out.print(table)
@@ -140,7 +143,9 @@ def render_json(sections: Iterable[Section], meta: dict[str, Any], out: TextIO) 
     out.write("\n")
 
 
-def render(sections: Sequence[Section], fmt: str, meta: dict[str, Any] | None = None, out: TextIO | None = None) -> None:
+def render(
+    sections: Sequence[Section], fmt: str, meta: dict[str, Any] | None = None, out: TextIO | None = None
+) -> None:
     """Writes `sections` to `out` (stdout) as rich tables, CSV (exactly one section) or JSON."""
     meta = meta or {}
     stream = out or sys.stdout

@@ -52,15 +52,24 @@ class SpendFact:
     amount: int
 
 
-def spend_facts(conn: Connection, filters: Filters = Filters(), departments: Departments | None = None) -> list[SpendFact]:
+def spend_facts(
+    conn: Connection, filters: Filters = Filters(), departments: Departments | None = None
+) -> list[SpendFact]:
     """The payments matching `filters`, summed per (department, payer, program, category, vendor, month)."""
     p = schema.payments
     departments = departments or Departments.load(conn)
     changed = departments.changed()
     where = filters.payment_clause(p)
     grouped = conn.execute(
-        select(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period,
-               func.count().label("n"), func.sum(p.c.amount).label("total"))
+        select(
+            p.c.payer,
+            p.c.program_id,
+            p.c.category,
+            p.c.vendor,
+            p.c.period,
+            func.count().label("n"),
+            func.sum(p.c.amount).label("total"),
+        )
         .where(where)
         .group_by(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period)
     )
@@ -75,13 +84,26 @@ def spend_facts(conn: Connection, filters: Filters = Filters(), departments: Dep
         payers = sorted(changed)
         for i in range(0, len(payers), 500):
             rows = conn.execute(
-                select(p.c.payer, p.c.program_id, p.c.category, p.c.vendor, p.c.period, p.c.amount,
-                       p.c.block_number, p.c.log_index)
-                .where(where, p.c.payer.in_(payers[i:i + 500]))
+                select(
+                    p.c.payer,
+                    p.c.program_id,
+                    p.c.category,
+                    p.c.vendor,
+                    p.c.period,
+                    p.c.amount,
+                    p.c.block_number,
+                    p.c.log_index,
+                ).where(where, p.c.payer.in_(payers[i : i + 500]))
             )
             for r in rows:
-                key = (departments.at(r.payer, (r.block_number, r.log_index)), r.payer, r.program_id, r.category,
-                       r.vendor, r.period)
+                key = (
+                    departments.at(r.payer, (r.block_number, r.log_index)),
+                    r.payer,
+                    r.program_id,
+                    r.category,
+                    r.vendor,
+                    r.period,
+                )
                 cell = facts.setdefault(key, [0, 0])
                 cell[0] += 1
                 cell[1] += int(r.amount)
@@ -126,7 +148,10 @@ def spend_by(
     groups: dict[Any, _Tally] = defaultdict(_Tally)
     for f in facts:
         key = {
-            "department": f.department, "program": f.program_id, "category": f.category, "vendor": f.vendor,
+            "department": f.department,
+            "program": f.program_id,
+            "category": f.category,
+            "vendor": f.vendor,
             "month": f.period,
         }[dimension]
         g = groups[key]
@@ -146,8 +171,15 @@ def spend_by(
         return str(key)  # a department
 
     rows = [
-        SpendRow(dimension, format_period(k) if dimension == "month" else str(k), label(k), g.payments, len(g.payers),
-                 g.amount, _pct(g.amount, total))
+        SpendRow(
+            dimension,
+            format_period(k) if dimension == "month" else str(k),
+            label(k),
+            g.payments,
+            len(g.payers),
+            g.amount,
+            _pct(g.amount, total),
+        )
         for k, g in groups.items()
     ]
     if dimension == "month":
@@ -187,12 +219,15 @@ def flows(conn: Connection, filters: Filters = Filters(), programs: ProgramConfi
     sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     p = schema.payments
     for r in conn.execute(
-        select(p.c.program_id, func.sum(p.c.amount).label("total")).where(filters.payment_clause(p))
+        select(p.c.program_id, func.sum(p.c.amount).label("total"))
+        .where(filters.payment_clause(p))
         .group_by(p.c.program_id)
     ):
         sums[r.program_id]["spent"] = int(r.total)
-    for field, table in (
-        ("allocated", schema.allocations), ("returned", schema.returns), ("clawed_back", schema.clawbacks),
+    for flow, table in (
+        ("allocated", schema.allocations),
+        ("returned", schema.returns),
+        ("clawed_back", schema.clawbacks),
         ("swept", schema.sweeps),
     ):
         for r in conn.execute(
@@ -200,18 +235,21 @@ def flows(conn: Connection, filters: Filters = Filters(), programs: ProgramConfi
             .where(program_time_clause(table, filters, offsets))
             .group_by(table.c.program_id)
         ):
-            sums[r.program_id][field] = int(r.total)
+            sums[r.program_id][flow] = int(r.total)
     rows = [_flow_row(pid, programs.name(pid), sums[pid], None) for pid in sorted(sums)]
     total: dict[str, int] = defaultdict(int)
     for values in sums.values():
-        for field, value in values.items():
-            total[field] += value
+        for flow, value in values.items():
+            total[flow] += value
     redeemed = None
     if not filters.programs:  # redemptions carry no program: only meaningful over all programs
         rt = schema.redemptions
         lo, hi = filters.time_bounds(KST_OFFSET_MINUTES)
-        redeemed = int(conn.execute(select(func.coalesce(func.sum(rt.c.amount), 0))
-                                    .where(timestamp_clause(rt, lo, hi))).scalar_one())
+        redeemed = int(
+            conn.execute(
+                select(func.coalesce(func.sum(rt.c.amount), 0)).where(timestamp_clause(rt, lo, hi))
+            ).scalar_one()
+        )
     rows.append(_flow_row(None, "all programs", total, redeemed))
     return rows
 
@@ -219,8 +257,18 @@ def flows(conn: Connection, filters: Filters = Filters(), programs: ProgramConfi
 def _flow_row(program_id: int | None, name: str, values: dict[str, int], redeemed: int | None) -> FlowRow:
     allocated, spent = values.get("allocated", 0), values.get("spent", 0)
     returned, clawed, swept = values.get("returned", 0), values.get("clawed_back", 0), values.get("swept", 0)
-    return FlowRow(program_id, name, allocated, spent, returned, clawed, swept,
-                   allocated - spent - returned - clawed - swept, _pct(spent, allocated), redeemed)
+    return FlowRow(
+        program_id,
+        name,
+        allocated,
+        spent,
+        returned,
+        clawed,
+        swept,
+        allocated - spent - returned - clawed - swept,
+        _pct(spent, allocated),
+        redeemed,
+    )
 
 
 # --- vendors ---------------------------------------------------------------------------------------------------
@@ -266,7 +314,7 @@ def top_vendors(
     for i in range(0, len(chosen), 500):
         for row in conn.execute(
             select(r.c.vendor, func.sum(r.c.amount).label("total"))
-            .where(r.c.vendor.in_(chosen[i:i + 500]), timestamp_clause(r, lo, hi))
+            .where(r.c.vendor.in_(chosen[i : i + 500]), timestamp_clause(r, lo, hi))
             .group_by(r.c.vendor)
         ):
             redeemed[row.vendor] = int(row.total)
@@ -274,8 +322,19 @@ def top_vendors(
     for rank, (vendor, v) in enumerate(ranked, start=1):
         name, registered = vendors.get(vendor, ("(unregistered)", 0))
         paid_in = "/".join(category_name(c) for c in sorted(v.categories)) or category_name(registered)
-        rows.append(VendorRow(rank, vendor, name, paid_in, v.payments, len(v.payers), v.amount,
-                              _pct(v.amount, total), redeemed.get(vendor, 0)))
+        rows.append(
+            VendorRow(
+                rank,
+                vendor,
+                name,
+                paid_in,
+                v.payments,
+                len(v.payers),
+                v.amount,
+                _pct(v.amount, total),
+                redeemed.get(vendor, 0),
+            )
+        )
     return rows
 
 
@@ -312,27 +371,58 @@ def report_sections(report: Report, sections: Iterable[str] = SECTIONS) -> list[
 
     built = {
         "spend": Section(
-            "spend", "Spend", [
-                Col("dimension", "dimension"), Col("key", "{group}"), Col("label", "name", same_as="key"),
-                Col("payments", "payments", "int"), Col("payers", "payers", "int"),
-                Col("amount", "amount (KRW)", "amount"), Col("share_pct", "share", "pct"),
-            ], report.spend, group_by="dimension", empty="no payments"),
+            "spend",
+            "Spend",
+            [
+                Col("dimension", "dimension"),
+                Col("key", "{group}"),
+                Col("label", "name", same_as="key"),
+                Col("payments", "payments", "int"),
+                Col("payers", "payers", "int"),
+                Col("amount", "amount (KRW)", "amount"),
+                Col("share_pct", "share", "pct"),
+            ],
+            report.spend,
+            group_by="dimension",
+            empty="no payments",
+        ),
         "flows": Section(
-            "flows", "Allocated vs spent vs returned vs redeemed", [
-                Col("program_id", "program id", "int"), Col("program", "program"),
-                Col("allocated", "allocated", "amount"), Col("spent", "spent", "amount"),
-                Col("spent_pct", "spent/allocated", "pct"), Col("returned", "returned", "amount"),
-                Col("clawed_back", "clawed back", "amount"), Col("swept", "swept", "amount"),
-                Col("unspent", "unspent", "amount"), Col("redeemed", "redeemed by vendors", "amount"),
-            ], report.flows,
-            notes=["unspent = allocated - spent - returned - clawed back - swept (still in spenders' wallets); "
-                   "redemptions carry no program, so only the all-programs row has them"]),
+            "flows",
+            "Allocated vs spent vs returned vs redeemed",
+            [
+                Col("program_id", "program id", "int"),
+                Col("program", "program"),
+                Col("allocated", "allocated", "amount"),
+                Col("spent", "spent", "amount"),
+                Col("spent_pct", "spent/allocated", "pct"),
+                Col("returned", "returned", "amount"),
+                Col("clawed_back", "clawed back", "amount"),
+                Col("swept", "swept", "amount"),
+                Col("unspent", "unspent", "amount"),
+                Col("redeemed", "redeemed by vendors", "amount"),
+            ],
+            report.flows,
+            notes=[
+                "unspent = allocated - spent - returned - clawed back - swept (still in spenders' wallets); "
+                "redemptions carry no program, so only the all-programs row has them"
+            ],
+        ),
         "vendors": Section(
-            "vendors", "Top vendors", [
-                Col("rank", "#", "int"), Col("vendor", "vendor"), Col("name", "name"),
-                Col("category", "category"), Col("payments", "payments", "int"), Col("payers", "payers", "int"),
-                Col("received", "received (KRW)", "amount"), Col("share_pct", "share", "pct"),
+            "vendors",
+            "Top vendors",
+            [
+                Col("rank", "#", "int"),
+                Col("vendor", "vendor"),
+                Col("name", "name"),
+                Col("category", "category"),
+                Col("payments", "payments", "int"),
+                Col("payers", "payers", "int"),
+                Col("received", "received (KRW)", "amount"),
+                Col("share_pct", "share", "pct"),
                 Col("redeemed", "redeemed (KRW)", "amount"),
-            ], report.vendors, empty="no payments"),
+            ],
+            report.vendors,
+            empty="no payments",
+        ),
     }
     return [built[name] for name in sections]

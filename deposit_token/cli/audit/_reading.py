@@ -7,9 +7,9 @@ run ``ape run audit index`` first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Connection
@@ -34,10 +34,15 @@ def default_network() -> str:
 
 
 def database_options(f: F) -> F:
-    f = click.option("--network", "network", metavar="CHOICE", default=None,
-                     help="Only picks the default database file, audit/<network>.sqlite, named as `audit index` "
-                          "names it (no connection is made; default: ape's default network, e.g. "
-                          "ethereum:local:foundry).")(f)
+    f = click.option(
+        "--network",
+        "network",
+        metavar="CHOICE",
+        default=None,
+        help="Only picks the default database file, audit/<network>.sqlite, named as `audit index` "
+        "names it (no connection is made; default: ape's default network, e.g. "
+        "ethereum:local:foundry).",
+    )(f)
     f = click.option("--db", "db", metavar="PATH|URL", default=None, help=DB_HELP, callback=check_db)(f)
     return f
 
@@ -52,23 +57,41 @@ def _period(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 
 
 def filter_options(f: F) -> F:
-    f = click.option("--until", callback=_period, metavar="YYYY-MM",
-                     help="Last month included (each program's own time zone, KST by default).")(f)
+    f = click.option(
+        "--until",
+        callback=_period,
+        metavar="YYYY-MM",
+        help="Last month included (each program's own time zone, KST by default).",
+    )(f)
     f = click.option("--since", callback=_period, metavar="YYYY-MM", help="First month included.")(f)
-    f = click.option("--program", "programs", type=click.IntRange(1, 65535), multiple=True, metavar="ID",
-                     help="Only this program (repeat for several).")(f)
+    f = click.option(
+        "--program",
+        "programs",
+        type=click.IntRange(1, 65535),
+        multiple=True,
+        metavar="ID",
+        help="Only this program (repeat for several).",
+    )(f)
     return f
 
 
 def format_option(choices: tuple[str, ...], default: str, help_text: str) -> Callable[[F], F]:
-    return click.option("--format", "fmt", type=click.Choice(choices, case_sensitive=False), default=default,
-                        show_default=True, help=help_text)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices, case_sensitive=False),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def make_filters(programs: tuple[int, ...], since: int | None, until: int | None) -> Filters:
     if since is not None and until is not None and since > until:
-        raise click.BadParameter(f"--since {since // 100}-{since % 100:02d} is after --until "
-                                 f"{until // 100}-{until % 100:02d}", param_hint="--since/--until")
+        raise click.BadParameter(
+            f"--since {since // 100}-{since % 100:02d} is after --until {until // 100}-{until % 100:02d}",
+            param_hint="--since/--until",
+        )
     return Filters(tuple(sorted(set(programs))), since, until)
 
 

@@ -17,7 +17,9 @@ from deposit_token.cli.audit._reading import database_options, format_option, re
 @format_option(("csv", "jsonl"), "csv", "csv (header row) or jsonl (JSON Lines, one object per row).")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="Only this table (repeat; default: all).")
 @click.option("--force", is_flag=True, default=False, help="Replace the files of an earlier export in DIRECTORY.")
-def command(directory: str, db: str | None, network: str | None, fmt: str, tables: tuple[str, ...], force: bool) -> None:
+def command(
+    directory: str, db: str | None, network: str | None, fmt: str, tables: tuple[str, ...], force: bool
+) -> None:
     """Export every table to DIRECTORY (created if missing): one file per table, rows in chain order, amounts as
     exact integers, and manifest.json with row counts, columns, SHA-256 of each file and the checkpoint.
 
@@ -29,8 +31,12 @@ def command(directory: str, db: str | None, network: str | None, fmt: str, table
         except ValueError as err:
             raise click.ClickException(str(err)) from None
     summary = Table(title=f"Exported to {directory}", title_justify="left", header_style="bold")
-    columns: tuple[tuple[str, JustifyMethod], ...] = (("table", "left"), ("file", "left"), ("rows", "right"),
-                                                      ("sha256", "left"))
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("table", "left"),
+        ("file", "left"),
+        ("rows", "right"),
+        ("sha256", "left"),
+    )
     for name, justify in columns:
         summary.add_column(name, justify=justify, no_wrap=True)
     for t in written:

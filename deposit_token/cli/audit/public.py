@@ -12,11 +12,24 @@ from deposit_token.cli.audit._reading import database_options, filter_options, f
 @click.command("public", short_help="Anonymised totals per department x category x month, small cells suppressed")
 @database_options
 @filter_options
-@click.option("--min-count", type=click.IntRange(MIN_CELL_COUNT), default=MIN_CELL_COUNT, show_default=True,
-              metavar="N", help=f"Suppress cells with fewer payments than this (never below {MIN_CELL_COUNT}).")
+@click.option(
+    "--min-count",
+    type=click.IntRange(MIN_CELL_COUNT),
+    default=MIN_CELL_COUNT,
+    show_default=True,
+    metavar="N",
+    help=f"Suppress cells with fewer payments than this (never below {MIN_CELL_COUNT}).",
+)
 @format_option(("table", "csv", "json"), "table", "table, csv or json.")
-def command(db: str | None, network: str | None, programs: tuple[int, ...], since: int | None, until: int | None,
-            min_count: int, fmt: str) -> None:
+def command(
+    db: str | None,
+    network: str | None,
+    programs: tuple[int, ...],
+    since: int | None,
+    until: int | None,
+    min_count: int,
+    fmt: str,
+) -> None:
     """Payments per department x merchant category x month (count and total), for publication.
 
     No addresses, hashes or vendor names; a cell with fewer than N payments is shown as suppressed, without

@@ -14,16 +14,41 @@ from deposit_token.cli.audit._reading import database_options, filter_options, f
 @click.command("report", short_help="Spend by department, program, category, vendor, month; flows; top vendors")
 @database_options
 @filter_options
-@click.option("--section", "sections", type=click.Choice(SECTIONS), multiple=True,
-              help="spend (by dimension), flows (allocated vs spent vs returned vs redeemed, per program) or "
-                   "vendors (top vendors). Repeat for several; default: all. CSV takes exactly one.")
-@click.option("--by", "dimensions", type=click.Choice(DIMENSIONS), multiple=True,
-              help="Dimensions of the spend section (repeat; default: all five).")
-@click.option("--top", type=click.IntRange(0), default=10, show_default=True, metavar="N",
-              help="Vendors listed in the vendors section (0 = all).")
+@click.option(
+    "--section",
+    "sections",
+    type=click.Choice(SECTIONS),
+    multiple=True,
+    help="spend (by dimension), flows (allocated vs spent vs returned vs redeemed, per program) or "
+    "vendors (top vendors). Repeat for several; default: all. CSV takes exactly one.",
+)
+@click.option(
+    "--by",
+    "dimensions",
+    type=click.Choice(DIMENSIONS),
+    multiple=True,
+    help="Dimensions of the spend section (repeat; default: all five).",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Vendors listed in the vendors section (0 = all).",
+)
 @format_option(("table", "csv", "json"), "table", "table (for people), csv (one section) or json.")
-def command(db: str | None, network: str | None, programs: tuple[int, ...], since: int | None, until: int | None,
-            sections: tuple[str, ...], dimensions: tuple[str, ...], top: int, fmt: str) -> None:
+def command(
+    db: str | None,
+    network: str | None,
+    programs: tuple[int, ...],
+    since: int | None,
+    until: int | None,
+    sections: tuple[str, ...],
+    dimensions: tuple[str, ...],
+    top: int,
+    fmt: str,
+) -> None:
     """The auditors' spending report over the indexed payments.
 
     Each payment counts for the department its payer had when paying, and for its month in the program's time
@@ -38,8 +63,10 @@ def command(db: str | None, network: str | None, programs: tuple[int, ...], sinc
     filters = make_filters(programs, since, until)
     chosen = list(dict.fromkeys(sections)) or list(SECTIONS)
     if fmt == "csv" and len(chosen) != 1:
-        raise click.UsageError("CSV holds one table: choose one section with --section spend|flows|vendors "
-                               "(or use --format json for all of them)")
+        raise click.UsageError(
+            "CSV holds one table: choose one section with --section spend|flows|vendors "
+            "(or use --format json for all of them)"
+        )
     with reading(db, network) as conn:
         report = build_report(conn, filters, list(dict.fromkeys(dimensions)) or DIMENSIONS, top or None)
         meta = {"checkpoint": checkpoint_info(conn), "filters": filters.as_dict()}

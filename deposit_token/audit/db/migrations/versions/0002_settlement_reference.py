@@ -14,16 +14,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('redemptions', sa.Column('settlement_reference', sa.Text(), nullable=False, server_default=''))
+    op.add_column("redemptions", sa.Column("settlement_reference", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('redemptions') as batch_op:  # SQLite rebuilds the table
-        batch_op.drop_column('settlement_reference')
+    with op.batch_alter_table("redemptions") as batch_op:  # SQLite rebuilds the table
+        batch_op.drop_column("settlement_reference")
