@@ -36,12 +36,11 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from sqlalchemy import Connection, Engine, Table, func, select
 
 from deposit_token.audit.db import schema, store
-from deposit_token.audit.sync.decode import abi_type, load_system_abi
-from deposit_token.chain.rpc import RpcClient, RpcError
+from deposit_token.chain.abi import abi_type, system_abi
+from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 from deposit_token.errors import DepositTokenError
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-KIND_NAMES = {0: "None", 1: "Treasury", 2: "Spender", 3: "Vendor"}
 
 
 class VerifyError(DepositTokenError):
@@ -95,6 +94,12 @@ class VerifyResult:
             return (f"not checkable at the database's block {self.block}: node has no state before block "
                     f"{self.earliest_state}; {facts} (run `ape run audit index` to move the database past it)")
         return f"past periods not checkable: node has no state before block {self.earliest_state}; {facts}"
+
+
+# A check: expect(check, subject, database value) gives the callback comparing the chain's answer to it.
+_Check = Callable[[Any], None]
+_Expect = Callable[[str, str, Any], _Check]
+_ExpectFields = Callable[[str, str, Mapping[int, tuple[str, Any]]], _Check]
 
 
 class _Calls:
@@ -156,7 +161,7 @@ class Verifier:
     def __init__(self, rpc: RpcClient, engine: Engine, token: str, abi: Sequence[Mapping[str, Any]] | None = None,
                  record: Mapping[str, Any] | None = None):
         self.rpc, self.engine, self.token, self.record = rpc, engine, token, record
-        self.abi = list(abi) if abi is not None else load_system_abi()
+        self.abi = list(abi) if abi is not None else system_abi()
 
     def run(self) -> VerifyResult:
         with self.engine.connect() as conn:
@@ -206,7 +211,7 @@ class Verifier:
 
     # --- groups of checks -----------------------------------------------------------------------------------
 
-    def _code(self, result: VerifyResult, calls: _Calls, expect: Any) -> None:
+    def _code(self, result: VerifyResult, calls: _Calls, expect: _Expect) -> None:
         """The deployed code against the deployment record's ``code_hashes``; the token's admin module."""
         if self.record is None:
             result.code_note = "no deployment record given: the contracts' code was not checked"
@@ -227,7 +232,7 @@ class Verifier:
         for role, address in (("token", self.token), ("admin_module", module)):
             expect("code_hash", f"{role.replace('_', ' ')} {address}", hashes[role])(self.rpc.code_hash(address))
 
-    def _supply_and_balances(self, conn: Connection, block: int, calls: _Calls, expect: Any) -> None:
+    def _supply_and_balances(self, conn: Connection, block: int, calls: _Calls, expect: _Expect) -> None:
         t = schema.transfers
         incoming = dict(conn.execute(select(t.c.to_address, func.sum(t.c.amount))
                                      .where(t.c.block_number <= block).group_by(t.c.to_address)).all())
@@ -239,7 +244,7 @@ class Verifier:
             balance = int(incoming.get(holder) or 0) - int(outgoing.get(holder) or 0)
             calls.add("balanceOf", [holder], expect("balance", holder, balance))
 
-    def _spending(self, conn: Connection, block: int, calls: _Calls, expect: Any) -> None:
+    def _spending(self, conn: Connection, block: int, calls: _Calls, expect: _Expect) -> None:
         """Spent per spender, category and period. The contract keeps only the latest period's record, so a
         past period is checked at the block of its last payment, where that record was still current."""
         p = schema.payments
@@ -261,28 +266,32 @@ class Verifier:
                 if period == latest:
                     continue
 
-                def past(record: Sequence[Any], amount=amount, where=f"{subject} period {period}",
-                         period=period) -> None:
+                # defaults bind this iteration's values (a closure would see the loop's last ones)
+                def past(record: Sequence[Any], amount: int = amount, where: str = f"{subject} period {period}",
+                         period: int = period) -> None:
                     expect("spendingOf.period", where, period)(int(record[0]))
                     expect("spendingOf.spent", where, amount)(int(record[3]))
 
                 calls.add("spendingOf", [payer, category], past, block=last_block)
 
-            def latest_record(record: Sequence[Any], amount=periods.get(latest, (0, 0))[0], latest=latest,
-                              where=f"{subject} period {latest}") -> None:
+            latest_amount = periods.get(latest, (0, 0))[0]
+
+            def latest_record(record: Sequence[Any], amount: int = latest_amount, latest: int = latest,
+                              where: str = f"{subject} period {latest}") -> None:
                 expect("spendingOf.period", where, latest)(int(record[0]))
                 expect("spendingOf.spent", where, amount)(int(record[3]))
 
             calls.add("spendingOf", [payer, category], latest_record)
 
-            def this_period(answer: Sequence[Any], periods=periods, subject=subject) -> None:
+            def this_period(answer: Sequence[Any], periods: dict[int, tuple[int, int]] = periods,
+                            subject: str = subject) -> None:
                 period, chain_spent = int(answer[0]), int(answer[1])
                 expect("spendingThisPeriod", f"{subject} period {period}",
                        periods.get(period, (0, 0))[0])(chain_spent)
 
             calls.add("spendingThisPeriod", [payer, category], this_period)
 
-    def _participants(self, conn: Connection, block: int, calls: _Calls, expect: Any, expect_fields: Any) -> None:
+    def _participants(self, conn: Connection, block: int, calls: _Calls, expect: _Expect, expect_fields: _ExpectFields) -> None:
         frozen = {a: bool(r.frozen) for a, r in _latest(conn, schema.freezes, lambda r: r.account, block).items()}
         vendors = _latest(conn, schema.vendor_registrations, lambda r: r.vendor, block)
         suspended = _latest(conn, schema.vendor_suspensions, lambda r: r.vendor, block)
@@ -297,9 +306,11 @@ class Verifier:
             calls.add("accountOf", [spender], expect_fields("spender", spender, {
                 1: ("kind", 2), 2: ("frozen", frozen.get(spender, False)), 5: ("programId", int(row.program_id)),
             }))
-            calls.add("departmentOf", [spender],
-                      lambda chain, row=row, spender=spender: expect("spender.department", spender, row.department)(
-                          _hex32(chain)))
+
+            def department(chain: Any, row: Any = row, spender: str = spender) -> None:
+                expect("spender.department", spender, row.department)(_hex32(chain))
+
+            calls.add("departmentOf", [spender], department)
         treasuries = _latest(conn, schema.treasury_registrations, lambda r: r.treasury, block)
         for treasury in sorted(treasuries):
             calls.add("accountOf", [treasury], expect_fields("treasury", treasury, {
@@ -310,14 +321,14 @@ class Verifier:
             subject = f"{spender} category {category}"
             wanted = {"active": bool(row.active), **({"cap": int(row.cap)} if row.active else {})}
 
-            def override(answer: Sequence[Any], wanted=wanted, subject=subject) -> None:
+            def override(answer: Sequence[Any], wanted: dict[str, Any] = wanted, subject: str = subject) -> None:
                 expect("capOverride.active", subject, wanted["active"])(bool(answer[0]))
                 if "cap" in wanted:
                     expect("capOverride.cap", subject, wanted["cap"])(int(answer[1]))
 
             calls.add("capOverrideOf", [spender, category], override)
 
-    def _programs(self, conn: Connection, block: int, calls: _Calls, expect: Any, expect_fields: Any) -> None:
+    def _programs(self, conn: Connection, block: int, calls: _Calls, expect: _Expect, expect_fields: _ExpectFields) -> None:
         configs = _latest(conn, schema.program_configs, lambda r: int(r.program_id), block)
         pauses = _latest(conn, schema.program_pauses, lambda r: int(r.program_id), block)
         token_pause = _latest(conn, schema.pauses, lambda r: "token", block)
@@ -344,7 +355,7 @@ class Verifier:
             calls.add("categoryCap", [pid, category],
                       expect("categoryCap", f"program {pid} category {category}", int(row.cap)))
 
-    def _issuance_and_roles(self, conn: Connection, block: int, calls: _Calls, expect: Any) -> None:
+    def _issuance_and_roles(self, conn: Connection, block: int, calls: _Calls, expect: _Expect) -> None:
         allowance: dict[str, tuple[tuple[int, int], int]] = {}
         for table, column in ((schema.mint_allowances, "allowance"), (schema.mints, "allowance_left")):
             for row in conn.execute(select(table).where(table.c.block_number <= block)):
@@ -369,6 +380,8 @@ def has_state_at(rpc: RpcClient, address: str, block: int) -> bool:
     broken node. A connection error is raised."""
     try:
         rpc.call("eth_getBalance", [address, hex(block)])
+    except RpcConnectionError:
+        raise
     except RpcError:
         return False
     return True

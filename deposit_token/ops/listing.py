@@ -26,7 +26,7 @@ from eth_utils import to_checksum_address
 
 from deposit_token.chain import reads
 from deposit_token.chain.reads import AccountState, ReadError, event_topic, multicall_views, selector
-from deposit_token.chain.submit import JsonRpc
+from deposit_token.chain.rpc import RpcClient
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name
 from deposit_token.domain.kinds import Kind
@@ -64,7 +64,7 @@ class Log:
     data: bytes
 
 
-def get_logs(rpc: JsonRpc, token: str, topics: Sequence[Any], from_block: int, to_block: int,
+def get_logs(rpc: RpcClient, token: str, topics: Sequence[Any], from_block: int, to_block: int,
              step: int = LOG_STEP) -> list[Log]:
     """Every log of `token` matching `topics` in [from_block, to_block], oldest first; the range is split in
     `step`-block windows sent as one batch."""
@@ -72,7 +72,7 @@ def get_logs(rpc: JsonRpc, token: str, topics: Sequence[Any], from_block: int, t
                                "toBlock": hex(min(start + step - 1, to_block)), "topics": list(topics)}])
              for start in range(from_block, to_block + 1, step)]
     logs = []
-    for answer in reads.results(rpc.batch(calls), "reading the token's events (eth_getLogs)"):
+    for answer in reads.read_batch(rpc, calls, "reading the token's events (eth_getLogs)"):
         for raw in answer:
             logs.append(Log(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), tuple(raw["topics"]),
                             bytes.fromhex(raw["data"][2:])))
@@ -87,11 +87,11 @@ def topic_int(topic: str) -> int:
     return int(topic, 16)
 
 
-def block_times(rpc: JsonRpc, blocks: Iterable[int]) -> dict[int, int]:
+def block_times(rpc: RpcClient, blocks: Iterable[int]) -> dict[int, int]:
     """Timestamp of each block number (one batched request)."""
     numbers = sorted(set(blocks))
-    answers = reads.results(rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers]),
-                                 "reading block times")
+    answers = reads.read_batch(rpc, [("eth_getBlockByNumber", [hex(n), False]) for n in numbers],
+                               "reading block times")
     return {n: int(block["timestamp"], 16) for n, block in zip(numbers, answers) if block}
 
 
@@ -104,7 +104,7 @@ class Snapshot:
     from_block: int
 
 
-def snapshot(rpc: JsonRpc, from_block: int) -> Snapshot:
+def snapshot(rpc: RpcClient, from_block: int) -> Snapshot:
     number, timestamp = reads.head(rpc)
     if from_block > number:
         raise ReadError(f"the deployment record says the token was deployed at block {from_block:,}, but the node's "
@@ -181,7 +181,7 @@ def as_json(rows: Sequence[Any], columns: Sequence[Column]) -> str:
 # --- accounts --------------------------------------------------------------------------------------------------------
 
 
-def _accounts(rpc: JsonRpc, token: str, addresses: Sequence[str], at: Snapshot) -> list[AccountState]:
+def _accounts(rpc: RpcClient, token: str, addresses: Sequence[str], at: Snapshot) -> list[AccountState]:
     return reads.accounts_of(rpc, token, addresses, at.block)
 
 
@@ -216,7 +216,7 @@ VENDOR_COLUMNS = (
 )
 
 
-def vendors(rpc: JsonRpc, token: str, from_block: int) -> list[VendorRow]:
+def vendors(rpc: RpcClient, token: str, from_block: int) -> list[VendorRow]:
     """Every registered vendor with its latest registered name, current category, state and balance, in order
     of first registration."""
     at = snapshot(rpc, from_block)
@@ -259,7 +259,7 @@ TREASURY_COLUMNS = (
 )
 
 
-def treasuries(rpc: JsonRpc, token: str, from_block: int, programs: Sequence[ProgramRow] = ()) -> list[TreasuryRow]:
+def treasuries(rpc: RpcClient, token: str, from_block: int, programs: Sequence[ProgramRow] = ()) -> list[TreasuryRow]:
     """Every registered treasury with its balance and the programs it pays."""
     at = snapshot(rpc, from_block)
     blocks = {topic_address(log.topics[1]): log.block
@@ -368,7 +368,7 @@ SPENDER_COLUMNS = (
 )
 
 
-def spenders(rpc: JsonRpc, token: str, from_block: int, program_names: dict[int, str],
+def spenders(rpc: RpcClient, token: str, from_block: int, program_names: dict[int, str],
              program_id: int | None = None) -> list[SpenderRow]:
     """Every enrolled spender (of one program if `program_id` is given) with its department, state and
     balance, in order of first enrolment."""
@@ -410,7 +410,7 @@ ROLE_COLUMNS = (
 )
 
 
-def role_holders(rpc: JsonRpc, token: str, from_block: int) -> list[RoleRow]:
+def role_holders(rpc: RpcClient, token: str, from_block: int) -> list[RoleRow]:
     """Who holds each role now: every (role, account) pair of a RoleGranted/RoleRevoked event, kept if
     `hasRole` still says so; ordered by role (admin first), then by grant."""
     at = snapshot(rpc, from_block)

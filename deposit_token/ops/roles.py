@@ -50,7 +50,7 @@ def _not_zero(address: str) -> None:
         raise InputError("the zero address cannot hold a role")
 
 
-def _check(chain: Chain, fn: str, args: tuple, sender: str) -> None:
+def _check(chain: Chain, fn: str, args: tuple[Any, ...], sender: str) -> None:
     reason = refusal(chain, fn, args, sender)
     if reason is not None:
         raise ActionError(reason)

@@ -17,8 +17,8 @@ import click
 from rich.console import Console
 
 from deposit_token.audit.db import store
-from deposit_token.audit.sync.decode import AbiError
 from deposit_token.chain import deployment
+from deposit_token.chain.abi import AbiError
 from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,13 +48,15 @@ def _connected_command_class() -> type[click.Command]:
     from deposit_token.cli.common import ConnectedProviderCommand  # one sentence for an unusable network
     from ape.exceptions import ApeException
 
+    errors: tuple[type[BaseException], ...] = (*OPERATIONAL_ERRORS, ApeException)
+
     class AuditCommand(ConnectedProviderCommand):
         """ape's connected-provider command; operational errors become one-line messages (exit code 1)."""
 
         def invoke(self, ctx: click.Context) -> Any:
             try:
                 return super().invoke(ctx)
-            except (*OPERATIONAL_ERRORS, ApeException) as err:
+            except errors as err:
                 raise click.ClickException(_one_line(err)) from None
 
     return AuditCommand
@@ -145,6 +147,6 @@ def open_db(url: str, must_exist: bool = False) -> Any:
     """The migrated engine; with `must_exist`, a missing SQLite file is an error (and is not created)."""
     if must_exist:
         parsed = store.parse_db_url(url)
-        if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).expanduser().exists():
+        if parsed.get_backend_name() == "sqlite" and not store.sqlite_file(parsed).exists():
             raise click.ClickException(f"no audit database at {parsed.database}: run `ape run audit index` first")
     return store.open_database(url)
