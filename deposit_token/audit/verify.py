@@ -91,8 +91,10 @@ class VerifyResult:
             return None
         facts = f"{self.skipped:,} fact{'s' if self.skipped != 1 else ''} skipped"
         if self.earliest_state is not None and self.block < self.earliest_state:
-            return (f"not checkable at the database's block {self.block}: node has no state before block "
-                    f"{self.earliest_state}; {facts} (run `ape run audit index` to move the database past it)")
+            return (
+                f"not checkable at the database's block {self.block}: node has no state before block "
+                f"{self.earliest_state}; {facts} (run `ape run audit index` to move the database past it)"
+            )
         return f"past periods not checkable: node has no state before block {self.earliest_state}; {facts}"
 
 
@@ -143,8 +145,9 @@ class _Calls:
 
 def _latest(conn: Connection, table: Table, key: Callable[[Any], Any], upto: int) -> dict[Any, Any]:
     """The last row (chain order) per `key(row)` of `table`, up to block `upto`."""
-    rows = conn.execute(select(table).where(table.c.block_number <= upto)
-                        .order_by(table.c.block_number, table.c.log_index))
+    rows = conn.execute(
+        select(table).where(table.c.block_number <= upto).order_by(table.c.block_number, table.c.log_index)
+    )
     out: dict[Any, Any] = {}
     for row in rows:
         out[key(row)] = row
@@ -158,8 +161,14 @@ def _hex32(value: bytes) -> str:
 class Verifier:
     """Collects checks (database value vs. eth_call result) and runs them in batches."""
 
-    def __init__(self, rpc: RpcClient, engine: Engine, token: str, abi: Sequence[Mapping[str, Any]] | None = None,
-                 record: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        rpc: RpcClient,
+        engine: Engine,
+        token: str,
+        abi: Sequence[Mapping[str, Any]] | None = None,
+        record: Mapping[str, Any] | None = None,
+    ):
         self.rpc, self.engine, self.token, self.record = rpc, engine, token, record
         self.abi = list(abi) if abi is not None else system_abi()
 
@@ -171,8 +180,10 @@ class Verifier:
             block, block_hash = cp
             header = self.rpc.call("eth_getBlockByNumber", [hex(block), False])
             if header is None or header["hash"] != block_hash:
-                raise VerifyError(f"checkpoint block {block} ({block_hash}) is no longer on the chain (reorg): "
-                                  "run `index` again, then verify")
+                raise VerifyError(
+                    f"checkpoint block {block} ({block_hash}) is no longer on the chain (reorg): "
+                    "run `index` again, then verify"
+                )
             result = VerifyResult(block=block, block_hash=block_hash)
             calls = _Calls(self.rpc, self.token, block, self.abi)
 
@@ -183,14 +194,16 @@ class Verifier:
                         chain = to_checksum_address(chain)  # eth_abi returns addresses in lower case
                     if database != chain:
                         result.mismatches.append(Mismatch(check, subject, database, chain))
+
                 return compare
 
-            def expect_fields(check: str, subject: str, wanted: Mapping[int, tuple[str, Any]]
-                              ) -> Callable[[Any], None]:
+            def expect_fields(check: str, subject: str, wanted: Mapping[int, tuple[str, Any]]) -> Callable[[Any], None]:
                 """Compares fields of a struct result: {field index: (field name, database value)}."""
+
                 def compare(chain: Sequence[Any]) -> None:
                     for index, (name, database) in wanted.items():
                         expect(f"{check}.{name}", subject, database)(chain[index])
+
                 return compare
 
             self._supply_and_balances(conn, block, calls, expect)
@@ -226,18 +239,28 @@ class Verifier:
         calls.add("ADMIN_MODULE", [], expect("ADMIN_MODULE", f"token {self.token}", module))
         hashes = self.record.get("code_hashes")
         if not hashes:
-            result.code_note = ("the deployment record has no code hashes (written before they were recorded): "
-                                "the contracts' code was not checked")
+            result.code_note = (
+                "the deployment record has no code hashes (written before they were recorded): "
+                "the contracts' code was not checked"
+            )
             return
         for role, address in (("token", self.token), ("admin_module", module)):
             expect("code_hash", f"{role.replace('_', ' ')} {address}", hashes[role])(self.rpc.code_hash(address))
 
     def _supply_and_balances(self, conn: Connection, block: int, calls: _Calls, expect: _Expect) -> None:
         t = schema.transfers
-        incoming = dict(conn.execute(select(t.c.to_address, func.sum(t.c.amount))
-                                     .where(t.c.block_number <= block).group_by(t.c.to_address)).all())
-        outgoing = dict(conn.execute(select(t.c.from_address, func.sum(t.c.amount))
-                                     .where(t.c.block_number <= block).group_by(t.c.from_address)).all())
+        incoming = dict(
+            conn.execute(
+                select(t.c.to_address, func.sum(t.c.amount)).where(t.c.block_number <= block).group_by(t.c.to_address)
+            ).all()
+        )
+        outgoing = dict(
+            conn.execute(
+                select(t.c.from_address, func.sum(t.c.amount))
+                .where(t.c.block_number <= block)
+                .group_by(t.c.from_address)
+            ).all()
+        )
         minted, burned = int(outgoing.get(ZERO_ADDRESS) or 0), int(incoming.get(ZERO_ADDRESS) or 0)
         calls.add("totalSupply", [], expect("totalSupply", "token", minted - burned))
         for holder in sorted((set(incoming) | set(outgoing)) - {ZERO_ADDRESS}):
@@ -251,7 +274,8 @@ class Verifier:
         spent: dict[tuple[str, int], dict[int, tuple[int, int]]] = defaultdict(dict)
         for payer, category, period, amount, last_block in conn.execute(
             select(p.c.payer, p.c.category, p.c.period, func.sum(p.c.amount), func.max(p.c.block_number))
-            .where(p.c.block_number <= block).group_by(p.c.payer, p.c.category, p.c.period)
+            .where(p.c.block_number <= block)
+            .group_by(p.c.payer, p.c.category, p.c.period)
         ):
             spent[(payer, int(category))][int(period)] = (int(amount), int(last_block))
         # every enrolled spender in every category seen: a deleted payment row shows up as a chain record
@@ -267,8 +291,12 @@ class Verifier:
                     continue
 
                 # defaults bind this iteration's values (a closure would see the loop's last ones)
-                def past(record: Sequence[Any], amount: int = amount, where: str = f"{subject} period {period}",
-                         period: int = period) -> None:
+                def past(
+                    record: Sequence[Any],
+                    amount: int = amount,
+                    where: str = f"{subject} period {period}",
+                    period: int = period,
+                ) -> None:
                     expect("spendingOf.period", where, period)(int(record[0]))
                     expect("spendingOf.spent", where, amount)(int(record[3]))
 
@@ -276,36 +304,61 @@ class Verifier:
 
             latest_amount = periods.get(latest, (0, 0))[0]
 
-            def latest_record(record: Sequence[Any], amount: int = latest_amount, latest: int = latest,
-                              where: str = f"{subject} period {latest}") -> None:
+            def latest_record(
+                record: Sequence[Any],
+                amount: int = latest_amount,
+                latest: int = latest,
+                where: str = f"{subject} period {latest}",
+            ) -> None:
                 expect("spendingOf.period", where, latest)(int(record[0]))
                 expect("spendingOf.spent", where, amount)(int(record[3]))
 
             calls.add("spendingOf", [payer, category], latest_record)
 
-            def this_period(answer: Sequence[Any], periods: dict[int, tuple[int, int]] = periods,
-                            subject: str = subject) -> None:
+            def this_period(
+                answer: Sequence[Any], periods: dict[int, tuple[int, int]] = periods, subject: str = subject
+            ) -> None:
                 period, chain_spent = int(answer[0]), int(answer[1])
-                expect("spendingThisPeriod", f"{subject} period {period}",
-                       periods.get(period, (0, 0))[0])(chain_spent)
+                expect("spendingThisPeriod", f"{subject} period {period}", periods.get(period, (0, 0))[0])(chain_spent)
 
             calls.add("spendingThisPeriod", [payer, category], this_period)
 
-    def _participants(self, conn: Connection, block: int, calls: _Calls, expect: _Expect, expect_fields: _ExpectFields) -> None:
+    def _participants(
+        self, conn: Connection, block: int, calls: _Calls, expect: _Expect, expect_fields: _ExpectFields
+    ) -> None:
         frozen = {a: bool(r.frozen) for a, r in _latest(conn, schema.freezes, lambda r: r.account, block).items()}
         vendors = _latest(conn, schema.vendor_registrations, lambda r: r.vendor, block)
         suspended = _latest(conn, schema.vendor_suspensions, lambda r: r.vendor, block)
         for vendor, row in sorted(vendors.items()):
-            calls.add("accountOf", [vendor], expect_fields("vendor", vendor, {
-                1: ("kind", 3), 2: ("frozen", frozen.get(vendor, False)),
-                3: ("suspended", bool(suspended[vendor].suspended) if vendor in suspended else False),
-                4: ("category", int(row.category)),
-            }))
+            calls.add(
+                "accountOf",
+                [vendor],
+                expect_fields(
+                    "vendor",
+                    vendor,
+                    {
+                        1: ("kind", 3),
+                        2: ("frozen", frozen.get(vendor, False)),
+                        3: ("suspended", bool(suspended[vendor].suspended) if vendor in suspended else False),
+                        4: ("category", int(row.category)),
+                    },
+                ),
+            )
         enrolled = _latest(conn, schema.enrolments, lambda r: r.spender, block)
         for spender, row in sorted(enrolled.items()):
-            calls.add("accountOf", [spender], expect_fields("spender", spender, {
-                1: ("kind", 2), 2: ("frozen", frozen.get(spender, False)), 5: ("programId", int(row.program_id)),
-            }))
+            calls.add(
+                "accountOf",
+                [spender],
+                expect_fields(
+                    "spender",
+                    spender,
+                    {
+                        1: ("kind", 2),
+                        2: ("frozen", frozen.get(spender, False)),
+                        5: ("programId", int(row.program_id)),
+                    },
+                ),
+            )
 
             def department(chain: Any, row: Any = row, spender: str = spender) -> None:
                 expect("spender.department", spender, row.department)(_hex32(chain))
@@ -313,9 +366,18 @@ class Verifier:
             calls.add("departmentOf", [spender], department)
         treasuries = _latest(conn, schema.treasury_registrations, lambda r: r.treasury, block)
         for treasury in sorted(treasuries):
-            calls.add("accountOf", [treasury], expect_fields("treasury", treasury, {
-                1: ("kind", 1), 2: ("frozen", frozen.get(treasury, False)),
-            }))
+            calls.add(
+                "accountOf",
+                [treasury],
+                expect_fields(
+                    "treasury",
+                    treasury,
+                    {
+                        1: ("kind", 1),
+                        2: ("frozen", frozen.get(treasury, False)),
+                    },
+                ),
+            )
         overrides = _latest(conn, schema.cap_overrides, lambda r: (r.spender, int(r.category)), block)
         for (spender, category), row in sorted(overrides.items()):
             subject = f"{spender} category {category}"
@@ -328,7 +390,9 @@ class Verifier:
 
             calls.add("capOverrideOf", [spender, category], override)
 
-    def _programs(self, conn: Connection, block: int, calls: _Calls, expect: _Expect, expect_fields: _ExpectFields) -> None:
+    def _programs(
+        self, conn: Connection, block: int, calls: _Calls, expect: _Expect, expect_fields: _ExpectFields
+    ) -> None:
         configs = _latest(conn, schema.program_configs, lambda r: int(r.program_id), block)
         pauses = _latest(conn, schema.program_pauses, lambda r: int(r.program_id), block)
         token_pause = _latest(conn, schema.pauses, lambda r: "token", block)
@@ -338,22 +402,45 @@ class Verifier:
         for pid, row in sorted(configs.items()):
             subject = f"program {pid}"
             program_paused = bool(pauses[pid].paused) if pid in pauses else False
-            calls.add("programRules", [pid], expect_fields("programRules", subject, {
-                0: ("version", int(row.version)), 1: ("halted", token_paused or program_paused),
-                2: ("start", int(row.start)), 3: ("end", int(row.end_time)),
-                4: ("utcOffsetMinutes", int(row.utc_offset_minutes)), 5: ("categories", int(row.categories)),
-                6: ("openingHours", int(row.opening_hours)),
-            }))
-            calls.add("programConfig", [pid], expect_fields("programConfig", subject, {
-                0: ("treasury", row.treasury), 1: ("perPaymentLimit", int(row.per_payment_limit)),
-                2: ("evidenceThreshold", int(row.evidence_threshold)),
-            }))
+            calls.add(
+                "programRules",
+                [pid],
+                expect_fields(
+                    "programRules",
+                    subject,
+                    {
+                        0: ("version", int(row.version)),
+                        1: ("halted", token_paused or program_paused),
+                        2: ("start", int(row.start)),
+                        3: ("end", int(row.end_time)),
+                        4: ("utcOffsetMinutes", int(row.utc_offset_minutes)),
+                        5: ("categories", int(row.categories)),
+                        6: ("openingHours", int(row.opening_hours)),
+                    },
+                ),
+            )
+            calls.add(
+                "programConfig",
+                [pid],
+                expect_fields(
+                    "programConfig",
+                    subject,
+                    {
+                        0: ("treasury", row.treasury),
+                        1: ("perPaymentLimit", int(row.per_payment_limit)),
+                        2: ("evidenceThreshold", int(row.evidence_threshold)),
+                    },
+                ),
+            )
             calls.add("programName", [pid], expect("programName", subject, row.name))
             calls.add("programPaused", [pid], expect("programPaused", subject, program_paused))
         caps = _latest(conn, schema.category_caps, lambda r: (int(r.program_id), int(r.category)), block)
         for (pid, category), row in sorted(caps.items()):
-            calls.add("categoryCap", [pid, category],
-                      expect("categoryCap", f"program {pid} category {category}", int(row.cap)))
+            calls.add(
+                "categoryCap",
+                [pid, category],
+                expect("categoryCap", f"program {pid} category {category}", int(row.cap)),
+            )
 
     def _issuance_and_roles(self, conn: Connection, block: int, calls: _Calls, expect: _Expect) -> None:
         allowance: dict[str, tuple[tuple[int, int], int]] = {}
@@ -366,8 +453,11 @@ class Verifier:
             calls.add("mintAllowance", [issuer], expect("mintAllowance", issuer, value))
         roles = _latest(conn, schema.role_events, lambda r: (r.role, r.account), block)
         for (role, account), row in sorted(roles.items()):
-            calls.add("hasRole", [bytes.fromhex(role[2:]), account],
-                      expect("hasRole", f"{account} role {role}", row.event_name == "RoleGranted"))
+            calls.add(
+                "hasRole",
+                [bytes.fromhex(role[2:]), account],
+                expect("hasRole", f"{account} role {role}", row.event_name == "RoleGranted"),
+            )
         batches = _latest(conn, schema.allocation_batches, lambda r: r.batch_ref, block)
         for ref in sorted(batches):
             calls.add("batchApplied", [bytes.fromhex(ref[2:])], expect("batchApplied", ref, True))

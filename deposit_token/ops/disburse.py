@@ -37,7 +37,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +117,10 @@ def parse_file(path: Path | str) -> ParsedFile:
         reference = cells.get("reference", "")
         if reference:
             if reference in first_reference:
-                reasons.append(f"duplicate reference {reference!r} (first on line {first_reference[reference]}): a "
-                               "reference is paid once")
+                reasons.append(
+                    f"duplicate reference {reference!r} (first on line {first_reference[reference]}): a "
+                    "reference is paid once"
+                )
             else:
                 first_reference[reference] = line
         if reasons:
@@ -133,10 +135,12 @@ def parse_file(path: Path | str) -> ParsedFile:
 
 def batch_ref(chain_id: int, token: str, program_id: int, sha256: str, batch_size: int, index: int) -> bytes:
     """The batch's on-chain reference: the same file, program and batch size always give the same one."""
-    return keccak(abi_encode(
-        ["string", "uint256", "address", "uint16", "bytes32", "uint256", "uint256"],
-        [NAMESPACE, chain_id, token, program_id, bytes.fromhex(sha256), batch_size, index],
-    ))
+    return keccak(
+        abi_encode(
+            ["string", "uint256", "address", "uint16", "bytes32", "uint256", "uint256"],
+            [NAMESPACE, chain_id, token, program_id, bytes.fromhex(sha256), batch_size, index],
+        )
+    )
 
 
 def row_ref(program_id: int, reference: str) -> bytes:
@@ -180,24 +184,31 @@ class Batch:
         """What the journal says about this batch (the references it applies)."""
         if not self.referenced:
             return {"batch": self.index, "ref": self.ref_hex}
-        return {"batch": self.index, "kind": "referenced", "lines": self.lines,
-                "refs": ["0x" + r.hex() for r in self.row_refs], "references": [r.reference for r in self.rows]}
+        return {
+            "batch": self.index,
+            "kind": "referenced",
+            "lines": self.lines,
+            "refs": ["0x" + r.hex() for r in self.row_refs],
+            "references": [r.reference for r in self.rows],
+        }
 
     def calldata(self, program_id: int) -> bytes:
         if not self.referenced:
-            return calldata("allocate", self.ref, program_id, [r.address for r in self.rows],
-                            [r.amount for r in self.rows])
-        calls = [calldata("allocate", ref, program_id, [r.address], [r.amount])
-                 for ref, r in zip(self.row_refs, self.rows)]
+            return calldata(
+                "allocate", self.ref, program_id, [r.address for r in self.rows], [r.amount for r in self.rows]
+            )
+        calls = [
+            calldata("allocate", ref, program_id, [r.address], [r.amount]) for ref, r in zip(self.row_refs, self.rows)
+        ]
         return calls[0] if len(calls) == 1 else calldata("multicall", calls)
 
 
-def make_batches(rows: Sequence[Row], chain_id: int, token: str, program_id: int, sha256: str,
-                 batch_size: int) -> list[Batch]:
+def make_batches(
+    rows: Sequence[Row], chain_id: int, token: str, program_id: int, sha256: str, batch_size: int
+) -> list[Batch]:
     """The batches of the rows without a reference (their indexes, hence references, depend on this file)."""
     return [
-        Batch(i, batch_ref(chain_id, token, program_id, sha256, batch_size, i),
-              tuple(rows[start:start + batch_size]))
+        Batch(i, batch_ref(chain_id, token, program_id, sha256, batch_size, i), tuple(rows[start : start + batch_size]))
         for i, start in enumerate(range(0, len(rows), batch_size))
     ]
 
@@ -206,7 +217,7 @@ def make_groups(rows: Sequence[Row], program_id: int, first_index: int, size: in
     """Transactions for rows with a reference not paid yet, in file order (grouping only decides transport)."""
     return [
         Batch(first_index + i, b"", tuple(part), tuple(row_ref(program_id, r.reference) for r in part))
-        for i, part in enumerate(rows[start:start + size] for start in range(0, len(rows), size))
+        for i, part in enumerate(rows[start : start + size] for start in range(0, len(rows), size))
     ]
 
 
@@ -219,7 +230,7 @@ def default_journal_path(csv_path: Path | str) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Journal:
@@ -246,9 +257,11 @@ class Journal:
             except json.JSONDecodeError:
                 if number == len(lines):
                     break
-                raise DisbursalError(f"journal {self.path} line {number} is not JSON; it was edited or damaged. "
-                                     "Move it away to start over (batches already applied are still skipped: "
-                                     "the chain remembers them)") from None
+                raise DisbursalError(
+                    f"journal {self.path} line {number} is not JSON; it was edited or damaged. "
+                    "Move it away to start over (batches already applied are still skipped: "
+                    "the chain remembers them)"
+                ) from None
             if isinstance(record, dict):
                 records.append(record)
         return records
@@ -283,8 +296,11 @@ class JournalState:
         for record in journal.records():
             event = record.get("event")
             if event == "plan":
-                if state.plan is None or state.plan.get("sha256") != record.get("sha256") or \
-                        state.plan.get("batch_size") != record.get("batch_size"):
+                if (
+                    state.plan is None
+                    or state.plan.get("sha256") != record.get("sha256")
+                    or state.plan.get("batch_size") != record.get("batch_size")
+                ):
                     state = cls(plan=record)
                 state.runs += 1
                 state.interrupted = False
@@ -315,8 +331,10 @@ class PaidRow:
 
     def sentence(self, program: ProgramInfo) -> str:
         where = f", block {self.block}, tx {self.tx}" if self.block is not None else ""
-        return (f"line {self.row.line}: {self.row.address} already paid (reference {self.row.reference}{where}) in "
-                f"program {program.label}; not paid again")
+        return (
+            f"line {self.row.line}: {self.row.address} already paid (reference {self.row.reference}{where}) in "
+            f"program {program.label}; not paid again"
+        )
 
 
 @dataclass
@@ -357,32 +375,45 @@ class Plan:
         return not self.problems
 
 
-def _journal_problem(history: JournalState, parsed: ParsedFile, program_id: int, chain: Chain,
-                     batch_size: int | None, journal: Journal) -> str | None:
+def _journal_problem(
+    history: JournalState, parsed: ParsedFile, program_id: int, chain: Chain, batch_size: int | None, journal: Journal
+) -> str | None:
     """Why the journal of an earlier run forbids this one (None if it does not)."""
     plan = history.plan
     if plan is None or not (history.sent or history.confirmed):
         return None  # nothing was ever sent under that plan: a new plan may replace it
     if plan.get("token", "").lower() != chain.address.lower() or plan.get("chain_id") != chain.chain_id:
-        return (f"journal {journal.path} records a disbursal with token {plan.get('token')} on chain "
-                f"{plan.get('chain_id')}, not {chain.address} on chain {chain.chain_id}; give this run its own "
-                "--journal")
+        return (
+            f"journal {journal.path} records a disbursal with token {plan.get('token')} on chain "
+            f"{plan.get('chain_id')}, not {chain.address} on chain {chain.chain_id}; give this run its own "
+            "--journal"
+        )
     if plan.get("sha256") != parsed.sha256:
-        return (f"journal {journal.path} records a disbursal of another version of {parsed.path.name} (sha256 "
-                f"{str(plan.get('sha256'))[:12]}..., now {parsed.sha256[:12]}...) with {len(history.sent)} batch(es) "
-                "sent: a changed file gets new batch references, so paying it could pay the rows already paid "
-                "again. Pay only the rows not yet paid, in a new file with its own --journal")
+        return (
+            f"journal {journal.path} records a disbursal of another version of {parsed.path.name} (sha256 "
+            f"{str(plan.get('sha256'))[:12]}..., now {parsed.sha256[:12]}...) with {len(history.sent)} batch(es) "
+            "sent: a changed file gets new batch references, so paying it could pay the rows already paid "
+            "again. Pay only the rows not yet paid, in a new file with its own --journal"
+        )
     if plan.get("program") != program_id:
-        return (f"journal {journal.path} records this file paid from program #{plan.get('program')}, not "
-                f"#{program_id}")
+        return f"journal {journal.path} records this file paid from program #{plan.get('program')}, not #{program_id}"
     if batch_size is not None and plan.get("batch_size") != batch_size:
-        return (f"journal {journal.path} records this file sent in batches of {plan.get('batch_size')}, not "
-                f"{batch_size}: other batches would get other references (leave --batch-size out to resume)")
+        return (
+            f"journal {journal.path} records this file sent in batches of {plan.get('batch_size')}, not "
+            f"{batch_size}: other batches would get other references (leave --batch-size out to resume)"
+        )
     return None
 
 
-def prepare(chain: Chain, path: Path | str, program: str | int, sender: str, *, batch_size: int | None = None,
-            journal_path: Path | str | None = None) -> Plan:
+def prepare(
+    chain: Chain,
+    path: Path | str,
+    program: str | int,
+    sender: str,
+    *,
+    batch_size: int | None = None,
+    journal_path: Path | str | None = None,
+) -> Plan:
     """Reads and checks the file and the chain; sends nothing. `plan.problems` lists everything wrong."""
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InputError(f"the batch size must be between 1 and {MAX_BATCH_SIZE}")
@@ -394,8 +425,11 @@ def prepare(chain: Chain, path: Path | str, program: str | int, sender: str, *, 
     if reason:
         raise DisbursalError(reason)
     if batch_size is None:
-        batch_size = int(history.plan["batch_size"]) if history.plan and history.plan.get("sha256") == parsed.sha256 \
+        batch_size = (
+            int(history.plan["batch_size"])
+            if history.plan and history.plan.get("sha256") == parsed.sha256
             else DEFAULT_BATCH_SIZE
+        )
     problems = list(parsed.problems)
     # Batches are cut from the rows in file order. With bad rows the plan is not final (fixing the file changes
     # the references), so only the rows are checked against the chain.
@@ -414,13 +448,25 @@ def prepare(chain: Chain, path: Path | str, program: str | int, sender: str, *, 
     treasury = reads.accounts_of(chain.rpc, chain.address, [info.treasury], block)[0]
     problems += _file_problems(chain, info, now, treasury, sender, sum(r.amount for r in pending_rows))
     problems.sort(key=lambda p: (p.line, p.reason))
-    return Plan(parsed=parsed, program=info, batch_size=batch_size, batches=batches, applied=applied,
-                problems=problems, journal=journal, history=history, treasury_balance=int(treasury.balance),
-                sender=sender, block=block, already_paid=already_paid)
+    return Plan(
+        parsed=parsed,
+        program=info,
+        batch_size=batch_size,
+        batches=batches,
+        applied=applied,
+        problems=problems,
+        journal=journal,
+        history=history,
+        treasury_balance=int(treasury.balance),
+        sender=sender,
+        block=block,
+        already_paid=already_paid,
+    )
 
 
-def _cut(chain: Chain, parsed: ParsedFile, program_id: int, batch_size: int,
-         block: int) -> tuple[list[Batch], list[bool], list[PaidRow]]:
+def _cut(
+    chain: Chain, parsed: ParsedFile, program_id: int, batch_size: int, block: int
+) -> tuple[list[Batch], list[bool], list[PaidRow]]:
     """The transactions of a clean file and what the chain already applied: batches of the rows without a
     reference (each applied or not), then groups of the rows with a reference not paid yet (one batched read of
     `batchApplied` for all), and the rows with a reference already paid."""
@@ -429,7 +475,7 @@ def _cut(chain: Chain, parsed: ParsedFile, program_id: int, batch_size: int,
     batches = make_batches(plain, chain.chain_id, chain.address, program_id, parsed.sha256, batch_size)
     refs = [b.ref for b in batches] + [row_ref(program_id, r.reference) for r in referenced]
     applied = reads.batches_applied(chain.rpc, chain.address, refs, block)
-    file_applied, row_applied = applied[:len(batches)], applied[len(batches):]
+    file_applied, row_applied = applied[: len(batches)], applied[len(batches) :]
     unpaid = [r for r, done in zip(referenced, row_applied) if not done]
     paid = [r for r, done in zip(referenced, row_applied) if done]
     groups = make_groups(unpaid, program_id, len(batches), min(batch_size, REFERENCED_GROUP))
@@ -448,9 +494,17 @@ def _locate(chain: Chain, program_id: int, rows: Sequence[Row], block: int) -> l
     program_topic = "0x" + program_id.to_bytes(32, "big").hex()
     try:
         for start in range(0, len(refs), LOCATE_REFS_PER_QUERY):
-            logs = chain.rpc.call("eth_getLogs", [{
-                "address": chain.address, "fromBlock": "0x0", "toBlock": hex(block),
-                "topics": [ALLOCATION_BATCH, refs[start:start + LOCATE_REFS_PER_QUERY], program_topic]}])
+            logs = chain.rpc.call(
+                "eth_getLogs",
+                [
+                    {
+                        "address": chain.address,
+                        "fromBlock": "0x0",
+                        "toBlock": hex(block),
+                        "topics": [ALLOCATION_BATCH, refs[start : start + LOCATE_REFS_PER_QUERY], program_topic],
+                    }
+                ],
+            )
             for log in logs:
                 where.setdefault(log["topics"][1], (int(log["blockNumber"], 16), log["transactionHash"]))
     except Exception:  # noqa: BLE001 - a node limiting log queries: the rows are still reported as paid
@@ -467,11 +521,12 @@ def notes(plan: Plan, most: int = 50) -> list[str]:
     referenced, total = plan.referenced_rows, len(plan.parsed.rows)
     if referenced:
         paid = f" ({len(plan.already_paid):,} already paid)" if plan.already_paid else ""
-        out.append(f"{referenced:,} row(s) have a reference: each reference is paid at most once in program "
-                   f"{plan.program.label}, whatever file it comes in{paid}")
+        out.append(
+            f"{referenced:,} row(s) have a reference: each reference is paid at most once in program "
+            f"{plan.program.label}, whatever file it comes in{paid}"
+        )
     if total - referenced:
-        out.append(f"{total - referenced:,} row(s) have no reference: protected only against re-running this same "
-                   "file")
+        out.append(f"{total - referenced:,} row(s) have no reference: protected only against re-running this same file")
     return out
 
 
@@ -487,24 +542,36 @@ def _row_problem(state: reads.AccountState, program: ProgramInfo) -> str | None:
     return None
 
 
-def _file_problems(chain: Chain, info: ProgramInfo, now: int, treasury: reads.AccountState, sender: str,
-                   pending_total: int) -> list[RowProblem]:
+def _file_problems(
+    chain: Chain, info: ProgramInfo, now: int, treasury: reads.AccountState, sender: str, pending_total: int
+) -> list[RowProblem]:
     problems = []
     if now >= info.end:
-        problems.append(RowProblem(0, f"program {info.label} ended at {display.moment(info.end, info.utc_offset_minutes)}; its budget has lapsed"))
+        problems.append(
+            RowProblem(
+                0,
+                f"program {info.label} ended at {display.moment(info.end, info.utc_offset_minutes)}; "
+                "its budget has lapsed",
+            )
+        )
     if info.halted:
         problems.append(RowProblem(0, f"program {info.label} is paused by compliance (or the token is)"))
     if treasury.frozen:
         problems.append(RowProblem(0, f"the program's treasury {info.treasury} is frozen by compliance"))
     if pending_total > treasury.balance:
-        problems.append(RowProblem(0, f"the rows still to pay total {pending_total:,} KRW, above the balance of the "
-                                      f"program's treasury {info.treasury}: {int(treasury.balance):,} KRW"))
+        problems.append(
+            RowProblem(
+                0,
+                f"the rows still to pay total {pending_total:,} KRW, above the balance of the "
+                f"program's treasury {info.treasury}: {int(treasury.balance):,} KRW",
+            )
+        )
     if not has_role(chain, "PROGRAM_MANAGER_ROLE", sender):
         problems.append(RowProblem(0, f"{sender} does not hold PROGRAM_MANAGER_ROLE, which allocate needs"))
     return problems
 
 
-# --- sending ------------------------------------------------------------------------------------------------------------
+# --- sending ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -550,13 +617,16 @@ def batch_gas(plan: Plan, chain: Chain) -> Callable[[Batch], int]:
     for kind, first in firsts.items():
         if gas_of(first) > limit * 0.95:
             fits = max(1, int((limit * 0.95 - BATCH_GAS_OVERHEAD) / (per_row[kind] * GAS_MARGIN)))
-            raise DisbursalError(f"a batch of {len(first.rows)} rows needs about {gas_of(first):,} gas, more than a "
-                                 f"block of this chain holds ({limit:,}); use --batch-size {fits} or less")
+            raise DisbursalError(
+                f"a batch of {len(first.rows)} rows needs about {gas_of(first):,} gas, more than a "
+                f"block of this chain holds ({limit:,}); use --batch-size {fits} or less"
+            )
     return gas_of
 
 
-def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WINDOW,
-             progress: Progress | None = None) -> Report:
+def disburse(
+    chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WINDOW, progress: Progress | None = None
+) -> Report:
     """Sends the pending batches of a checked plan (see the module docstring); returns what happened.
 
     Stops after the first round with a failed batch (whatever broke it, e.g. a pause, would break the next
@@ -568,17 +638,36 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
     report = Report(applied_before=len(plan.done))
     pending = plan.pending
     journal = plan.journal
-    journal.append({
-        "event": "plan", "file": str(plan.parsed.path), "sha256": plan.parsed.sha256, "program": plan.program.id,
-        "program_name": plan.program.name, "batch_size": plan.batch_size, "batches": len(plan.batches),
-        "rows": len(plan.parsed.rows), "total": plan.total, "token": chain.address, "chain_id": chain.chain_id,
-        "sender": plan.sender, "already_applied": [b.index for b in plan.done],
-        "journal_confirmed": sorted(plan.history.confirmed), "referenced_rows": plan.referenced_rows,
-        "rows_already_paid": [{"line": p.row.line, "reference": p.row.reference, "block": p.block, "tx": p.tx}
-                              for p in plan.already_paid],
-    })
-    journal.append(*({"event": "already_applied", "batch": b.index, "ref": b.ref_hex, "found": "before sending"}
-                     for b in plan.done if b.index not in plan.history.confirmed))
+    journal.append(
+        {
+            "event": "plan",
+            "file": str(plan.parsed.path),
+            "sha256": plan.parsed.sha256,
+            "program": plan.program.id,
+            "program_name": plan.program.name,
+            "batch_size": plan.batch_size,
+            "batches": len(plan.batches),
+            "rows": len(plan.parsed.rows),
+            "total": plan.total,
+            "token": chain.address,
+            "chain_id": chain.chain_id,
+            "sender": plan.sender,
+            "already_applied": [b.index for b in plan.done],
+            "journal_confirmed": sorted(plan.history.confirmed),
+            "referenced_rows": plan.referenced_rows,
+            "rows_already_paid": [
+                {"line": p.row.line, "reference": p.row.reference, "block": p.block, "tx": p.tx}
+                for p in plan.already_paid
+            ],
+        }
+    )
+    journal.append(
+        *(
+            {"event": "already_applied", "batch": b.index, "ref": b.ref_hex, "found": "before sending"}
+            for b in plan.done
+            if b.index not in plan.history.confirmed
+        )
+    )
     if not pending:
         journal.append({"event": "complete", "confirmed": 0, "already_applied": len(plan.done)})
         return report
@@ -593,35 +682,60 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
         largest = max(pending, key=lambda b: len(b.rows))
         with chain.submitter(len(largest.calldata(plan.program.id))) as submitter:
             for indexes in block_rounds(gases, block_gas_limit(chain), window):
-                round_ = pending[indexes.start:indexes.stop]
-                requests = [TxRequest(signer, chain.address, b.calldata(plan.program.id), gases[i])
-                            for i, b in zip(indexes, round_)]
-                journal.append({"event": "sent", "batches": [b.index for b in round_ if not b.referenced],
-                                "refs": [b.ref_hex for b in round_ if not b.referenced],
-                                "groups": [b.index for b in round_ if b.referenced]})
+                round_ = pending[indexes.start : indexes.stop]
+                requests = [
+                    TxRequest(signer, chain.address, b.calldata(plan.program.id), gases[i])
+                    for i, b in zip(indexes, round_)
+                ]
+                journal.append(
+                    {
+                        "event": "sent",
+                        "batches": [b.index for b in round_ if not b.referenced],
+                        "refs": [b.ref_hex for b in round_ if not b.referenced],
+                        "groups": [b.index for b in round_ if b.referenced],
+                    }
+                )
                 outcomes = submitter.submit(requests)
                 records = []
                 for batch, outcome in zip(round_, outcomes):
                     if outcome.status:
                         report.confirmed.append((batch, outcome))
-                        records.append({"event": "confirmed", **batch.record(), "tx": outcome.tx_hash,
-                                        "block": outcome.block_number, "rows": len(batch.rows), "amount": batch.total})
+                        records.append(
+                            {
+                                "event": "confirmed",
+                                **batch.record(),
+                                "tx": outcome.tx_hash,
+                                "block": outcome.block_number,
+                                "rows": len(batch.rows),
+                                "amount": batch.total,
+                            }
+                        )
                         rows_done += len(batch.rows)
                     elif batch.referenced and "has already been applied" in (outcome.error or ""):
                         # A group is atomic: one row paid meanwhile (another run) refused the others with it.
-                        error = ("a row of this group was paid meanwhile (by another run?), so none of the group "
-                                 "was paid; re-run: rows already paid are reported and skipped")
+                        error = (
+                            "a row of this group was paid meanwhile (by another run?), so none of the group "
+                            "was paid; re-run: rows already paid are reported and skipped"
+                        )
                         report.failed.append((batch, error))
                         records.append({"event": "failed", **batch.record(), "tx": outcome.tx_hash, "error": error})
                     elif "has already been applied" in (outcome.error or ""):
                         report.raced.append(batch)
-                        records.append({"event": "already_applied", "batch": batch.index, "ref": batch.ref_hex,
-                                        "found": "refused as already applied", "tx": outcome.tx_hash})
+                        records.append(
+                            {
+                                "event": "already_applied",
+                                "batch": batch.index,
+                                "ref": batch.ref_hex,
+                                "found": "refused as already applied",
+                                "tx": outcome.tx_hash,
+                            }
+                        )
                         rows_done += len(batch.rows)
                     else:
                         report.failed.append((batch, outcome.error or "failed"))
-                        records.append({"event": "failed", **batch.record(), "tx": outcome.tx_hash,
-                                        "error": outcome.error})
+                        records.append(
+                            {"event": "failed", **batch.record(), "tx": outcome.tx_hash, "error": outcome.error}
+                        )
                 journal.append(*records)
                 if progress:
                     progress(rows_done, rows_total)
@@ -635,8 +749,14 @@ def disburse(chain: Chain, plan: Plan, signer: Any, *, window: int = DEFAULT_WIN
         raise
     report.seconds = time.monotonic() - started
     if not report.failed:
-        journal.append({"event": "complete", "confirmed": len(report.confirmed),
-                        "already_applied": len(plan.done) + len(report.raced), "seconds": round(report.seconds, 3)})
+        journal.append(
+            {
+                "event": "complete",
+                "confirmed": len(report.confirmed),
+                "already_applied": len(plan.done) + len(report.raced),
+                "seconds": round(report.seconds, 3),
+            }
+        )
     return report
 
 
@@ -645,4 +765,3 @@ def verify(chain: Chain, plan: Plan) -> list[Batch]:
     complete)."""
     applied = iter(reads.batches_applied(chain.rpc, chain.address, [r for b in plan.batches for r in b.refs]))
     return [b for b in plan.batches if not all([next(applied) for _ in b.refs])]
-

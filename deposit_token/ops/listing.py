@@ -64,18 +64,36 @@ class Log:
     data: bytes
 
 
-def get_logs(rpc: RpcClient, token: str, topics: Sequence[Any], from_block: int, to_block: int,
-             step: int = LOG_STEP) -> list[Log]:
+def get_logs(
+    rpc: RpcClient, token: str, topics: Sequence[Any], from_block: int, to_block: int, step: int = LOG_STEP
+) -> list[Log]:
     """Every log of `token` matching `topics` in [from_block, to_block], oldest first; the range is split in
     `step`-block windows sent as one batch."""
-    calls = [("eth_getLogs", [{"address": token, "fromBlock": hex(start),
-                               "toBlock": hex(min(start + step - 1, to_block)), "topics": list(topics)}])
-             for start in range(from_block, to_block + 1, step)]
+    calls = [
+        (
+            "eth_getLogs",
+            [
+                {
+                    "address": token,
+                    "fromBlock": hex(start),
+                    "toBlock": hex(min(start + step - 1, to_block)),
+                    "topics": list(topics),
+                }
+            ],
+        )
+        for start in range(from_block, to_block + 1, step)
+    ]
     logs = []
     for answer in reads.read_batch(rpc, calls, "reading the token's events (eth_getLogs)"):
         for raw in answer:
-            logs.append(Log(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), tuple(raw["topics"]),
-                            bytes.fromhex(raw["data"][2:])))
+            logs.append(
+                Log(
+                    int(raw["blockNumber"], 16),
+                    int(raw["logIndex"], 16),
+                    tuple(raw["topics"]),
+                    bytes.fromhex(raw["data"][2:]),
+                )
+            )
     return sorted(logs, key=lambda log: (log.block, log.index))
 
 
@@ -90,8 +108,7 @@ def topic_int(topic: str) -> int:
 def block_times(rpc: RpcClient, blocks: Iterable[int]) -> dict[int, int]:
     """Timestamp of each block number (one batched request)."""
     numbers = sorted(set(blocks))
-    answers = reads.read_batch(rpc, [("eth_getBlockByNumber", [hex(n), False]) for n in numbers],
-                               "reading block times")
+    answers = reads.read_batch(rpc, [("eth_getBlockByNumber", [hex(n), False]) for n in numbers], "reading block times")
     return {n: int(block["timestamp"], 16) for n, block in zip(numbers, answers) if block}
 
 
@@ -107,8 +124,10 @@ class Snapshot:
 def snapshot(rpc: RpcClient, from_block: int) -> Snapshot:
     number, timestamp = reads.head(rpc)
     if from_block > number:
-        raise ReadError(f"the deployment record says the token was deployed at block {from_block:,}, but the node's "
-                        f"head is block {number:,}: is this the chain it was deployed on?")
+        raise ReadError(
+            f"the deployment record says the token was deployed at block {from_block:,}, but the node's "
+            f"head is block {number:,}: is this the chain it was deployed on?"
+        )
     return Snapshot(number, timestamp, from_block)
 
 
@@ -229,8 +248,11 @@ def vendors(rpc: RpcClient, token: str, from_block: int) -> list[VendorRow]:
     addresses = list(first)
     times = block_times(rpc, first.values())
     states = _accounts(rpc, token, addresses, at)
-    return [VendorRow(a, names[a], s.category, s.suspended, s.frozen, s.balance, times[first[a]])
-            for a, s in zip(addresses, states) if s.kind == Kind.VENDOR]
+    return [
+        VendorRow(a, names[a], s.category, s.suspended, s.frozen, s.balance, times[first[a]])
+        for a, s in zip(addresses, states)
+        if s.kind == Kind.VENDOR
+    ]
 
 
 # --- treasuries ------------------------------------------------------------------------------------------------------
@@ -262,12 +284,16 @@ TREASURY_COLUMNS = (
 def treasuries(rpc: RpcClient, token: str, from_block: int, programs: Sequence[ProgramRow] = ()) -> list[TreasuryRow]:
     """Every registered treasury with its balance and the programs it pays."""
     at = snapshot(rpc, from_block)
-    blocks = {topic_address(log.topics[1]): log.block
-              for log in get_logs(rpc, token, [TREASURY_REGISTERED], from_block, at.block)}
+    blocks = {
+        topic_address(log.topics[1]): log.block
+        for log in get_logs(rpc, token, [TREASURY_REGISTERED], from_block, at.block)
+    }
     times = block_times(rpc, blocks.values())
     states = _accounts(rpc, token, list(blocks), at)
-    return [TreasuryRow(a, s.frozen, s.balance, tuple(p.name for p in programs if p.treasury == a), times[blocks[a]])
-            for (a, s) in zip(blocks, states)]
+    return [
+        TreasuryRow(a, s.frozen, s.balance, tuple(p.name for p in programs if p.treasury == a), times[blocks[a]])
+        for (a, s) in zip(blocks, states)
+    ]
 
 
 # --- programs --------------------------------------------------------------------------------------------------------
@@ -304,8 +330,9 @@ class ProgramRow:
 
 
 def _moment(offset: Callable[[ProgramRow], int], field: str) -> Column:
-    return Column(field, lambda r: iso(getattr(r, field), offset(r)),
-                  lambda r: display.moment(getattr(r, field), offset(r)))
+    return Column(
+        field, lambda r: iso(getattr(r, field), offset(r)), lambda r: display.moment(getattr(r, field), offset(r))
+    )
 
 
 PROGRAM_COLUMNS = (
@@ -317,8 +344,11 @@ PROGRAM_COLUMNS = (
     _moment(lambda r: r.utc_offset_minutes, "end"),
     Column("state", lambda r: r.state),
     Column("version", lambda r: r.version),
-    Column("categories", lambda r: [category_name(c) for c in r.categories],
-           lambda r: ", ".join(category_name(c) for c in r.categories)),
+    Column(
+        "categories",
+        lambda r: [category_name(c) for c in r.categories],
+        lambda r: ", ".join(category_name(c) for c in r.categories),
+    ),
     Column("per_payment_limit_krw", lambda r: r.per_payment_limit, lambda r: display.krw(r.per_payment_limit)),
     Column("evidence_from_krw", lambda r: r.evidence_threshold, lambda r: display.krw(r.evidence_threshold)),
 )
@@ -331,11 +361,26 @@ def programs(chain: Any) -> list[ProgramRow]:
     infos = list_programs(chain)
     now = latest_timestamp(chain)
     treasuries_ = list(dict.fromkeys(p.treasury for p in infos))
-    balances = {a: s.balance for a, s in zip(treasuries_, reads.accounts_of(chain.rpc, chain.address,
-                                                                                  treasuries_))}
-    return [ProgramRow(p.id, p.name, p.treasury, balances[p.treasury], p.start, p.end, p.utc_offset_minutes,
-                       p.paused, p.halted, p.version, p.categories, p.per_payment_limit, p.evidence_threshold, now)
-            for p in infos]
+    balances = {a: s.balance for a, s in zip(treasuries_, reads.accounts_of(chain.rpc, chain.address, treasuries_))}
+    return [
+        ProgramRow(
+            p.id,
+            p.name,
+            p.treasury,
+            balances[p.treasury],
+            p.start,
+            p.end,
+            p.utc_offset_minutes,
+            p.paused,
+            p.halted,
+            p.version,
+            p.categories,
+            p.per_payment_limit,
+            p.evidence_threshold,
+            now,
+        )
+        for p in infos
+    ]
 
 
 # --- spenders --------------------------------------------------------------------------------------------------------
@@ -368,8 +413,9 @@ SPENDER_COLUMNS = (
 )
 
 
-def spenders(rpc: RpcClient, token: str, from_block: int, program_names: dict[int, str],
-             program_id: int | None = None) -> list[SpenderRow]:
+def spenders(
+    rpc: RpcClient, token: str, from_block: int, program_names: dict[int, str], program_id: int | None = None
+) -> list[SpenderRow]:
     """Every enrolled spender (of one program if `program_id` is given) with its department, state and
     balance, in order of first enrolment."""
     at = snapshot(rpc, from_block)
@@ -379,15 +425,28 @@ def spenders(rpc: RpcClient, token: str, from_block: int, program_names: dict[in
         first.setdefault(topic_address(log.topics[1]), log.block)
     addresses = list(first)
     states = _accounts(rpc, token, addresses, at)
-    departments = [abi_decode(["bytes32"], data)[0] for data in multicall_views(
-        rpc, token, [DEPARTMENT_OF + abi_encode(["address"], [a]) for a in addresses], at.block)]
+    departments = [
+        abi_decode(["bytes32"], data)[0]
+        for data in multicall_views(
+            rpc, token, [DEPARTMENT_OF + abi_encode(["address"], [a]) for a in addresses], at.block
+        )
+    ]
     times = block_times(rpc, first.values())
     rows = []
     for address, state, department in zip(addresses, states, departments):
         if state.kind != Kind.SPENDER or (program_id is not None and state.program_id != program_id):
             continue  # enrolled there once, but the account is now something else
-        rows.append(SpenderRow(address, state.program_id, program_names.get(state.program_id, ""),
-                               department_text(department), state.frozen, state.balance, times[first[address]]))
+        rows.append(
+            SpenderRow(
+                address,
+                state.program_id,
+                program_names.get(state.program_id, ""),
+                department_text(department),
+                state.frozen,
+                state.balance,
+                times[first[address]],
+            )
+        )
     return rows
 
 
@@ -420,14 +479,27 @@ def role_holders(rpc: RpcClient, token: str, from_block: int) -> list[RoleRow]:
         if log.topics[0] == ROLE_GRANTED:
             last_grant[pair] = log
     pairs = list(last_grant)
-    held = [abi_decode(["bool"], data)[0] for data in multicall_views(
-        rpc, token, [HAS_ROLE + bytes.fromhex(role[2:]) + abi_encode(["address"], [account])
-                     for role, account in pairs], at.block)]
+    held = [
+        abi_decode(["bool"], data)[0]
+        for data in multicall_views(
+            rpc,
+            token,
+            [HAS_ROLE + bytes.fromhex(role[2:]) + abi_encode(["address"], [account]) for role, account in pairs],
+            at.block,
+        )
+    ]
     current = [pair for pair, holds in zip(pairs, held) if holds]
     times = block_times(rpc, (last_grant[p].block for p in current))
     order = list(READABLE_ROLES)
-    rows = [RoleRow(ROLE_NAMES.get(role.lower(), role), account, times[last_grant[(role, account)].block],
-                    topic_address(last_grant[(role, account)].topics[3])) for role, account in current]
+    rows = [
+        RoleRow(
+            ROLE_NAMES.get(role.lower(), role),
+            account,
+            times[last_grant[(role, account)].block],
+            topic_address(last_grant[(role, account)].topics[3]),
+        )
+        for role, account in current
+    ]
     return sorted(rows, key=lambda r: order.index(r.role) if r.role in order else len(order))
 
 

@@ -14,13 +14,15 @@ from typing import Any
 
 from deposit_token.domain import display
 from deposit_token.domain.inputs import InputError
-from deposit_token.ops.listing import READABLE_ROLES
 from deposit_token.ops.context import ROLES, ActionError, Chain, has_role, latest_timestamp, refusal, role_id, transact
+from deposit_token.ops.listing import READABLE_ROLES
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ADMIN = "DEFAULT_ADMIN_ROLE"
-HANDOVER_HINT = ("the admin role changes hands only by the two-step handover: `ape run treasury role handover "
-                 "begin NEW_ADMIN`, then the new admin runs `ape run treasury role handover accept` after the delay")
+HANDOVER_HINT = (
+    "the admin role changes hands only by the two-step handover: `ape run treasury role handover "
+    "begin NEW_ADMIN`, then the new admin runs `ape run treasury role handover accept` after the delay"
+)
 
 # Short names people use besides the readable and the contract's names.
 _EXTRA_NAMES = {"DEFAULT_ADMIN": ADMIN, "MANAGER": "PROGRAM_MANAGER_ROLE", "REGISTRAR": "VENDOR_REGISTRAR_ROLE"}
@@ -96,9 +98,13 @@ class Handover:
 def handover(chain: Chain) -> Handover:
     pending, schedule = chain.token.pendingDefaultAdmin()
     pending = None if str(pending).lower() == ZERO_ADDRESS else display.address(str(pending))
-    return Handover(admin=display.address(str(chain.token.defaultAdmin())),
-                    delay=int(chain.token.defaultAdminDelay()), pending=pending,
-                    accept_after=int(schedule) if pending else 0, now=latest_timestamp(chain))
+    return Handover(
+        admin=display.address(str(chain.token.defaultAdmin())),
+        delay=int(chain.token.defaultAdminDelay()),
+        pending=pending,
+        accept_after=int(schedule) if pending else 0,
+        now=latest_timestamp(chain),
+    )
 
 
 def duration(seconds: int) -> str:
@@ -124,16 +130,19 @@ def accept_handover(chain: Chain, new_admin: Any) -> Any:
     state = handover(chain)
     sender = display.address(str(new_admin.address))
     if state.pending is None:
-        raise ActionError("no admin handover is pending: the admin begins one with `ape run treasury role handover "
-                          "begin NEW_ADMIN`")
+        raise ActionError(
+            "no admin handover is pending: the admin begins one with `ape run treasury role handover begin NEW_ADMIN`"
+        )
     if sender != state.pending:
         raise ActionError(f"only the pending admin {state.pending} can accept the handover, not {sender}")
     reason = refusal(chain, "acceptDefaultAdminTransfer", (), sender)
     if reason is not None:
         if state.now < state.accept_after:
-            raise ActionError(f"the handover to {state.pending} can be accepted only after "
-                              f"{display.moment(state.accept_after)} (chain time now {display.moment(state.now)}, "
-                              f"{duration(state.accept_after - state.now)} to go)")
+            raise ActionError(
+                f"the handover to {state.pending} can be accepted only after "
+                f"{display.moment(state.accept_after)} (chain time now {display.moment(state.now)}, "
+                f"{duration(state.accept_after - state.now)} to go)"
+            )
         raise ActionError(reason)
     return transact(chain, "acceptDefaultAdminTransfer", (), new_admin)
 

@@ -23,15 +23,23 @@ from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DB_HELP = ("Audit database: a SQLite file path, sqlite:///path/file.sqlite or postgresql://user@host:5432/dbname "
-           "(default: audit/<network>.sqlite in the repository, e.g. audit/ethereum-pilot-node.sqlite).")
-NETWORK_HELP = ("Ape network choice ecosystem:network:provider, e.g. ethereum:pilot:node (default: the pilot "
-                "network, if its node answers). The token is the one recorded in deployments/<network>.json, e.g. "
-                "deployments/ethereum-pilot-node.json, whatever URI the provider uses.")
+DB_HELP = (
+    "Audit database: a SQLite file path, sqlite:///path/file.sqlite or postgresql://user@host:5432/dbname "
+    "(default: audit/<network>.sqlite in the repository, e.g. audit/ethereum-pilot-node.sqlite)."
+)
+NETWORK_HELP = (
+    "Ape network choice ecosystem:network:provider, e.g. ethereum:pilot:node (default: the pilot "
+    "network, if its node answers). The token is the one recorded in deployments/<network>.json, e.g. "
+    "deployments/ethereum-pilot-node.json, whatever URI the provider uses."
+)
 
 # Reported as one line (exit code 1) instead of a traceback.
 OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
-    store.DatabaseError, deployment.DeploymentRecordError, RpcError, RpcConnectionError, AbiError,
+    store.DatabaseError,
+    deployment.DeploymentRecordError,
+    RpcError,
+    RpcConnectionError,
+    AbiError,
 )
 
 
@@ -45,8 +53,9 @@ def _one_line(err: BaseException) -> str:
 
 
 def _connected_command_class() -> type[click.Command]:
-    from deposit_token.cli.common import ConnectedProviderCommand  # one sentence for an unusable network
     from ape.exceptions import ApeException
+
+    from deposit_token.cli.common import ConnectedProviderCommand  # one sentence for an unusable network
 
     errors: tuple[type[BaseException], ...] = (*OPERATIONAL_ERRORS, ApeException)
 
@@ -120,16 +129,19 @@ def resolve_target(provider: Any) -> Target:
         )
     chain_id = int(provider.chain_id)
     if record.get("chain_id") != chain_id:
-        raise click.ClickException(f"{path} is for chain id {record.get('chain_id')}, the connected chain is "
-                                   f"{chain_id}")
+        raise click.ClickException(
+            f"{path} is for chain id {record.get('chain_id')}, the connected chain is {chain_id}"
+        )
     rpc_url = getattr(provider, "http_uri", None) or getattr(provider, "uri", None)
     if not rpc_url:
         raise click.ClickException(f"the provider of {choice} has no HTTP JSON-RPC URL")
     rpc = RpcClient(rpc_url)
     try:
         if rpc.code_size(record["token"]) == 0:
-            raise click.ClickException(f"{path} records token {record['token']} but chain {chain_id} has no code "
-                                       "there (restarted dev chain? deploy again)")
+            raise click.ClickException(
+                f"{path} records token {record['token']} but chain {chain_id} has no code "
+                "there (restarted dev chain? deploy again)"
+            )
     finally:
         rpc.close()
     return Target(
