@@ -16,7 +16,7 @@ from deposit_token.audit.db import pgserver
 
 OWNER = """
 import time
-from deposit_token import pgserver
+from deposit_token.audit.db import pgserver
 print(pgserver.start_server().folder, flush=True)
 time.sleep(600)
 """

@@ -25,6 +25,7 @@ from eth_utils import keccak, to_checksum_address
 from support.treasury import MANAGER, OUTSIDER, Cli, fresh
 
 from deposit_token.chain import deployment, reads
+from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.submit import LocalSigner
 from deposit_token.domain import display
 from deposit_token.ops import bulk, context
@@ -74,13 +75,13 @@ def payroll(path: Path, addresses: list[str], header: bool = True, references: s
 
 
 def balances(networks, token: str, addresses: list[str]) -> list[int]:
-    rpc = reads.JsonRpc(networks.provider.uri)
+    rpc = RpcClient(networks.provider.uri)
     return [s.balance for s in reads.accounts_of(rpc, token, addresses)]
 
 
 def allocations(networks, token: str, from_block: int) -> tuple[Counter, Counter, int]:
     """(Allocated events per spender, amount per spender, AllocationBatch events) since `from_block`."""
-    rpc = reads.JsonRpc(networks.provider.uri)
+    rpc = RpcClient(networks.provider.uri)
     logs = rpc.call("eth_getLogs", [{"address": token, "fromBlock": hex(from_block), "toBlock": "latest",
                                      "topics": [[ALLOCATED, BATCH]]}])
     count, amount, batches = Counter(), Counter(), 0
@@ -420,7 +421,7 @@ def test_gas_per_row_with_and_without_a_reference(cli, system, networks, recipie
     REFERENCED_GROUP rows must fit well inside one block."""
     from deposit_token.ops.disburse import REFERENCED_GROUP
 
-    rpc = reads.JsonRpc(networks.provider.uri)
+    rpc = RpcClient(networks.provider.uri)
     per_row = {}
     for name, refs, rows in (("plain", "", recipients[:100]), ("referenced", "GAS-", recipients[100:200])):
         csv = payroll(tmp_path / f"{name}.csv", rows, references=refs)
