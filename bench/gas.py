@@ -133,8 +133,7 @@ def measure(console: Console) -> dict[str, int | float]:
     console.log("deposit token: deploy and set up (as tests/conftest.py)")
     chain.pending_timestamp = ts(DEPLOY_AT)
     token = deploy_system(admin).token
-    for role, who in (("ISSUER_ROLE", issuer), ("PROGRAM_MANAGER_ROLE", manager),
-                      ("VENDOR_REGISTRAR_ROLE", registrar)):
+    for role, who in (("ISSUER_ROLE", issuer), ("PROGRAM_MANAGER_ROLE", manager), ("VENDOR_REGISTRAR_ROLE", registrar)):
         token.grantRole(getattr(token, role)(), who, sender=admin)
     token.setMintAllowance(issuer, 10**12, sender=admin)
     token.registerTreasury(treasury, sender=admin)
@@ -169,12 +168,11 @@ def measure(console: Console) -> dict[str, int | float]:
     for size in BATCH_SIZES:
         batches[size] = fresh_addresses(size, f"batch-{size}")
         for i in range(0, size, ENROL_CHUNK):
-            chunk = batches[size][i:i + ENROL_CHUNK]
+            chunk = batches[size][i : i + ENROL_CHUNK]
             token.enrol(chunk, program, [b"MOEF-BUDGET".ljust(32, b"\0")] * len(chunk), sender=manager)
     for size, spenders in batches.items():
         assert all(token.balanceOf(s) == 0 for s in spenders[:3])
-        receipt = token.allocate(batch_ref(f"batch-{size}"), program, spenders, [BATCH_AMOUNT] * size,
-                                 sender=manager)
+        receipt = token.allocate(batch_ref(f"batch-{size}"), program, spenders, [BATCH_AMOUNT] * size, sender=manager)
         g[f"allocate_{size}_gas"] = gas(receipt)
         assert token.balanceOf(spenders[-1]) == BATCH_AMOUNT
 
@@ -216,21 +214,24 @@ def main() -> int:
         figures = measure(console)
         meta = node_meta(provider)
     meta.update(compiler_meta())
-    meta.update({
-        "command": "python -m bench.gas",
-        "ape_version": getattr(ape, "__version__", None) or _version("eth-ape"),
-        "python": sys.version.split()[0],
-        "gas_source": "receipt gasUsed (whole transaction)",
-        "amount_krw": AMOUNT,
-        "sequential_receipt_ids": list(SEQUENTIAL_RECEIPTS),
-        "random_receipt_id": "0x" + RANDOM_RECEIPT.hex(),
-        "allocate_batch_sizes": list(BATCH_SIZES),
-        "payment_time": JANUARY_MONDAY_10.isoformat(),
-        "new_period_payment_time": FEBRUARY_MONDAY_10.isoformat(),
-        "duration_seconds": round(time.monotonic() - started, 1),
-    })
-    report("gas", ROWS, figures, TARGETS, meta, title="gas benchmark: deposit token vs OpenZeppelin ERC20",
-           console=console)
+    meta.update(
+        {
+            "command": "python -m bench.gas",
+            "ape_version": getattr(ape, "__version__", None) or _version("eth-ape"),
+            "python": sys.version.split()[0],
+            "gas_source": "receipt gasUsed (whole transaction)",
+            "amount_krw": AMOUNT,
+            "sequential_receipt_ids": list(SEQUENTIAL_RECEIPTS),
+            "random_receipt_id": "0x" + RANDOM_RECEIPT.hex(),
+            "allocate_batch_sizes": list(BATCH_SIZES),
+            "payment_time": JANUARY_MONDAY_10.isoformat(),
+            "new_period_payment_time": FEBRUARY_MONDAY_10.isoformat(),
+            "duration_seconds": round(time.monotonic() - started, 1),
+        }
+    )
+    report(
+        "gas", ROWS, figures, TARGETS, meta, title="gas benchmark: deposit token vs OpenZeppelin ERC20", console=console
+    )
     console.print(f"run time {time.monotonic() - started:.1f} s")
     return 0
 

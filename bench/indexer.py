@@ -77,7 +77,9 @@ FIRST_SPENDER, FIRST_VENDOR = 10, 10 + SPENDERS  # dev account indexes
 ADMIN, ISSUER, MANAGER, REGISTRAR, TREASURY = 0, 1, 2, 3, 5
 DEPARTMENTS = ("MOEF", "MOIS", "MOLIT", "MOE", "MSIT", "MOHW", "MOTIE", "MAFRA")
 FOLLOW_SECONDS = 25
-PG_URL_ENV = "DEPOSIT_TOKEN_TEST_PG_URL"  # a server of your own; unset: a throwaway one (deposit_token.audit.db.pgserver)
+PG_URL_ENV = (
+    "DEPOSIT_TOKEN_TEST_PG_URL"  # a server of your own; unset: a throwaway one (deposit_token.audit.db.pgserver)
+)
 _THROWAWAY: list[pgserver.PgServer] = []  # the server started for this run; drop_postgres stops it
 
 TARGETS = {
@@ -113,10 +115,24 @@ class Node:
         self.url = f"http://127.0.0.1:{self.port}"
         anvil = shutil.which("anvil") or str(ROOT / "node_modules" / ".bin" / "anvil")
         self.proc = subprocess.Popen(
-            [anvil, "--port", str(self.port), "--accounts", str(accounts), "--balance", "1000000",
-             "--gas-limit", "300000000", "--no-mining", "--timestamp", str(int(DEPLOY_AT.timestamp())),
-             "--code-size-limit", "50000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                anvil,
+                "--port",
+                str(self.port),
+                "--accounts",
+                str(accounts),
+                "--balance",
+                "1000000",
+                "--gas-limit",
+                "300000000",
+                "--no-mining",
+                "--timestamp",
+                str(int(DEPLOY_AT.timestamp())),
+                "--code-size-limit",
+                "50000",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.rpc = RpcClient(self.url, timeout=600)
         deadline = time.monotonic() + 60
@@ -149,8 +165,9 @@ class Calls:
         self.functions = {i["name"]: i for i in abi if i["type"] == "function"}
         manifest = json.loads(paths.BUILD_MANIFEST.read_text())["contractTypes"]
         self.bytecode = {n: manifest[n]["deploymentBytecode"]["bytecode"] for n in system.TOKEN_CONTRACTS}
-        self.constructors = {n: next((i for i in manifest[n]["abi"] if i["type"] == "constructor"), None)
-                             for n in system.TOKEN_CONTRACTS}
+        self.constructors = {
+            n: next((i for i in manifest[n]["abi"] if i["type"] == "constructor"), None) for n in system.TOKEN_CONTRACTS
+        }
 
     def data(self, name: str, *args: Any) -> bytes:
         types = [system.abi_type(p) for p in self.functions[name]["inputs"]]
@@ -194,18 +211,34 @@ def build_chain(node: Node, payments: int, log: Any) -> BenchChain:
 
     def tx(sender: int, to: str | None, data: bytes | str, gas: int = 8_000_000, **extra: Any) -> dict:
         body = data if isinstance(data, str) else "0x" + data.hex()
-        out = {"from": acc[sender], "data": body if body.startswith("0x") else "0x" + body, "gas": hex(gas),
-               "gasPrice": hex(2_000_000_000), **extra}
+        out = {
+            "from": acc[sender],
+            "data": body if body.startswith("0x") else "0x" + body,
+            "gas": hex(gas),
+            "gasPrice": hex(2_000_000_000),
+            **extra,
+        }
         if to is not None:
             out["to"] = to
         return out
 
     log("deploying the token system")
-    (module_receipt,) = send_and_mine(rpc, [tx(ADMIN, None, calls.deploy_data("DepositTokenAdmin", "KRW Deposit Token"),
-                                               gas=20_000_000)], next_ts())
+    (module_receipt,) = send_and_mine(
+        rpc, [tx(ADMIN, None, calls.deploy_data("DepositTokenAdmin", "KRW Deposit Token"), gas=20_000_000)], next_ts()
+    )
     module = to_checksum_address(module_receipt["contractAddress"])
-    (token_receipt,) = send_and_mine(rpc, [tx(ADMIN, None, calls.deploy_data(
-        "DepositToken", "KRW Deposit Token", "KRWD", acc[ADMIN], 0, module), gas=20_000_000)], next_ts())
+    (token_receipt,) = send_and_mine(
+        rpc,
+        [
+            tx(
+                ADMIN,
+                None,
+                calls.deploy_data("DepositToken", "KRW Deposit Token", "KRWD", acc[ADMIN], 0, module),
+                gas=20_000_000,
+            )
+        ],
+        next_ts(),
+    )
     token = to_checksum_address(token_receipt["contractAddress"])
     start_block = int(token_receipt["blockNumber"], 16)
 
@@ -215,8 +248,9 @@ def build_chain(node: Node, payments: int, log: Any) -> BenchChain:
     role = {name: keccak(text=name) for name in ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE")}
     spenders = [acc[FIRST_SPENDER + i] for i in range(SPENDERS)]
     vendors = [acc[FIRST_VENDOR + i] for i in range(VENDORS)]
-    program = presets.business_promotion("BP-2030-BENCH", acc[TREASURY], int(PROGRAM_START.timestamp()),
-                                         int(PROGRAM_END.timestamp()))
+    program = presets.business_promotion(
+        "BP-2030-BENCH", acc[TREASURY], int(PROGRAM_START.timestamp()), int(PROGRAM_END.timestamp())
+    )
     setup = [
         call(ADMIN, "grantRole", role["ISSUER_ROLE"], acc[ISSUER]),
         call(ADMIN, "grantRole", role["PROGRAM_MANAGER_ROLE"], acc[MANAGER]),
@@ -228,17 +262,36 @@ def build_chain(node: Node, payments: int, log: Any) -> BenchChain:
         send_and_mine(rpc, [t], next_ts())
     send_and_mine(rpc, [call(ISSUER, "mint", acc[TREASURY], 10**13)], next_ts())
     send_and_mine(rpc, [call(MANAGER, "createProgram", program.as_params())], next_ts())
-    send_and_mine(rpc, [call(REGISTRAR, "registerVendor", v, int(Category.RESTAURANT), f"Restaurant {i:02d}")
-                        for i, v in enumerate(vendors)], next_ts())
+    send_and_mine(
+        rpc,
+        [
+            call(REGISTRAR, "registerVendor", v, int(Category.RESTAURANT), f"Restaurant {i:02d}")
+            for i, v in enumerate(vendors)
+        ],
+        next_ts(),
+    )
     log(f"enrolling and funding {SPENDERS} officials")
     for i in range(0, SPENDERS, 125):
-        chunk = spenders[i:i + 125]
+        chunk = spenders[i : i + 125]
         codes = [DEPARTMENTS[(i + j) % len(DEPARTMENTS)].encode().ljust(32, b"\0") for j in range(len(chunk))]
         send_and_mine(rpc, [call(MANAGER, "enrol", chunk, 1, codes, gas=30_000_000)], next_ts())
     for i in range(0, SPENDERS, 250):
-        chunk = spenders[i:i + 250]
-        send_and_mine(rpc, [call(MANAGER, "allocate", keccak(text=f"bench-indexer/{i}"), 1, chunk,
-                                 [1_500_000] * len(chunk), gas=60_000_000)], next_ts())
+        chunk = spenders[i : i + 250]
+        send_and_mine(
+            rpc,
+            [
+                call(
+                    MANAGER,
+                    "allocate",
+                    keccak(text=f"bench-indexer/{i}"),
+                    1,
+                    chunk,
+                    [1_500_000] * len(chunk),
+                    gas=60_000_000,
+                )
+            ],
+            next_ts(),
+        )
 
     log(f"sending {payments:,} payments: {PAYS_PER_TX} per multicall, {TXS_PER_BLOCK} multicalls per block")
     clock[0] = int(PAY_FROM.timestamp())
@@ -257,12 +310,24 @@ def build_chain(node: Node, payments: int, log: Any) -> BenchChain:
             receipt_no += 1
             vendor = vendors[(s + k) % VENDORS]
             amount = 1_000 + (receipt_no % 40) * 100  # 1,000-4,900 KRW: 30 payments stay far below any cap
-            inner.append(pay_sig + abi_encode(["address", "uint256", "bytes32", "bytes32"],
-                                              [vendor, amount, receipt_no.to_bytes(32, "big"), zero]))
+            inner.append(
+                pay_sig
+                + abi_encode(
+                    ["address", "uint256", "bytes32", "bytes32"], [vendor, amount, receipt_no.to_bytes(32, "big"), zero]
+                )
+            )
         spender = spenders[s]
         data = multicall_sig + abi_encode(["bytes[]"], [inner])
-        pending.append({"from": spender, "to": token, "data": "0x" + data.hex(), "gas": hex(n * 90_000 + 100_000),
-                        "gasPrice": hex(2_000_000_000), "nonce": hex(nonces[spender])})
+        pending.append(
+            {
+                "from": spender,
+                "to": token,
+                "data": "0x" + data.hex(),
+                "gas": hex(n * 90_000 + 100_000),
+                "gasPrice": hex(2_000_000_000),
+                "nonce": hex(nonces[spender]),
+            }
+        )
         nonces[spender] += 1
         sent += n
         spender_index += 1
@@ -287,8 +352,12 @@ def fetch_ceiling(url: str, chain: BenchChain, target_logs: int = 10_000) -> tup
     started = time.perf_counter()
     while first <= chain.head:
         last = min(chain.head, first + span - 1)
-        payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
-                   "params": [{"address": chain.token, "fromBlock": hex(first), "toBlock": hex(last)}]}
+        payload = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_getLogs",
+            "params": [{"address": chain.token, "fromBlock": hex(first), "toBlock": hex(last)}],
+        }
         response = session.post(url, data=orjson.dumps(payload), headers={"Content-Type": "application/json"})
         got = len(orjson.loads(response.content)["result"])
         count += got
@@ -299,9 +368,25 @@ def fetch_ceiling(url: str, chain: BenchChain, target_logs: int = 10_000) -> tup
 
 def run_indexer_process(url: str, db_url: str, chain: BenchChain) -> tuple[int, float, float]:
     """(events, seconds, peak RSS MB) of a full index in a child process (``--child``)."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench.indexer", "--child", "--rpc-url", url, "--db", db_url,
-                             "--token", chain.token, "--start-block", str(chain.start_block)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.indexer",
+            "--child",
+            "--rpc-url",
+            url,
+            "--db",
+            db_url,
+            "--token",
+            chain.token,
+            "--start-block",
+            str(chain.start_block),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out = proc.stdout.read()
     err = proc.stderr.read()
     if proc.wait() != 0:
@@ -336,8 +421,9 @@ def child(args: argparse.Namespace) -> None:
     with engine.connect() as conn:
         rows = store.count_events(conn)
     assert rows == stats.events, (rows, stats.events)
-    print(json.dumps({"events": stats.events, "seconds": seconds, "commits": stats.commits,
-                      "peak_rss_mb": peak_rss_mb()}))
+    print(
+        json.dumps({"events": stats.events, "seconds": seconds, "commits": stats.commits, "peak_rss_mb": peak_rss_mb()})
+    )
 
 
 def naive(url: str, db_url: str, chain: BenchChain) -> tuple[int, float]:
@@ -370,8 +456,12 @@ def naive(url: str, db_url: str, chain: BenchChain) -> tuple[int, float]:
                     row.update(decode._CONSTANT_COLUMNS.get(name, {}))
                     if name == "SpenderEnrolled":
                         row["department_text"] = decode.bytes32_text(row["department"])
-                row.update(block_number=number, log_index=entry["logIndex"],
-                           tx_hash="0x" + bytes(entry["transactionHash"]).hex(), block_timestamp=timestamps[number])
+                row.update(
+                    block_number=number,
+                    log_index=entry["logIndex"],
+                    tx_hash="0x" + bytes(entry["transactionHash"]).hex(),
+                    block_timestamp=timestamps[number],
+                )
                 conn.execute(insert(table), row)  # one statement per row (compiled once, cached)
                 count += 1
     seconds = time.perf_counter() - started
@@ -391,8 +481,9 @@ def follow_lag(node: Node, chain: BenchChain, db_url: str, log: Any) -> list[flo
     engine = store.open_database(db_url)
     indexer_rpc = RpcClient(node.url)
     commits: list[Commit] = []
-    indexer = Indexer(indexer_rpc, engine, IndexerConfig(token=chain.token, start_block=chain.start_block),
-                      on_commit=commits.append)
+    indexer = Indexer(
+        indexer_rpc, engine, IndexerConfig(token=chain.token, start_block=chain.start_block), on_commit=commits.append
+    )
     indexer.run()  # catch up first (the database already holds the chain: this is quick)
     commits.clear()
     seen: dict[int, float] = {}
@@ -414,11 +505,23 @@ def follow_lag(node: Node, chain: BenchChain, db_url: str, log: Any) -> list[flo
         i = 0
         while not stop.is_set():
             s = spenders[(i * 7) % SPENDERS]
-            data = pay_sig + abi_encode(["address", "uint256", "bytes32", "bytes32"],
-                                        [vendors[i % VENDORS], 1_000, (10**9 + i).to_bytes(32, "big"), b"\0" * 32])
+            data = pay_sig + abi_encode(
+                ["address", "uint256", "bytes32", "bytes32"],
+                [vendors[i % VENDORS], 1_000, (10**9 + i).to_bytes(32, "big"), b"\0" * 32],
+            )
             try:
-                sender.call("eth_sendTransaction", [{"from": s, "to": chain.token, "data": "0x" + data.hex(),
-                                                     "gas": hex(200_000), "gasPrice": hex(2_000_000_000)}])
+                sender.call(
+                    "eth_sendTransaction",
+                    [
+                        {
+                            "from": s,
+                            "to": chain.token,
+                            "data": "0x" + data.hex(),
+                            "gas": hex(200_000),
+                            "gasPrice": hex(2_000_000_000),
+                        }
+                    ],
+                )
             except Exception:  # noqa: BLE001 - traffic is best effort
                 pass
             i += 1
@@ -502,8 +605,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.monotonic()
         chain = build_chain(node, args.payments, log)
         chain_build_s = time.monotonic() - t0
-        log(f"chain ready: {chain.head - chain.start_block + 1} blocks, {chain.payments:,} payments "
-            f"in {chain_build_s:.0f} s")
+        log(
+            f"chain ready: {chain.head - chain.start_block + 1} blocks, {chain.payments:,} payments "
+            f"in {chain_build_s:.0f} s"
+        )
 
         log("fetch ceiling: bare eth_getLogs + orjson")
         ceiling_events, ceiling_s = fetch_ceiling(node.url, chain)
@@ -555,12 +660,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures.pop("postgres_events_per_s")
     meta = {
         "command": "python -m bench.indexer",
-        "seconds": {"sqlite": round(sqlite_s, 2), "postgres": round(pg_s, 2) if pg_s == pg_s else None,
-                    "naive": round(naive_s, 2), "fetch_ceiling": round(ceiling_s, 2)},
+        "seconds": {
+            "sqlite": round(sqlite_s, 2),
+            "postgres": round(pg_s, 2) if pg_s == pg_s else None,
+            "naive": round(naive_s, 2),
+            "fetch_ceiling": round(ceiling_s, 2),
+        },
         "peak_rss_mb": {"sqlite": round(sqlite_rss, 1), "postgres": round(pg_rss, 1)},
         "follow_blocks_measured": len(lags),
-        "chain": {"spenders": SPENDERS, "vendors": VENDORS, "payments_per_tx": PAYS_PER_TX,
-                  "txs_per_block": TXS_PER_BLOCK},
+        "chain": {
+            "spenders": SPENDERS,
+            "vendors": VENDORS,
+            "payments_per_tx": PAYS_PER_TX,
+            "txs_per_block": TXS_PER_BLOCK,
+        },
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],

@@ -189,8 +189,10 @@ def report(
     failed = [key for key, ok in met.items() if not ok]
     if failed:
         for key in failed:
-            console.print(f"[bold red]target missed[/]: {key} = {_fmt(figures[key])}, "
-                          f"target {checked[key]}: {checked[key].margin(figures[key])}")
+            console.print(
+                f"[bold red]target missed[/]: {key} = {_fmt(figures[key])}, "
+                f"target {checked[key]}: {checked[key].margin(figures[key])}"
+            )
     elif checked:
         console.print(f"[bold green]all {len(checked)} targets met[/]")
 

@@ -79,18 +79,31 @@ TARGETS = {
 }
 
 ROWS = [
-    Row("payments_per_s", unit="tx/s", note=f"Submitter: {PAYMENTS:,} payments from {SPENDERS:,} spenders, "
-        "successful only, first send to last confirmation"),
-    Row("anvil_ingest_per_s", unit="tx/s", note=f"pre-signed payments, batched eth_sendRawTransaction only "
-        "(the ceiling)"),
+    Row(
+        "payments_per_s",
+        unit="tx/s",
+        note=f"Submitter: {PAYMENTS:,} payments from {SPENDERS:,} spenders, "
+        "successful only, first send to last confirmation",
+    ),
+    Row(
+        "anvil_ingest_per_s",
+        unit="tx/s",
+        note=f"pre-signed payments, batched eth_sendRawTransaction only (the ceiling)",
+    ),
     Row("payments_vs_ingest", unit="x", note="payments_per_s / anvil_ingest_per_s"),
-    Row("naive_payments_per_s", unit="tx/s", note="web3.py loop (build, sign, send, wait) at its best: a fresh "
-        "Anvil mining each tx on arrival"),
+    Row(
+        "naive_payments_per_s",
+        unit="tx/s",
+        note="web3.py loop (build, sign, send, wait) at its best: a fresh Anvil mining each tx on arrival",
+    ),
     Row("payments_ratio", unit="x", note="payments_per_s / naive_payments_per_s"),
     Row("naive_interval_payments_per_s", unit="tx/s", note="the same loop on the benchmark chain (1 s blocks)"),
     Row("payments_ratio_vs_interval_naive", unit="x", note="payments_per_s / naive_interval_payments_per_s"),
-    Row("disbursal_recipients_per_s", unit="recipients/s", note=f"{RECIPIENTS:,} recipients, allocate() "
-        f"batches of {DISBURSAL_BATCH:,} through the Submitter"),
+    Row(
+        "disbursal_recipients_per_s",
+        unit="recipients/s",
+        note=f"{RECIPIENTS:,} recipients, allocate() batches of {DISBURSAL_BATCH:,} through the Submitter",
+    ),
     Row("payments_ok", unit="tx", note="payments confirmed successful by the Submitter"),
     Row("payments_receipts_ok", unit="tx", note="of those, receipts fetched afterwards showing success"),
     Row("payments_per_s_with_receipts", unit="tx/s", note="payments_per_s counting the receipt fetch too"),
@@ -111,7 +124,9 @@ def b32(number: int) -> bytes:
 class Bench:
     """One run: the chain, the cast and the measurements."""
 
-    def __init__(self, config: NetworkConfig, console: Console, spenders: int = SPENDERS, recipients: int = RECIPIENTS) -> None:
+    def __init__(
+        self, config: NetworkConfig, console: Console, spenders: int = SPENDERS, recipients: int = RECIPIENTS
+    ) -> None:
         self.config, self.console = config, console
         self.n_spenders, self.n_recipients = spenders, recipients
         self.url, self.chain_id = config.rpc_url, config.chain_id
@@ -133,33 +148,51 @@ class Bench:
         self.manager = manager
         self.token = token = sandbox.deploy_token(self.submitter, admin)
         self.log(f"token {token.address} deployed")
-        sandbox.setup_roles(self.submitter, token, admin, {"ISSUER_ROLE": issuer, "PROGRAM_MANAGER_ROLE": manager,
-                                                           "VENDOR_REGISTRAR_ROLE": registrar}, [treasury])
+        sandbox.setup_roles(
+            self.submitter,
+            token,
+            admin,
+            {"ISSUER_ROLE": issuer, "PROGRAM_MANAGER_ROLE": manager, "VENDOR_REGISTRAR_ROLE": registrar},
+            [treasury],
+        )
         spec = presets.business_promotion("BP-2030-BENCH", treasury, ts(PROGRAM_START), ts(PROGRAM_END))
         self.vendors = [sandbox.address_for(f"vendor-{i}") for i in range(VENDORS)]
         categories = (Category.RESTAURANT, Category.CAFE_BAKERY)
-        sandbox.checked(self.submitter.submit(
-            [token.call(issuer, "mint", treasury, 10**11), token.call(manager, "createProgram", spec.as_params())]
-            + [token.call(registrar, "registerVendor", v, int(categories[i % 2]), f"Vendor {i}")
-               for i, v in enumerate(self.vendors)]), "program and vendors")
+        sandbox.checked(
+            self.submitter.submit(
+                [token.call(issuer, "mint", treasury, 10**11), token.call(manager, "createProgram", spec.as_params())]
+                + [
+                    token.call(registrar, "registerVendor", v, int(categories[i % 2]), f"Vendor {i}")
+                    for i, v in enumerate(self.vendors)
+                ]
+            ),
+            "program and vendors",
+        )
 
         self.spenders = [s(f"spender-{i}") for i in range(self.n_spenders)]
         self.recipients = [sandbox.address_for(f"recipient-{i}") for i in range(self.n_recipients)]
         everyone = [x.address for x in self.spenders] + self.recipients
-        chunks = [everyone[i:i + ENROL_CHUNK] for i in range(0, len(everyone), ENROL_CHUNK)]
+        chunks = [everyone[i : i + ENROL_CHUNK] for i in range(0, len(everyone), ENROL_CHUNK)]
         enrol = [self.bulk("enrol", chunk, 1, [b"BENCH".ljust(32, b"\0")] * len(chunk)) for chunk in chunks]
         self.submit_bulk(enrol, "enrol")
         spenders = [x.address for x in self.spenders]
-        allocate = [self.bulk("allocate", b32(10**6 + i), 1, part, [SPENDER_ALLOCATION] * len(part))
-                    for i, part in enumerate(spenders[j:j + ENROL_CHUNK] for j in range(0, len(spenders), ENROL_CHUNK))]
+        allocate = [
+            self.bulk("allocate", b32(10**6 + i), 1, part, [SPENDER_ALLOCATION] * len(part))
+            for i, part in enumerate(spenders[j : j + ENROL_CHUNK] for j in range(0, len(spenders), ENROL_CHUNK))
+        ]
         self.submit_bulk(allocate, "allocate to spenders")
         self.log(f"{len(everyone):,} spenders enrolled, {len(spenders):,} funded with {SPENDER_ALLOCATION:,} KRW")
 
     def bulk(self, fn: str, *args: Any):
         """A manager's transaction with many entries; its gas from eth_estimateGas (+25%)."""
         data = encode_call(self.token.abi, fn, args)
-        estimate = int(self.rpc.call("eth_estimateGas", [{"from": self.manager.address, "to": self.token.address,
-                                                          "data": "0x" + data.hex()}, "pending"]), 16)
+        estimate = int(
+            self.rpc.call(
+                "eth_estimateGas",
+                [{"from": self.manager.address, "to": self.token.address, "data": "0x" + data.hex()}, "pending"],
+            ),
+            16,
+        )
         return TxRequest(self.manager, self.token.address, data, estimate * 5 // 4)
 
     def submit_bulk(self, requests, what: str):
@@ -185,14 +218,22 @@ class Bench:
             for k, spender in enumerate(self.spenders):
                 data, amount = self.payment(round_, k)
                 total += amount
-                raw, _ = sign_legacy(spender, nonce=nonces[spender.address], gas_price=0, gas=PAY_GAS,
-                                     to=self.token.address, value=0, data=data, chain_id=self.chain_id)
+                raw, _ = sign_legacy(
+                    spender,
+                    nonce=nonces[spender.address],
+                    gas_price=0,
+                    gas=PAY_GAS,
+                    to=self.token.address,
+                    value=0,
+                    data=data,
+                    chain_id=self.chain_id,
+                )
                 nonces[spender.address] += 1
                 raws.append("0x" + raw.hex())
         before = self.vendor_total()
         began = time.perf_counter()
         for i in range(0, len(raws), BATCH):
-            answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws[i:i + BATCH]])
+            answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws[i : i + BATCH]])
             refused = [a for a in answers if isinstance(a, Exception)]
             if refused:
                 raise RuntimeError(f"Anvil refused a pre-signed payment: {refused[0]}")
@@ -220,8 +261,10 @@ class Bench:
         receipts_ok = sum(self.receipt_statuses([o.tx_hash for o in ok]))
         receipt_seconds = time.perf_counter() - began_receipts
         blocks = sorted({o.block_number for o in ok})
-        self.log(f"{len(ok):,} payments in {seconds:.2f} s over blocks {blocks[0]}-{blocks[-1]}; their receipts "
-                 f"fetched in {receipt_seconds:.2f} s")
+        self.log(
+            f"{len(ok):,} payments in {seconds:.2f} s over blocks {blocks[0]}-{blocks[-1]}; their receipts "
+            f"fetched in {receipt_seconds:.2f} s"
+        )
         return {
             "payments_per_s": round(receipts_ok / seconds, 1),
             "payments_ok": len(ok),
@@ -232,9 +275,11 @@ class Bench:
         }
 
     def disbursal(self) -> dict[str, float]:
-        batches = [self.recipients[i:i + DISBURSAL_BATCH] for i in range(0, len(self.recipients), DISBURSAL_BATCH)]
-        requests = [self.bulk("allocate", b32(2 * 10**6 + i), 1, batch, [DISBURSAL_AMOUNT] * len(batch))
-                    for i, batch in enumerate(batches)]  # built (and gas-estimated) before the clock starts
+        batches = [self.recipients[i : i + DISBURSAL_BATCH] for i in range(0, len(self.recipients), DISBURSAL_BATCH)]
+        requests = [
+            self.bulk("allocate", b32(2 * 10**6 + i), 1, batch, [DISBURSAL_AMOUNT] * len(batch))
+            for i, batch in enumerate(batches)
+        ]  # built (and gas-estimated) before the clock starts
         per_tx = max(len(r.data) for r in requests) * 2 + 400
         with Submitter(self.url, self.chain_id, batch_size=max(1, 1_500_000 // per_tx), gas_price=0) as submitter:
             began = time.perf_counter()
@@ -247,15 +292,21 @@ class Bench:
         balance = int(self.eth_call("balanceOf", last), 16)
         if paid == len(self.recipients) and balance != DISBURSAL_AMOUNT:
             raise RuntimeError(f"recipient {last} holds {balance}, not {DISBURSAL_AMOUNT}")
-        return {"disbursal_recipients_per_s": round(paid / seconds, 1), "disbursal_seconds": round(seconds, 3),
-                "disbursal_recipients": paid}
+        return {
+            "disbursal_recipients_per_s": round(paid / seconds, 1),
+            "disbursal_seconds": round(seconds, 3),
+            "disbursal_recipients": paid,
+        }
 
     def naive(self, count: int | None, seconds: float | None) -> tuple[float, int]:
         """The naive web3.py loop, for `count` payments or until `seconds` have passed: (payments/s, payments).
         Spenders' keys are loaded before the clock starts, as a wallet would hold them."""
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
-        abi = [item.model_dump(mode="json", by_alias=True) for item in self.token.abi.abi
-               if item.type == "function" and item.name == "pay"]
+        abi = [
+            item.model_dump(mode="json", by_alias=True)
+            for item in self.token.abi.abi
+            if item.type == "function" and item.name == "pay"
+        ]
         token = w3.eth.contract(address=self.token.address, abi=abi)
         first = self.naive_next
         limit = count if count is not None else int(seconds or 0) * 10 + 10
@@ -265,10 +316,16 @@ class Bench:
         while done < limit and (seconds is None or time.perf_counter() - began < seconds):
             account, k = wallets[done], first + done
             self.invoice += 1
-            tx = token.functions.pay(self.vendors[k % VENDORS], 1_000 + 100 * (k % 41), b32(self.invoice),
-                                     ZERO).build_transaction({
-                "from": account.address, "nonce": w3.eth.get_transaction_count(account.address),
-                "gasPrice": 0, "chainId": self.chain_id})
+            tx = token.functions.pay(
+                self.vendors[k % VENDORS], 1_000 + 100 * (k % 41), b32(self.invoice), ZERO
+            ).build_transaction(
+                {
+                    "from": account.address,
+                    "nonce": w3.eth.get_transaction_count(account.address),
+                    "gasPrice": 0,
+                    "chainId": self.chain_id,
+                }
+            )
             signed = account.sign_transaction(tx)
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
@@ -296,16 +353,23 @@ class Bench:
             time.sleep(0.25)
 
     def vendor_total(self) -> int:
-        calls = [("eth_call", [{"to": self.token.address,
-                                "data": "0x" + encode_call(self.token.abi, "balanceOf", [v]).hex()}, "latest"])
-                 for v in self.vendors]
+        calls = [
+            (
+                "eth_call",
+                [
+                    {"to": self.token.address, "data": "0x" + encode_call(self.token.abi, "balanceOf", [v]).hex()},
+                    "latest",
+                ],
+            )
+            for v in self.vendors
+        ]
         return sum(int(x, 16) for x in self.rpc.batch(calls))
 
     def receipt_statuses(self, hashes: list[str | None]) -> list[bool]:
         """Whether each transaction's receipt shows success (batched eth_getTransactionReceipt)."""
         out: list[bool] = []
         for i in range(0, len(hashes), 2_000):
-            chunk = hashes[i:i + 2_000]
+            chunk = hashes[i : i + 2_000]
             receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk if h])
             answers = iter(receipts)
             out += [bool(h) and _succeeded(next(answers)) for h in chunk]
@@ -330,7 +394,8 @@ def measure(config: NetworkConfig, console: Console) -> dict[str, Any]:
     figures.update(bench.disbursal())
     bench.log(f"naive web3.py loop: {NAIVE_INTERVAL_SECONDS:g} s on this chain ({BLOCK_TIME:g} s interval mining)")
     figures["naive_interval_payments_per_s"], figures["naive_interval_payments"] = bench.naive(
-        None, NAIVE_INTERVAL_SECONDS)
+        None, NAIVE_INTERVAL_SECONDS
+    )
     bench.submitter.close()
     return figures
 
@@ -352,8 +417,10 @@ def node_meta(config: NetworkConfig) -> dict[str, Any]:
     return {
         "anvil_version": version.splitlines()[0] if version else None,
         # this run's port and temporary state file vary: shown as placeholders
-        "anvil_args": [{str(config.port): "<free port>", str(config.state_file): "<temp dir>/state.json"}.get(a, a)
-                       for a in anvil_command(config)[1:]],
+        "anvil_args": [
+            {str(config.port): "<free port>", str(config.state_file): "<temp dir>/state.json"}.get(a, a)
+            for a in anvil_command(config)[1:]
+        ],
         "block_time_s": config.block_time,
         "block_gas_limit": config.gas_limit,
         "chain_id": config.chain_id,
@@ -378,29 +445,38 @@ def main() -> int:
     figures["payments_vs_ingest"] = round(figures["payments_per_s"] / figures["anvil_ingest_per_s"], 3)
     figures["payments_ratio"] = round(figures["payments_per_s"] / figures["naive_payments_per_s"], 1)
     figures["payments_ratio_vs_interval_naive"] = round(
-        figures["payments_per_s"] / max(figures["naive_interval_payments_per_s"], 0.01), 1)
-    meta.update({
-        "command": "python -m bench.throughput",
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_before": round(load_before, 2),
-        "load_average_1m_after": round(os.getloadavg()[0], 2),
-        "spenders": SPENDERS,
-        "payments_per_phase": PAYMENTS,
-        "vendors": VENDORS,
-        "json_rpc_batch": BATCH,
-        "recipients": RECIPIENTS,
-        "disbursal_batch": DISBURSAL_BATCH,
-        "chain_time": CHAIN_TIME.isoformat(),
-        "confirmation": "Submitter confirm='auto' (trace_block per new block); receipts fetched after, untimed, "
-                        "in payments_receipts_ok / payments_per_s_with_receipts",
-        "naive_loop": "web3.py build_transaction + eth_account sign + send_raw_transaction + "
-                      "wait_for_transaction_receipt, one at a time",
-        "duration_seconds": round(time.monotonic() - started, 1),
-    })
-    report("throughput", ROWS, figures, TARGETS, meta,
-           title="throughput benchmark: Submitter vs naive web3.py loop (Anvil, 1 s interval mining)",
-           console=console)
+        figures["payments_per_s"] / max(figures["naive_interval_payments_per_s"], 0.01), 1
+    )
+    meta.update(
+        {
+            "command": "python -m bench.throughput",
+            "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(),
+            "load_average_1m_before": round(load_before, 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            "spenders": SPENDERS,
+            "payments_per_phase": PAYMENTS,
+            "vendors": VENDORS,
+            "json_rpc_batch": BATCH,
+            "recipients": RECIPIENTS,
+            "disbursal_batch": DISBURSAL_BATCH,
+            "chain_time": CHAIN_TIME.isoformat(),
+            "confirmation": "Submitter confirm='auto' (trace_block per new block); receipts fetched after, untimed, "
+            "in payments_receipts_ok / payments_per_s_with_receipts",
+            "naive_loop": "web3.py build_transaction + eth_account sign + send_raw_transaction + "
+            "wait_for_transaction_receipt, one at a time",
+            "duration_seconds": round(time.monotonic() - started, 1),
+        }
+    )
+    report(
+        "throughput",
+        ROWS,
+        figures,
+        TARGETS,
+        meta,
+        title="throughput benchmark: Submitter vs naive web3.py loop (Anvil, 1 s interval mining)",
+        console=console,
+    )
     console.print(f"run time {time.monotonic() - started:.1f} s")
     return 0
 

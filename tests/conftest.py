@@ -38,9 +38,21 @@ shutil.rmtree(CONTRACTS_DIR / ".cache", ignore_errors=True)
 def people(accounts) -> People:
     a = list(accounts)
     return People(
-        admin=a[0], issuer=a[1], manager=a[2], registrar=a[3], compliance=a[4], treasury=a[5], treasury2=a[6],
-        outsider=a[7], spenders=a[8:14], ev_recipients=a[14:17], restaurant=a[17], cafe=a[18], bar=a[19],
-        installer=a[20], supplier=a[21],
+        admin=a[0],
+        issuer=a[1],
+        manager=a[2],
+        registrar=a[3],
+        compliance=a[4],
+        treasury=a[5],
+        treasury2=a[6],
+        outsider=a[7],
+        spenders=a[8:14],
+        ev_recipients=a[14:17],
+        restaurant=a[17],
+        cafe=a[18],
+        bar=a[19],
+        installer=a[20],
+        supplier=a[21],
     )
 
 
@@ -81,6 +93,7 @@ def system(chain, people) -> System:
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
+
 
 # chain_isolation=False: the server holds no chain state, so ape need not re-snapshot the chain (a costly "rebase")
 # when a test first asks for it in the middle of a module.
@@ -149,8 +162,15 @@ def pytest_collection_modifyitems(config, items) -> None:
         if folder in CHAIN_DIRS or used & CHAIN_FIXTURES:
             item.add_marker(pytest.mark.chain)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "pg_url" in used or path.stem in POSTGRES_MODULES or any(value in ("postgres", "postgresql") for value in params.values()):
+        if (
+            "pg_url" in used
+            or path.stem in POSTGRES_MODULES
+            or any(value in ("postgres", "postgresql") for value in params.values())
+        ):
             item.add_marker(pytest.mark.postgres)
-        if (path.stem in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS
-                or used & set(SLOW_FIXTURES)):
+        if (
+            path.stem in SLOW_MODULES
+            or getattr(item, "originalname", item.name) in SLOW_TESTS
+            or used & set(SLOW_FIXTURES)
+        ):
             item.add_marker(pytest.mark.slow)

@@ -42,15 +42,21 @@ def main() -> None:
 @click.option("--follow", is_flag=True, help="Keep following the head.")
 @click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--max-range", type=click.IntRange(1), default=50_000, show_default=True)
-def index_command(rpc_url: str, db_url: str, token: str, start_block: int, follow: bool, confirmations: int,
-                  max_range: int) -> None:
+def index_command(
+    rpc_url: str, db_url: str, token: str, start_block: int, follow: bool, confirmations: int, max_range: int
+) -> None:
     """Index the token's events (one transaction per block range, resumable after any crash)."""
     try:
         rpc = RpcClient(rpc_url)
         engine = store.open_database(db_url)
         store.bind_to_chain(engine, rpc.chain_id(), token, start_block)
-        config = IndexerConfig(token=token, start_block=start_block, confirmations=confirmations,
-                               max_range=max_range, initial_range=min(10, max_range))
+        config = IndexerConfig(
+            token=token,
+            start_block=start_block,
+            confirmations=confirmations,
+            max_range=max_range,
+            initial_range=min(10, max_range),
+        )
         stats = Indexer(rpc, engine, config, log=lambda m: print(m, file=sys.stderr)).run(follow=follow)
     except (store.DatabaseError, RpcError, RpcConnectionError, ValueError) as err:
         raise click.ClickException(str(err)) from None
@@ -70,8 +76,9 @@ def verify_command(rpc_url: str, db_url: str, token: str) -> None:
         click.echo(result.skipped_note)
     for mismatch in result.mismatches:
         click.echo(str(mismatch))
-    click.echo(f"{result.checks} checks, {result.skipped} skipped, {len(result.mismatches)} mismatches at block "
-               f"{result.block}")
+    click.echo(
+        f"{result.checks} checks, {result.skipped} skipped, {len(result.mismatches)} mismatches at block {result.block}"
+    )
     sys.exit(1 if result.mismatches else 0)
 
 

@@ -47,8 +47,13 @@ class Deployed:
     block: int
 
 
-def deploy_system(sender: Any, admin: str | None = None, admin_transfer_delay: int = 0,
-                  name: str = TOKEN_NAME, symbol: str = TOKEN_SYMBOL) -> Deployed:
+def deploy_system(
+    sender: Any,
+    admin: str | None = None,
+    admin_transfer_delay: int = 0,
+    name: str = TOKEN_NAME,
+    symbol: str = TOKEN_SYMBOL,
+) -> Deployed:
     """Deploys the admin module and the token; `admin` (default: the sender) holds DEFAULT_ADMIN_ROLE."""
     module = project.DepositTokenAdmin.deploy(name, sender=sender)
     token = project.DepositToken.deploy(

@@ -202,19 +202,22 @@ def check_can_deploy(path: Path | str, provider: Any, force: bool = False) -> De
     chain_id = int(provider.chain_id)
     if recorded_chain != chain_id:
         return DeployCheck(
-            path, existing,
+            path,
+            existing,
             f"{path} records token {token} on chain id {recorded_chain}, connected chain id is {chain_id}: "
             "the record will be replaced",
         )
     if not has_code(provider, token):
         return DeployCheck(
-            path, existing,
+            path,
+            existing,
             f"{path} records token {token} but chain {chain_id} has no code there (restarted dev chain?): "
             "the record will be replaced",
         )
     if force:
-        return DeployCheck(path, existing, f"{path} records live token {token} on chain {chain_id}; "
-                                           "replacing the record (--force)")
+        return DeployCheck(
+            path, existing, f"{path} records live token {token} on chain {chain_id}; replacing the record (--force)"
+        )
     raise LiveDeploymentError(
         f"{path} records token {token}, which still has code on chain {chain_id} "
         f"({existing.get('network', 'unknown network')}); refusing to deploy over it (use --force to replace "
@@ -348,8 +351,7 @@ def make_record(
         "admin": str(admin),
         "admin_transfer_delay": int(admin_transfer_delay),
         "transactions": {"admin_module": _hex(deployed.module_tx), "token": _hex(deployed.token_tx)},
-        "block": {"number": int(deployed.block), "timestamp": int(block_timestamp),
-                  "time": utc_iso(block_timestamp)},
+        "block": {"number": int(deployed.block), "timestamp": int(block_timestamp), "time": utc_iso(block_timestamp)},
         "compiler": compiler_info(project),
         "sources": {"sha256": source_hash(contracts_dir), "files": len(source_files(contracts_dir))},
         "dependencies": dependency_versions(project),

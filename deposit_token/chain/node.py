@@ -187,8 +187,10 @@ def find_anvil() -> str:
     found = shutil.which("anvil")
     if found:
         return found
-    raise AnvilNotFoundError("anvil not found: run `make setup` (it installs Anvil from npm into node_modules/) "
-                             f"or set ${ANVIL_ENV} to an anvil binary")
+    raise AnvilNotFoundError(
+        "anvil not found: run `make setup` (it installs Anvil from npm into node_modules/) "
+        f"or set ${ANVIL_ENV} to an anvil binary"
+    )
 
 
 def last_block_timestamp(state_file: Path) -> int | None:
@@ -225,19 +227,29 @@ def anvil_command(config: NetworkConfig, anvil: str | None = None, timestamp: in
     clock = ["--timestamp", str(timestamp)] if timestamp is not None else []
     return [
         anvil or find_anvil(),
-        "--host", config.host,
-        "--port", str(config.port),
-        "--chain-id", str(config.chain_id),
-        "--block-time", block_time,
-        "--gas-price", "0",
-        "--base-fee", "0",
+        "--host",
+        config.host,
+        "--port",
+        str(config.port),
+        "--chain-id",
+        str(config.chain_id),
+        "--block-time",
+        block_time,
+        "--gas-price",
+        "0",
+        "--base-fee",
+        "0",
         # Without it Anvil suggests a 1 gwei gas price / priority fee, which accounts without ether cannot pay.
         "--disable-min-priority-fee",
-        "--gas-limit", str(config.gas_limit),
+        "--gas-limit",
+        str(config.gas_limit),
         # No funded dev accounts: on a permissioned chain every participant signs with its own keystore key.
-        "--accounts", "0",
-        "--state", str(config.state_file),
-        "--state-interval", str(config.state_interval),
+        "--accounts",
+        "0",
+        "--state",
+        str(config.state_file),
+        "--state-interval",
+        str(config.state_interval),
         *clock,
     ]
 
@@ -396,13 +408,23 @@ def start(config: NetworkConfig, timeout: float = START_TIMEOUT) -> StartResult:
         command = anvil_command(config, anvil, clock)
         with open(config.log_file, "ab") as log:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives us; Ctrl-C in our terminal does not reach it
-                close_fds=True, cwd=config.data_dir,
+                close_fds=True,
+                cwd=config.data_dir,
             )
         config.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
-        info = {**asdict(config), "data_dir": str(config.data_dir), "pid": process.pid, "started_at": _utc_now(),
-                "clock_start": clock, "command": command}
+        info = {
+            **asdict(config),
+            "data_dir": str(config.data_dir),
+            "pid": process.pid,
+            "started_at": _utc_now(),
+            "clock_start": clock,
+            "command": command,
+        }
         config.info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         began = time.monotonic()
         try:
@@ -422,20 +444,22 @@ def _wait_until_ready(config: NetworkConfig, process: subprocess.Popen[bytes], t
     while True:
         code = process.poll()
         if code is not None:
-            raise StartFailedError(f"anvil exited with code {code} while starting; last lines of "
-                                   f"{config.log_file}:\n{_log_tail(config.log_file)}")
+            raise StartFailedError(
+                f"anvil exited with code {code} while starting; last lines of "
+                f"{config.log_file}:\n{_log_tail(config.log_file)}"
+            )
         try:
             chain_id = rpc.chain_id()
             head = rpc.block_number()
         except RpcError:
             if time.monotonic() > deadline:
-                raise StartFailedError(f"anvil did not answer on {config.rpc_url} within {timeout:g} s; see "
-                                       f"{config.log_file}") from None
+                raise StartFailedError(
+                    f"anvil did not answer on {config.rpc_url} within {timeout:g} s; see {config.log_file}"
+                ) from None
             time.sleep(0.1)
             continue
         if chain_id != config.chain_id:
-            raise StartFailedError(f"{config.rpc_url} answers with chain id {chain_id}, expected "
-                                   f"{config.chain_id}")
+            raise StartFailedError(f"{config.rpc_url} answers with chain id {chain_id}, expected {config.chain_id}")
         return chain_id, head
 
 
@@ -523,8 +547,9 @@ class NetworkStatus:
         return f"running, ours (pid {self.pid})"
 
 
-def measure_block_time(rpc: RpcClient, head: int, sample: int = BLOCK_TIME_SAMPLE) -> tuple[float | None, int,
-                                                                                          int | None]:
+def measure_block_time(
+    rpc: RpcClient, head: int, sample: int = BLOCK_TIME_SAMPLE
+) -> tuple[float | None, int, int | None]:
     """(average seconds between the last `sample` blocks, blocks measured, head timestamp)."""
     count = min(sample, head)
     numbers = [head - count, head] if count else [head]
@@ -535,8 +560,9 @@ def measure_block_time(rpc: RpcClient, head: int, sample: int = BLOCK_TIME_SAMPL
     return (stamps[1] - stamps[0]) / count, count, stamps[1]
 
 
-def deployment_status(rpc: RpcClient | None, chain_id: int | None, network_choice: str,
-                      directory: Path | str | None = None) -> list[DeploymentStatus]:
+def deployment_status(
+    rpc: RpcClient | None, chain_id: int | None, network_choice: str, directory: Path | str | None = None
+) -> list[DeploymentStatus]:
     """The network's deployment record (deposit_token.chain.deployment's file naming), checked against the chain."""
     path = deployment.record_path(network_choice, directory)
     try:
@@ -561,12 +587,24 @@ def deployment_status(rpc: RpcClient | None, chain_id: int | None, network_choic
             note = f"code not checked: {err}"
         else:
             note = "live" if token_code else "no code at the token address (chain restarted without its state?)"
-    return [DeploymentStatus(path, str(record.get("network", network_choice)), recorded_chain, token, module,
-                             block, token_code, module_code, note)]
+    return [
+        DeploymentStatus(
+            path,
+            str(record.get("network", network_choice)),
+            recorded_chain,
+            token,
+            module,
+            block,
+            token_code,
+            module_code,
+            note,
+        )
+    ]
 
 
-def status(config: NetworkConfig, network_choice: str = DEFAULT_NETWORK_CHOICE,
-           deployments_dir: Path | str | None = None) -> NetworkStatus:
+def status(
+    config: NetworkConfig, network_choice: str = DEFAULT_NETWORK_CHOICE, deployments_dir: Path | str | None = None
+) -> NetworkStatus:
     """What runs on the configured port, whether it is this data directory's node, and the deployments."""
     pid = read_pid(config)
     running = pid is not None and process_alive(pid)
@@ -577,14 +615,52 @@ def status(config: NetworkConfig, network_choice: str = DEFAULT_NETWORK_CHOICE,
         head = rpc.block_number()
         block_time, measured, head_ts = measure_block_time(rpc, head)
     except (RpcError, KeyError, TypeError, ValueError) as err:
-        return NetworkStatus(config, False, None, None, None, None, 0, pid, running, ours, str(err),
-                             deployment_status(None, None, network_choice, deployments_dir))
-    return NetworkStatus(config, True, chain_id, head, head_ts, block_time, measured, pid, running, ours, None,
-                         deployment_status(rpc, chain_id, network_choice, deployments_dir))
+        return NetworkStatus(
+            config,
+            False,
+            None,
+            None,
+            None,
+            None,
+            0,
+            pid,
+            running,
+            ours,
+            str(err),
+            deployment_status(None, None, network_choice, deployments_dir),
+        )
+    return NetworkStatus(
+        config,
+        True,
+        chain_id,
+        head,
+        head_ts,
+        block_time,
+        measured,
+        pid,
+        running,
+        ours,
+        None,
+        deployment_status(rpc, chain_id, network_choice, deployments_dir),
+    )
 
 
 __all__ = [
-    "AlreadyRunningError", "AnvilNotFoundError", "DeploymentStatus", "NetworkConfig", "NetworkError",
-    "NetworkStatus", "PortBusyError", "StartFailedError", "StartResult", "StopResult", "config_for",
-    "find_anvil", "port_in_use", "running_pid", "start", "status", "stop",
+    "AlreadyRunningError",
+    "AnvilNotFoundError",
+    "DeploymentStatus",
+    "NetworkConfig",
+    "NetworkError",
+    "NetworkStatus",
+    "PortBusyError",
+    "StartFailedError",
+    "StartResult",
+    "StopResult",
+    "config_for",
+    "find_anvil",
+    "port_in_use",
+    "running_pid",
+    "start",
+    "status",
+    "stop",
 ]

@@ -76,17 +76,18 @@ def read_batch(rpc: RpcClient, calls: Sequence[Call], what: str) -> list[Any]:
 
 def head(rpc: RpcClient) -> tuple[int, int]:
     """(number, timestamp) of the latest block."""
-    block, = read_batch(rpc, [("eth_getBlockByNumber", ["latest", False])], "reading the latest block")
+    (block,) = read_batch(rpc, [("eth_getBlockByNumber", ["latest", False])], "reading the latest block")
     return int(block["number"], 16), int(block["timestamp"], 16)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def multicall_views(rpc: RpcClient, token: str, calldatas: Sequence[bytes], block: int | None = None,
-                    chunk: int = CHUNK) -> list[bytes]:
+def multicall_views(
+    rpc: RpcClient, token: str, calldatas: Sequence[bytes], block: int | None = None, chunk: int = CHUNK
+) -> list[bytes]:
     """The return data of each view call in `calldatas`, all read at one block (default: the head)."""
     if not calldatas:
         return []
@@ -121,8 +122,9 @@ def event_topic(signature: str) -> str:
 SPENDER_ENROLLED = event_topic("SpenderEnrolled(address,uint16,bytes32)")
 
 
-def enrolled_spenders(rpc: RpcClient, token: str, program_id: int, from_block: int = 0,
-                      to_block: int | None = None, step: int = 50_000) -> list[str]:
+def enrolled_spenders(
+    rpc: RpcClient, token: str, program_id: int, from_block: int = 0, to_block: int | None = None, step: int = 50_000
+) -> list[str]:
     """Every address ever enrolled in `program_id` (from `SpenderEnrolled` events), in first-seen order.
 
     Block ranges are split into `step`-sized windows, all asked in one batch, because nodes limit the range
@@ -131,8 +133,17 @@ def enrolled_spenders(rpc: RpcClient, token: str, program_id: int, from_block: i
     last = to_block if to_block is not None else head(rpc)[0]
     program_topic = "0x" + program_id.to_bytes(32, "big").hex()
     calls = [
-        ("eth_getLogs", [{"address": token, "fromBlock": hex(start), "toBlock": hex(min(start + step - 1, last)),
-                          "topics": [SPENDER_ENROLLED, None, program_topic]}])
+        (
+            "eth_getLogs",
+            [
+                {
+                    "address": token,
+                    "fromBlock": hex(start),
+                    "toBlock": hex(min(start + step - 1, last)),
+                    "topics": [SPENDER_ENROLLED, None, program_topic],
+                }
+            ],
+        )
         for start in range(from_block, last + 1, step)
     ]
     seen: dict[str, None] = {}

@@ -67,8 +67,9 @@ Call = tuple[str, Sequence[Any]]
 class RpcError(DepositTokenError):
     """A JSON-RPC request failed: the node answered with an error object, an HTTP error status or nonsense."""
 
-    def __init__(self, method: str, code: int | None, message: str, http_status: int | None = None,
-                 data: Any = None) -> None:
+    def __init__(
+        self, method: str, code: int | None, message: str, http_status: int | None = None, data: Any = None
+    ) -> None:
         super().__init__(f"{method}: {message} (code {code})" if code is not None else f"{method}: {message}")
         self.method = method
         self.code = code
@@ -152,15 +153,17 @@ class RpcClient:
         body = orjson.dumps(payload)
         try:
             with self._lock:
-                response = self._session.post(self.url, data=body,
-                                              timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+                response = self._session.post(
+                    self.url, data=body, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
+                )
         except requests.Timeout as err:
             raise RpcConnectionError(self.url, f"no answer within {self.timeout:g} s") from err
         except requests.RequestException as err:
             raise RpcConnectionError(self.url, str(err)) from err
         if response.status_code != 200:
-            raise RpcError(what, None, f"HTTP {response.status_code}: {response.text[:200]}",
-                           http_status=response.status_code)
+            raise RpcError(
+                what, None, f"HTTP {response.status_code}: {response.text[:200]}", http_status=response.status_code
+            )
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as err:
@@ -190,7 +193,7 @@ class RpcClient:
         size = chunk or max(1, len(calls))
         outcomes: list[Any] = []
         for start in range(0, len(calls), size):
-            outcomes += self._batch_request(calls[start:start + size])
+            outcomes += self._batch_request(calls[start : start + size])
         return outcomes
 
     def batch(self, calls: Sequence[Call], chunk: int | None = DEFAULT_CHUNK) -> list[Any]:
@@ -206,14 +209,16 @@ class RpcClient:
             return []
         first = next(self._ids)
         self._ids = itertools.count(first + len(part))
-        payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)}
-                   for i, (m, p) in enumerate(part)]
+        payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)} for i, (m, p) in enumerate(part)]
         what = part[0][0]
         answer = self._post(payload, what)
         if isinstance(answer, dict):  # the whole batch refused with one error object (e.g. too large)
             outcome = self._outcome(what, answer)
-            raise outcome if isinstance(outcome, RpcError) else RpcError(
-                what, None, "the node does not support JSON-RPC batches")
+            raise (
+                outcome
+                if isinstance(outcome, RpcError)
+                else RpcError(what, None, "the node does not support JSON-RPC batches")
+            )
         if not isinstance(answer, list):
             raise RpcError(what, None, f"the node did not answer the batch with a list: {str(answer)[:200]}")
         by_id = {item.get("id"): item for item in answer if isinstance(item, dict)}
@@ -228,8 +233,9 @@ class RpcClient:
         return int(self.call("eth_blockNumber"), 16)
 
     def get_logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        logs: list[dict[str, Any]] = self.call("eth_getLogs", [{"address": address, "fromBlock": hex(from_block),
-                                                                 "toBlock": hex(to_block)}])
+        logs: list[dict[str, Any]] = self.call(
+            "eth_getLogs", [{"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}]
+        )
         return logs
 
     def headers(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:

@@ -47,8 +47,11 @@ def throwaway_node(genesis_timestamp: int | None = None, **settings: Any) -> Ite
     simulation that sets block times (evm_setNextBlockTimestamp only goes forward) chooses it, so that it runs
     the same on any date."""
     data_dir = Path(tempfile.mkdtemp(prefix="deposit-token-node-"))
-    config = node.NetworkConfig(data_dir=data_dir, genesis_timestamp=genesis_timestamp,
-                                   **{"port": free_port(), "state_interval": 3600, **settings})
+    config = node.NetworkConfig(
+        data_dir=data_dir,
+        genesis_timestamp=genesis_timestamp,
+        **{"port": free_port(), "state_interval": 3600, **settings},
+    )
     try:
         node.start(config)
         yield config
@@ -99,17 +102,40 @@ def deploy_token(submitter: Submitter, admin: LocalSigner, admin_delay: int = 0)
 
     from deposit_token.chain.contracts import system_contract_type
 
-    module, = checked(submitter.submit([TxRequest(
-        admin, None, encode_deploy(project.DepositTokenAdmin.contract_type, [TOKEN_NAME]), DEPLOY_GAS)]), "deploy")
-    token, = checked(submitter.submit([TxRequest(admin, None, encode_deploy(
-        project.DepositToken.contract_type,
-        [TOKEN_NAME, TOKEN_SYMBOL, admin.address, admin_delay, module.contract_address]), DEPLOY_GAS)]), "deploy")
+    (module,) = checked(
+        submitter.submit(
+            [TxRequest(admin, None, encode_deploy(project.DepositTokenAdmin.contract_type, [TOKEN_NAME]), DEPLOY_GAS)]
+        ),
+        "deploy",
+    )
+    (token,) = checked(
+        submitter.submit(
+            [
+                TxRequest(
+                    admin,
+                    None,
+                    encode_deploy(
+                        project.DepositToken.contract_type,
+                        [TOKEN_NAME, TOKEN_SYMBOL, admin.address, admin_delay, module.contract_address],
+                    ),
+                    DEPLOY_GAS,
+                )
+            ]
+        ),
+        "deploy",
+    )
     assert token.contract_address and module.contract_address
     return Token(token.contract_address, module.contract_address, system_contract_type())
 
 
-def setup_roles(submitter: Submitter, token: Token, admin: LocalSigner, holders: Mapping[str, LocalSigner],
-                treasuries: Sequence[str] = (), mint_allowance: int = 10**13) -> None:
+def setup_roles(
+    submitter: Submitter,
+    token: Token,
+    admin: LocalSigner,
+    holders: Mapping[str, LocalSigner],
+    treasuries: Sequence[str] = (),
+    mint_allowance: int = 10**13,
+) -> None:
     """Grants `holders` (role name -> signer) their roles, gives the issuer a mint allowance and registers
     `treasuries`, in one submission."""
     requests = [token.call(admin, "grantRole", keccak(text=role), who.address) for role, who in holders.items()]

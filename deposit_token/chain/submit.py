@@ -165,8 +165,9 @@ def _rlp_list(items: Iterable[int | bytes]) -> bytes:
     return bytes((0xF7 + len(length),)) + length + body
 
 
-def sign_legacy(signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to: str | None, value: int,
-                data: bytes, chain_id: int) -> tuple[bytes, bytes]:
+def sign_legacy(
+    signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to: str | None, value: int, data: bytes, chain_id: int
+) -> tuple[bytes, bytes]:
     """(raw signed transaction, its hash) for an EIP-155 legacy transaction."""
     to_raw = bytes.fromhex(to[2:]) if to else b""
     fields: list[int | bytes] = [nonce, gas_price, gas, to_raw, value, data]
@@ -187,8 +188,11 @@ def _method(contract: Any, fn_name: str, n_args: int) -> tuple[bytes, list[str]]
     key = (id(contract), fn_name, n_args)
     cached = _METHOD_CACHE.get(key)
     if cached is None:
-        matches = [item for item in abi.items_of(contract)
-                   if item["type"] == "function" and item["name"] == fn_name and len(item["inputs"]) == n_args]
+        matches = [
+            item
+            for item in abi.items_of(contract)
+            if item["type"] == "function" and item["name"] == fn_name and len(item["inputs"]) == n_args
+        ]
         if not matches:
             raise ValueError(f"the contract has no function {fn_name} taking {n_args} argument(s)")
         if len(matches) > 1:
@@ -283,9 +287,17 @@ class Submitter:
     block's `trace_block`, see `_confirm_blocks`) or "auto" (traces when the node serves them). Revert data of
     failed transactions is decoded with the token system's errors (`deposit_token.chain.reverts`)."""
 
-    def __init__(self, rpc_url: str, chain_id: int | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 gas_price: int | None = None, receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
-                 poll_interval: float = 0.1, confirm: str = "auto") -> None:
+    def __init__(
+        self,
+        rpc_url: str,
+        chain_id: int | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        gas_price: int | None = None,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+        poll_interval: float = 0.1,
+        confirm: str = "auto",
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if confirm not in ("auto", "receipts", "traces"):
@@ -329,8 +341,9 @@ class Submitter:
             sent = self._send_all(requests, nonces, gas_price, outcomes, progress)
             self._await_receipts(requests, sent, head, outcomes, progress)
         except RpcConnectionError as exc:
-            raise SubmitError(f"cannot reach the JSON-RPC endpoint {self.rpc.url} (is the node running?): "
-                              f"{exc.message}", outcomes) from exc
+            raise SubmitError(
+                f"cannot reach the JSON-RPC endpoint {self.rpc.url} (is the node running?): {exc.message}", outcomes
+            ) from exc
         except RpcError as exc:  # a whole batch refused, a malformed answer: the submission cannot go on
             raise SubmitError(f"the JSON-RPC endpoint {self.rpc.url} failed: {exc}", outcomes) from exc
         return outcomes  # type: ignore[return-value]  # every slot is filled by now
@@ -342,7 +355,7 @@ class Submitter:
         calls += [("eth_getTransactionCount", [s, "pending"]) for s in senders]
         results = []
         for i in range(0, len(calls), 2000):
-            results += self.rpc.batch_results(calls[i:i + 2000], chunk=None)
+            results += self.rpc.batch_results(calls[i : i + 2000], chunk=None)
         chain_id = int(_check(results[0], "eth_chainId"), 16)
         if self.chain_id is None:
             self.chain_id = chain_id
@@ -355,8 +368,14 @@ class Submitter:
 
     # -- signing and sending
 
-    def _send_all(self, requests: Sequence[TxRequest], nonces: dict[str, int], gas_price: int,
-                  outcomes: list[TxOutcome | None], progress: Progress | None) -> list[_Sent]:
+    def _send_all(
+        self,
+        requests: Sequence[TxRequest],
+        nonces: dict[str, int],
+        gas_price: int,
+        outcomes: list[TxOutcome | None],
+        progress: Progress | None,
+    ) -> list[_Sent]:
         """Signs batch k+1 while the node ingests batch k; refused transactions get their outcome here."""
         chain_id = self.chain_id
         assert chain_id is not None
@@ -369,8 +388,16 @@ class Submitter:
                 r = requests[index]
                 nonce = nonces[r.signer.address]
                 nonces[r.signer.address] = nonce + 1
-                raw, tx_hash = sign_legacy(r.signer, nonce=nonce, gas_price=gas_price, gas=r.gas, to=r.to,
-                                           value=r.value, data=r.data, chain_id=chain_id)
+                raw, tx_hash = sign_legacy(
+                    r.signer,
+                    nonce=nonce,
+                    gas_price=gas_price,
+                    gas=r.gas,
+                    to=r.to,
+                    value=r.value,
+                    data=r.data,
+                    chain_id=chain_id,
+                )
                 batch.append((_Sent(index, nonce, "0x" + tx_hash.hex()), "0x" + raw.hex()))
             return batch
 
@@ -396,26 +423,48 @@ class Submitter:
             self._fill_holes(holes, gas_price, requests, sent, outcomes)
         return sent
 
-    def _refused(self, requests: Sequence[TxRequest], item: _Sent, error: RpcError, nonces: dict[str, int],
-                 holes: list[tuple[LocalSigner, int]], outcomes: list[TxOutcome | None]) -> None:
+    def _refused(
+        self,
+        requests: Sequence[TxRequest],
+        item: _Sent,
+        error: RpcError,
+        nonces: dict[str, int],
+        holes: list[tuple[LocalSigner, int]],
+        outcomes: list[TxOutcome | None],
+    ) -> None:
         request = requests[item.index]
-        outcomes[item.index] = TxOutcome(request, None, False, None, None,
-                                         f"the node refused the transaction: {error.message}", item.nonce)
+        outcomes[item.index] = TxOutcome(
+            request, None, False, None, None, f"the node refused the transaction: {error.message}", item.nonce
+        )
         address = request.signer.address
         if nonces[address] == item.nonce + 1:
             nonces[address] = item.nonce  # nothing later was signed: reuse the nonce
         else:
             holes.append((request.signer, item.nonce))  # later nonces are out: they wait for this one
 
-    def _fill_holes(self, holes: list[tuple[LocalSigner, int]], gas_price: int, requests: Sequence[TxRequest],
-                    sent: list[_Sent], outcomes: list[TxOutcome | None]) -> None:
+    def _fill_holes(
+        self,
+        holes: list[tuple[LocalSigner, int]],
+        gas_price: int,
+        requests: Sequence[TxRequest],
+        sent: list[_Sent],
+        outcomes: list[TxOutcome | None],
+    ) -> None:
         """A refused nonce would hold back the sender's later transactions forever: each hole is filled with a
         zero-value transfer to the sender itself. If the node refuses that too, those later transactions are
         reported as held back (they stay in the node's pool) instead of timing out."""
         calls = []
         for signer, nonce in holes:
-            raw, _ = sign_legacy(signer, nonce=nonce, gas_price=gas_price, gas=_FILLER_GAS, to=signer.address,
-                                 value=0, data=b"", chain_id=self.chain_id or 0)
+            raw, _ = sign_legacy(
+                signer,
+                nonce=nonce,
+                gas_price=gas_price,
+                gas=_FILLER_GAS,
+                to=signer.address,
+                value=0,
+                data=b"",
+                chain_id=self.chain_id or 0,
+            )
             calls.append(("eth_sendRawTransaction", ["0x" + raw.hex()]))
         for (signer, nonce), result in zip(holes, self.rpc.batch_results(calls, chunk=None)):
             if not isinstance(result, RpcError):
@@ -423,9 +472,15 @@ class Submitter:
             held = [s for s in sent if requests[s.index].signer.address == signer.address and s.nonce > nonce]
             for s in held:
                 outcomes[s.index] = TxOutcome(
-                    requests[s.index], s.tx_hash, False, None, None,
+                    requests[s.index],
+                    s.tx_hash,
+                    False,
+                    None,
+                    None,
                     f"not mined: the node refused nonce {nonce} of {signer.address} ({result.message}), so it "
-                    "holds this later transaction back", s.nonce)
+                    "holds this later transaction back",
+                    s.nonce,
+                )
                 sent.remove(s)
 
     # -- confirmation
@@ -447,8 +502,14 @@ class Submitter:
                     self._use_traces = False
         return self._use_traces
 
-    def _await_receipts(self, requests: Sequence[TxRequest], sent: list[_Sent], head: int,
-                        outcomes: list[TxOutcome | None], progress: Progress | None) -> None:
+    def _await_receipts(
+        self,
+        requests: Sequence[TxRequest],
+        sent: list[_Sent],
+        head: int,
+        outcomes: list[TxOutcome | None],
+        progress: Progress | None,
+    ) -> None:
         """Each time the head advances, confirms what the new blocks hold, until every transaction is in or the
         timeout passes; then explains the failures."""
         pending = {s.tx_hash: s for s in sent}
@@ -472,17 +533,25 @@ class Submitter:
                 first = next(iter(pending))
                 raise SubmitTimeout(
                     f"{len(pending)} of {len(sent)} transactions were not mined within {self.receipt_timeout:.0f} s "
-                    f"(first: {first}); is the node mining?", outcomes)
+                    f"(first: {first}); is the node mining?",
+                    outcomes,
+                )
             time.sleep(self.poll_interval)
         if failed:
             self._explain_failures(requests, failed, outcomes)
 
-    def _confirm_receipts(self, hashes: list[str], requests: Sequence[TxRequest], pending: dict[str, _Sent],
-                          outcomes: list[TxOutcome | None], failed: list[_Sent]) -> None:
+    def _confirm_receipts(
+        self,
+        hashes: list[str],
+        requests: Sequence[TxRequest],
+        pending: dict[str, _Sent],
+        outcomes: list[TxOutcome | None],
+        failed: list[_Sent],
+    ) -> None:
         """Batched eth_getTransactionReceipt for `hashes`; records the mined ones."""
         step = self.batch_size * 4
         for i in range(0, len(hashes), step):
-            chunk = hashes[i:i + step]
+            chunk = hashes[i : i + step]
             calls = [("eth_getTransactionReceipt", [h]) for h in chunk]
             for tx_hash, receipt in zip(chunk, self.rpc.batch_results(calls, chunk=None)):
                 if receipt is None or isinstance(receipt, RpcError):
@@ -490,13 +559,26 @@ class Submitter:
                 item = pending.pop(tx_hash)
                 ok = int(receipt["status"], 16) == 1
                 outcomes[item.index] = TxOutcome(
-                    requests[item.index], tx_hash, ok, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16),
-                    None, item.nonce, receipt.get("contractAddress"))
+                    requests[item.index],
+                    tx_hash,
+                    ok,
+                    int(receipt["blockNumber"], 16),
+                    int(receipt["gasUsed"], 16),
+                    None,
+                    item.nonce,
+                    receipt.get("contractAddress"),
+                )
                 if not ok:
                     failed.append(item)
 
-    def _confirm_blocks(self, blocks: range, requests: Sequence[TxRequest], pending: dict[str, _Sent],
-                        outcomes: list[TxOutcome | None], failed: list[_Sent]) -> None:
+    def _confirm_blocks(
+        self,
+        blocks: range,
+        requests: Sequence[TxRequest],
+        pending: dict[str, _Sent],
+        outcomes: list[TxOutcome | None],
+        failed: list[_Sent],
+    ) -> None:
         """Confirms from each block's transaction list and its top-level call traces (`trace_block`).
 
         Why not receipts: Anvil (1.7.1) builds each receipt by copying the whole block and every earlier
@@ -524,15 +606,24 @@ class Submitter:
                     continue
                 item = pending.pop(tx_hash)
                 created = (trace.get("result") or {}).get("address") if trace.get("type") == "create" else None
-                outcomes[item.index] = TxOutcome(requests[item.index], tx_hash, True, number, None, None,
-                                                 item.nonce, to_checksum_address(created) if created else None)
+                outcomes[item.index] = TxOutcome(
+                    requests[item.index],
+                    tx_hash,
+                    True,
+                    number,
+                    None,
+                    None,
+                    item.nonce,
+                    to_checksum_address(created) if created else None,
+                )
         if need_receipt:
             self._confirm_receipts(need_receipt, requests, pending, outcomes, failed)
 
     # -- why a transaction failed
 
-    def _explain_failures(self, requests: Sequence[TxRequest], failed: list[_Sent],
-                          outcomes: list[TxOutcome | None]) -> None:
+    def _explain_failures(
+        self, requests: Sequence[TxRequest], failed: list[_Sent], outcomes: list[TxOutcome | None]
+    ) -> None:
         """Replays each failed transaction with eth_call (same sender, calldata, gas) at its block's parent.
 
         The parent's state is the block's state minus the transactions before it in the same block, so a
@@ -562,20 +653,24 @@ class Submitter:
                 reason = f"the transaction failed without a reason: {reply.message}"
             else:
                 error = trace.get("error")
-                reason = ("the transaction reverted" + (f" ({error})" if error else "") + ", but not when replayed "
-                          "at the parent block: an earlier transaction in the same block caused it")
+                reason = (
+                    "the transaction reverted" + (f" ({error})" if error else "") + ", but not when replayed "
+                    "at the parent block: an earlier transaction in the same block caused it"
+                )
             old = outcomes[item.index]
             assert old is not None
-            outcomes[item.index] = TxOutcome(r, old.tx_hash, False, old.block_number, old.gas_used, reason,
-                                             old.nonce, old.contract_address)
+            outcomes[item.index] = TxOutcome(
+                r, old.tx_hash, False, old.block_number, old.gas_used, reason, old.nonce, old.contract_address
+            )
 
     def _traces(self, hashes: list[str]) -> dict[str, dict[str, Any]]:
         """The top-level call trace of each transaction: {"output", "error"} from trace_transaction (Anvil, Erigon,
         Nethermind, Besu), else from debug_traceTransaction's callTracer (Geth)."""
         out: dict[str, dict[str, Any]] = {}
         missing = []
-        for tx_hash, reply in zip(hashes, self.rpc.batch_results([("trace_transaction", [h]) for h in hashes],
-                                                                       chunk=None)):
+        for tx_hash, reply in zip(
+            hashes, self.rpc.batch_results([("trace_transaction", [h]) for h in hashes], chunk=None)
+        ):
             top = next((t for t in reply if not t.get("traceAddress")), None) if isinstance(reply, list) else None
             if top is None:
                 missing.append(tx_hash)

@@ -36,8 +36,10 @@ ZERO32 = b"\0" * 32
 NEGATIVE_NUMBERS_ARE_ARGUMENTS = {"ignore_unknown_options": True}
 PILOT_NETWORK = "ethereum:pilot:node"
 PILOT_URI = "http://127.0.0.1:8545"  # ape-config.yaml's node.ethereum.pilot.uri, if ape cannot tell
-NETWORK_HELP = (f"Ape network choice ecosystem:network:provider (see `ape networks list`). Default: the pilot "
-                f"network {PILOT_NETWORK}, if its node answers (`ape run network up` starts it).")
+NETWORK_HELP = (
+    f"Ape network choice ecosystem:network:provider (see `ape networks list`). Default: the pilot "
+    f"network {PILOT_NETWORK}, if its node answers (`ape run network up` starts it)."
+)
 
 
 def console() -> Console:
@@ -73,8 +75,12 @@ class AddressType(click.ParamType):
                 return str(accounts.load(text).address)
         except (ApeException, IndexError) as error:
             self.fail(f"{text!r}: {error}", param, ctx)
-        self.fail(f"{text!r} is neither an address (0x followed by 40 hex digits) nor the alias of an ape account "
-                  "(see `ape accounts list`)", param, ctx)
+        self.fail(
+            f"{text!r} is neither an address (0x followed by 40 hex digits) nor the alias of an ape account "
+            "(see `ape accounts list`)",
+            param,
+            ctx,
+        )
 
 
 class AmountType(click.ParamType):
@@ -287,7 +293,6 @@ def checked_send(token, function: str, args: tuple, account, refused: str):
         fail(error, token)
 
 
-
 # --- networks ---------------------------------------------------------------------------------------------------
 # Every command of the project connects through `ConnectedProviderCommand` and `network_option` below (drop-in
 # replacements of ape's), so that an unusable network is one sentence and exit status 1 everywhere.
@@ -330,8 +335,10 @@ def one_line(error: BaseException) -> str:
 def _unknown_network(value: Any, error: click.BadParameter) -> str:
     # ape lists every network of every installed ecosystem (hundreds of lines): keep only its reason.
     reason = str(error.message).split("Options:")[0].strip().rstrip(".")
-    return (f"{value!r} is not a network ape knows ({reason}): use {PILOT_NETWORK} for the pilot chain, "
-            "ethereum:local:foundry for a throwaway local chain, or see `ape networks list`")
+    return (
+        f"{value!r} is not a network ape knows ({reason}): use {PILOT_NETWORK} for the pilot chain, "
+        "ethereum:local:foundry for a throwaway local chain, or see `ape networks list`"
+    )
 
 
 def _option_value(args: list[str], option: str) -> str | None:
@@ -378,8 +385,9 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
             return super().parse_args(ctx, args)
         except click.BadParameter as error:
             if error.param is not None and error.param.name == "network" and "Options:" in str(error.message):
-                raise click.BadParameter(_unknown_network(_option_value(given, "--network"), error), ctx=ctx,
-                                         param=error.param) from None
+                raise click.BadParameter(
+                    _unknown_network(_option_value(given, "--network"), error), ctx=ctx, param=error.param
+                ) from None
             raise
 
     def _refuse_unknown_long_options(self, ctx: click.Context, args: list[str]) -> None:
@@ -425,8 +433,10 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
             return
         uri = pilot_uri()
         if not node_answers(uri):
-            raise click.ClickException(f"no network given and no pilot node answers at {uri}: start one with "
-                                       "`ape run network up` or pass --network")
+            raise click.ClickException(
+                f"no network given and no pilot node answers at {uri}: start one with "
+                "`ape run network up` or pass --network"
+            )
 
     @staticmethod
     def _connect(network_ctx: Any) -> Any:

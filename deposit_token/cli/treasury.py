@@ -74,13 +74,16 @@ class TreasuryCommand(ConnectedProviderCommand):
 def _document_account_option(command: click.Command, role: str | None) -> None:
     for param in command.params:
         if param.name == "account" and not getattr(param, "help", None):
-            default = (f"the first test account holding {role}" if role else "the first test account")
-            param.help = (f"Alias of the ape account that signs{f' (it needs {role})' if role else ''}; "
-                          f"TEST::n for test accounts. Default on local development networks: {default}.")
+            default = f"the first test account holding {role}" if role else "the first test account"
+            param.help = (
+                f"Alias of the ape account that signs{f' (it needs {role})' if role else ''}; "
+                f"TEST::n for test accounts. Default on local development networks: {default}."
+            )
 
 
-def command(group: click.Group, name: str | None = None, role: str | None = None,
-            **kwargs: Any) -> Callable[[Callable], click.Command]:
+def command(
+    group: click.Group, name: str | None = None, role: str | None = None, **kwargs: Any
+) -> Callable[[Callable], click.Command]:
     """A subcommand with --network and --account (documented), reporting errors in one line."""
 
     def decorate(fn: Callable) -> click.Command:
@@ -94,30 +97,45 @@ def command(group: click.Group, name: str | None = None, role: str | None = None
 
 
 def _network_option() -> Callable[[Callable], Callable]:
-    return network_option(help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
-                               "(default: the pilot network ethereum:pilot:node, if its node answers).")
+    return network_option(
+        help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
+        "(default: the pilot network ethereum:pilot:node, if its node answers)."
+    )
 
 
 def read_command(group: click.Group, name: str | None = None, **kwargs: Any) -> Callable[[Callable], click.Command]:
     """A subcommand that only reads the chain: --network and --format, no --account."""
 
     def decorate(fn: Callable) -> click.Command:
-        fn = click.option("--format", "fmt", type=click.Choice(listing.FORMATS), default="table", show_default=True,
-                          help="table for people; csv or json for other tools (whole KRW, ISO-8601 times).")(fn)
+        fn = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(listing.FORMATS),
+            default="table",
+            show_default=True,
+            help="table for people; csv or json for other tools (whole KRW, ISO-8601 times).",
+        )(fn)
         fn = _network_option()(fn)
         return group.command(name=name, cls=TreasuryCommand, **kwargs)(fn)
 
     return decorate
 
 
-def _signer_account(provider: Any, account: Any, role: str | None, chain: context.Chain,
-                    wanted: tuple[str, Callable[[str], bool]] | None = None) -> Any:
+def _signer_account(
+    provider: Any,
+    account: Any,
+    role: str | None,
+    chain: context.Chain,
+    wanted: tuple[str, Callable[[str], bool]] | None = None,
+) -> Any:
     """--account, or on a development network the first test account holding `role` (or, with `wanted`
     = (what, predicate), the first whose address satisfies the predicate)."""
     if account is None:
         if not provider.network.is_dev:
-            raise click.UsageError(f"--account is required on {provider.network_choice}: give the alias of an "
-                                   "account in ape's keystore (`ape accounts list`)")
+            raise click.UsageError(
+                f"--account is required on {provider.network_choice}: give the alias of an "
+                "account in ape's keystore (`ape accounts list`)"
+            )
         from ape import accounts
 
         what, fits = wanted or (role, lambda address: role is None or context.has_role(chain, role, address))
@@ -126,8 +144,11 @@ def _signer_account(provider: Any, account: Any, role: str | None, chain: contex
                 account = candidate
                 break
         else:
-            raise click.UsageError(f"no test account is {what}; give --account" if wanted else
-                                   f"no test account holds {role}; give --account")
+            raise click.UsageError(
+                f"no test account is {what}; give --account"
+                if wanted
+                else f"no test account holds {role}; give --account"
+            )
     return unattended(account)
 
 
@@ -190,8 +211,14 @@ def _print_problems(problems: Sequence[RowProblem], source: Path | None) -> None
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console(), transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(),
+        transient=False,
+    )
 
 
 def _bulk(chain: context.Chain, account: Any, calls: Sequence[bulk.BulkCall], what: str) -> list[bulk.BulkResult]:
@@ -204,12 +231,18 @@ def _bulk(chain: context.Chain, account: Any, calls: Sequence[bulk.BulkCall], wh
         task = bar.add_task(f"{what}: sending", total=len(calls))
 
         def progress(phase: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{what}: {'sending' if phase == 'sent' else 'confirming'}",
-                       completed=done, total=total)
+            bar.update(
+                task,
+                description=f"{what}: {'sending' if phase == 'sent' else 'confirming'}",
+                completed=done,
+                total=total,
+            )
 
         results = bulk.send_bulk(chain, signer, calls, progress)
-    table = Table(title=f"{what}: {sum(r.outcome.status for r in results)} of {len(results)} transactions succeeded",
-                  title_justify="left")
+    table = Table(
+        title=f"{what}: {sum(r.outcome.status for r in results)} of {len(results)} transactions succeeded",
+        title_justify="left",
+    )
     for column in ("lines", "action", "result", "transaction", "block"):
         table.add_column(column, overflow="fold")
     for r in results:
@@ -229,8 +262,9 @@ def _deployment_block(provider: Any) -> int:
     return int((record.get("block") or {}).get("number", 0))
 
 
-def _print_listing(title: str, rows: Sequence[Any], columns: Sequence[listing.Column], fmt: str,
-                   notes: Sequence[str] = ()) -> None:
+def _print_listing(
+    title: str, rows: Sequence[Any], columns: Sequence[listing.Column], fmt: str, notes: Sequence[str] = ()
+) -> None:
     """A table for people (notes under it), or CSV / JSON on stdout with nothing else, for other tools."""
     if fmt == "csv":
         click.echo(listing.as_csv(rows, columns), nl=False)
@@ -241,8 +275,11 @@ def _print_listing(title: str, rows: Sequence[Any], columns: Sequence[listing.Co
     shown = [c for c in columns if c.in_table]
     table = Table(title=f"{title} ({len(rows)})", title_justify="left")
     for column in shown:
-        table.add_column(column.name.removesuffix("_krw").replace("_", " "), overflow="fold",
-                         justify="right" if column.name.endswith("_krw") else "left")
+        table.add_column(
+            column.name.removesuffix("_krw").replace("_", " "),
+            overflow="fold",
+            justify="right" if column.name.endswith("_krw") else "left",
+        )
     for row in rows:
         table.add_row(*(escape(column.cell(row)) for column in shown))  # names are free text, not markup
     out = console()
@@ -271,10 +308,16 @@ def issue(provider, account, amount, treasury):
     """Mint AMOUNT KRW into a treasury, within the issuer's allowance."""
     chain, account = _setup(provider, account, "ISSUER_ROLE")
     receipt = actions.issue(chain, account, treasury, amount)
-    _done(f"Issued {amount:,} KRW", [
-        ("treasury", treasury), ("treasury balance", f"{int(chain.token.balanceOf(treasury)):,} KRW"),
-        ("issuer", account.address), ("allowance left", f"{int(chain.token.mintAllowance(account.address)):,} KRW"),
-    ], receipt)
+    _done(
+        f"Issued {amount:,} KRW",
+        [
+            ("treasury", treasury),
+            ("treasury balance", f"{int(chain.token.balanceOf(treasury)):,} KRW"),
+            ("issuer", account.address),
+            ("allowance left", f"{int(chain.token.mintAllowance(account.address)):,} KRW"),
+        ],
+        receipt,
+    )
 
 
 @command(cli, role="DEFAULT_ADMIN_ROLE")
@@ -314,17 +357,25 @@ def program_group():
 
 def _program_options(fn: Callable) -> Callable:
     options = [
-        click.option("--file", "spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="YAML or JSON file with every ProgramSpec field (name, treasury, start, end, hours, "
-                          "per_payment_limit, evidence_threshold, caps[, utc_offset_minutes])."),
+        click.option(
+            "--file",
+            "spec_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="YAML or JSON file with every ProgramSpec field (name, treasury, start, end, hours, "
+            "per_payment_limit, evidence_threshold, caps[, utc_offset_minutes]).",
+        ),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), help="Start from a preset instead of a file."),
         click.option("--name", help="Program name (with --preset), e.g. BP-2026-MOEF."),
         click.option("--treasury", "treasury_address", type=ADDRESS_OR_ALIAS, help="Paying treasury (with --preset)."),
-        click.option("--start", help="Start (with --preset): ISO date/time (KST unless an offset is given) or unix "
-                                     "seconds."),
+        click.option(
+            "--start", help="Start (with --preset): ISO date/time (KST unless an offset is given) or unix seconds."
+        ),
         click.option("--end", help="End (with --preset), exclusive; same formats as --start."),
-        click.option("--working-hours", is_flag=True,
-                     help="business-promotion preset: 09:00-18:00 on working days only (the 2026 pilot's rule)."),
+        click.option(
+            "--working-hours",
+            is_flag=True,
+            help="business-promotion preset: 09:00-18:00 on working days only (the 2026 pilot's rule).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -335,17 +386,24 @@ def _spec(spec_file, preset, name, treasury_address, start, end, working_hours):
     if (spec_file is None) == (preset is None):
         raise click.UsageError("give either --preset (with --name, --treasury, --start, --end) or --file")
     if spec_file is not None:
-        extra = [o for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start),
-                                ("--end", end)) if v is not None] + (["--working-hours"] if working_hours else [])
+        extra = [
+            o
+            for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start), ("--end", end))
+            if v is not None
+        ] + (["--working-hours"] if working_hours else [])
         if extra:
             raise click.UsageError(f"{', '.join(extra)} cannot be combined with --file (put them in the file)")
         return program_spec.load_spec(spec_file)
-    missing = [o for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start),
-                              ("--end", end)) if v is None]
+    missing = [
+        o
+        for o, v in (("--name", name), ("--treasury", treasury_address), ("--start", start), ("--end", end))
+        if v is None
+    ]
     if missing:
         raise click.UsageError(f"--preset needs {', '.join(missing)}")
-    return program_spec.preset_spec(preset, name=name, treasury=treasury_address, start=start, end=end,
-                           working_hours_only=working_hours)
+    return program_spec.preset_spec(
+        preset, name=name, treasury=treasury_address, start=start, end=end, working_hours_only=working_hours
+    )
 
 
 @command(program_group, name="create", role="PROGRAM_MANAGER_ROLE")
@@ -361,15 +419,17 @@ def program_create(provider, account, spec_file, preset, name, treasury_address,
 @command(program_group, name="update", role="PROGRAM_MANAGER_ROLE")
 @click.argument("program")
 @_program_options
-def program_update(provider, account, program, spec_file, preset, name, treasury_address, start, end,
-                   working_hours):
+def program_update(provider, account, program, spec_file, preset, name, treasury_address, start, end, working_hours):
     """Replace the rules of PROGRAM (id or name) from a preset or a YAML/JSON file."""
     spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     info = context.resolve_program(chain, program)
     receipt = actions.update_program(chain, account, info.id, spec)
-    _done(f"Program #{info.id} updated (version {info.version + 1})", [("program id", info.id),
-                                                                        *program_spec.spec_rows(spec)], receipt)
+    _done(
+        f"Program #{info.id} updated (version {info.version + 1})",
+        [("program id", info.id), *program_spec.spec_rows(spec)],
+        receipt,
+    )
 
 
 def _programs(provider: Any, fmt: str) -> None:
@@ -465,31 +525,53 @@ def enrol(provider, account, address, program, department, csv_path):
 @click.argument("spender", type=ADDRESS_OR_ALIAS)
 @click.argument("amount", type=AMOUNT)
 @click.option("--program", required=True, help="Program id or name (its treasury pays).")
-@click.option("--ref", "reference", required=True,
-              help="Reference of this allocation (e.g. the budget decision number, or 0x + 64 hex digits); a "
-                   "reference is applied once, ever, so re-running the command cannot pay twice.")
+@click.option(
+    "--ref",
+    "reference",
+    required=True,
+    help="Reference of this allocation (e.g. the budget decision number, or 0x + 64 hex digits); a "
+    "reference is applied once, ever, so re-running the command cannot pay twice.",
+)
 def allocate(provider, account, spender, amount, program, reference):
     """Allocate AMOUNT KRW from a program's treasury to one enrolled SPENDER."""
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     info = context.resolve_program(chain, program)
     ref = reference_bytes(reference, "deposit-token/allocate/v1")
     receipt = actions.allocate_one(chain, account, ref, info.id, spender, amount)
-    _done(f"Allocated {amount:,} KRW", [
-        ("spender", spender), ("program", info.label), ("reference", f"{reference} (0x{ref.hex()})"),
-        ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
-    ], receipt)
+    _done(
+        f"Allocated {amount:,} KRW",
+        [
+            ("spender", spender),
+            ("program", info.label),
+            ("reference", f"{reference} (0x{ref.hex()})"),
+            ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
+        ],
+        receipt,
+    )
 
 
 @command(cli, role="PROGRAM_MANAGER_ROLE")
 @click.argument("csv_path", metavar="FILE.csv", type=CSV_FILE)
 @click.option("--program", required=True, help="Program id or name whose treasury pays.")
-@click.option("--batch-size", type=click.IntRange(1, disbursal.MAX_BATCH_SIZE), default=None,
-              help=f"Rows per allocate transaction [default: {disbursal.DEFAULT_BATCH_SIZE}; a resumed run keeps "
-                   "the journal's].")
-@click.option("--window", type=click.IntRange(1, 1000), default=disbursal.DEFAULT_WINDOW, show_default=True,
-              help="Batches sent per round (each round is journalled when its receipts are in).")
-@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Journal file [default: FILE.csv.journal.jsonl next to the file].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, disbursal.MAX_BATCH_SIZE),
+    default=None,
+    help=f"Rows per allocate transaction [default: {disbursal.DEFAULT_BATCH_SIZE}; a resumed run keeps the journal's].",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(1, 1000),
+    default=disbursal.DEFAULT_WINDOW,
+    show_default=True,
+    help="Batches sent per round (each round is journalled when its receipts are in).",
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal file [default: FILE.csv.journal.jsonl next to the file].",
+)
 @click.option("--check", "check_only", is_flag=True, help="Check the file and the chain; send nothing.")
 def disburse(provider, account, csv_path, program, batch_size, window, journal_path, check_only):
     """Pay every row of FILE.csv (address,amount[,reference]) from a program's treasury.
@@ -501,23 +583,34 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     out = console()
     with out.status(f"checking {csv_path} against the chain"):
-        plan = disbursal.prepare(chain, csv_path, program, str(account.address), batch_size=batch_size,
-                                 journal_path=journal_path)
+        plan = disbursal.prepare(
+            chain, csv_path, program, str(account.address), batch_size=batch_size, journal_path=journal_path
+        )
     if plan.problems:
         _print_problems(plan.problems, csv_path)
         raise click.ClickException(f"{csv_path}: {len(plan.problems)} problem(s); nothing was sent")
     done_rows = sum(len(b.rows) for b in plan.done)
     history = plan.history
     rows = [
-        ("file", f"{csv_path} (sha256 {plan.parsed.sha256[:16]}...)"), ("program", plan.program.label),
+        ("file", f"{csv_path} (sha256 {plan.parsed.sha256[:16]}...)"),
+        ("program", plan.program.label),
         ("treasury", f"{plan.program.treasury} ({plan.treasury_balance:,} KRW)"),
         ("rows", f"{len(plan.parsed.rows):,} totalling {plan.total:,} KRW"),
         ("batches", f"{len(plan.batches)} of up to {plan.batch_size} rows"),
-        ("already applied", f"{len(plan.done)} batch(es), {done_rows:,} rows"
-                            + (f" (journal: {len(history.confirmed)} confirmed in {history.runs} earlier run(s))"
-                               if history.runs else "")),
-        ("to send", f"{len(plan.pending)} batch(es), {sum(len(b.rows) for b in plan.pending):,} rows, "
-                    f"{sum(b.total for b in plan.pending):,} KRW"),
+        (
+            "already applied",
+            f"{len(plan.done)} batch(es), {done_rows:,} rows"
+            + (
+                f" (journal: {len(history.confirmed)} confirmed in {history.runs} earlier run(s))"
+                if history.runs
+                else ""
+            ),
+        ),
+        (
+            "to send",
+            f"{len(plan.pending)} batch(es), {sum(len(b.rows) for b in plan.pending):,} rows, "
+            f"{sum(b.total for b in plan.pending):,} KRW",
+        ),
         ("journal", str(plan.journal.path)),
     ]
     out.print(_table("Disbursal checked: no problems", rows))
@@ -536,22 +629,34 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
     try:
         with _progress() as bar:
             task = bar.add_task("paying", total=sum(len(b.rows) for b in plan.pending))
-            report = disbursal.disburse(chain, plan, signer, window=window,
-                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = disbursal.disburse(
+                chain,
+                plan,
+                signer,
+                window=window,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except KeyboardInterrupt:
-        console().print("interrupted; re-run the same command to resume: batches already applied are skipped, so "
-                        "nobody is paid twice", style="yellow")
+        console().print(
+            "interrupted; re-run the same command to resume: batches already applied are skipped, so "
+            "nobody is paid twice",
+            style="yellow",
+        )
         raise click.exceptions.Exit(130) from None
     except SubmitError as err:
-        raise click.ClickException(f"{one_line(err)}; re-run the same command to resume: batches already "
-                                   "applied are skipped") from None
+        raise click.ClickException(
+            f"{one_line(err)}; re-run the same command to resume: batches already applied are skipped"
+        ) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     missing = disbursal.verify(chain, plan)
     rate = report.rows_paid / report.seconds if report.seconds else 0.0
     summary = [
-        ("paid in this run", f"{len(report.confirmed)} batch(es), {report.rows_paid:,} rows, "
-                             f"{report.amount_paid:,} KRW in {report.seconds:.1f} s ({rate:,.0f} recipients/s)"),
+        (
+            "paid in this run",
+            f"{len(report.confirmed)} batch(es), {report.rows_paid:,} rows, "
+            f"{report.amount_paid:,} KRW in {report.seconds:.1f} s ({rate:,.0f} recipients/s)",
+        ),
         ("applied before this run", f"{report.applied_before + len(report.raced)} batch(es)"),
         ("failed", str(len(report.failed))),
         ("treasury balance", f"{int(chain.token.balanceOf(plan.program.treasury)):,} KRW"),
@@ -560,8 +665,10 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
         summary.append((f"batch {batch.index} (lines {batch.lines})", f"[red]{error}[/]"))
     out.print(_table("Disbursal", summary))
     if missing:
-        raise click.ClickException(f"{len(missing)} batch(es) are not applied yet; fix the cause above and re-run "
-                                   "the same command (applied batches are skipped)")
+        raise click.ClickException(
+            f"{len(missing)} batch(es) are not applied yet; fix the cause above and re-run "
+            "the same command (applied batches are skipped)"
+        )
     out.print(f"complete: every row of {csv_path} is paid, each exactly once")
 
 
@@ -598,16 +705,26 @@ def clawback(provider, account, spender, amount, reason):
     """Move AMOUNT KRW of a spender's balance back to its program's treasury (works on frozen wallets)."""
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
     receipt = actions.clawback(chain, account, spender, amount, reason)
-    _done(f"Clawed back {amount:,} KRW", [
-        ("spender", spender), ("reason", reason), ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
-    ], receipt)
+    _done(
+        f"Clawed back {amount:,} KRW",
+        [
+            ("spender", spender),
+            ("reason", reason),
+            ("spender balance", f"{int(chain.token.balanceOf(spender)):,} KRW"),
+        ],
+        receipt,
+    )
 
 
 @command(cli)
 @click.option("--program", help="Sweep every spender ever enrolled in this program (id or name).")
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Sweep the spenders of a CSV (column address).")
-@click.option("--from-block", type=click.IntRange(0), default=None,
-              help="First block to read enrolments from [default: the deployment's block].")
+@click.option(
+    "--from-block",
+    type=click.IntRange(0),
+    default=None,
+    help="First block to read enrolments from [default: the deployment's block].",
+)
 def sweep(provider, account, program, csv_path, from_block):
     """Return the balances of spenders of ended programs to their treasuries (anyone may do it)."""
     if (program is None) == (csv_path is None):
@@ -647,7 +764,6 @@ def unpause(provider, account, program):
     _pause(provider, account, program, False)
 
 
-
 # listings
 
 
@@ -672,8 +788,7 @@ def spenders(provider, fmt, program):
     chain = _connect(provider)
     info = context.resolve_program(chain, program) if program is not None else None
     names = {p.id: p.name for p in context.list_programs(chain)}
-    rows = listing.spenders(chain.rpc, chain.address, _deployment_block(provider), names,
-                            info.id if info else None)
+    rows = listing.spenders(chain.rpc, chain.address, _deployment_block(provider), names, info.id if info else None)
     _print_listing(f"Spenders of {info.label}" if info else "Spenders", rows, listing.SPENDER_COLUMNS, fmt)
 
 
@@ -760,9 +875,12 @@ def _handover_rows(state: access.Handover) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [("admin", state.admin), ("delay", access.duration(state.delay))]
     if state.pending is None:
         return [*rows, ("pending handover", "none")]
-    return [*rows, ("pending admin", state.pending),
-            ("can accept", "now" if state.acceptable else f"after {display.moment(state.accept_after)}"),
-            ("chain time", display.moment(state.now))]
+    return [
+        *rows,
+        ("pending admin", state.pending),
+        ("can accept", "now" if state.acceptable else f"after {display.moment(state.accept_after)}"),
+        ("chain time", display.moment(state.now)),
+    ]
 
 
 @read_command(handover_group, name="show")
@@ -772,9 +890,13 @@ def handover_show(provider, fmt):
     if fmt == "table":
         console().print(_table("Admin handover", _handover_rows(state)))
         return
-    fields = {"admin": state.admin, "delay_seconds": state.delay, "pending_admin": state.pending,
-              "accept_after": listing.iso(state.accept_after) if state.pending else None,
-              "chain_time": listing.iso(state.now)}
+    fields = {
+        "admin": state.admin,
+        "delay_seconds": state.delay,
+        "pending_admin": state.pending,
+        "accept_after": listing.iso(state.accept_after) if state.pending else None,
+        "chain_time": listing.iso(state.now),
+    }
     columns = [listing.Column(key, lambda row, key=key: row[key]) for key in fields]
     click.echo(listing.as_json([fields], columns) if fmt == "json" else listing.as_csv([fields], columns), nl=False)
 
@@ -799,15 +921,18 @@ def handover_accept(provider, account):
     """Accept the admin role (run by the pending admin, after the delay); the old admin loses it."""
     chain = _connect(provider)
     pending = access.handover(chain).pending
-    account = _signer_account(provider, account, None, chain,
-                              wanted=("the pending admin", lambda address: address == pending))
+    account = _signer_account(
+        provider, account, None, chain, wanted=("the pending admin", lambda address: address == pending)
+    )
     receipt = access.accept_handover(chain, account)
     _done("Admin handover accepted", [("admin", access.handover(chain).admin)], receipt)
 
 
 _ACCEPT_ACCOUNT = next(p for p in handover_accept.params if p.name == "account")
-_ACCEPT_ACCOUNT.help = ("Alias of the ape account of the pending admin, which signs; TEST::n for test accounts. "
-                        "Default on local development networks: the test account that is the pending admin.")
+_ACCEPT_ACCOUNT.help = (
+    "Alias of the ape account of the pending admin, which signs; TEST::n for test accounts. "
+    "Default on local development networks: the test account that is the pending admin."
+)
 
 
 @command(handover_group, name="cancel", role="DEFAULT_ADMIN_ROLE")
@@ -818,5 +943,8 @@ def handover_cancel(provider, account):
     if receipt is None:
         console().print("no admin handover is pending; nothing was sent")
         return
-    _done("Admin handover cancelled", [("cancelled", f"the handover to {cancelled}"),
-                                       ("admin", access.handover(chain).admin)], receipt)
+    _done(
+        "Admin handover cancelled",
+        [("cancelled", f"the handover to {cancelled}"), ("admin", access.handover(chain).admin)],
+        receipt,
+    )

@@ -53,4 +53,3 @@ def day(timestamp: int, offset_minutes: int = KST_OFFSET_MINUTES) -> str:
 def period(yyyymm: int) -> str:
     """``2026-12`` for the on-chain calendar period ``202612``."""
     return f"{int(yyyymm) // 100:04d}-{int(yyyymm) % 100:02d}"
-

@@ -82,11 +82,9 @@ def _amount_problem(value: str, what: str) -> str:
     if value[0] in "-\u2212" and _SIGNED.match(value[1:]):
         return f"{what} {value} is negative"
     if "." in value and _SIGNED.match(value.replace(".", "", 1)):
-        return (f"{what} {value!r} is not a whole number of KRW: the token has no decimals "
-                "(1 token = 1 KRW)")
+        return f"{what} {value!r} is not a whole number of KRW: the token has no decimals (1 token = 1 KRW)"
     if "," in value and _SIGNED.match(value):
-        return (f"{what} {value!r} has misplaced commas: write 1,000,000 (groups of three digits) "
-                "or 1000000")
+        return f"{what} {value!r} has misplaced commas: write 1,000,000 (groups of three digits) or 1000000"
     if any(c.isdigit() and not "0" <= c <= "9" for c in value):
         return f"{what} {value!r} is not a whole number of KRW: use the ASCII digits 0-9"
     return f"{what} {value!r} is not a whole number of KRW (digits 0-9, optionally grouped as 1,000,000)"
@@ -134,8 +132,10 @@ def parse_time(text: str | int, utc_offset_minutes: int = KST_OFFSET_MINUTES, wh
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise InputError(f"{what} {value!r} is neither unix seconds nor an ISO date / date-time "
-                             "(e.g. 2026-01-01 or 2026-01-01T09:00+09:00)") from None
+            raise InputError(
+                f"{what} {value!r} is neither unix seconds nor an ISO date / date-time "
+                "(e.g. 2026-01-01 or 2026-01-01T09:00+09:00)"
+            ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone(timedelta(minutes=utc_offset_minutes)))
     return int(moment.timestamp())
@@ -202,16 +202,25 @@ def read_csv(path: Path | str, required: Sequence[str], optional: Sequence[str] 
                     first = False
                     if cells[0].lower() == required[0].lower():
                         names = [c.lower() for c in cells]
-                        if names != list(columns[:len(names)]) or len(names) < len(required):
-                            table.problems.append(RowProblem(
-                                line, f"header {','.join(cells)!r} does not match the columns "
-                                      f"{','.join(required)}{''.join(',[' + o + ']' for o in optional)}"))
+                        if names != list(columns[: len(names)]) or len(names) < len(required):
+                            table.problems.append(
+                                RowProblem(
+                                    line,
+                                    f"header {','.join(cells)!r} does not match the columns "
+                                    f"{','.join(required)}{''.join(',[' + o + ']' for o in optional)}",
+                                )
+                            )
                         continue
                 if not len(required) <= len(cells) <= len(columns):
                     expected = ",".join(required) + "".join(f"[,{o}]" for o in optional)
-                    table.problems.append(RowProblem(
-                        line, f"expected {len(required)}{'-' + str(len(columns)) if optional else ''} columns "
-                              f"({expected}), found {len(cells)}", ",".join(cells)))
+                    table.problems.append(
+                        RowProblem(
+                            line,
+                            f"expected {len(required)}{'-' + str(len(columns)) if optional else ''} columns "
+                            f"({expected}), found {len(cells)}",
+                            ",".join(cells),
+                        )
+                    )
                     continue
                 table.rows.append((line, dict(zip(columns, cells))))
         except (csv.Error, UnicodeDecodeError) as err:

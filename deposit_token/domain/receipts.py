@@ -35,8 +35,10 @@ def receipt_id(text: str | int) -> bytes:
     if _DIGITS.match(value):
         number = int(value)
         if number > MAX_NUMBER:
-            raise InputError(f"receipt number {value} is too large (at most 2^248 - 1): write it as text "
-                             "with a prefix or as 0x + 64 hex digits")
+            raise InputError(
+                f"receipt number {value} is too large (at most 2^248 - 1): write it as text "
+                "with a prefix or as 0x + 64 hex digits"
+            )
         return number.to_bytes(32, "big")
     if _HEX32.match(value):
         return bytes.fromhex(value[2:])
@@ -46,8 +48,10 @@ def receipt_id(text: str | int) -> bytes:
         raise InputError(f"receipt {value!r} contains control characters")
     raw = value.encode("utf-8")
     if len(raw) > 32:
-        raise InputError(f"receipt {value!r} is {len(raw)} bytes of UTF-8; at most 32 fit the on-chain id "
-                         "(shorten it or give 0x + 64 hex digits)")
+        raise InputError(
+            f"receipt {value!r} is {len(raw)} bytes of UTF-8; at most 32 fit the on-chain id "
+            "(shorten it or give 0x + 64 hex digits)"
+        )
     return raw.ljust(32, b"\0")
 
 

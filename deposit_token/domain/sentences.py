@@ -113,9 +113,7 @@ SENTENCES: dict[str, Sentence] = {
         f"receipt {receipt_text(a['receiptId'])} has already been paid to vendor {a['vendor']} (one invoice, one "
         "payment)"
     ),
-    "InsufficientBalance": lambda a, n: (
-        f"{a['account']} has {_krw(a['balance'])}, {_krw(a['needed'])} needed"
-    ),
+    "InsufficientBalance": lambda a, n: f"{a['account']} has {_krw(a['balance'])}, {_krw(a['needed'])} needed",
     "ERC20InsufficientAllowance": lambda a, n: (
         f"{a['spender']} may move {_krw(a['allowance'])} on the holder's behalf, {_krw(a['needed'])} needed"
     ),
@@ -124,13 +122,13 @@ SENTENCES: dict[str, Sentence] = {
         "create a new program instead"
     ),
     "ZeroAmount": lambda a, n: "the amount must be greater than zero",
-    "NotProgramTreasury": lambda a, n: (
-        f"{a['account']} is not the treasury of program {n.program(a['programId'])}"
-    ),
+    "NotProgramTreasury": lambda a, n: f"{a['account']} is not the treasury of program {n.program(a['programId'])}",
     "CallerNotPayee": lambda a, n: (
         f"only the vendor named in the authorization ({a['vendor']}) can submit it, not {a['caller']}"
     ),
-    "AuthorizationNotYetValid": lambda a, n: f"the payment authorization is valid only after {_moment(a['validAfter'])}",
+    "AuthorizationNotYetValid": lambda a, n: (
+        f"the payment authorization is valid only after {_moment(a['validAfter'])}"
+    ),
     "AuthorizationExpired": lambda a, n: f"the payment authorization expired at {_moment(a['validBefore'])}",
     "AuthorizationAlreadyUsed": lambda a, n: (
         f"authorization {_hex(a['nonce'])} of {a['payer']} has already been used or cancelled"
@@ -144,13 +142,10 @@ SENTENCES: dict[str, Sentence] = {
         f"issuer {a['issuer']} may mint {_krw(a['allowance'])} more, not {_krw(a['amount'])}"
     ),
     "AlreadyRegistered": lambda a, n: f"{a['account']} is already registered as {kind_phrase(a['kind'])}",
-    "WrongKind": lambda a, n: (
-        f"{a['account']} is {kind_phrase(a['actual'])}, not {kind_phrase(a['expected'])}"
-    ),
+    "WrongKind": lambda a, n: f"{a['account']} is {kind_phrase(a['actual'])}, not {kind_phrase(a['expected'])}",
     "UnknownProgram": lambda a, n: f"there is no program #{a['programId']}",
     "SpenderInOtherProgram": lambda a, n: (
-        f"spender {a['spender']} is enrolled in program {n.program(a['enrolledIn'])}, not "
-        f"{n.program(a['requested'])}"
+        f"spender {a['spender']} is enrolled in program {n.program(a['enrolledIn'])}, not {n.program(a['requested'])}"
     ),
     "InvalidCategory": lambda a, n: f"merchant category {a['category']} is not between 1 and 63",
     "InvalidHours": lambda a, n: (

@@ -99,8 +99,13 @@ def vendor_calls(chain: Chain, path: Path | str, action: str, reason: str = "") 
             if state.kind not in (Kind.NONE, Kind.VENDOR):
                 problems.append(RowProblem(line, f"already registered as a {state.kind_label}", address))
                 continue
-            calls.append(BulkCall((line,), f"register {address} as {category.name}",
-                                  calldata("registerVendor", address, int(category), name)))
+            calls.append(
+                BulkCall(
+                    (line,),
+                    f"register {address} as {category.name}",
+                    calldata("registerVendor", address, int(category), name),
+                )
+            )
             continue
         if state.kind != Kind.VENDOR:
             actual = "not registered" if state.kind == Kind.NONE else f"a {state.kind_label}"
@@ -143,11 +148,13 @@ def enrol_calls(chain: Chain, path: Path | str, chunk: int = ENROL_CHUNK) -> lis
     by_program: dict[int, list[tuple[int, str, bytes]]] = {}
     for (line, address, program_id, department), state in zip(parsed, states):
         if state.kind not in (Kind.NONE, Kind.SPENDER):
-            problems.append(RowProblem(line, f"is a {state.kind_label}; only new addresses or spenders can be "
-                                             "enrolled", address))
+            problems.append(
+                RowProblem(line, f"is a {state.kind_label}; only new addresses or spenders can be enrolled", address)
+            )
         elif state.kind == Kind.SPENDER and state.program_id != program_id:
-            problems.append(RowProblem(line, f"already enrolled in program #{state.program_id}, not "
-                                             f"#{program_id}", address))
+            problems.append(
+                RowProblem(line, f"already enrolled in program #{state.program_id}, not #{program_id}", address)
+            )
         else:
             by_program.setdefault(program_id, []).append((line, address, department))
     if problems:
@@ -155,9 +162,14 @@ def enrol_calls(chain: Chain, path: Path | str, chunk: int = ENROL_CHUNK) -> lis
     calls = []
     for program_id, rows in by_program.items():
         for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            calls.append(BulkCall(tuple(r[0] for r in part), f"enrol {len(part)} in program #{program_id}",
-                                  calldata("enrol", [r[1] for r in part], program_id, [r[2] for r in part])))
+            part = rows[start : start + chunk]
+            calls.append(
+                BulkCall(
+                    tuple(r[0] for r in part),
+                    f"enrol {len(part)} in program #{program_id}",
+                    calldata("enrol", [r[1] for r in part], program_id, [r[2] for r in part]),
+                )
+            )
     return calls
 
 
@@ -168,8 +180,9 @@ class SweepTarget:
     balance: int
 
 
-def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | str | None = None,
-                  from_block: int = 0) -> list[SweepTarget]:
+def sweep_targets(
+    chain: Chain, *, program_id: int | None = None, path: Path | str | None = None, from_block: int = 0
+) -> list[SweepTarget]:
     """Spenders whose balance can be swept: from a file (column address) or every spender ever enrolled in
     `program_id` (SpenderEnrolled events). Rows that are not spenders of an ended program are problems."""
     now = latest_timestamp(chain)
@@ -189,8 +202,10 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
         assert program_id is not None
         info = program_info(chain, program_id)
         if now < info.end:
-            raise ActionError(f"program {info.label} runs until {display.moment(info.end, info.utc_offset_minutes)}; "
-                              "balances can be swept only after")
+            raise ActionError(
+                f"program {info.label} runs until {display.moment(info.end, info.utc_offset_minutes)}; "
+                "balances can be swept only after"
+            )
         candidates = [(0, a) for a in reads.enrolled_spenders(chain.rpc, chain.address, program_id, from_block)]
     states = reads.accounts_of(chain.rpc, chain.address, [a for _, a in candidates])
     ends: dict[int, ProgramInfo] = {}
@@ -205,8 +220,14 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
             ends[state.program_id] = program_info(chain, state.program_id)
         ending = ends[state.program_id]
         if now < ending.end:
-            problems.append(RowProblem(line, f"program {ending.label} has not ended (it ends at "
-                                             f"{display.moment(ending.end, ending.utc_offset_minutes)})", address))
+            problems.append(
+                RowProblem(
+                    line,
+                    f"program {ending.label} has not ended (it ends at "
+                    f"{display.moment(ending.end, ending.utc_offset_minutes)})",
+                    address,
+                )
+            )
             continue
         if state.balance:
             targets.append(SweepTarget(line, address, int(state.balance)))
@@ -218,9 +239,14 @@ def sweep_targets(chain: Chain, *, program_id: int | None = None, path: Path | s
 def sweep_calls(targets: Sequence[SweepTarget], chunk: int = SWEEP_CHUNK) -> list[BulkCall]:
     calls = []
     for start in range(0, len(targets), chunk):
-        part = targets[start:start + chunk]
-        calls.append(BulkCall(tuple(t.line for t in part), f"sweep {len(part)} spenders",
-                              calldata("sweepExpired", [t.address for t in part])))
+        part = targets[start : start + chunk]
+        calls.append(
+            BulkCall(
+                tuple(t.line for t in part),
+                f"sweep {len(part)} spenders",
+                calldata("sweepExpired", [t.address for t in part]),
+            )
+        )
     return calls
 
 
@@ -230,13 +256,17 @@ class BulkResult:
     outcome: TxOutcome
 
 
-def send_bulk(chain: Chain, signer: Any, calls: Sequence[BulkCall],
-              progress: Callable[[str, int, int], None] | None = None) -> list[BulkResult]:
+def send_bulk(
+    chain: Chain, signer: Any, calls: Sequence[BulkCall], progress: Callable[[str, int, int], None] | None = None
+) -> list[BulkResult]:
     """Checks every call (batched eth_estimateGas: a refusal anywhere sends nothing and raises BulkRefused
     naming each refused line), then sends them all through the Submitter and returns each outcome."""
     estimates = estimate_many(chain, signer.address, [c.data for c in calls])
-    refused = [RowProblem(call.lines[0], estimate if len(call.lines) == 1 else f"{call.where}: {estimate}")
-               for call, estimate in zip(calls, estimates) if isinstance(estimate, str)]
+    refused = [
+        RowProblem(call.lines[0], estimate if len(call.lines) == 1 else f"{call.where}: {estimate}")
+        for call, estimate in zip(calls, estimates)
+        if isinstance(estimate, str)
+    ]
     if refused:
         raise BulkRefused(refused, "the contract refuses")
     limit = block_gas_limit(chain)
@@ -250,5 +280,5 @@ def send_bulk(chain: Chain, signer: Any, calls: Sequence[BulkCall],
                 if progress:
                     progress(phase, done + count, len(requests))
 
-            outcomes += submitter.submit(requests[round_.start:round_.stop], report)
+            outcomes += submitter.submit(requests[round_.start : round_.stop], report)
     return [BulkResult(c, o) for c, o in zip(calls, outcomes)]

@@ -197,8 +197,9 @@ def resolve_program(chain: Chain, text: str | int) -> ProgramInfo:
     if not matches:
         raise InputError(f"there is no program named {str(text).strip()!r}")
     if len(matches) > 1:
-        raise InputError(f"several programs are named {str(text).strip()!r}: use the id "
-                         f"({', '.join(str(p.id) for p in matches)})")
+        raise InputError(
+            f"several programs are named {str(text).strip()!r}: use the id ({', '.join(str(p.id) for p in matches)})"
+        )
     return matches[0]
 
 

@@ -39,8 +39,10 @@ def estimate_many(chain: Chain, sender: str, datas: Sequence[bytes]) -> list[int
     """Gas for each calldata sent by `sender` (batched eth_estimateGas), or the sentence of its refusal."""
     answers: list[int | str] = []
     for chunk in size_chunks(datas):
-        calls = [("eth_estimateGas", [{"from": sender, "to": chain.address, "data": "0x" + datas[i].hex()}, "pending"])
-                 for i in chunk]
+        calls = [
+            ("eth_estimateGas", [{"from": sender, "to": chain.address, "data": "0x" + datas[i].hex()}, "pending"])
+            for i in chunk
+        ]
         for answer in chain.rpc.batch_results(calls, chunk=None):
             reason = refusal_of(answer, chain, "estimating gas")
             answers.append(reason if reason is not None else int(answer, 16))

@@ -22,8 +22,7 @@ from deposit_token.ops.context import Chain, account_state
 
 MAX_UTC_OFFSET = (-720, 840)
 SPEC_FIELDS = tuple(f.name for f in fields(ProgramSpec))
-REQUIRED_SPEC_FIELDS = ("name", "treasury", "start", "end", "hours", "per_payment_limit", "evidence_threshold",
-                        "caps")
+REQUIRED_SPEC_FIELDS = ("name", "treasury", "start", "end", "hours", "per_payment_limit", "evidence_threshold", "caps")
 _CLOSED = ("closed", "none", "-", "")
 
 
@@ -48,10 +47,11 @@ def _window(value: Any, day: str, problems: list[str]) -> tuple[int, int]:
             problems.append(f"hours on {day}: {value!r} is not [opening, closing] in whole hours")
             return (0, 0)
         if not 0 <= opening <= closing <= 24:
-            problems.append(f"hours on {day}: {opening}-{closing} is not a window within 0-24 "
-                            "(opening <= closing <= 24)")
+            problems.append(
+                f"hours on {day}: {opening}-{closing} is not a window within 0-24 (opening <= closing <= 24)"
+            )
         return (opening, closing)
-    problems.append(f"hours on {day}: {value!r} is not [opening, closing], \"HH-HH\" or \"closed\"")
+    problems.append(f'hours on {day}: {value!r} is not [opening, closing], "HH-HH" or "closed"')
     return (0, 0)
 
 
@@ -147,16 +147,26 @@ def spec_from_mapping(data: Mapping[str, Any], source: str = "program specificat
     hours = _hours(data["hours"], problems) if "hours" in data else ((0, 0),) * 7
     caps = _caps(data["caps"], problems) if "caps" in data else {}
     limit = _limit(data["per_payment_limit"], "per_payment_limit", problems) if "per_payment_limit" in data else 0
-    threshold = (_limit(data["evidence_threshold"], "evidence_threshold", problems)
-                 if "evidence_threshold" in data else 0)
+    threshold = (
+        _limit(data["evidence_threshold"], "evidence_threshold", problems) if "evidence_threshold" in data else 0
+    )
     if "start" in times and "end" in times and times["start"] >= times["end"]:
         problems.append(f"start ({_shown(times['start'], offset)}) must be before end ({_shown(times['end'], offset)})")
     if not MAX_UTC_OFFSET[0] <= offset <= MAX_UTC_OFFSET[1]:
         problems.append(f"utc_offset_minutes {offset} is outside -720..840")
     if problems:
         raise SpecError(problems, source)
-    return ProgramSpec(name=str(name).strip(), treasury=treasury, start=times["start"], end=times["end"], hours=hours,
-                       per_payment_limit=limit, evidence_threshold=threshold, caps=caps, utc_offset_minutes=offset)
+    return ProgramSpec(
+        name=str(name).strip(),
+        treasury=treasury,
+        start=times["start"],
+        end=times["end"],
+        hours=hours,
+        per_payment_limit=limit,
+        evidence_threshold=threshold,
+        caps=caps,
+        utc_offset_minutes=offset,
+    )
 
 
 def _shown(timestamp: int, offset_minutes: int) -> str:
@@ -175,8 +185,10 @@ def spec_problems(spec: ProgramSpec) -> list[str]:
     if not spec.name.strip():
         problems.append("name must be non-empty text")
     if spec.start and spec.end and spec.start >= spec.end:
-        problems.append(f"start ({_shown(spec.start, spec.utc_offset_minutes)}) must be before end "
-                        f"({_shown(spec.end, spec.utc_offset_minutes)})")
+        problems.append(
+            f"start ({_shown(spec.start, spec.utc_offset_minutes)}) must be before end "
+            f"({_shown(spec.end, spec.utc_offset_minutes)})"
+        )
     if not MAX_UTC_OFFSET[0] <= spec.utc_offset_minutes <= MAX_UTC_OFFSET[1]:
         problems.append(f"utc_offset_minutes {spec.utc_offset_minutes} is outside -720..840")
     try:
@@ -201,13 +213,15 @@ def load_spec(path: Path | str) -> ProgramSpec:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as err:
-        raise InputError(f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                         f"{' '.join(str(err).split())}") from None
+        raise InputError(
+            f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {' '.join(str(err).split())}"
+        ) from None
     return spec_from_mapping(data, str(path))
 
 
-def preset_spec(preset: str, *, name: str, treasury: str, start: str | int, end: str | int,
-                working_hours_only: bool = False) -> ProgramSpec:
+def preset_spec(
+    preset: str, *, name: str, treasury: str, start: str | int, end: str | int, working_hours_only: bool = False
+) -> ProgramSpec:
     """A program from a preset of `deposit_token.domain.presets.PRESETS`; SpecError lists every problem."""
     problems = []
     if preset not in PRESETS:
@@ -245,16 +259,24 @@ def spec_chain_problems(chain: Chain, spec: ProgramSpec) -> list[str]:
 
 def spec_rows(spec: ProgramSpec) -> list[tuple[str, str]]:
     """(field, value) rows describing a spec for a table."""
+
     def when(ts: int) -> str:
         return display.moment(ts, spec.utc_offset_minutes)
 
-    hours = ", ".join(f"{WEEKDAYS[d]} {o:02d}-{c:02d}" if o < c else f"{WEEKDAYS[d]} closed"
-                      for d, (o, c) in enumerate(spec.hours))
-    caps = ", ".join(f"{category_name(c)} {'no cap' if cap >= NO_CAP else f'{cap:,}'}"
-                     for c, cap in sorted(spec.caps.items()))
+    hours = ", ".join(
+        f"{WEEKDAYS[d]} {o:02d}-{c:02d}" if o < c else f"{WEEKDAYS[d]} closed" for d, (o, c) in enumerate(spec.hours)
+    )
+    caps = ", ".join(
+        f"{category_name(c)} {'no cap' if cap >= NO_CAP else f'{cap:,}'}" for c, cap in sorted(spec.caps.items())
+    )
     return [
-        ("name", spec.name), ("treasury", spec.treasury), ("start", when(spec.start)), ("end", when(spec.end)),
-        ("time zone", display.zone_name(spec.utc_offset_minutes)), ("hours", hours),
+        ("name", spec.name),
+        ("treasury", spec.treasury),
+        ("start", when(spec.start)),
+        ("end", when(spec.end)),
+        ("time zone", display.zone_name(spec.utc_offset_minutes)),
+        ("hours", hours),
         ("per-payment limit", f"{spec.per_payment_limit:,} KRW"),
-        ("evidence from", f"{spec.evidence_threshold:,} KRW"), ("categories and monthly caps", caps),
+        ("evidence from", f"{spec.evidence_threshold:,} KRW"),
+        ("categories and monthly caps", caps),
     ]

@@ -31,8 +31,10 @@ def fill(engine) -> dict:
     book.allocate(lee, 1, 3_000_000)
     for day in (7, 8, 9, 10, 11):
         book.pay(kim, shop, 60_000, kst(2030, 1, day, 12))
-    split = [book.pay(lee, cafe, 300_000, kst(2030, 1, 14, 10), category=Category.CAFE_BAKERY),
-             book.pay(lee, cafe, 250_000, kst(2030, 1, 14, 11), category=Category.CAFE_BAKERY)]
+    split = [
+        book.pay(lee, cafe, 300_000, kst(2030, 1, 14, 10), category=Category.CAFE_BAKERY),
+        book.pay(lee, cafe, 250_000, kst(2030, 1, 14, 11), category=Category.CAFE_BAKERY),
+    ]
     weekend = book.pay(kim, shop, 40_000, kst(2030, 2, 2, 12))  # Saturday, also Seollal eve (holiday)
     book.redeem(shop, 200_000)
     book.checkpoint()
@@ -63,26 +65,46 @@ def test_help_of_every_command(cli):
         if name != "export":
             assert "--format" in text and "--since" in text
     flags_help = run(cli, "flags", "--help").output
-    for rule in ("night", "weekend", "holiday", "split-evidence", "split-limit", "near-evidence-threshold",
-                 "near-payment-limit", "concentration"):
+    for rule in (
+        "night",
+        "weekend",
+        "holiday",
+        "split-evidence",
+        "split-limit",
+        "near-evidence-threshold",
+        "near-payment-limit",
+        "concentration",
+    ):
         assert rule in flags_help
 
 
 def test_report_formats(cli, sqlite_db):
     db, facts = sqlite_db
     table = run(cli, "report", "--db", db).output
-    for text in ("Spend by department", "MOEF-BUDGET", "Hanok Table", "Allocated vs spent", "Top vendors",
-                 "all programs", "database indexed to block"):
+    for text in (
+        "Spend by department",
+        "MOEF-BUDGET",
+        "Hanok Table",
+        "Allocated vs spent",
+        "Top vendors",
+        "all programs",
+        "database indexed to block",
+    ):
         assert text in table
     document = json.loads(run(cli, "report", "--db", db, "--format", "json").output)
     assert set(document) == {"meta", "spend", "flows", "vendors"}
     total = document["flows"][-1]
     assert (total["allocated"], total["spent"], total["redeemed"]) == (6_000_000, 890_000, 200_000)
     assert document["vendors"][0]["vendor"] == facts["cafe"] and document["vendors"][0]["received"] == 550_000
-    rows = list(csv.DictReader(io.StringIO(
-        run(cli, "report", "--db", db, "--section", "spend", "--by", "month", "--format", "csv").output)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(run(cli, "report", "--db", db, "--section", "spend", "--by", "month", "--format", "csv").output)
+        )
+    )
     assert [(r["key"], int(r["payments"]), int(r["amount"])) for r in rows] == [
-        ("2030-01", 7, 850_000), ("2030-02", 1, 40_000)]
+        ("2030-01", 7, 850_000),
+        ("2030-02", 1, 40_000),
+    ]
     filtered = json.loads(run(cli, "report", "--db", db, "--since", "2030-02", "--format", "json").output)
     assert {r["key"] for r in filtered["spend"] if r["dimension"] == "month"} == {"2030-02"}
     assert filtered["meta"]["filters"]["since"] == "2030-02"
@@ -95,9 +117,12 @@ def test_flags_formats(cli, sqlite_db):
     assert {("split-evidence", p["tx_hash"]) for p in facts["split"]} <= got
     assert ("weekend", facts["weekend"]["tx_hash"]) in got and ("holiday", facts["weekend"]["tx_hash"]) in got
     assert document["meta"]["counts"]["split-evidence"] == 2
-    only = list(csv.DictReader(io.StringIO(run(cli, "flags", "--db", db, "--rule", "weekend", "--format", "csv").output)))
+    only = list(
+        csv.DictReader(io.StringIO(run(cli, "flags", "--db", db, "--rule", "weekend", "--format", "csv").output))
+    )
     assert [(r["rule"], r["tx_hash"], r["payer"]) for r in only] == [
-        ("weekend", facts["weekend"]["tx_hash"], facts["kim"])]
+        ("weekend", facts["weekend"]["tx_hash"], facts["kim"])
+    ]
     table = run(cli, "flags", "--db", db).output
     assert "split-evidence" in table and facts["split"][0]["tx_hash"] in table and "flag(s) on" in table
     failing = run(cli, "flags", "--db", db, "--fail-on-flags", ok=False)

@@ -147,8 +147,13 @@ def audited(system, chain, accounts, networks) -> Audited:
     set_time(chain, MONDAY_10 + timedelta(days=35))  # next month: a new spending period
     pay(system, s0, p.restaurant, 70_000, receipt=3)
     pay(system, newcomer, p.restaurant, 30_000)
-    stricter = presets.business_promotion("BP-2030-MOEF", p.treasury.address, int(MONDAY_10.timestamp()) - 86400 * 30,
-                                          int(PROGRAM_END.timestamp()), working_hours_only=True)
+    stricter = presets.business_promotion(
+        "BP-2030-MOEF",
+        p.treasury.address,
+        int(MONDAY_10.timestamp()) - 86400 * 30,
+        int(PROGRAM_END.timestamp()),
+        working_hours_only=True,
+    )
     t.updateProgram(system.bp, stricter.as_params(), sender=p.manager)
     set_time(chain, PROGRAM_END + timedelta(days=1))
     t.sweepExpired([s5], sender=p.outsider)
@@ -172,16 +177,24 @@ def dump(engine) -> dict:
             out[table.name] = [tuple(r) for r in rows]
         out["checkpoint"] = store.read_checkpoint(conn)
         b = schema.blocks
-        out["event_blocks"] = [tuple(r) for r in conn.execute(
-            select(b.c.number, b.c.hash, b.c.parent_hash, b.c.timestamp, b.c.event_count)
-            .where(b.c.event_count > 0).order_by(b.c.number))]
+        out["event_blocks"] = [
+            tuple(r)
+            for r in conn.execute(
+                select(b.c.number, b.c.hash, b.c.parent_hash, b.c.timestamp, b.c.event_count)
+                .where(b.c.event_count > 0)
+                .order_by(b.c.number)
+            )
+        ]
     return out
 
 
 def prefix(reference: dict, block: int) -> dict:
     """The reference dump cut at `block` (what a database checkpointed there must hold)."""
-    out = {name: [r for r in rows if r[0] <= block] for name, rows in reference.items()
-           if name not in ("checkpoint", "event_blocks")}
+    out = {
+        name: [r for r in rows if r[0] <= block]
+        for name, rows in reference.items()
+        if name not in ("checkpoint", "event_blocks")
+    }
     out["event_blocks"] = [r for r in reference["event_blocks"] if r[0] <= block]
     return out
 
@@ -225,22 +238,28 @@ def test_index_loads_every_event_once(audited, dbs):
         assert isinstance(payments[0].amount, int) and isinstance(payments[0].block_timestamp, int)
         enrolled = {r.department_text for r in conn.execute(select(schema.enrolments))}
         assert enrolled == {"MOEF-BUDGET", "EV-BIZ", "KDI-Research"}
-        assert [r.paused for r in conn.execute(select(schema.pauses).order_by(schema.pauses.c.block_number))] \
-            == [True, False]
+        assert [r.paused for r in conn.execute(select(schema.pauses).order_by(schema.pauses.c.block_number))] == [
+            True,
+            False,
+        ]
         assert conn.execute(select(func.max(schema.mint_allowances.c.allowance))).scalar_one() == 2**256 - 1
         assert {r.event_name for r in conn.execute(select(schema.role_events))} == {"RoleGranted", "RoleRevoked"}
         assert conn.execute(select(schema.clawbacks.c.reason)).scalar_one() == "fraud case 2030-01"
-        versions = [r.version for r in conn.execute(select(schema.program_configs)
-                                                     .where(schema.program_configs.c.program_id == 1))]
+        versions = [
+            r.version
+            for r in conn.execute(select(schema.program_configs).where(schema.program_configs.c.program_id == 1))
+        ]
         assert versions == [1, 2]
         assert conn.execute(select(func.count()).select_from(schema.sweeps)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(schema.redemptions)).scalar_one() == 1
         # ``cap_overrides``: set, set, clear
         assert [r.active for r in conn.execute(select(schema.cap_overrides))] == [True, True, False]
-        tables_with_rows = {t.name for t in schema.EVENT_TABLES
-                            if conn.execute(select(func.count()).select_from(t)).scalar_one()}
-    assert tables_with_rows == {t.name for t in schema.EVENT_TABLES} - {"allocation_batches"} or \
-        tables_with_rows == {t.name for t in schema.EVENT_TABLES}
+        tables_with_rows = {
+            t.name for t in schema.EVENT_TABLES if conn.execute(select(func.count()).select_from(t)).scalar_one()
+        }
+    assert tables_with_rows == {t.name for t in schema.EVENT_TABLES} - {"allocation_batches"} or tables_with_rows == {
+        t.name for t in schema.EVENT_TABLES
+    }
     before = dump(engine)
     again = full_index(audited, engine)  # nothing new: no duplicate, nothing written but no error
     assert again.stats.events == 0 and dump(engine) == before
@@ -260,8 +279,11 @@ def test_sqlite_and_postgresql_hold_the_same_rows(audited, tmp_path, pg_url):
 
 
 def test_bad_database_url_is_refused_and_creates_nothing(tmp_path):
-    for text, words in (("mysql://u@h/db", "unsupported database"), ("not a url://x", "not a database URL"),
-                        ("sqlite://", "in-memory")):
+    for text, words in (
+        ("mysql://u@h/db", "unsupported database"),
+        ("not a url://x", "not a database URL"),
+        ("sqlite://", "in-memory"),
+    ):
         with pytest.raises(store.DatabaseError, match=words):
             store.open_database(text)
     with pytest.raises(store.DatabaseError, match="cannot connect"):
@@ -292,11 +314,17 @@ def test_verify_names_each_tampered_row(audited, dbs):
         conn.execute(update(schema.payments).where(paid.amount == 600_000).values(amount=600_001))
         conn.execute(update(schema.payments).where(paid.amount == 70_000).values(amount=70_500))
         conn.execute(update(schema.transfers).where(schema.transfers.c.amount == 20_000).values(amount=21_000))
-        conn.execute(update(schema.vendor_registrations)
-                     .where(schema.vendor_registrations.c.vendor == p.bar.address).values(category=1))
+        conn.execute(
+            update(schema.vendor_registrations)
+            .where(schema.vendor_registrations.c.vendor == p.bar.address)
+            .values(category=1)
+        )
         conn.execute(delete(schema.freezes).where(schema.freezes.c.account == p.spenders[4].address))
-        conn.execute(update(schema.program_configs).where(schema.program_configs.c.version == 2)
-                     .values(per_payment_limit=2_000_000))
+        conn.execute(
+            update(schema.program_configs)
+            .where(schema.program_configs.c.version == 2)
+            .values(per_payment_limit=2_000_000)
+        )
     result = verify(rpc, engine, audited.address)
     found = {(m.check, m.subject): (m.database, m.chain) for m in result.mismatches}
     restaurant = f"{p.spenders[0].address} category {int(Category.RESTAURANT)}"
@@ -352,8 +380,10 @@ def test_reorgs_roll_back_to_the_common_ancestor(audited, dbs, chain, accounts):
     t.mint(p.treasury, 7_000, sender=p.issuer)
     t.unfreeze(p.spenders[2], "reorged away", sender=p.compliance)
     indexer.run()
-    replacement = [[_tx(audited, "mint", p.treasury.address, 9_000, sender=p.issuer), 0],
-                   [_tx(audited, "freeze", p.spenders[3].address, "new branch", sender=p.compliance), 2]]
+    replacement = [
+        [_tx(audited, "mint", p.treasury.address, 9_000, sender=p.issuer), 0],
+        [_tx(audited, "freeze", p.spenders[3].address, "new branch", sender=p.compliance), 2],
+    ]
     raw(audited, "anvil_reorg", 3, replacement)
     index_and_compare("after anvil_reorg")
     with engine.connect() as conn:
@@ -386,13 +416,19 @@ class LimitingProxy(RpcProxy):
             span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
             if span > self.max_blocks:
                 self.refused += 1
-                return {"jsonrpc": "2.0", "id": payload["id"],
-                        "error": {"code": -32602, "message": f"block range too large, max {self.max_blocks}"}}
+                return {
+                    "jsonrpc": "2.0",
+                    "id": payload["id"],
+                    "error": {"code": -32602, "message": f"block range too large, max {self.max_blocks}"},
+                }
             answer = self.forward(payload)
             if len(answer.get("result") or []) > self.max_logs:
                 self.refused += 1
-                return {"jsonrpc": "2.0", "id": payload["id"],
-                        "error": {"code": -32005, "message": f"query returned more than {self.max_logs} results"}}
+                return {
+                    "jsonrpc": "2.0",
+                    "id": payload["id"],
+                    "error": {"code": -32005, "message": f"query returned more than {self.max_logs} results"},
+                }
             return answer
         return self.forward(payload)
 
@@ -418,8 +454,7 @@ def test_follow_commits_new_blocks_as_they_come(audited, sqlite_dbs, chain):
     t, p = audited.token, audited.people
     engine = sqlite_dbs.engine()
     commits = []
-    indexer = Indexer(RpcClient(audited.rpc_url), engine, audited.config(poll_interval=0.02),
-                      on_commit=commits.append)
+    indexer = Indexer(RpcClient(audited.rpc_url), engine, audited.config(poll_interval=0.02), on_commit=commits.append)
     stop = threading.Event()
     worker = threading.Thread(target=indexer.run, kwargs={"follow": True, "stop": stop})
     worker.start()
@@ -461,8 +496,22 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(audited, dbs, c
     engine = dbs.engine(url)  # migrated once here, so that kills land in indexing rather than in set-up
     seed = int(time.time())
     rng = random.Random(seed)
-    command = [sys.executable, "-m", "deposit_token.audit", "index", "--rpc-url", audited.rpc_url, "--db", url,
-               "--token", audited.address, "--start-block", "0", "--max-range", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "deposit_token.audit",
+        "index",
+        "--rpc-url",
+        audited.rpc_url,
+        "--db",
+        url,
+        "--token",
+        audited.address,
+        "--start-block",
+        "0",
+        "--max-range",
+        "1",
+    ]
     checkpoints = []
     for attempt in range(4):
         # a random block to reach, then a random few milliseconds: the kill lands anywhere in the next step
@@ -491,8 +540,9 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(audited, dbs, c
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert dump(engine) == reference, f"seed {seed}"
-    assert len(checkpoints) >= 3 and all(0 < b < head for b in checkpoints), \
+    assert len(checkpoints) >= 3 and all(0 < b < head for b in checkpoints), (
         f"kills did not land mid-way (checkpoints {checkpoints}, seed {seed})"
+    )
 
 
 # --- the ape command --------------------------------------------------------------------------------------------
@@ -501,8 +551,9 @@ def test_kill_9_at_random_moments_leaves_no_duplicate_and_no_gap(audited, dbs, c
 def ape_audit(*args: str, deployments_dir: Path, host: str, wait: bool = True):
     ape = Path(sys.executable).with_name("ape")
     env = dict(os.environ, **{deployment.DEPLOYMENTS_ENV: str(deployments_dir)}, APE_FOUNDRY_HOST=host)
-    proc = subprocess.Popen([str(ape), "run", "audit", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(ape), "run", "audit", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     return proc.communicate(timeout=180) + (proc.returncode,) if wait else proc
 
 
@@ -510,22 +561,31 @@ def test_ape_run_audit_index_and_verify(audited, tmp_path, networks):
     host = audited.rpc_url
     records = tmp_path / "deployments"
     choice = "ethereum:local:foundry"
-    deployment.write_record(deployment.record_path(choice, records), {
-        "format": 1, "network": choice, "chain_id": networks.provider.chain_id, "token": audited.address,
-        "block": {"number": 0, "timestamp": 0, "time": ""},
-    })
+    deployment.write_record(
+        deployment.record_path(choice, records),
+        {
+            "format": 1,
+            "network": choice,
+            "chain_id": networks.provider.chain_id,
+            "token": audited.address,
+            "block": {"number": 0, "timestamp": 0, "time": ""},
+        },
+    )
     db = tmp_path / "cli.sqlite"
     missing_dir = tmp_path / "no-records"
     missing_dir.mkdir()
     # bad input (each must fail with its reason and leave nothing behind) and a good run, in parallel
     good_db = tmp_path / "good.sqlite"
     runs = {
-        "bad url": ape_audit("index", "--network", choice, "--db", "mysql://x@y/z", deployments_dir=records,
-                             host=host, wait=False),
-        "no record": ape_audit("index", "--network", choice, "--db", f"sqlite:///{db}",
-                               deployments_dir=missing_dir, host=host, wait=False),
-        "index": ape_audit("index", "--network", choice, "--db", f"sqlite:///{good_db}", deployments_dir=records,
-                           host=host, wait=False),
+        "bad url": ape_audit(
+            "index", "--network", choice, "--db", "mysql://x@y/z", deployments_dir=records, host=host, wait=False
+        ),
+        "no record": ape_audit(
+            "index", "--network", choice, "--db", f"sqlite:///{db}", deployments_dir=missing_dir, host=host, wait=False
+        ),
+        "index": ape_audit(
+            "index", "--network", choice, "--db", f"sqlite:///{good_db}", deployments_dir=records, host=host, wait=False
+        ),
     }
     done = {name: proc.communicate(timeout=180) + (proc.returncode,) for name, proc in runs.items()}
     out, err, code = done["bad url"]
@@ -545,7 +605,8 @@ def test_ape_run_audit_index_and_verify(audited, tmp_path, networks):
             conn.execute(update(schema.transfers).where(schema.transfers.c.amount == 30_000).values(amount=31_000))
     finally:
         engine.dispose()
-    out, err, code = ape_audit("verify", "--network", choice, "--db", f"sqlite:///{db}", deployments_dir=records,
-                               host=host)
+    out, err, code = ape_audit(
+        "verify", "--network", choice, "--db", f"sqlite:///{db}", deployments_dir=records, host=host
+    )
     assert code == 1, out + err
     assert "mismatches" in out and "FAILED" in out and "balance" in out

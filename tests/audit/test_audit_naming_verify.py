@@ -47,8 +47,14 @@ def load_script(name: str):
 
 def ape_run(script: str, *args: str, env: dict[str, str], timeout: int = 240) -> subprocess.CompletedProcess:
     ape = Path(sys.executable).with_name("ape")
-    return subprocess.run([str(ape if ape.exists() else "ape"), "run", script, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(ape if ape.exists() else "ape"), "run", script, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def output_of(result: subprocess.CompletedProcess) -> str:
@@ -70,8 +76,14 @@ def test_network_name_of_ape_provider_objects(networks):
     assert deployment.network_name(networks.provider) == LOCAL  # the session's connected Anvil
     adhoc = networks.get_provider_from_choice("http://127.0.0.1:9545")
     assert deployment.network_name(adhoc) == "http://127.0.0.1:9545"
-    for choice, name in ((PILOT, PILOT), ("ethereum:pilot", PILOT), ("ethereum:pilot:http://127.0.0.1:1", PILOT),
-                         (LOCAL, LOCAL), ("ethereum:local", LOCAL), ("http://127.0.0.1:1", "http://127.0.0.1:1")):
+    for choice, name in (
+        (PILOT, PILOT),
+        ("ethereum:pilot", PILOT),
+        ("ethereum:pilot:http://127.0.0.1:1", PILOT),
+        (LOCAL, LOCAL),
+        ("ethereum:local", LOCAL),
+        ("http://127.0.0.1:1", "http://127.0.0.1:1"),
+    ):
         assert deployment.network_name_of_choice(choice) == name, choice
     assert deployment.record_path(PILOT, "/r") == Path("/r/ethereum-pilot-node.json")
     with pytest.raises(ValueError, match="unknown network 'ethereum:nowhere:node'") as err:
@@ -120,8 +132,10 @@ def test_every_audit_command_takes_a_plain_path_as_a_sqlite_file(tmp_path):
 
 @pytest.fixture
 def pilot_env(tmp_path) -> dict[str, str]:
-    env = dict(os.environ, **{deployment.DEPLOYMENTS_ENV: str(tmp_path / "deployments"),
-                              store.AUDIT_DIR_ENV: str(tmp_path / "audit")})
+    env = dict(
+        os.environ,
+        **{deployment.DEPLOYMENTS_ENV: str(tmp_path / "deployments"), store.AUDIT_DIR_ENV: str(tmp_path / "audit")},
+    )
     env.pop("APE_FOUNDRY_HOST", None)
     return env
 
@@ -134,8 +148,7 @@ def test_pilot_deploy_index_report_status_and_verify_after_a_restart(tmp_path, p
         monkeypatch.setenv(name, pilot_env[name])
     with throwaway_node(state_interval=1) as config:
         choice = f"ethereum:pilot:{config.rpc_url}"
-        deployed = ape_run("deploy", "--network", choice, "--account", "TEST::0", "--admin-delay", "60",
-                           env=pilot_env)
+        deployed = ape_run("deploy", "--network", choice, "--account", "TEST::0", "--admin-delay", "60", env=pilot_env)
         assert deployed.returncode == 0, output_of(deployed)
         record = tmp_path / "deployments" / "ethereum-pilot-node.json"
         assert sorted(p.name for p in record.parent.iterdir()) == [record.name]
@@ -149,8 +162,10 @@ def test_pilot_deploy_index_report_status_and_verify_after_a_restart(tmp_path, p
         runner = CliRunner()
         report = runner.invoke(load_script("audit"), ["report", "--network", PILOT, "--format", "json"])
         assert report.exit_code == 0, report.output
-        status = runner.invoke(load_script("network"), ["status", "--data-dir", str(config.data_dir),
-                                                        "--port", str(config.port), "--network", choice])
+        status = runner.invoke(
+            load_script("network"),
+            ["status", "--data-dir", str(config.data_dir), "--port", str(config.port), "--network", choice],
+        )
         assert status.exit_code == 0, status.output
         token = deployment.load_record(record)["token"]
         assert token in status.output and "No deployment recorded" not in status.output
@@ -167,8 +182,9 @@ def test_pilot_deploy_index_report_status_and_verify_after_a_restart(tmp_path, p
         assert "node has no state before block" in out and "facts skipped" in out
         assert "blocks behind" in out
 
-        caught_up = ape_run("audit", "index", "--network", choice, "--confirmations", "0", "--db", str(database),
-                            env=pilot_env)
+        caught_up = ape_run(
+            "audit", "index", "--network", choice, "--confirmations", "0", "--db", str(database), env=pilot_env
+        )
         assert caught_up.returncode == 0, output_of(caught_up)
         verified = ape_run("audit", "verify", "--network", choice, "--db", str(database), env=pilot_env)
         out = output_of(verified)
@@ -195,8 +211,11 @@ def loaded_copy(chain, tmp_path):
     state.write_bytes(gzip.decompress(bytes.fromhex(dumped[2:])))
     port = free_port()
     anvil = net.find_anvil()
-    process = subprocess.Popen([anvil, "--port", str(port), "--load-state", str(state), "--chain-id",
-                                str(chain.chain_id), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [anvil, "--port", str(port), "--load-state", str(state), "--chain-id", str(chain.chain_id), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rpc = RpcClient(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 30
@@ -244,8 +263,10 @@ def test_verify_skips_past_periods_a_node_cannot_read(two_periods, chain, networ
         partial = verify(copy, engine, token)
         assert partial.ok, partial.mismatches
         assert 0 < partial.skipped and partial.checks < full.checks
-        assert partial.skipped_note == (f"past periods not checkable: node has no state before block {head}; "
-                                        f"{partial.skipped} fact{'s' if partial.skipped > 1 else ''} skipped")
+        assert partial.skipped_note == (
+            f"past periods not checkable: node has no state before block {head}; "
+            f"{partial.skipped} fact{'s' if partial.skipped > 1 else ''} skipped"
+        )
     finally:
         session.close()
         engine.dispose()

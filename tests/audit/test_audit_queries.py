@@ -201,9 +201,13 @@ def test_every_flag_names_payment_and_rule_in_chain_order(ledger, engine):
     with snapshot(engine) as conn:
         hits = find_flags(conn)
     assert [(f.tx_hash, f.rule) for f in hits] == [
-        (one["tx_hash"], "night"), (one["tx_hash"], "weekend"), (one["tx_hash"], "split-evidence"),
+        (one["tx_hash"], "night"),
+        (one["tx_hash"], "weekend"),
+        (one["tx_hash"], "split-evidence"),
         (one["tx_hash"], "near-evidence-threshold"),
-        (two["tx_hash"], "night"), (two["tx_hash"], "weekend"), (two["tx_hash"], "split-evidence"),
+        (two["tx_hash"], "night"),
+        (two["tx_hash"], "weekend"),
+        (two["tx_hash"], "split-evidence"),
     ]
     assert all(f.rule in RULES and f.tx_hash.startswith("0x") and len(f.tx_hash) == 66 for f in hits)
     with snapshot(engine) as conn:
@@ -232,8 +236,15 @@ def test_report(ledger, engine):
     ledger.pay(kim, shop, 120_000, kst(2030, 1, 7, 12))
     ledger.pay(kim, cafe, 30_000, kst(2030, 1, 8, 15), category=Category.CAFE_BAKERY)
     ledger.pay(lee, shop, 200_000, kst(2030, 2, 4, 12))
-    ledger.pay(ev, installer, 40_000_000, kst(2030, 2, 5, 11), program_id=EV,
-               category=Category.EV_CHARGER_INSTALLER, evidence=True)
+    ledger.pay(
+        ev,
+        installer,
+        40_000_000,
+        kst(2030, 2, 5, 11),
+        program_id=EV,
+        category=Category.EV_CHARGER_INSTALLER,
+        evidence=True,
+    )
     # kim moves to another department: later payments count there
     ledger.enrol("kim", BP, "MOEF-AUDIT", at=kst(2030, 2, 10, 9))
     ledger.pay(kim, shop, 50_000, kst(2030, 2, 11, 12))
@@ -249,7 +260,9 @@ def test_report(ledger, engine):
 
     dept = _spend(report, "department")
     assert {k: (r.payments, r.amount, r.payers) for k, r in dept.items()} == {
-        "MOEF-BUDGET": (2, 150_000, 1), "MOEF-TAX": (1, 200_000, 1), "EV-BIZ": (1, 40_000_000, 1),
+        "MOEF-BUDGET": (2, 150_000, 1),
+        "MOEF-TAX": (1, 200_000, 1),
+        "EV-BIZ": (1, 40_000_000, 1),
         "MOEF-AUDIT": (1, 50_000, 1),
     }
     assert [r.key for r in report.spend if r.dimension == "department"][0] == "EV-BIZ"  # largest first
@@ -267,7 +280,13 @@ def test_report(ledger, engine):
 
     flows_by = {r.program_id: r for r in report.flows}
     bp, evp, total = flows_by[BP], flows_by[EV], flows_by[None]
-    assert (bp.allocated, bp.spent, bp.returned, bp.clawed_back, bp.swept) == (6_000_000, 400_000, 1_000_000, 500_000, 0)
+    assert (bp.allocated, bp.spent, bp.returned, bp.clawed_back, bp.swept) == (
+        6_000_000,
+        400_000,
+        1_000_000,
+        500_000,
+        0,
+    )
     assert bp.unspent == 6_000_000 - 400_000 - 1_000_000 - 500_000 and bp.redeemed is None
     assert (evp.allocated, evp.spent, evp.swept, evp.unspent) == (100_000_000, 40_000_000, 60_000_000, 0)
     assert (total.allocated, total.spent, total.redeemed) == (106_000_000, 40_400_000, 40_300_000)

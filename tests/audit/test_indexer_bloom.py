@@ -71,8 +71,11 @@ def test_a_provider_that_keeps_dropping_logs_stops_the_indexer(history, tmp_path
     with RpcProxy(url, DropLogs(times=10**9)) as proxy:
         engine = _engine(tmp_path, "proxied.sqlite")
         indexer = Indexer(RpcClient(proxy.url), engine, _config(token))
-        with pytest.raises(bloom.BloomMismatch, match=r"contradicts the block headers after 4 tries: block \d+: its "
-                                                      r"logsBloom says the token logged an event there"):
+        with pytest.raises(
+            bloom.BloomMismatch,
+            match=r"contradicts the block headers after 4 tries: block \d+: its "
+            r"logsBloom says the token logged an event there",
+        ):
             indexer.run()
     with engine.connect() as conn:
         assert store.read_checkpoint(conn) is None  # nothing of the faulty range was written
@@ -99,6 +102,6 @@ def test_bloom_bits_match_the_node(history):
     rpc = RpcClient(url)
     logs = rpc.get_logs(token, 0, rpc.block_number())
     number = int(logs[-1]["blockNumber"], 16)
-    header, = rpc.headers([number])
+    (header,) = rpc.headers([number])
     block_logs = [log for log in logs if int(log["blockNumber"], 16) == number]
     assert bloom.masks_by_block(block_logs)[number] == int(header["logsBloom"], 16)

@@ -92,5 +92,7 @@ def test_missing_binaries_are_one_sentence_with_the_install_command(tmp_path, mo
 
 def test_url_helpers_keep_user_host_and_options():
     url = "postgresql+psycopg://alice:s3cret@db.example:6543/audit?sslmode=require"
-    assert pgserver.with_database(url, "other") == \
-        "postgresql+psycopg://alice:s3cret@db.example:6543/other?sslmode=require"
+    assert (
+        pgserver.with_database(url, "other")
+        == "postgresql+psycopg://alice:s3cret@db.example:6543/other?sslmode=require"
+    )

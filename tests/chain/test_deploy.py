@@ -56,7 +56,11 @@ def ape_run(*args: str, deployments_dir: Path, host: str | None = None, timeout:
         env["APE_FOUNDRY_HOST"] = host
     return subprocess.run(
         [str(ape if ape.exists() else "ape"), "run", "deploy", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -124,7 +128,9 @@ def test_source_hash_is_stable_and_tracks_sources(tmp_path):
     assert first.startswith("sha256:") and len(first) == len("sha256:") + 64
     assert deployment.source_hash(root) == first
     assert [p.relative_to(root).as_posix() for p in deployment.source_files(root)] == [
-        "libraries/Lib.sol", "token/Token.sol"]
+        "libraries/Lib.sol",
+        "token/Token.sol",
+    ]
 
     copy = tmp_path / "elsewhere" / "contracts"  # the checkout's location does not matter
     shutil.copytree(root, copy)
@@ -179,8 +185,10 @@ def test_record_has_every_field_with_the_chain_values(path, provider, chain, acc
     assert module_receipt.sender == token_receipt.sender == deployer.address
     assert loaded["block"]["number"] == token_receipt.block_number
     assert loaded["block"]["timestamp"] == chain.blocks[token_receipt.block_number].timestamp
-    assert datetime.fromisoformat(loaded["block"]["time"].replace("Z", "+00:00")).timestamp() == \
-        loaded["block"]["timestamp"]
+    assert (
+        datetime.fromisoformat(loaded["block"]["time"].replace("Z", "+00:00")).timestamp()
+        == loaded["block"]["timestamp"]
+    )
 
     token = token_at(loaded["token"])
     assert token.name() == TOKEN_NAME
@@ -192,12 +200,16 @@ def test_record_has_every_field_with_the_chain_values(path, provider, chain, acc
     assert compiler["name"] == "solidity"
     assert compiler["version"].startswith("0.8.30+commit.")
     assert compiler["build"] in ("native", "solc-js")
-    assert compiler["settings"] == {
-        "via_ir": solidity.via_ir is True,
-        "optimizer_enabled": True,
-        "optimizer_runs": solidity.optimization_runs,
-        "evm_version": solidity.evm_version,
-    } == {"via_ir": True, "optimizer_enabled": True, "optimizer_runs": 1000, "evm_version": "cancun"}
+    assert (
+        compiler["settings"]
+        == {
+            "via_ir": solidity.via_ir is True,
+            "optimizer_enabled": True,
+            "optimizer_runs": solidity.optimization_runs,
+            "evm_version": solidity.evm_version,
+        }
+        == {"via_ir": True, "optimizer_enabled": True, "optimizer_runs": 1000, "evm_version": "cancun"}
+    )
     assert loaded["sources"]["sha256"] == deployment.source_hash(ROOT / "contracts")
     assert loaded["sources"]["files"] == len(deployment.source_files(ROOT / "contracts"))
     assert loaded["dependencies"] == {"openzeppelin": "5.7.0", "openzeppelin-upgradeable": "5.7.0"}

@@ -40,8 +40,14 @@ def load_cli():
 
 def ape_run(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
     ape = Path(sys.executable).with_name("ape")
-    return subprocess.run([str(ape if ape.exists() else "ape"), "run", "network", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(ape if ape.exists() else "ape"), "run", "network", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def send(rpc: RpcClient, tx: dict, key: bytes) -> str:
@@ -61,8 +67,7 @@ def wait_receipt(rpc: RpcClient, tx_hash: str, timeout: float = 15.0) -> dict:
 
 def deploy_probe(rpc: RpcClient, key: bytes, nonce: int = 0) -> tuple[str, dict]:
     """Deploys the 42-returning contract from an account without ether (legacy tx, gas price 0)."""
-    tx = {"nonce": nonce, "gasPrice": 0, "gas": 100_000, "data": INIT_CODE, "value": 0,
-          "chainId": net.DEFAULT_CHAIN_ID}
+    tx = {"nonce": nonce, "gasPrice": 0, "gas": 100_000, "data": INIT_CODE, "value": 0, "chainId": net.DEFAULT_CHAIN_ID}
     receipt = wait_receipt(rpc, send(rpc, tx, key))
     assert int(receipt["status"], 16) == 1
     return receipt["contractAddress"], receipt
@@ -90,8 +95,9 @@ def test_cli_up_status_down(tmp_path, monkeypatch):
     it; then `status` says so. (up and down run as separate processes, as an operator runs them; status runs
     in-process, which is quicker on this busy machine.)"""
     data_dir, port = tmp_path / "cli-chain", free_port()
-    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"),
-               **{deployment.DEPLOYMENTS_ENV: str(tmp_path / "deployments")})
+    env = dict(
+        os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"), **{deployment.DEPLOYMENTS_ENV: str(tmp_path / "deployments")}
+    )
     monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(tmp_path / "deployments"))
     cli, runner = load_cli(), CliRunner()
     up = ape_run("up", "--data-dir", str(data_dir), "--port", str(port), "--block-time", "0.5", env=env)
@@ -160,10 +166,24 @@ def test_zero_gas_price_lets_accounts_without_ether_transact(config, node):
     assert rpc.call("eth_gasPrice") == "0x0"
     payer = Account.create()
     assert int(rpc.call("eth_getBalance", [payer.address, "latest"]), 16) == 0
-    legacy = {"nonce": 0, "gasPrice": 0, "gas": 21_000, "to": payer.address, "value": 0,
-              "chainId": net.DEFAULT_CHAIN_ID}
-    eip1559 = {"nonce": 1, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "gas": 21_000, "to": payer.address,
-               "value": 0, "chainId": net.DEFAULT_CHAIN_ID, "type": 2}
+    legacy = {
+        "nonce": 0,
+        "gasPrice": 0,
+        "gas": 21_000,
+        "to": payer.address,
+        "value": 0,
+        "chainId": net.DEFAULT_CHAIN_ID,
+    }
+    eip1559 = {
+        "nonce": 1,
+        "maxFeePerGas": 0,
+        "maxPriorityFeePerGas": 0,
+        "gas": 21_000,
+        "to": payer.address,
+        "value": 0,
+        "chainId": net.DEFAULT_CHAIN_ID,
+        "type": 2,
+    }
     hashes = [send(rpc, legacy, payer.key), send(rpc, eip1559, payer.key)]
     receipts = [wait_receipt(rpc, h) for h in hashes]
     assert all(int(r["status"], 16) == 1 for r in receipts)
@@ -177,10 +197,16 @@ def test_state_survives_down_and_up_and_status_shows_the_deployment(config, node
     deployer = Account.create()
     token, receipt = deploy_probe(rpc, deployer.key)
     records = tmp_path / "deployments"
-    deployment.write_record(deployment.record_path(PILOT, records), {
-        "network": PILOT, "chain_id": net.DEFAULT_CHAIN_ID, "token": token, "admin_module": deployer.address,
-        "block": {"number": int(receipt["blockNumber"], 16)},
-    })
+    deployment.write_record(
+        deployment.record_path(PILOT, records),
+        {
+            "network": PILOT,
+            "chain_id": net.DEFAULT_CHAIN_ID,
+            "token": token,
+            "admin_module": deployer.address,
+            "block": {"number": int(receipt["blockNumber"], 16)},
+        },
+    )
     before = net.status(config, PILOT, records)
     assert before.answering and before.ours and before.chain_id == net.DEFAULT_CHAIN_ID
     [record] = before.deployments
@@ -218,12 +244,12 @@ def test_a_killed_node_keeps_what_was_dumped_and_refuses_another_chain_id(config
 def test_status_reports_a_record_whose_token_has_no_code(config, node, tmp_path):
     records = tmp_path / "deployments"
     ghost = Account.create().address
-    deployment.write_record(deployment.record_path(PILOT, records),
-                            {"network": PILOT, "chain_id": net.DEFAULT_CHAIN_ID, "token": ghost})
+    deployment.write_record(
+        deployment.record_path(PILOT, records), {"network": PILOT, "chain_id": net.DEFAULT_CHAIN_ID, "token": ghost}
+    )
     [record] = net.status(config, PILOT, records).deployments
     assert record.token_has_code is False and "no code" in record.note
-    deployment.write_record(deployment.record_path(PILOT, records),
-                            {"network": PILOT, "chain_id": 1, "token": ghost})
+    deployment.write_record(deployment.record_path(PILOT, records), {"network": PILOT, "chain_id": 1, "token": ghost})
     [record] = net.status(config, PILOT, records).deployments
     assert record.token_has_code is None and "chain id 1" in record.note
     assert json.loads(config.info_file.read_text())["chain_id"] == net.DEFAULT_CHAIN_ID
@@ -271,8 +297,7 @@ def test_a_new_chain_starts_at_the_chosen_genesis_time_and_a_saved_one_refuses_i
     assert bad.exit_code == 1 and "--genesis-time 'soon' is neither unix seconds" in bad.output
     assert "Traceback" not in bad.output and not (data_dir / net.PID_FILE).exists()
 
-    up = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time",
-                             "2031-03-01"])
+    up = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time", "2031-03-01"])
     config = net.config_for(data_dir)
     try:
         assert up.exit_code == 0, up.output
@@ -281,8 +306,7 @@ def test_a_new_chain_starts_at_the_chosen_genesis_time_and_a_saved_one_refuses_i
         assert block_stamps(rpc, 0, 0) == [1_930_057_200]  # 2031-03-01 00:00 KST
     finally:
         net.stop(config)
-    again = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time",
-                                "2031-03-01"])
+    again = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", str(port), "--genesis-time", "2031-03-01"])
     assert again.exit_code == 1 and "keeps its own clock" in again.output
     assert net.running_pid(config) is None
 

@@ -69,10 +69,17 @@ def test_signatures_are_byte_identical_to_eth_account():
     ]
     for chain_id in (1, 31337, 20261):
         for nonce, gas_price, gas, recipient, value, data in cases:
-            raw, tx_hash = sign_legacy(signer, nonce=nonce, gas_price=gas_price, gas=gas, to=recipient,
-                                       value=value, data=data, chain_id=chain_id)
-            tx = {"nonce": nonce, "gasPrice": gas_price, "gas": gas, "value": value, "data": data,
-                  "chainId": chain_id}
+            raw, tx_hash = sign_legacy(
+                signer,
+                nonce=nonce,
+                gas_price=gas_price,
+                gas=gas,
+                to=recipient,
+                value=value,
+                data=data,
+                chain_id=chain_id,
+            )
+            tx = {"nonce": nonce, "gasPrice": gas_price, "gas": gas, "value": value, "data": data, "chainId": chain_id}
             if recipient:
                 tx["to"] = recipient
             expected = Account.sign_transaction(tx, key)
@@ -191,7 +198,7 @@ def test_nonces_continue_across_submits_and_other_senders(system, chain, abi, su
 def test_out_of_gas_is_named(system, chain, abi, submitter):
     signer = LocalSigner.from_account(system.people.spenders[3])
     request = pay(abi, system, signer, system.people.restaurant, 1_000)
-    outcome, = submitter.submit([TxRequest(request.signer, request.to, request.data, 30_000)])
+    (outcome,) = submitter.submit([TxRequest(request.signer, request.to, request.data, 30_000)])
     assert not outcome.status and "ran out of gas" in outcome.error
 
 

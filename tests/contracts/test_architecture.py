@@ -166,7 +166,10 @@ FIELDS = [
 
 def _constants(path: str) -> dict[str, int]:
     text = (ROOT / path).read_text()
-    return {name: int(value, 0) for name, value in re.findall(r"^uint256 constant (\w+) = (0x[0-9a-fA-F]+|\d+);", text, re.M)}
+    return {
+        name: int(value, 0)
+        for name, value in re.findall(r"^uint256 constant (\w+) = (0x[0-9a-fA-F]+|\d+);", text, re.M)
+    }
 
 
 def _members(output: dict) -> dict[tuple[str, str], tuple[int, int]]:
@@ -217,10 +220,18 @@ def test_packed_slot_names_match_the_struct_layout(solc_output):
 @pytest.mark.parametrize("path", ["contracts/token/PaymentEngine.sol", "contracts/libraries/PackedSlots.sol"])
 def test_no_literal_offsets_or_masks_in_the_payment_engine(path):
     """Shifts and masks of slot fields go through the named constants (a memory offset like 0x20 is not a field)."""
-    code = "\n".join(line.split("//")[0] for line in (ROOT / path).read_text().splitlines() if not line.lstrip().startswith(("///", "//", "*")))
+    code = "\n".join(
+        line.split("//")[0]
+        for line in (ROOT / path).read_text().splitlines()
+        if not line.lstrip().startswith(("///", "//", "*"))
+    )
     code = re.sub(r"^uint256 constant .*$", "", code, flags=re.M)
     assert not re.findall(r"\b(?:shr|shl)\(\s*\d+", code), "literal shift in assembly"
     assert not re.findall(r"(?:>>|<<)\s*\d+\b", code), "literal shift"
     assert not re.findall(r"&\s*(?:0x[0-9a-fA-F]+|\d+)\b", code.replace("& 1 ", "").replace("& 1)", "")), "literal mask"
-    assert not re.findall(r"\band\([^()]*,\s*(?:0x[0-9a-fA-F]+|\d+)\)", code.replace(", 1)", ")")), "literal mask in assembly"
-    assert not re.findall(r"\b(?:uint(?:8|16|24|40|48|96)|int16)\(\s*(?:uint16\()?\s*[a-z]\w*\s*>>", code), "cast used as a mask"
+    assert not re.findall(r"\band\([^()]*,\s*(?:0x[0-9a-fA-F]+|\d+)\)", code.replace(", 1)", ")")), (
+        "literal mask in assembly"
+    )
+    assert not re.findall(r"\b(?:uint(?:8|16|24|40|48|96)|int16)\(\s*(?:uint16\()?\s*[a-z]\w*\s*>>", code), (
+        "cast used as a mask"
+    )

@@ -9,7 +9,14 @@ import pytest
 from eth_account import Account
 
 from support.system import MONDAY_10, ZERO, b32, set_time, ts
-from deposit_token.ops.authorization import Domain, PaymentAuthorization, SignedAuthorization, new_nonce, sign_authorization, sign_cancellation
+from deposit_token.ops.authorization import (
+    Domain,
+    PaymentAuthorization,
+    SignedAuthorization,
+    new_nonce,
+    sign_authorization,
+    sign_cancellation,
+)
 
 ZERO_HEX = "0x" + "00" * 32
 
@@ -26,8 +33,13 @@ def official(system):
 
 def authorize(system, official, vendor, amount, receipt=ZERO_HEX, hours=1, nonce=None):
     auth = PaymentAuthorization(
-        payer=official.address, vendor=vendor.address, amount=amount, receipt_id=receipt,
-        evidence_hash=ZERO_HEX, valid_after=ts(MONDAY_10) - 60, valid_before=ts(MONDAY_10 + timedelta(hours=hours)),
+        payer=official.address,
+        vendor=vendor.address,
+        amount=amount,
+        receipt_id=receipt,
+        evidence_hash=ZERO_HEX,
+        valid_after=ts(MONDAY_10) - 60,
+        valid_before=ts(MONDAY_10 + timedelta(hours=hours)),
         nonce=nonce or new_nonce(),
     )
     return sign_authorization(auth, Domain.of(system.token), official.key)
@@ -81,8 +93,14 @@ def test_validity_window(system, official, chain):
     set_time(chain, MONDAY_10 + timedelta(hours=2))
     with ape.reverts(t.AuthorizationExpired, validBefore=signed.authorization.valid_before):
         t.receiveWithAuthorization(*signed.contract_args(), sender=p.restaurant)
-    later = PaymentAuthorization(**{**signed.authorization.__dict__, "valid_after": ts(MONDAY_10 + timedelta(days=1)),
-                                    "valid_before": ts(MONDAY_10 + timedelta(days=2)), "nonce": new_nonce()})
+    later = PaymentAuthorization(
+        **{
+            **signed.authorization.__dict__,
+            "valid_after": ts(MONDAY_10 + timedelta(days=1)),
+            "valid_before": ts(MONDAY_10 + timedelta(days=2)),
+            "nonce": new_nonce(),
+        }
+    )
     early = sign_authorization(later, Domain.of(t), official.key)
     with ape.reverts(t.AuthorizationNotYetValid, validAfter=later.valid_after):
         t.receiveWithAuthorization(*early.contract_args(), sender=p.restaurant)
@@ -107,10 +125,18 @@ def test_payer_cancels_an_unused_authorization(system, official):
     nonce = signed.authorization.nonce
     stranger = Account.create()
     with ape.reverts(t.InvalidAuthorizationSigner, signer=stranger.address, payer=official.address):
-        t.cancelAuthorization(official.address, bytes.fromhex(nonce[2:]),
-                              *sign_cancellation(official.address, nonce, domain, stranger.key), sender=p.outsider)
-    receipt = t.cancelAuthorization(official.address, bytes.fromhex(nonce[2:]),
-                                    *sign_cancellation(official.address, nonce, domain, official.key), sender=p.outsider)
+        t.cancelAuthorization(
+            official.address,
+            bytes.fromhex(nonce[2:]),
+            *sign_cancellation(official.address, nonce, domain, stranger.key),
+            sender=p.outsider,
+        )
+    receipt = t.cancelAuthorization(
+        official.address,
+        bytes.fromhex(nonce[2:]),
+        *sign_cancellation(official.address, nonce, domain, official.key),
+        sender=p.outsider,
+    )
     assert receipt.events[0].event_name == "AuthorizationCanceled"
     with ape.reverts(t.AuthorizationAlreadyUsed):
         t.receiveWithAuthorization(*signed.contract_args(), sender=p.restaurant)
@@ -118,13 +144,27 @@ def test_payer_cancels_an_unused_authorization(system, official):
 
 def test_bad_authorizations_are_rejected_before_signing(official, system):
     p = system.people
-    base = dict(payer=official.address, vendor=p.restaurant.address, amount=1, receipt_id=ZERO_HEX,
-                evidence_hash=ZERO_HEX, valid_after=0, valid_before=10, nonce=new_nonce())
-    for change, message in (({"amount": 0}, "amount"), ({"vendor": "0x123"}, "vendor"),
-                            ({"valid_before": 0}, "valid_before"), ({"nonce": "0x12"}, "nonce")):
+    base = dict(
+        payer=official.address,
+        vendor=p.restaurant.address,
+        amount=1,
+        receipt_id=ZERO_HEX,
+        evidence_hash=ZERO_HEX,
+        valid_after=0,
+        valid_before=10,
+        nonce=new_nonce(),
+    )
+    for change, message in (
+        ({"amount": 0}, "amount"),
+        ({"vendor": "0x123"}, "vendor"),
+        ({"valid_before": 0}, "valid_before"),
+        ({"nonce": "0x12"}, "nonce"),
+    ):
         with pytest.raises(ValueError, match=message):
             PaymentAuthorization(**{**base, **change})
     with pytest.raises(ValueError, match="payer"):
-        sign_authorization(PaymentAuthorization(**base), Domain("x", "1", 1, p.restaurant.address), Account.create().key)
+        sign_authorization(
+            PaymentAuthorization(**base), Domain("x", "1", 1, p.restaurant.address), Account.create().key
+        )
     with pytest.raises(ValueError, match="not a signed payment authorization"):
         SignedAuthorization.from_json(b'{"payer": 1}')

@@ -28,9 +28,15 @@ def account_code_hash(chain, address: str) -> str:
 def test_record_keeps_the_code_hashes_of_token_and_module(chain, people, tmp_path):
     deployed = deploy_system(people.admin)
     record = deployment.make_record(
-        network="ethereum:local:foundry", chain_id=chain.chain_id, deployed=deployed, deployer=people.admin.address,
-        admin=people.admin.address, admin_transfer_delay=0, block_timestamp=chain.blocks[deployed.block].timestamp,
-        project=project, contracts_dir=project.contracts_folder,
+        network="ethereum:local:foundry",
+        chain_id=chain.chain_id,
+        deployed=deployed,
+        deployer=people.admin.address,
+        admin=people.admin.address,
+        admin_transfer_delay=0,
+        block_timestamp=chain.blocks[deployed.block].timestamp,
+        project=project,
+        contracts_dir=project.contracts_folder,
     )
     hashes = record["code_hashes"]
     assert set(hashes) == {"token", "admin_module"}
@@ -43,8 +49,11 @@ def test_record_keeps_the_code_hashes_of_token_and_module(chain, people, tmp_pat
 
 def _record(chain, token) -> dict:
     module = token.ADMIN_MODULE()
-    return {"token": str(token.address), "admin_module": str(module),
-            "code_hashes": deployment.code_hashes(chain.provider.get_code, token.address, module)}
+    return {
+        "token": str(token.address),
+        "admin_module": str(module),
+        "code_hashes": deployment.code_hashes(chain.provider.get_code, token.address, module),
+    }
 
 
 def test_verify_checks_the_chain_code_against_the_record(system, chain, networks, tmp_path, people):
@@ -80,8 +89,13 @@ def test_verify_checks_the_chain_code_against_the_record(system, chain, networks
 
         # A record naming another module (a second deployment's) than the one the token delegates to.
         other = project.DepositTokenAdmin.deploy(TOKEN_NAME, sender=people.admin)
-        elsewhere = dict(record, admin_module=str(other.address), code_hashes=dict(
-            record["code_hashes"], admin_module=deployment.code_hash(chain.provider.get_code(other.address))))
+        elsewhere = dict(
+            record,
+            admin_module=str(other.address),
+            code_hashes=dict(
+                record["code_hashes"], admin_module=deployment.code_hash(chain.provider.get_code(other.address))
+            ),
+        )
         wrong = verify(rpc, engine, token, record=elsewhere)
         assert [(m.check, m.database, m.chain) for m in wrong.mismatches] == [
             ("ADMIN_MODULE", str(other.address), module)

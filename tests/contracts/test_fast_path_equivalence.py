@@ -82,15 +82,27 @@ def test_differential_fuzzing_fast_path_equals_solidity_path():
 def _halmos(forge: str, function: str) -> tuple[int, str]:
     if not HALMOS.exists():
         _unavailable(f"halmos is not installed at {HALMOS.relative_to(ROOT)} (make setup)")
-    return _run([str(HALMOS), "--forge-build-out", "out/fastpath", "--contract", "FastPathSymbolicTest",
-                 "--function", function], _env(forge), timeout=1800)
+    return _run(
+        [
+            str(HALMOS),
+            "--forge-build-out",
+            "out/fastpath",
+            "--contract",
+            "FastPathSymbolicTest",
+            "--function",
+            function,
+        ],
+        _env(forge),
+        timeout=1800,
+    )
 
 
 def test_halmos_proves_fast_path_equivalent_on_storage():
     code, text = _halmos(_forge(), "check_fastPathEquivalent")
     passed = re.findall(r"\[PASS\]\s+(check_\w+)", text)
-    assert code == 0 and sorted(passed) == ["check_fastPathEquivalent", "check_fastPathEquivalentNoReceipt"], \
-        _tail(text)
+    assert code == 0 and sorted(passed) == ["check_fastPathEquivalent", "check_fastPathEquivalentNoReceipt"], _tail(
+        text
+    )
     assert "[FAIL]" not in text and "[ERROR]" not in text and "[TIMEOUT]" not in text, _tail(text)
 
 
@@ -106,4 +118,3 @@ def test_a_broken_fast_path_is_caught(mutant):
     forge = _forge()
     code, text = _run([sys.executable, str(FASTPATH / "mutate.py"), mutant], _env(forge), timeout=1800)
     assert code == 0 and f"KILLED  {mutant}" in text, _tail(text)
-

@@ -30,11 +30,24 @@ from deposit_token.domain.rules import local_time, unpack_hours
 
 SPENDER, VENDOR, TREASURY = Kind.SPENDER, Kind.VENDOR, Kind.TREASURY
 CODES = {
-    0: None, 1: ("TokenPaused", "ProgramHalted"), 2: ("NotRegistered",), 3: ("NotRegistered",),
-    4: ("TransferPathNotAllowed",), 5: ("AccountFrozen",), 6: ("AccountFrozen",), 7: ("VendorIsSuspended",),
-    8: ("ProgramNotStarted",), 9: ("ProgramEnded",), 10: ("OutsideAllowedHours",), 11: ("CategoryNotAllowed",),
-    12: ("PaymentLimitExceeded",), 13: ("CategoryCapExceeded",), 14: ("EvidenceRequired",),
-    15: ("ReceiptAlreadyUsed",), 16: ("InsufficientBalance",), 17: ("ZeroAmount",),
+    0: None,
+    1: ("TokenPaused", "ProgramHalted"),
+    2: ("NotRegistered",),
+    3: ("NotRegistered",),
+    4: ("TransferPathNotAllowed",),
+    5: ("AccountFrozen",),
+    6: ("AccountFrozen",),
+    7: ("VendorIsSuspended",),
+    8: ("ProgramNotStarted",),
+    9: ("ProgramEnded",),
+    10: ("OutsideAllowedHours",),
+    11: ("CategoryNotAllowed",),
+    12: ("PaymentLimitExceeded",),
+    13: ("CategoryCapExceeded",),
+    14: ("EvidenceRequired",),
+    15: ("ReceiptAlreadyUsed",),
+    16: ("InsufficientBalance",),
+    17: ("ZeroAmount",),
 }
 
 
@@ -128,8 +141,18 @@ class Model:
 
 def model_from_chain(system) -> Model:
     t, p = system.token, system.people
-    everyone = [p.treasury, p.treasury2, *p.spenders, *p.ev_recipients, p.restaurant, p.cafe, p.bar,
-                p.installer, p.supplier, p.outsider]
+    everyone = [
+        p.treasury,
+        p.treasury2,
+        *p.spenders,
+        *p.ev_recipients,
+        p.restaurant,
+        p.cafe,
+        p.bar,
+        p.installer,
+        p.supplier,
+        p.outsider,
+    ]
     kind, program_of, category_of, balances = {}, {}, {}, {}
     for account in everyone:
         record = t.accountOf(account)
@@ -142,8 +165,13 @@ def model_from_chain(system) -> Model:
         rules, config = t.programRules(program_id), t.programConfig(program_id)
         caps = {c: t.categoryCap(program_id, c) for c in range(1, 64) if rules.categories >> c & 1}
         programs[program_id] = Program(
-            treasury=config.treasury, start=rules.start, end=rules.end, offset=rules.utcOffsetMinutes,
-            hours=unpack_hours(rules.openingHours), caps=caps, limit=config.perPaymentLimit,
+            treasury=config.treasury,
+            start=rules.start,
+            end=rules.end,
+            offset=rules.utcOffsetMinutes,
+            hours=unpack_hours(rules.openingHours),
+            caps=caps,
+            limit=config.perPaymentLimit,
             threshold=config.evidenceThreshold,
         )
     return Model(kind, program_of, category_of, programs, balances, t.totalSupply())
@@ -223,16 +251,25 @@ class DepositTokenMachine(RuleBasedStateMachine):
                 self.payments_seen.append(key)
 
     @rule(
-        payer=st.integers(0, 8), vendor=st.integers(0, 4), amount=st.sampled_from([0, 1, 9_999, 45_000, 45_000, 120_000,
-        299_999, 499_999, 500_000, 1_000_000, 1_000_001, 3_000_000]) | st.integers(1, 2_500_000),
-        receipt_choice=st.sampled_from(["none", "new", "reuse"]), evidence=st.booleans(),
+        payer=st.integers(0, 8),
+        vendor=st.integers(0, 4),
+        amount=st.sampled_from(
+            [0, 1, 9_999, 45_000, 45_000, 120_000, 299_999, 499_999, 500_000, 1_000_000, 1_000_001, 3_000_000]
+        )
+        | st.integers(1, 2_500_000),
+        receipt_choice=st.sampled_from(["none", "new", "reuse"]),
+        evidence=st.booleans(),
         use_transfer=st.booleans(),
     )
     def pay(self, payer, vendor, amount, receipt_choice, evidence, use_transfer):
         self.try_payment(self.spenders[payer], self.vendors[vendor], amount, receipt_choice, evidence, use_transfer)
 
-    @rule(payer=st.integers(0, 8), vendor=st.sampled_from([0, 1, 3]), amount=st.integers(1_000, 200_000),
-          new_receipt=st.booleans())
+    @rule(
+        payer=st.integers(0, 8),
+        vendor=st.sampled_from([0, 1, 3]),
+        amount=st.integers(1_000, 200_000),
+        new_receipt=st.booleans(),
+    )
     def pay_typical(self, payer, vendor, amount, new_receipt):
         """A payment most rules allow (an allowed category, a modest amount), so that many succeed."""
         choice = "new" if new_receipt else "none"
@@ -257,7 +294,13 @@ class DepositTokenMachine(RuleBasedStateMachine):
             done = self.attempt(self.t.transfer, vendor, amount, sender=payer, expected=expected, names=CODES[expected])
         else:
             done = self.attempt(
-                self.t.pay, vendor, amount, receipt, evidence_hash, sender=payer, expected=expected,
+                self.t.pay,
+                vendor,
+                amount,
+                receipt,
+                evidence_hash,
+                sender=payer,
+                expected=expected,
                 names=CODES[expected],
             )
         if done is not None:
@@ -281,8 +324,14 @@ class DepositTokenMachine(RuleBasedStateMachine):
             expected = 1
         batch = b32(f"batch-{self.next_batch}")
         self.next_batch += 1
-        names = ("TokenPaused", "ProgramHalted", "ProgramEnded", "AccountFrozen", "SpenderInOtherProgram",
-                 "InsufficientBalance")
+        names = (
+            "TokenPaused",
+            "ProgramHalted",
+            "ProgramEnded",
+            "AccountFrozen",
+            "SpenderInOtherProgram",
+            "InsufficientBalance",
+        )
         args = (batch, program_id, spenders, [amount] * len(spenders))
         if self.attempt(self.t.allocate, *args, sender=self.p.manager, expected=expected, names=names) is not None:
             for s in spenders:
@@ -319,7 +368,12 @@ class DepositTokenMachine(RuleBasedStateMachine):
         self.tick()
         expected = 0 if amount > 0 else 1
         done = self.attempt(
-            self.t.clawback, spender, amount, "audit finding", sender=self.p.compliance, expected=expected,
+            self.t.clawback,
+            spender,
+            amount,
+            "audit finding",
+            sender=self.p.compliance,
+            expected=expected,
             names=("ZeroAmount",),
         )
         if done is not None:
@@ -370,7 +424,10 @@ class DepositTokenMachine(RuleBasedStateMachine):
         ended = all(now >= self.model.programs[self.model.program_of[s.address]].end for s in spenders)
         expected = 0 if ended and not self.model.paused else 1
         names = ("ProgramNotEnded", "TokenPaused")
-        if self.attempt(self.t.sweepExpired, spenders, sender=self.p.outsider, expected=expected, names=names) is not None:
+        if (
+            self.attempt(self.t.sweepExpired, spenders, sender=self.p.outsider, expected=expected, names=names)
+            is not None
+        ):
             for s in spenders:
                 program = self.model.programs[self.model.program_of[s.address]]
                 self.model.move(s.address, program.treasury, self.model.balances[s.address])
@@ -382,7 +439,10 @@ class DepositTokenMachine(RuleBasedStateMachine):
         self.tick()
         expected = 0 if amount > 0 and not self.model.paused and vendor.address not in self.model.frozen else 1
         names = ("ZeroAmount", "TokenPaused", "AccountFrozen")
-        if self.attempt(self.t.redeem, amount, f"settlement-{self.now}", sender=vendor, expected=expected, names=names) is not None:
+        if (
+            self.attempt(self.t.redeem, amount, f"settlement-{self.now}", sender=vendor, expected=expected, names=names)
+            is not None
+        ):
             self.model.balances[vendor.address] -= amount
             self.model.total_supply -= amount
 
@@ -410,7 +470,8 @@ class DepositTokenMachine(RuleBasedStateMachine):
             (spender.address, self.model.category_of[vendor.address])
             for spender in self.spenders
             for vendor in self.vendors
-            if self.model.category_of[vendor.address] in self.model.programs[self.model.program_of[spender.address]].caps
+            if self.model.category_of[vendor.address]
+            in self.model.programs[self.model.program_of[spender.address]].caps
         ]
         answers = self.read_many([self.t.spendingThisPeriod.encode_input(s, c) for s, c in pairs])
         for (spender, category), raw in zip(pairs, answers, strict=True):
@@ -422,7 +483,9 @@ class DepositTokenMachine(RuleBasedStateMachine):
 
 def test_contract_agrees_with_the_model(system, chain):
     settings_ = settings(
-        max_examples=20, stateful_step_count=50, deadline=None,
+        max_examples=20,
+        stateful_step_count=50,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     outcomes: dict[str, int] = defaultdict(int)

@@ -97,7 +97,9 @@ def test_plain_transfer_follows_the_paths(system):
         t.transfer(p.treasury2, 1, sender=s)
     with ape.reverts(t.NotProgramTreasury, programId=system.ev, account=p.treasury.address):
         t.transfer(p.ev_recipients[0], 1, sender=p.treasury)
-    with ape.reverts(t.TransferPathNotAllowed, **{"from": s.address, "fromKind": 2, "to": p.spenders[1].address, "toKind": 2}):
+    with ape.reverts(
+        t.TransferPathNotAllowed, **{"from": s.address, "fromKind": 2, "to": p.spenders[1].address, "toKind": 2}
+    ):
         t.transfer(p.spenders[1], 1, sender=s)
     with ape.reverts(t.TransferPathNotAllowed):
         t.transfer(p.cafe, 1, sender=p.restaurant)
@@ -128,25 +130,53 @@ def test_transfer_from_and_permit(system, accounts):
     typed = {
         "types": {
             "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
             ],
             "Permit": [
-                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
                 {"name": "deadline", "type": "uint256"},
             ],
         },
         "primaryType": "Permit",
         "domain": {"name": domain[1], "version": domain[2], "chainId": domain[3], "verifyingContract": t.address},
-        "message": {"owner": signer.address, "spender": terminal.address, "value": 20_000, "nonce": nonce, "deadline": deadline},
+        "message": {
+            "owner": signer.address,
+            "spender": terminal.address,
+            "value": 20_000,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
     }
     sig = Account.sign_message(encode_typed_data(full_message=typed), signer.key)
     assert domain[4] == t.address  # the module's EIP-712 code serves the token's domain
-    t.permit(signer.address, terminal, 20_000, deadline, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), sender=terminal)
+    t.permit(
+        signer.address,
+        terminal,
+        20_000,
+        deadline,
+        sig.v,
+        sig.r.to_bytes(32, "big"),
+        sig.s.to_bytes(32, "big"),
+        sender=terminal,
+    )
     assert t.allowance(signer.address, terminal) == 20_000
     with ape.reverts(t.ERC2612InvalidSigner):  # replay: the nonce moved on
-        t.permit(signer.address, terminal, 20_000, deadline, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), sender=terminal)
+        t.permit(
+            signer.address,
+            terminal,
+            20_000,
+            deadline,
+            sig.v,
+            sig.r.to_bytes(32, "big"),
+            sig.s.to_bytes(32, "big"),
+            sender=terminal,
+        )
     t.transferFrom(signer.address, p.restaurant, 15_000, sender=terminal)
     assert t.balanceOf(signer.address) == 35_000 and t.allowance(signer.address, terminal) == 5_000
     with ape.reverts(t.ERC20InsufficientAllowance, spender=terminal.address, allowance=5_000, needed=6_000):
@@ -183,7 +213,11 @@ def test_return_redeem_and_clawback(system):
     receipt = t.clawback(s, left, "fraud case 2030-04", sender=p.compliance)
     assert t.balanceOf(s) == 0 and t.balanceOf(p.treasury) == treasury + left
     clawed = receipt.events[1]
-    assert clawed.event_name == "ClawedBack" and clawed.reason == "fraud case 2030-04" and clawed.officer == p.compliance.address
+    assert (
+        clawed.event_name == "ClawedBack"
+        and clawed.reason == "fraud case 2030-04"
+        and clawed.officer == p.compliance.address
+    )
     with ape.reverts(t.InsufficientBalance):
         t.clawback(s, 1, "again", sender=p.compliance)
     with ape.reverts(t.WrongKind):
@@ -249,9 +283,16 @@ def test_program_update_applies_at_once_and_keeps_what_was_spent(system, chain):
     rules = t.programRules(system.bp)
     cfg = t.programConfig(system.bp)
     params = (
-        "BP-2030-MOEF (revised)", cfg.treasury, rules.start, rules.end, rules.utcOffsetMinutes, rules.openingHours,
-        cfg.perPaymentLimit, cfg.evidenceThreshold,
-        [int(Category.RESTAURANT), int(Category.CAFE_BAKERY)], [2_000_000, 250_000],
+        "BP-2030-MOEF (revised)",
+        cfg.treasury,
+        rules.start,
+        rules.end,
+        rules.utcOffsetMinutes,
+        rules.openingHours,
+        cfg.perPaymentLimit,
+        cfg.evidenceThreshold,
+        [int(Category.RESTAURANT), int(Category.CAFE_BAKERY)],
+        [2_000_000, 250_000],
     )
     receipt = t.updateProgram(system.bp, params, sender=p.manager)
     assert t.programRules(system.bp).version == rules.version + 1

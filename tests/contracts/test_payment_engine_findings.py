@@ -54,10 +54,16 @@ def program_params(token, program_id: int, **changes) -> tuple:
     rules, config = token.programRules(program_id), token.programConfig(program_id)
     categories = [c for c in range(64) if rules.categories >> c & 1]
     params = {
-        "name": token.programName(program_id), "treasury": config.treasury, "start": rules.start, "end": rules.end,
-        "utcOffsetMinutes": rules.utcOffsetMinutes, "openingHours": rules.openingHours,
-        "perPaymentLimit": config.perPaymentLimit, "evidenceThreshold": config.evidenceThreshold,
-        "categories": categories, "caps": [token.categoryCap(program_id, c) for c in categories],
+        "name": token.programName(program_id),
+        "treasury": config.treasury,
+        "start": rules.start,
+        "end": rules.end,
+        "utcOffsetMinutes": rules.utcOffsetMinutes,
+        "openingHours": rules.openingHours,
+        "perPaymentLimit": config.perPaymentLimit,
+        "evidenceThreshold": config.evidenceThreshold,
+        "categories": categories,
+        "caps": [token.categoryCap(program_id, c) for c in categories],
     }
     params.update(changes)
     return tuple(params.values())
@@ -116,7 +122,12 @@ def test_category_above_63_is_never_allowed(system, chain, cache):
         # of the fast path: period 2030-01 (KST), version current, cap and limits generous.
         period_end = ts(datetime(2030, 2, 1, tzinfo=KST))
         word = (
-            203001 | period_end << 24 | rules.version << 64 | 0 << 80 | 1_000_000 << 128 | 1_000_000 << 176
+            203001
+            | period_end << 24
+            | rules.version << 64
+            | 0 << 80
+            | 1_000_000 << 128
+            | 1_000_000 << 176
             | 500_000 << 216
         )
         write_word(chain, t.address, mapping_slot(category, mapping_slot(s.address, SPENDING_SLOT)), word)
@@ -193,9 +204,9 @@ def test_transfer_from_beyond_the_allowance_names_the_allowance(system):
     with ape.reverts(t.ERC20InsufficientAllowance, spender=terminal.address, allowance=5_000, needed=6_000):
         t.transferFrom(s, p.restaurant, 6_000, sender=terminal)
     assert t.allowance(s, terminal) == 5_000
-    assert describe("ERC20InsufficientAllowance", {"spender": terminal.address, "allowance": 5_000, "needed": 6_000}) == (
-        f"{terminal.address} may move 5,000 KRW on the holder's behalf, 6,000 KRW needed"
-    )
+    assert describe(
+        "ERC20InsufficientAllowance", {"spender": terminal.address, "allowance": 5_000, "needed": 6_000}
+    ) == (f"{terminal.address} may move 5,000 KRW on the holder's behalf, 6,000 KRW needed")
     assert "allowance" not in describe("InsufficientBalance", {"account": s.address, "balance": 5_000, "needed": 5_001})
     # A short balance behind a sufficient allowance is still InsufficientBalance.
     t.returnToTreasury(t.balanceOf(s) - 5_000, sender=s)
@@ -230,8 +241,10 @@ def test_pause_cost_per_program_and_how_many_programs_one_block_can_stop(system,
     per_resume = (resume_many - resume_few) / added  # and a cold read of the program's own pause flag
     fits_stop = int((BLOCK_GAS_LIMIT - (stop_few - few * per_stop)) // per_stop)
     fits_resume = int((BLOCK_GAS_LIMIT - (resume_few - few * per_resume)) // per_resume)
-    print(f"pause: {per_stop:,.0f} gas per program, one block stops {fits_stop:,} programs; "
-          f"unpause: {per_resume:,.0f} gas per program, one block resumes {fits_resume:,}")
+    print(
+        f"pause: {per_stop:,.0f} gas per program, one block stops {fits_stop:,} programs; "
+        f"unpause: {per_resume:,.0f} gas per program, one block resumes {fits_resume:,}"
+    )
     assert 4_500 <= per_stop <= 5_600 and 6_500 <= per_resume <= 7_800
     # uint16 program ids allow 65,535 programs: far more than one block can stop or resume.
     assert fits_stop >= 5_000 and fits_resume >= 3_500

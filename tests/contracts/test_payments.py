@@ -74,7 +74,9 @@ def test_category_not_allowed(system, warm_first):
         warm(system, vendor=p.restaurant)
     s = p.spenders[0]
     assert predicted(system, s, p.bar, 10_000) == R["CATEGORY_NOT_ALLOWED"]
-    with ape.reverts(t.CategoryNotAllowed, programId=system.bp, vendor=p.bar.address, category=Category.ENTERTAINMENT_BAR):
+    with ape.reverts(
+        t.CategoryNotAllowed, programId=system.bp, vendor=p.bar.address, category=Category.ENTERTAINMENT_BAR
+    ):
         pay(system, s, p.bar, 10_000)
 
 
@@ -142,7 +144,9 @@ def test_category_cap_per_month(system, chain, warm_first):
     pay(system, s, p.cafe, 300_000 - spent)
     assert t.spendingThisPeriod(s, Category.CAFE_BAKERY) == (203001, 300_000, 300_000)
     assert predicted(system, s, p.cafe, 1) == R["OVER_CATEGORY_CAP"]
-    with ape.reverts(t.CategoryCapExceeded, spender=s.address, category=Category.CAFE_BAKERY, period=203001, amount=1, capLeft=0):
+    with ape.reverts(
+        t.CategoryCapExceeded, spender=s.address, category=Category.CAFE_BAKERY, period=203001, amount=1, capLeft=0
+    ):
         pay(system, s, p.cafe, 1)
     # Another category has its own cap.
     pay(system, s, p.restaurant, 50_000)
@@ -273,8 +277,16 @@ def test_validity_window(system, chain):
 def test_not_started(system, accounts):
     t, p = system.token, system.people
     later = (
-        "BP-2031", p.treasury.address, ts(PROGRAM_END), ts(PROGRAM_END) + 86400 * 30, 540,
-        t.programRules(system.bp).openingHours, 1_000_000, 500_000, [int(Category.RESTAURANT)], [100_000],
+        "BP-2031",
+        p.treasury.address,
+        ts(PROGRAM_END),
+        ts(PROGRAM_END) + 86400 * 30,
+        540,
+        t.programRules(system.bp).openingHours,
+        1_000_000,
+        500_000,
+        [int(Category.RESTAURANT)],
+        [100_000],
     )
     t.createProgram(later, sender=p.manager)
     new_id = t.programCount()
@@ -307,7 +319,9 @@ def test_only_spenders_pay_and_only_vendors_are_paid(system):
     assert predicted(system, s, p.outsider, 1) == R["RECIPIENT_NOT_REGISTERED"]
     with ape.reverts(t.NotRegistered, account=p.outsider.address):
         pay(system, s, p.outsider, 1)
-    with ape.reverts(t.TransferPathNotAllowed, **{"from": s.address, "to": p.spenders[1].address, "fromKind": 2, "toKind": 2}):
+    with ape.reverts(
+        t.TransferPathNotAllowed, **{"from": s.address, "to": p.spenders[1].address, "fromKind": 2, "toKind": 2}
+    ):
         pay(system, s, p.spenders[1], 1)
     with ape.reverts(t.TransferPathNotAllowed):
         pay(system, p.treasury, p.restaurant, 1)

@@ -66,15 +66,28 @@ def test_every_state_changing_admin_function_is_listed(system):
 
     open_to_all = {
         # token-holder actions, checked by the payment rules instead of roles
-        "transfer", "transferFrom", "approve", "permit", "pay", "returnToTreasury", "redeem", "sweepExpired",
-        "multicall", "renounceRole", "acceptDefaultAdminTransfer", "initialize",
+        "transfer",
+        "transferFrom",
+        "approve",
+        "permit",
+        "pay",
+        "returnToTreasury",
+        "redeem",
+        "sweepExpired",
+        "multicall",
+        "renounceRole",
+        "acceptDefaultAdminTransfer",
+        "initialize",
         # signed by the payer (EIP-712) and checked against that signature, not a role
-        "receiveWithAuthorization", "cancelAuthorization",
+        "receiveWithAuthorization",
+        "cancelAuthorization",
         # admin-only by OpenZeppelin's own checks, tested below
-        "cancelDefaultAdminTransfer", "rollbackDefaultAdminDelay",
+        "cancelDefaultAdminTransfer",
+        "rollbackDefaultAdminDelay",
     }
     mutating = {
-        abi.name for abi in system_contract_type().abi
+        abi.name
+        for abi in system_contract_type().abi
         if abi.type == "function" and abi.stateMutability in ("nonpayable", "payable")
     }
     assert mutating - open_to_all == {row[0] for row in PRIVILEGED}

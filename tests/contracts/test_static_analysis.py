@@ -85,9 +85,7 @@ def slither_run():
 def _run(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess | None, str | None]:
     """Runs `command` in the repository; (process, None) or (None, why it could not run)."""
     try:
-        proc = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS
-        )
+        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired as exc:
         return None, f"`{' '.join(command)}` did not finish within {TIMEOUT_SECONDS} s\n{_tail(str(exc.stderr or ''))}"
     except OSError as exc:
@@ -179,10 +177,7 @@ def _describe(finding: dict) -> str:
     nodes = [element for element in elements if element.get("type") == "node"]
     where = _location((nodes or elements)[0])
     description = finding["description"].strip().replace("\n", "\n      ")
-    return (
-        f"- [{finding['impact']}/{finding['confidence']}] {finding['check']} at {where}\n"
-        f"      {description}"
-    )
+    return f"- [{finding['impact']}/{finding['confidence']}] {finding['check']} at {where}\n      {description}"
 
 
 def _require_report(run: SlitherRun) -> None:

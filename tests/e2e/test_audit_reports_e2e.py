@@ -37,8 +37,9 @@ def test_report_and_flags_on_indexed_chain(system, chain, tmp_path):
 
     # A program open around the clock (the business-promotion preset closes 23:00-06:00, as the rule wants).
     night_spec = replace(
-        presets.business_promotion("NIGHT-2030", p.treasury.address, int(at(2030, 1, 1).timestamp()),
-                                   int(at(2030, 7, 1).timestamp())),
+        presets.business_promotion(
+            "NIGHT-2030", p.treasury.address, int(at(2030, 1, 1).timestamp()), int(at(2030, 7, 1).timestamp())
+        ),
         hours=((0, 24),) * 7,
     )
     t.createProgram(night_spec.as_params(), sender=p.manager)
@@ -93,8 +94,16 @@ def test_report_and_flags_on_indexed_chain(system, chain, tmp_path):
     flags = json.loads(result.output)["flags"]
     assert {(f["rule"], f["tx_hash"]) for f in flags} == expected
     assert quiet not in {f["tx_hash"] for f in flags}
-    assert {f["rule"] for f in flags} == {"night", "weekend", "holiday", "split-evidence", "split-limit",
-                                          "near-evidence-threshold", "near-payment-limit", "concentration"}
+    assert {f["rule"] for f in flags} == {
+        "night",
+        "weekend",
+        "holiday",
+        "split-evidence",
+        "split-limit",
+        "near-evidence-threshold",
+        "near-payment-limit",
+        "concentration",
+    }
     night = next(f for f in flags if f["rule"] == "night")
     assert night["local_time"].startswith("2030-01-08T23:30") and night["payer"] == p.outsider.address
 
@@ -119,7 +128,8 @@ def test_report_and_flags_on_indexed_chain(system, chain, tmp_path):
     public = runner.invoke(cli, ["public", "--db", db, "--format", "json"], catch_exceptions=False)
     cells = json.loads(public.output)["cells"]
     assert {(c["department"], c["category"], c["month"], c["payments"]) for c in cells if not c["suppressed"]} == {
-        ("MOEF-BUDGET", "RESTAURANT", "2030-01", 11)}
+        ("MOEF-BUDGET", "RESTAURANT", "2030-01", 11)
+    }
     assert "0x" not in public.output
 
     exported = runner.invoke(cli, ["export", str(tmp_path / "export"), "--db", db], catch_exceptions=False)

@@ -19,7 +19,6 @@ from deposit_token.paths import ROOT
 from deposit_token.sim.demo import DEFAULT_MONTH, Month, MonthError, parse_month, run
 
 
-
 def load_cli():
     module = importlib.import_module("deposit_token.cli.demo")
     return module.cli
@@ -54,8 +53,9 @@ def test_demo_runs_in_any_month_whatever_the_machines_date(tmp_path, month):
     demo = run(console, tmp_path / "demo", days=4, month=chosen.first_day, keep_running=True)
     try:
         rpc = demo.rpc
-        genesis, head = (int(rpc.call("eth_getBlockByNumber", [tag, False])["timestamp"], 16)
-                         for tag in ("0x0", "latest"))
+        genesis, head = (
+            int(rpc.call("eth_getBlockByNumber", [tag, False])["timestamp"], 16) for tag in ("0x0", "latest")
+        )
     finally:
         demo.submitter.close()
         node.stop(demo.config)
@@ -68,10 +68,16 @@ def test_demo_runs_in_any_month_whatever_the_machines_date(tmp_path, month):
     assert "December 2026" not in out and "BP-2026" not in out
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("2026-13", "has no month 13"), ("2026-1", "is not written YYYY-MM"), ("December", "is not written YYYY-MM"),
-    ("1969-12", "is out of range"), ("", "is not written YYYY-MM"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("2026-13", "has no month 13"),
+        ("2026-1", "is not written YYYY-MM"),
+        ("December", "is not written YYYY-MM"),
+        ("1969-12", "is out of range"),
+        ("", "is not written YYYY-MM"),
+    ],
+)
 def test_a_bad_month_gets_one_sentence_and_no_run(text, problem, tmp_path):
     with pytest.raises(MonthError, match=problem):
         parse_month(text)
@@ -87,8 +93,12 @@ def test_months_and_their_names():
     assert december.first_day == date(2026, 12, 1) and december.name == "December 2026"
     assert december.end.year == 2027 and december.end.month == 1 and december.period == "2026-12"
     assert december.start.timestamp() - december.genesis == 3 * 86_400
-    assert Month(date(2031, 3, 1)).program_names() == {1: "BP-2031-MOEF", 2: "BP-2031-MOIS", 3: "BP-2031-MOLIT",
-                                                       4: "EV-2031-MOE"}
+    assert Month(date(2031, 3, 1)).program_names() == {
+        1: "BP-2031-MOEF",
+        2: "BP-2031-MOIS",
+        3: "BP-2031-MOLIT",
+        4: "EV-2031-MOE",
+    }
     assert Month(date(2031, 3, 1)).end.month == 4
 
 

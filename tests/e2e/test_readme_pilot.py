@@ -45,14 +45,16 @@ def isolated_env(tmp: Path) -> dict[str, str]:
         (data / "packages").symlink_to(packages)
     path = os.pathsep.join([str(ROOT / ".venv" / "bin"), str(ROOT / "node_modules" / ".bin"), os.environ["PATH"]])
     env = {k: v for k, v in os.environ.items() if not k.startswith("APE_ACCOUNTS_")}
-    env.update({
-        "PATH": path,
-        "APE_DATA_FOLDER": str(data),
-        node.NETWORK_DIR_ENV: str(tmp / "node"),
-        deployment.DEPLOYMENTS_ENV: str(tmp / "deployments"),
-        AUDIT_DIR_ENV: str(tmp / "audit"),
-        "PILOT_FILES": str(tmp / "files"),
-    })
+    env.update(
+        {
+            "PATH": path,
+            "APE_DATA_FOLDER": str(data),
+            node.NETWORK_DIR_ENV: str(tmp / "node"),
+            deployment.DEPLOYMENTS_ENV: str(tmp / "deployments"),
+            AUDIT_DIR_ENV: str(tmp / "audit"),
+            "PILOT_FILES": str(tmp / "files"),
+        }
+    )
     return env
 
 
@@ -65,8 +67,15 @@ def test_the_readme_pilot_walkthrough_runs_verbatim(tmp_path):
         pytest.skip(reason)
     passphrase = secrets.token_urlsafe(18)
     try:
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=isolated_env(tmp_path),
-                              input=passphrase + "\n", capture_output=True, text=True, timeout=WALKTHROUGH_TIMEOUT)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=ROOT,
+            env=isolated_env(tmp_path),
+            input=passphrase + "\n",
+            capture_output=True,
+            text=True,
+            timeout=WALKTHROUGH_TIMEOUT,
+        )
     finally:
         node.stop(node.config_for(tmp_path / "node"))
     out = done.stdout + done.stderr

@@ -25,9 +25,10 @@ def cli(system, chain, networks, tmp_path, monkeypatch) -> Cli:
     uri = networks.provider.uri
     folder = tmp_path / "deployments"
     for choice in (uri, "ethereum:local:foundry"):
-        deployment.write_record(deployment.record_path(choice, folder), {
-            "token": system.token.address, "chain_id": chain.chain_id, "network": choice,
-            "block": {"number": 0}})
+        deployment.write_record(
+            deployment.record_path(choice, folder),
+            {"token": system.token.address, "chain_id": chain.chain_id, "network": choice, "block": {"number": 0}},
+        )
     monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(folder))
     return Cli(uri, folder, chain)
 
@@ -46,7 +47,11 @@ def run(system, chain, tmp_path, accounts):
         extra = ["--account", f"TEST::{index[account.address]}"] if account is not None else []
         return subprocess.run(
             [str(ape), "run", script, command, "--network", LOCAL, *extra, *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     return invoke

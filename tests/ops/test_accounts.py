@@ -128,14 +128,25 @@ def test_no_key_or_passphrase_in_any_output(ape_data, monkeypatch, capfd, caplog
     print(*shown)
     env = dict(os.environ, APE_DATA_FOLDER=str(ape_data))
     ape = Path(sys.executable).with_name("ape")
-    listed = subprocess.run([str(ape if ape.exists() else "ape"), "accounts", "list"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [str(ape if ape.exists() else "ape"), "accounts", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
     assert "manager" in listed.stdout and "vendor_002" in listed.stdout and roles["manager"] in listed.stdout
     captured = capfd.readouterr()
     output = "\n".join([captured.out, captured.err, caplog.text, listed.stdout, listed.stderr])
     assert signer.address in output
-    secrets = [key_hex("manager", ROLE_PASS, ape_data), key_hex("vendor_001", DEMO_PASS, ape_data),
-               key_hex("vendor_002", DEMO_PASS, ape_data), ROLE_PASS, DEMO_PASS]
+    secrets = [
+        key_hex("manager", ROLE_PASS, ape_data),
+        key_hex("vendor_001", DEMO_PASS, ape_data),
+        key_hex("vendor_002", DEMO_PASS, ape_data),
+        ROLE_PASS,
+        DEMO_PASS,
+    ]
     for secret in secrets:
         assert secret not in output and secret.lower() not in output.lower()

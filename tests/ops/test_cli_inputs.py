@@ -68,19 +68,34 @@ def run(system, chain, networks, tmp_path, monkeypatch) -> Run:
 # --- amounts: one parser -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, amount", [("1000000", 1_000_000), ("1,000,000", 1_000_000), ("1,000", 1000),
-                                          ("45,000", 45_000), (" 7 ", 7), ("999", 999)])
+@pytest.mark.parametrize(
+    "text, amount",
+    [("1000000", 1_000_000), ("1,000,000", 1_000_000), ("1,000", 1000), ("45,000", 45_000), (" 7 ", 7), ("999", 999)],
+)
 def test_plain_digits_or_groups_of_three_are_amounts(text, amount):
     assert check_amount(text) == amount
     assert shared.AMOUNT.convert(text, None, None) == amount
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("10,00", "misplaced commas"), ("1,0000", "misplaced commas"), ("0,100", "misplaced commas"),
-    (",100", "misplaced commas"), ("1.5", "no decimals"), ("1,000.50", "no decimals"), ("²", "ASCII digits"),
-    ("１００", "ASCII digits"), ("-100", "is negative"), ("0", "is zero"), ("1_000", "not a whole number"),
-    ("1 000", "not a whole number"), ("lots", "not a whole number"), ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("10,00", "misplaced commas"),
+        ("1,0000", "misplaced commas"),
+        ("0,100", "misplaced commas"),
+        (",100", "misplaced commas"),
+        ("1.5", "no decimals"),
+        ("1,000.50", "no decimals"),
+        ("²", "ASCII digits"),
+        ("１００", "ASCII digits"),
+        ("-100", "is negative"),
+        ("0", "is zero"),
+        ("1_000", "not a whole number"),
+        ("1 000", "not a whole number"),
+        ("lots", "not a whole number"),
+        ("", "is empty"),
+    ],
+)
 def test_anything_else_is_refused_with_its_reason_by_every_amount_parser(text, problem):
     with pytest.raises(InputError, match=problem):
         check_amount(text)
@@ -98,12 +113,21 @@ def test_a_comma_amount_in_a_disbursal_file_is_refused(tmp_path):
     assert [row.amount for row in parsed.rows] == [1000]
 
 
-@pytest.mark.parametrize("amount, problem", [("10,00", "misplaced commas"), ("²", "ASCII digits"),
-                                             ("-100", "amount -100 is negative")])
+@pytest.mark.parametrize(
+    "amount, problem", [("10,00", "misplaced commas"), ("²", "ASCII digits"), ("-100", "amount -100 is negative")]
+)
 def test_wallet_pay_refuses_a_bad_amount_and_pays_nothing(run, system, amount, problem):
     p, t = system.people, system.token
-    out = run.refused(WALLET, "pay", p.restaurant.address, "--", amount, account=SPENDER, code=2,
-                      watch=[lambda: t.balanceOf(p.spenders[0])])
+    out = run.refused(
+        WALLET,
+        "pay",
+        p.restaurant.address,
+        "--",
+        amount,
+        account=SPENDER,
+        code=2,
+        watch=[lambda: t.balanceOf(p.spenders[0])],
+    )
     assert problem in out
 
 
@@ -119,17 +143,24 @@ def test_wallet_pay_with_thousands_separators(run, system):
 
 def test_treasury_allocate_negative_amount_says_negative(run, system):
     p, t = system.people, system.token
-    out = run.refused(TREASURY, "allocate", p.spenders[0].address, "-100", "--program", "1", account=MANAGER,
-                      code=2, watch=[lambda: t.balanceOf(p.spenders[0])])
+    out = run.refused(
+        TREASURY,
+        "allocate",
+        p.spenders[0].address,
+        "-100",
+        "--program",
+        "1",
+        account=MANAGER,
+        code=2,
+        watch=[lambda: t.balanceOf(p.spenders[0])],
+    )
     assert "amount -100 is negative" in out and "No such option" not in out
-    out = run.refused(TREASURY, "allocate", p.spenders[0].address, "10,00", "--program", "1", account=MANAGER,
-                      code=2)
+    out = run.refused(TREASURY, "allocate", p.spenders[0].address, "10,00", "--program", "1", account=MANAGER, code=2)
     assert "misplaced commas" in out
 
 
 def test_a_mistyped_option_is_still_named(run, system):
-    out = run.refused(WALLET, "pay", system.people.restaurant.address, "100", "--recipt", "5", account=SPENDER,
-                      code=2)
+    out = run.refused(WALLET, "pay", system.people.restaurant.address, "100", "--recipt", "5", account=SPENDER, code=2)
     assert "No such option: --recipt" in out
 
 
@@ -153,13 +184,14 @@ def test_network_without_deployment_record_is_one_sentence(run, system, tmp_path
     assert "no deployment for network" in out and "ape run deploy" in out
 
 
-@pytest.mark.parametrize("module, args", [(WALLET, ["balance"]), (VENDOR, ["payments"]),
-                                          (TREASURY, ["vendors"])])
+@pytest.mark.parametrize("module, args", [(WALLET, ["balance"]), (VENDOR, ["payments"]), (TREASURY, ["vendors"])])
 def test_no_network_and_no_pilot_node_is_one_sentence(run, system, monkeypatch, module, args):
     monkeypatch.setattr(shared, "pilot_uri", lambda: "http://127.0.0.1:9")  # whatever runs on 8545 here
     out = run.refused(module, *args, account=SPENDER if module is not TREASURY else None, network=None)
-    assert ("no network given and no pilot node answers at http://127.0.0.1:9: start one with "
-            "`ape run network up` or pass --network") in out
+    assert (
+        "no network given and no pilot node answers at http://127.0.0.1:9: start one with "
+        "`ape run network up` or pass --network"
+    ) in out
 
 
 def test_the_pilot_probe_sees_a_running_node(networks):
@@ -232,8 +264,16 @@ def test_invoice_text_is_the_on_chain_receipt_and_is_paid_once(run, system):
     assert "for receipt INV-2026-0042" in result.output
     log = list(t.Payment.range(start, run.chain.blocks.height + 1))[-1]
     assert bytes(log.receiptId) == b"INV-2026-0042".ljust(32, b"\0")
-    out = run.refused(WALLET, "pay", p.restaurant.address, "5000", "--receipt", "INV-2026-0042", account=SPENDER,
-                      watch=[lambda: t.balanceOf(p.spenders[0])])
+    out = run.refused(
+        WALLET,
+        "pay",
+        p.restaurant.address,
+        "5000",
+        "--receipt",
+        "INV-2026-0042",
+        account=SPENDER,
+        watch=[lambda: t.balanceOf(p.spenders[0])],
+    )
     assert f"receipt INV-2026-0042 has already been paid to vendor {p.restaurant.address}" in out
     result = run(VENDOR, "payments", account="TEST::17")  # the vendor's terminal reads the invoice back
     assert result.exit_code == 0, result.output
@@ -243,15 +283,18 @@ def test_invoice_text_is_the_on_chain_receipt_and_is_paid_once(run, system):
 def test_authorization_keeps_the_invoice_text(run, system, tmp_path):
     p = system.people
     signed = tmp_path / "pay.json"
-    result = run(WALLET, "authorize", "Hanok Table", "4,000", "--receipt", "INV-2026-0043", "--out", str(signed),
-                 account=SPENDER)
+    result = run(
+        WALLET, "authorize", "Hanok Table", "4,000", "--receipt", "INV-2026-0043", "--out", str(signed), account=SPENDER
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(signed.read_text())
     assert data["receipt_text"] == "INV-2026-0043" and data["vendor"] == p.restaurant.address
     assert data["receipt_id"] == "0x" + receipt_id("INV-2026-0043").hex()
     assert "valid until 2030-01-07 10:" in result.output and "KST" in result.output
     with pytest.raises(ValueError, match="does not match"):
-        PaymentAuthorization(**{k: v for k, v in data.items() if k not in ("v", "r", "s", "receipt_text")}, receipt_text="INV-2026-0044")
+        PaymentAuthorization(
+            **{k: v for k, v in data.items() if k not in ("v", "r", "s", "receipt_text")}, receipt_text="INV-2026-0044"
+        )
 
 
 # --- cancel, display, sentences ------------------------------------------------------------------------------
@@ -279,7 +322,10 @@ def test_balance_shows_people_values(run, system):
 
 
 def test_per_payment_limit_sentence_reads_well():
-    sentence = describe("PaymentLimitExceeded", {"programId": 1, "amount": 2_000_000, "limit": 1_000_000},
-                        type("Names", (), {"program": staticmethod(lambda i: "'BP-NU-2026'")})())
+    sentence = describe(
+        "PaymentLimitExceeded",
+        {"programId": 1, "amount": 2_000_000, "limit": 1_000_000},
+        type("Names", (), {"program": staticmethod(lambda i: "'BP-NU-2026'")})(),
+    )
     assert sentence == "2,000,000 KRW is above the per-payment limit of 1,000,000 KRW in program 'BP-NU-2026'"
     assert "''s" not in sentence

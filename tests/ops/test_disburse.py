@@ -42,8 +42,10 @@ def recipients(system, networks) -> list[str]:
     """RECIPIENTS fresh addresses enrolled in program 1 (sent through the fast path: 12 transactions)."""
     addresses = [to_checksum_address(keccak(text=f"disburse-test:{i}")[12:]) for i in range(RECIPIENTS)]
     chain = context.Chain.connect(system.token, networks.provider.uri, networks.provider.chain_id)
-    calls = [bulk.BulkCall((0,), "enrol", context.calldata("enrol", part, 1, [b"DISBURSE".ljust(32, b"\0")] * len(part)))
-             for part in (addresses[i:i + 250] for i in range(0, RECIPIENTS, 250))]
+    calls = [
+        bulk.BulkCall((0,), "enrol", context.calldata("enrol", part, 1, [b"DISBURSE".ljust(32, b"\0")] * len(part)))
+        for part in (addresses[i : i + 250] for i in range(0, RECIPIENTS, 250))
+    ]
     results = bulk.send_bulk(chain, LocalSigner.from_account(system.people.manager), calls)
     assert all(r.outcome.status for r in results), [r.outcome.error for r in results]
     return addresses
@@ -53,8 +55,10 @@ def recipients(system, networks) -> list[str]:
 def cli(system, chain, networks, tmp_path, monkeypatch, recipients) -> Cli:
     uri = networks.provider.uri
     folder = tmp_path / "deployments"
-    deployment.write_record(deployment.record_path(uri, folder), {
-        "token": system.token.address, "chain_id": chain.chain_id, "network": uri, "block": {"number": 0}})
+    deployment.write_record(
+        deployment.record_path(uri, folder),
+        {"token": system.token.address, "chain_id": chain.chain_id, "network": uri, "block": {"number": 0}},
+    )
     monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(folder))
     return Cli(uri, folder, chain)
 
@@ -67,7 +71,8 @@ def payroll(path: Path, addresses: list[str], header: bool = True, references: s
     """A file of rows without references (batched per file), or with references `{references}{i}`."""
     if references:
         lines = (["address,amount,reference"] if header else []) + [
-            f"{a},{amount_of(i)},{references}{i}" for i, a in enumerate(addresses)]
+            f"{a},{amount_of(i)},{references}{i}" for i, a in enumerate(addresses)
+        ]
     else:
         lines = (["address,amount"] if header else []) + [f"{a},{amount_of(i)}" for i, a in enumerate(addresses)]
     path.write_text("\n".join(lines) + "\n")
@@ -82,8 +87,10 @@ def balances(networks, token: str, addresses: list[str]) -> list[int]:
 def allocations(networks, token: str, from_block: int) -> tuple[Counter, Counter, int]:
     """(Allocated events per spender, amount per spender, AllocationBatch events) since `from_block`."""
     rpc = RpcClient(networks.provider.uri)
-    logs = rpc.call("eth_getLogs", [{"address": token, "fromBlock": hex(from_block), "toBlock": "latest",
-                                     "topics": [[ALLOCATED, BATCH]]}])
+    logs = rpc.call(
+        "eth_getLogs",
+        [{"address": token, "fromBlock": hex(from_block), "toBlock": "latest", "topics": [[ALLOCATED, BATCH]]}],
+    )
     count, amount, batches = Counter(), Counter(), 0
     for log in logs:
         if log["topics"][0] == BATCH:
@@ -129,8 +136,9 @@ def test_a_file_is_paid_once_and_a_rerun_sends_nothing(cli, system, networks, re
     assert all(t.batchApplied(r) for r in refs)
     print(f"\n1,000-row disbursal in-process on the test Anvil: {elapsed:.1f} s including checks")
 
-    again = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER, code=0,
-                        balances=[lambda: t.balanceOf(p.treasury)])
+    again = cli.refused(
+        "disburse", str(csv), "--program", "1", account=MANAGER, code=0, balances=[lambda: t.balanceOf(p.treasury)]
+    )
     assert "2 batch(es), 1,000 rows (journal: 2 confirmed in 1 earlier run(s))" in again
     assert "already paid; nothing to send" in again
 
@@ -143,36 +151,50 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_sent(cli, system
     t.freeze(p.spenders[2], "investigation", sender=p.compliance)
     good = recipients[0]
     letter = next(i for i, c in enumerate(recipients[1]) if i > 1 and c.isalpha())
-    flipped = recipients[1][:letter] + recipients[1][letter].swapcase() + recipients[1][letter + 1:]
+    flipped = recipients[1][:letter] + recipients[1][letter].swapcase() + recipients[1][letter + 1 :]
     lines = [
-        "address,amount,reference",                       # 1
-        f"{good},1000,ok",                                # 2
-        "0x12345,1000,short",                             # 3 malformed
-        f"0x{'00' * 20},1000,zero",                       # 4 zero address
-        f"{flipped},1000,checksum",                       # 5 checksum mismatch
-        f"{recipients[3]},12.5,decimal",                  # 6 non-integer
-        f"{recipients[4]},-5,negative",                   # 7 negative
-        f"{recipients[5]},0,zero amount",                 # 8 zero
-        f"{recipients[6]},ten,words",                     # 9 not a number
-        f"{good.lower()},2000,again",                     # 10 duplicate of line 2
-        f"{fresh('stranger')},1000,not enrolled",         # 11 unregistered
-        f"{p.ev_recipients[0].address},1000,other",       # 12 enrolled in program 2
-        f"{p.restaurant.address},1000,vendor",            # 13 a vendor
-        f"{p.spenders[2].address},1000,frozen",           # 14 frozen wallet
-        "a,b,c,d",                                        # 15 four columns
-        "",                                               # 16 blank: skipped
-        f"{recipients[7]},3000,ok too",                   # 17 fine
+        "address,amount,reference",  # 1
+        f"{good},1000,ok",  # 2
+        "0x12345,1000,short",  # 3 malformed
+        f"0x{'00' * 20},1000,zero",  # 4 zero address
+        f"{flipped},1000,checksum",  # 5 checksum mismatch
+        f"{recipients[3]},12.5,decimal",  # 6 non-integer
+        f"{recipients[4]},-5,negative",  # 7 negative
+        f"{recipients[5]},0,zero amount",  # 8 zero
+        f"{recipients[6]},ten,words",  # 9 not a number
+        f"{good.lower()},2000,again",  # 10 duplicate of line 2
+        f"{fresh('stranger')},1000,not enrolled",  # 11 unregistered
+        f"{p.ev_recipients[0].address},1000,other",  # 12 enrolled in program 2
+        f"{p.restaurant.address},1000,vendor",  # 13 a vendor
+        f"{p.spenders[2].address},1000,frozen",  # 14 frozen wallet
+        "a,b,c,d",  # 15 four columns
+        "",  # 16 blank: skipped
+        f"{recipients[7]},3000,ok too",  # 17 fine
     ]
     csv = tmp_path / "bad.csv"
     csv.write_text("\n".join(lines) + "\n")
     watched = [good, recipients[7], p.treasury.address]
-    out = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER,
-                      balances=[lambda: balances(networks, t.address, watched)])
+    out = cli.refused(
+        "disburse",
+        str(csv),
+        "--program",
+        "1",
+        account=MANAGER,
+        balances=[lambda: balances(networks, t.address, watched)],
+    )
     expected = {
-        3: "is malformed", 4: "is the zero address", 5: "wrong EIP-55 checksum", 6: "'12.5' is not a whole number",
-        7: "amount -5 is negative", 8: "amount is zero", 9: "'ten' is not a whole number",
-        10: "duplicate address (first on line 2)", 11: "the address is not registered",
-        12: "it is enrolled in program #2", 13: "the address is a vendor", 14: "the wallet is frozen by compliance",
+        3: "is malformed",
+        4: "is the zero address",
+        5: "wrong EIP-55 checksum",
+        6: "'12.5' is not a whole number",
+        7: "amount -5 is negative",
+        8: "amount is zero",
+        9: "'ten' is not a whole number",
+        10: "duplicate address (first on line 2)",
+        11: "the address is not registered",
+        12: "it is enrolled in program #2",
+        13: "the address is a vendor",
+        14: "the wallet is frozen by compliance",
         15: "expected 2-3 columns",
     }
     for line, reason in expected.items():
@@ -183,8 +205,16 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_sent(cli, system
     assert not default_journal_path(csv).exists()
 
     clean = payroll(tmp_path / "clean.csv", recipients[:10])
-    out = cli.refused("disburse", str(clean), "--program", "1", "--check", account=MANAGER, code=0,
-                      balances=[lambda: balances(networks, t.address, recipients[:10])])
+    out = cli.refused(
+        "disburse",
+        str(clean),
+        "--program",
+        "1",
+        "--check",
+        account=MANAGER,
+        code=0,
+        balances=[lambda: balances(networks, t.address, recipients[:10])],
+    )
     assert "no problems" in out and "--check: nothing was sent" in out
 
 
@@ -194,8 +224,10 @@ def test_problems_of_the_whole_file_are_reported_before_sending(cli, system, net
     greedy = tmp_path / "greedy.csv"
     greedy.write_text(f"address,amount\n{recipients[0]},300000000\n{recipients[1]},300000000\n")
     out = cli.refused("disburse", str(greedy), "--program", "1", account=MANAGER, balances=[treasury])
-    assert f"the rows still to pay total 600,000,000 KRW, above the balance of the program's treasury " \
-           f"{p.treasury.address}: {t.balanceOf(p.treasury):,} KRW" in out
+    assert (
+        f"the rows still to pay total 600,000,000 KRW, above the balance of the program's treasury "
+        f"{p.treasury.address}: {t.balanceOf(p.treasury):,} KRW" in out
+    )
 
     small = payroll(tmp_path / "small.csv", recipients[:5])
     out = cli.refused("disburse", str(small), "--program", "99", account=MANAGER, balances=[treasury])
@@ -209,8 +241,18 @@ def test_problems_of_the_whole_file_are_reported_before_sending(cli, system, net
 
     now = chain.blocks.head.timestamp
     lapsed = fresh("lapsed-official")
-    params = ("LAPSED", p.treasury.address, now - 3 * 86400, now - 86400, 540, (6 | 23 << 5) * 1, 1000, 1000, [1],
-              [1000])
+    params = (
+        "LAPSED",
+        p.treasury.address,
+        now - 3 * 86400,
+        now - 86400,
+        540,
+        (6 | 23 << 5) * 1,
+        1000,
+        1000,
+        [1],
+        [1000],
+    )
     t.createProgram(params, sender=p.manager)
     t.enrol([lapsed], 3, [b"X".ljust(32, b"\0")], sender=p.manager)
     ended = tmp_path / "ended.csv"
@@ -228,14 +270,23 @@ def test_the_journal_refuses_a_changed_file_or_batch_size(cli, system, recipient
     t = system.token
     csv = payroll(tmp_path / "june.csv", recipients[:10])
     cli.ok("disburse", str(csv), "--program", "1", "--batch-size", "4", account=MANAGER)
-    again = cli.refused("disburse", str(csv), "--program", "1", "--batch-size", "5", account=MANAGER,
-                        balances=[lambda: t.balanceOf(recipients[0])])
+    again = cli.refused(
+        "disburse",
+        str(csv),
+        "--program",
+        "1",
+        "--batch-size",
+        "5",
+        account=MANAGER,
+        balances=[lambda: t.balanceOf(recipients[0])],
+    )
     assert "sent in batches of 4, not 5" in again and "leave --batch-size out to resume" in again
     cli.refused("disburse", str(csv), "--program", "1", account=MANAGER, code=0)  # resumes with 4: nothing left
 
     csv.write_text(csv.read_text().replace(f"{recipients[3]},", f"{recipients[3]},9"))  # one amount edited
-    edited = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER,
-                         balances=[lambda: t.balanceOf(recipients[0])])
+    edited = cli.refused(
+        "disburse", str(csv), "--program", "1", account=MANAGER, balances=[lambda: t.balanceOf(recipients[0])]
+    )
     assert "another version of june.csv" in edited and "could pay the rows already paid again" in edited
     other_program = cli.refused("disburse", str(payroll(csv, recipients[:10])), "--program", "2", account=MANAGER)
     assert "paid from program #1, not #2" in other_program
@@ -246,8 +297,14 @@ def test_the_journal_refuses_a_changed_file_or_batch_size(cli, system, recipient
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     ape = Path(sys.executable).with_name("ape")
-    return subprocess.Popen([str(ape if ape.exists() else "ape"), "run", "treasury", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [str(ape if ape.exists() else "ape"), "run", "treasury", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _confirmed(journal: Path) -> int:
@@ -277,8 +334,7 @@ def test_killed_and_interrupted_disbursal_pays_every_row_exactly_once(cli, syste
     before = balances(networks, t.address, recipients)
     treasury = t.balanceOf(p.treasury)
     start = cli.chain.blocks.height + 1
-    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"),
-               **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
+    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"), **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
     env.pop("APE_FOUNDRY_HOST", None)
     args = ["disburse", str(csv), "--program", "1", "--network", cli.uri, "--account", MANAGER]
 
@@ -297,8 +353,13 @@ def test_killed_and_interrupted_disbursal_pays_every_row_exactly_once(cli, syste
     assert any(r.get("event") == "interrupted" for r in Journal(journal).records())
 
     third = subprocess.run(
-        [str(Path(sys.executable).with_name("ape")), "run", "treasury", *args], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=180)
+        [str(Path(sys.executable).with_name("ape")), "run", "treasury", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     output = " ".join(third.stdout.split())
     assert third.returncode == 0, third.stdout + third.stderr
     assert f"{batches} of up to 50 rows" in output
@@ -335,10 +396,14 @@ def test_a_row_already_paid_is_not_paid_again_from_another_file(cli, system, net
     second.write_text(f"address,amount,reference\n{off3},500000,DEC-003\n{off1},3000000,DEC-001\n{plain},7000,\n")
     result = cli.ok("disburse", str(second), "--program", "1", account=MANAGER)
     out = " ".join(result.output.split())
-    assert f"line 3: {off1} already paid (reference DEC-001, block {paid_in['block']}, tx {paid_in['tx']}) in " \
-           "program 'BP-2030-MOEF' (#1); not paid again" in out, out
-    assert "2 row(s) have a reference: each reference is paid at most once in program 'BP-2030-MOEF' (#1), " \
-           "whatever file it comes in (1 already paid)" in out
+    assert (
+        f"line 3: {off1} already paid (reference DEC-001, block {paid_in['block']}, tx {paid_in['tx']}) in "
+        "program 'BP-2030-MOEF' (#1); not paid again" in out
+    ), out
+    assert (
+        "2 row(s) have a reference: each reference is paid at most once in program 'BP-2030-MOEF' (#1), "
+        "whatever file it comes in (1 already paid)" in out
+    )
     assert "1 row(s) have no reference: protected only against re-running this same file" in out
     after = balances(networks, t.address, [off1, off2, off3, plain])
     assert [a - b for a, b in zip(after, before)] == [0, 0, 500_000, 7_000]
@@ -349,8 +414,15 @@ def test_a_row_already_paid_is_not_paid_again_from_another_file(cli, system, net
         t.allocate(ref, 1, [off1], [3_000_000], sender=system.people.manager)
 
     # The whole corrected file again: every referenced row is reported paid, the plain one is in its batch.
-    again = cli.refused("disburse", str(second), "--program", "1", account=MANAGER, code=0,
-                        balances=[lambda: balances(networks, t.address, [off1, off3, plain])])
+    again = cli.refused(
+        "disburse",
+        str(second),
+        "--program",
+        "1",
+        account=MANAGER,
+        code=0,
+        balances=[lambda: balances(networks, t.address, [off1, off3, plain])],
+    )
     assert "reference DEC-001" in again and "reference DEC-003" in again and "nothing to send" in again
 
 
@@ -372,17 +444,26 @@ def test_a_reference_is_per_program(cli, system, networks, recipients, tmp_path)
 def test_a_reference_twice_in_one_file_is_refused_with_both_lines(cli, system, networks, recipients, tmp_path):
     t = system.token
     csv = tmp_path / "twice.csv"
-    csv.write_text(f"address,amount,reference\n{recipients[0]},1000,DEC-001\n{recipients[1]},2000,DEC-002\n"
-                   f"{recipients[2]},3000,DEC-001\n{recipients[3]},4000,\n{recipients[4]},5000,\n")
-    out = cli.refused("disburse", str(csv), "--program", "1", account=MANAGER,
-                      balances=[lambda: balances(networks, t.address, recipients[:5])])
+    csv.write_text(
+        f"address,amount,reference\n{recipients[0]},1000,DEC-001\n{recipients[1]},2000,DEC-002\n"
+        f"{recipients[2]},3000,DEC-001\n{recipients[3]},4000,\n{recipients[4]},5000,\n"
+    )
+    out = cli.refused(
+        "disburse",
+        str(csv),
+        "--program",
+        "1",
+        account=MANAGER,
+        balances=[lambda: balances(networks, t.address, recipients[:5])],
+    )
     assert "line 4" in out and "duplicate reference 'DEC-001' (first on line 2): a reference is paid once" in out
     assert "1 problem(s); nothing was sent" in out  # rows without a reference are not duplicates of each other
     assert not default_journal_path(csv).exists()
 
 
-def test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once(cli, system, networks, recipients,
-                                                                                 tmp_path):
+def test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once(
+    cli, system, networks, recipients, tmp_path
+):
     t, p = system.token, system.people
     rows = recipients[:400]
     csv = payroll(tmp_path / "referenced.csv", rows, references="GRANT-")
@@ -390,8 +471,7 @@ def test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once
     before = balances(networks, t.address, rows)
     treasury = t.balanceOf(p.treasury)
     start = cli.chain.blocks.height + 1
-    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"),
-               **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
+    env = dict(os.environ, APE_DATA_FOLDER=str(tmp_path / "ape"), **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
     env.pop("APE_FOUNDRY_HOST", None)
     args = ["disburse", str(csv), "--program", "1", "--network", cli.uri, "--account", MANAGER, "--window", "1"]
 
@@ -404,8 +484,14 @@ def test_killed_and_interrupted_referenced_disbursal_pays_every_row_exactly_once
     output = _interrupt_after(second, journal, paid_first + 3, signal.SIGINT)
     assert second.returncode == 130 and "Traceback" not in output, output
     assert "already paid (reference GRANT-0" in " ".join(output.split())
-    third = subprocess.run([str(Path(sys.executable).with_name("ape")), "run", "treasury", *args], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=180)
+    third = subprocess.run(
+        [str(Path(sys.executable).with_name("ape")), "run", "treasury", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert third.returncode == 0, third.stdout + third.stderr
     assert "complete: every row" in " ".join(third.stdout.split())
 
@@ -431,7 +517,9 @@ def test_gas_per_row_with_and_without_a_reference(cli, system, networks, recipie
         gas = int(rpc.call("eth_getTransactionReceipt", [txs[0]])["gasUsed"], 16)
         per_row[name] = gas / len(rows)
     limit = int(rpc.call("eth_getBlockByNumber", ["latest", False])["gasLimit"], 16)
-    print(f"\ngas per row: {per_row['plain']:,.0f} batched, {per_row['referenced']:,.0f} with a reference "
-          f"(a group of {REFERENCED_GROUP}: {per_row['referenced'] * REFERENCED_GROUP:,.0f} of {limit:,})")
+    print(
+        f"\ngas per row: {per_row['plain']:,.0f} batched, {per_row['referenced']:,.0f} with a reference "
+        f"(a group of {REFERENCED_GROUP}: {per_row['referenced'] * REFERENCED_GROUP:,.0f} of {limit:,})"
+    )
     assert per_row["referenced"] < 5 * per_row["plain"]  # measured: about 44k vs 12k (a fresh flag is 22k)
     assert per_row["referenced"] * REFERENCED_GROUP * 1.25 < limit / 2

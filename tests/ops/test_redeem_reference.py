@@ -40,8 +40,10 @@ def test_the_revert_sentence_names_the_vendor_and_the_reference(system):
     pay(system, p.spenders[0], p.restaurant, 20_000)
     t.redeem(10_000, "KB-0001", sender=p.restaurant)
     reason = why_not(t, "redeem", (10_000, "KB-0001"), p.restaurant.address)
-    assert reason.lower() == (f"vendor {p.restaurant.address.lower()} has already redeemed against settlement reference "
-                      f"0x{keccak(text='KB-0001').hex()}: a payout instruction is redeemed once")
+    assert reason.lower() == (
+        f"vendor {p.restaurant.address.lower()} has already redeemed against settlement reference "
+        f"0x{keccak(text='KB-0001').hex()}: a payout instruction is redeemed once"
+    )
 
 
 def test_the_indexer_keeps_the_reference_text(system, chain, networks, tmp_path):
@@ -56,4 +58,5 @@ def test_the_indexer_keeps_the_reference_text(system, chain, networks, tmp_path)
     with engine.connect() as conn:
         rows = conn.execute(select(r.c.vendor, r.c.settlement_ref, r.c.settlement_reference, r.c.amount)).all()
     assert [tuple(row) for row in rows] == [
-        (p.restaurant.address, "0x" + keccak(text="KB-2030-0042 / 국민은행").hex(), "KB-2030-0042 / 국민은행", 12_000)]
+        (p.restaurant.address, "0x" + keccak(text="KB-2030-0042 / 국민은행").hex(), "KB-2030-0042 / 국민은행", 12_000)
+    ]

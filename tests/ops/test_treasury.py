@@ -39,10 +39,27 @@ def write(path: Path, text: str) -> Path:
 # --- help and bad input -----------------------------------------------------------------------------------------
 
 COMMANDS = [
-    ["issue"], ["allowance"], ["treasury", "register"], ["program", "create"], ["program", "update"],
-    ["vendor", "register"], ["vendor", "suspend"], ["vendor", "reactivate"], ["enrol"],
-    ["allocate"], ["disburse"], ["freeze"], ["unfreeze"], ["clawback"], ["sweep"], ["pause"], ["unpause"],
-    ["role", "grant"], ["role", "revoke"], ["role", "handover", "begin"], ["role", "handover", "accept"],
+    ["issue"],
+    ["allowance"],
+    ["treasury", "register"],
+    ["program", "create"],
+    ["program", "update"],
+    ["vendor", "register"],
+    ["vendor", "suspend"],
+    ["vendor", "reactivate"],
+    ["enrol"],
+    ["allocate"],
+    ["disburse"],
+    ["freeze"],
+    ["unfreeze"],
+    ["clawback"],
+    ["sweep"],
+    ["pause"],
+    ["unpause"],
+    ["role", "grant"],
+    ["role", "revoke"],
+    ["role", "handover", "begin"],
+    ["role", "handover", "accept"],
     ["role", "handover", "cancel"],
 ]  # the listings (read-only, no --account) are checked in test_treasury_roles.py
 
@@ -62,15 +79,37 @@ def test_unknown_alias_bad_address_and_bad_amount_are_clear(cli, system):
     assert "Account with alias 'nobody' not found" in out
     out = cli.refused("issue", "100", "--to", "treasury-office", account=ISSUER, code=2, balances=[balance])
     assert "'treasury-office' is neither an address" in out and "ape accounts list" in out
-    out = cli.refused("issue", "100", "--to", "0x" + "9965507d1a55bcc2695c58ba16fb37d819b0a4DC",
-                      account=ISSUER, code=2, balances=[balance])
+    out = cli.refused(
+        "issue",
+        "100",
+        "--to",
+        "0x" + "9965507d1a55bcc2695c58ba16fb37d819b0a4DC",
+        account=ISSUER,
+        code=2,
+        balances=[balance],
+    )
     assert "wrong EIP-55 checksum" in out
     out = cli.refused("issue", "100", "--to", "0x1234", account=ISSUER, code=2)
     assert "malformed" in out
-    for amount, problem in (("-5", "is negative"), ("1.5", "not a whole number"), ("0", "is zero"),
-                            ("lots", "not a whole number")):
-        out = cli.refused("issue", "--to", p.treasury.address, "--network", cli.uri, "--", amount, account=ISSUER,
-                          code=2, balances=[balance], network=False)
+    for amount, problem in (
+        ("-5", "is negative"),
+        ("1.5", "not a whole number"),
+        ("0", "is zero"),
+        ("lots", "not a whole number"),
+    ):
+        out = cli.refused(
+            "issue",
+            "--to",
+            p.treasury.address,
+            "--network",
+            cli.uri,
+            "--",
+            amount,
+            account=ISSUER,
+            code=2,
+            balances=[balance],
+            network=False,
+        )
         assert problem in out, (amount, out)
 
 
@@ -84,8 +123,14 @@ def test_a_missing_role_is_a_sentence_and_nothing_is_sent(cli, system):
     p = system.people
     out = cli.refused("pause", account=OUTSIDER)
     assert f"{p.outsider.address} does not hold COMPLIANCE_ROLE" in out
-    out = cli.refused("issue", "100", "--to", p.treasury.address, account=OUTSIDER,
-                      balances=[lambda: system.token.balanceOf(p.treasury)])
+    out = cli.refused(
+        "issue",
+        "100",
+        "--to",
+        p.treasury.address,
+        account=OUTSIDER,
+        balances=[lambda: system.token.balanceOf(p.treasury)],
+    )
     assert "does not hold ISSUER_ROLE" in out
 
 
@@ -106,8 +151,14 @@ def test_allowance_and_issue_within_it(cli, system):
     assert t.balanceOf(new_treasury) == 400_000 and t.mintAllowance(p.issuer) == 600_000
     assert "Issued 400,000 KRW" in result.output and "600,000 KRW" in result.output
 
-    out = cli.refused("issue", "600001", "--to", new_treasury, account=ISSUER,
-                      balances=[lambda: t.balanceOf(new_treasury), lambda: t.mintAllowance(p.issuer)])
+    out = cli.refused(
+        "issue",
+        "600001",
+        "--to",
+        new_treasury,
+        account=ISSUER,
+        balances=[lambda: t.balanceOf(new_treasury), lambda: t.mintAllowance(p.issuer)],
+    )
     assert f"issuer {p.issuer.address} may mint 600,000 KRW more, not 600,001 KRW" in out
     out = cli.refused("issue", "5", "--to", p.restaurant.address, account=ISSUER)
     assert f"{p.restaurant.address} is a vendor, not a treasury" in out
@@ -120,15 +171,30 @@ def test_allowance_and_issue_within_it(cli, system):
 
 def test_program_create_from_preset_update_from_file_and_list(cli, system, tmp_path):
     t, p = system.token, system.people
-    result = cli.ok("program", "create", "--preset", "business-promotion", "--name", "BP-2030-MOIS",
-                    "--treasury", p.treasury2.address, "--start", "2030-01-01", "--end", "2031-01-01",
-                    "--working-hours", account=MANAGER)
+    result = cli.ok(
+        "program",
+        "create",
+        "--preset",
+        "business-promotion",
+        "--name",
+        "BP-2030-MOIS",
+        "--treasury",
+        p.treasury2.address,
+        "--start",
+        "2030-01-01",
+        "--end",
+        "2031-01-01",
+        "--working-hours",
+        account=MANAGER,
+    )
     assert "Program #3 created" in result.output
     assert "2030-01-01 00:00 KST" in result.output and "2031-01-01 00:00 KST" in result.output  # dates, not unix
     assert t.programName(3) == "BP-2030-MOIS" and t.programConfig(3).treasury == p.treasury2.address
     assert t.programRules(3).start == ts(PROGRAM_END.replace(month=1, day=1))
 
-    spec = write(tmp_path / "program.yaml", f"""
+    spec = write(
+        tmp_path / "program.yaml",
+        f"""
 name: BP-2030-MOIS
 treasury: {p.treasury2.address}
 start: 2030-01-01
@@ -138,7 +204,8 @@ per_payment_limit: 300000
 evidence_threshold: 500000
 caps: {{RESTAURANT: 1000000, cafe_bakery: null, 4: 2000000}}
 utc_offset_minutes: 540
-""")
+""",
+    )
     result = cli.ok("program", "update", "BP-2030-MOIS", "--file", str(spec), account=MANAGER)
     assert "Program #3 updated (version 2)" in result.output
     rules = t.programRules(3)
@@ -151,7 +218,9 @@ utc_offset_minutes: 540
 
 def test_program_specs_are_checked_completely_before_sending(cli, system, tmp_path):
     p = system.people
-    bad = write(tmp_path / "bad.yaml", f"""
+    bad = write(
+        tmp_path / "bad.yaml",
+        f"""
 name: BP-BAD
 treasury: {p.treasury2.address}
 start: 2031-01-01
@@ -161,29 +230,86 @@ per_payment_limit: -5
 evidence_threshold: 500000
 caps: {{RESTAURANT: 1000, CASINO: 5}}
 colour: blue
-""")
+""",
+    )
     out = cli.refused("program", "create", "--file", str(bad), account=MANAGER)
-    for problem in ("unknown field(s) colour", "unknown merchant category 'CASINO'", "Tue: 20-18",
-                    "Wed: 9-25", "per_payment_limit -5 is negative",
-                    "start (2031-01-01 00:00 KST) must be before end (2030-01-01 00:00 KST)"):
+    for problem in (
+        "unknown field(s) colour",
+        "unknown merchant category 'CASINO'",
+        "Tue: 20-18",
+        "Wed: 9-25",
+        "per_payment_limit -5 is negative",
+        "start (2031-01-01 00:00 KST) must be before end (2030-01-01 00:00 KST)",
+    ):
         assert problem in out, problem
     assert system.token.programCount() == 2
 
-    out = cli.refused("program", "create", "--preset", "ev-charger", "--name", "EV-X", "--treasury",
-                      p.treasury2.address, "--start", "2031-01-01", "--end", "2030-01-01", account=MANAGER)
+    out = cli.refused(
+        "program",
+        "create",
+        "--preset",
+        "ev-charger",
+        "--name",
+        "EV-X",
+        "--treasury",
+        p.treasury2.address,
+        "--start",
+        "2031-01-01",
+        "--end",
+        "2030-01-01",
+        account=MANAGER,
+    )
     assert "must be before end" in out
-    out = cli.refused("program", "create", "--preset", "ev-charger", "--name", "EV-X", "--treasury",
-                      p.restaurant.address, "--start", "2030-01-01", "--end", "2031-01-01", account=MANAGER)
+    out = cli.refused(
+        "program",
+        "create",
+        "--preset",
+        "ev-charger",
+        "--name",
+        "EV-X",
+        "--treasury",
+        p.restaurant.address,
+        "--start",
+        "2030-01-01",
+        "--end",
+        "2031-01-01",
+        account=MANAGER,
+    )
     assert f"treasury {p.restaurant.address} is a vendor, not a registered treasury" in out
-    out = cli.refused("program", "create", "--preset", "ev-charger", "--name", "EV-X", "--treasury",
-                      p.treasury2.address, "--start", "next week", "--end", "2031-01-01", account=MANAGER)
+    out = cli.refused(
+        "program",
+        "create",
+        "--preset",
+        "ev-charger",
+        "--name",
+        "EV-X",
+        "--treasury",
+        p.treasury2.address,
+        "--start",
+        "next week",
+        "--end",
+        "2031-01-01",
+        account=MANAGER,
+    )
     assert "start 'next week' is neither unix seconds nor an ISO date" in out
     broken = write(tmp_path / "broken.json", "{ not json")
     out = cli.refused("program", "update", "1", "--file", str(broken), account=MANAGER)
     assert "is not valid JSON" in out
-    good = write(tmp_path / "good.json", json.dumps({
-        "name": "X", "treasury": p.treasury2.address, "start": 1, "end": 2, "hours": ["09-18"] * 7,
-        "per_payment_limit": 1, "evidence_threshold": 1, "caps": {"RESTAURANT": 5}}))
+    good = write(
+        tmp_path / "good.json",
+        json.dumps(
+            {
+                "name": "X",
+                "treasury": p.treasury2.address,
+                "start": 1,
+                "end": 2,
+                "hours": ["09-18"] * 7,
+                "per_payment_limit": 1,
+                "evidence_threshold": 1,
+                "caps": {"RESTAURANT": 5},
+            }
+        ),
+    )
     out = cli.refused("program", "update", "9", "--file", str(good), account=MANAGER)
     assert "there is no program #9" in out
     out = cli.refused("program", "create", "--preset", "ev-charger", "--file", str(good), account=MANAGER, code=2)
@@ -196,14 +322,16 @@ colour: blue
 def test_vendors_single_and_from_csv(cli, system, tmp_path):
     t, p = system.token, system.people
     one = fresh("vendor-one")
-    result = cli.ok("vendor", "register", one, "--category", "restaurant", "--name", "Gukbap House",
-                    account=REGISTRAR)
+    result = cli.ok("vendor", "register", one, "--category", "restaurant", "--name", "Gukbap House", account=REGISTRAR)
     assert "Vendor registered" in result.output and t.accountOf(one).category == int(Category.RESTAURANT)
 
     vendors = [fresh(f"vendor-{i}") for i in range(3)]
-    good = write(tmp_path / "vendors.csv", "address,category,name\n"
-                 f"{vendors[0]},CAFE_BAKERY,Morning Bakery\n{vendors[1]},7,Paper & Pens\n"
-                 f"{vendors[2].lower()},karaoke,\"Star, Karaoke\"\n")
+    good = write(
+        tmp_path / "vendors.csv",
+        "address,category,name\n"
+        f"{vendors[0]},CAFE_BAKERY,Morning Bakery\n{vendors[1]},7,Paper & Pens\n"
+        f'{vendors[2].lower()},karaoke,"Star, Karaoke"\n',
+    )
     result = cli.ok("vendor", "register", "--csv", str(good), account=REGISTRAR)
     assert "3 of 3 transactions succeeded" in result.output
     assert [t.accountOf(v).category for v in vendors] == [2, 7, int(Category.KARAOKE)]
@@ -219,27 +347,37 @@ def test_vendors_single_and_from_csv(cli, system, tmp_path):
     assert f"unknown vendor: {fresh('ghost')} is not registered" in out
     out = cli.refused("vendor", "suspend", p.spenders[0].address, "--reason", "x", account=COMPLIANCE)
     assert "is a spender, not a vendor" in out
-    out = cli.refused("vendor", "register", fresh("x"), "--category", "CASINO", "--name", "x", account=REGISTRAR,
-                      code=2)
+    out = cli.refused(
+        "vendor", "register", fresh("x"), "--category", "CASINO", "--name", "x", account=REGISTRAR, code=2
+    )
     assert "unknown merchant category 'CASINO'" in out
 
 
 def test_a_bad_vendor_csv_reports_every_row_and_sends_nothing(cli, system, tmp_path):
     p = system.people
     new = [fresh(f"v-{i}") for i in range(3)]
-    bad = write(tmp_path / "bad_vendors.csv", "address,category,name\n"
-                f"{new[0]},RESTAURANT,Good One\n"       # 2 fine
-                "0x1234,RESTAURANT,Short\n"              # 3 malformed
-                f"{new[1]},CASINO,Lucky\n"               # 4 unknown category
-                f"{new[2]},RESTAURANT,\n"                # 5 empty name
-                f"{new[0]},CAFE_BAKERY,Again\n"          # 6 duplicate of 2
-                f"{p.spenders[0].address},RESTAURANT,Official\n"  # 7 a spender
-                "just,two\n"                             # 8 wrong columns? (2 columns are allowed: name missing)
-                f"{new[1]},RESTAURANT,Fine,extra\n")     # 9 too many columns
+    bad = write(
+        tmp_path / "bad_vendors.csv",
+        "address,category,name\n"
+        f"{new[0]},RESTAURANT,Good One\n"  # 2 fine
+        "0x1234,RESTAURANT,Short\n"  # 3 malformed
+        f"{new[1]},CASINO,Lucky\n"  # 4 unknown category
+        f"{new[2]},RESTAURANT,\n"  # 5 empty name
+        f"{new[0]},CAFE_BAKERY,Again\n"  # 6 duplicate of 2
+        f"{p.spenders[0].address},RESTAURANT,Official\n"  # 7 a spender
+        "just,two\n"  # 8 wrong columns? (2 columns are allowed: name missing)
+        f"{new[1]},RESTAURANT,Fine,extra\n",
+    )  # 9 too many columns
     out = cli.refused("vendor", "register", "--csv", str(bad), account=REGISTRAR)
-    for line, problem in ((3, "malformed"), (4, "unknown merchant category 'CASINO'"), (5, "name is empty"),
-                          (6, "duplicate address (also on line 2)"), (7, "already registered as a spender"),
-                          (8, "malformed"), (9, "found 4")):
+    for line, problem in (
+        (3, "malformed"),
+        (4, "unknown merchant category 'CASINO'"),
+        (5, "name is empty"),
+        (6, "duplicate address (also on line 2)"),
+        (7, "already registered as a spender"),
+        (8, "malformed"),
+        (9, "found 4"),
+    ):
         assert f"line {line}" in out and problem in out, (line, problem, out)
     assert "nothing was sent" in out
     assert system.token.accountOf(new[0]).kind == 0
@@ -262,17 +400,24 @@ def test_enrol_single_and_from_csv(cli, system, tmp_path):
     assert "2 of 2 transactions succeeded" in result.output  # one per program
     assert [t.accountOf(a).programId for a in people] == [1, 1, 1, 2, 2]
 
-    bad = write(tmp_path / "bad_officials.csv", "address,program,department\n"
-                f"{fresh('ok')},1,OK\n"
-                f"{fresh('a')},99,X\n"
-                f"{fresh('b')},1,{'D' * 33}\n"
-                f"{p.restaurant.address},1,VENDOR\n"
-                f"{p.spenders[0].address},2,MOVE\n"
-                f"{fresh('ok')},1,AGAIN\n")
+    bad = write(
+        tmp_path / "bad_officials.csv",
+        "address,program,department\n"
+        f"{fresh('ok')},1,OK\n"
+        f"{fresh('a')},99,X\n"
+        f"{fresh('b')},1,{'D' * 33}\n"
+        f"{p.restaurant.address},1,VENDOR\n"
+        f"{p.spenders[0].address},2,MOVE\n"
+        f"{fresh('ok')},1,AGAIN\n",
+    )
     out = cli.refused("enrol", "--csv", str(bad), account=MANAGER)
-    for line, problem in ((3, "unknown program '99'"), (4, "longer than 32 bytes"),
-                          (5, "is a vendor; only new addresses or spenders can be enrolled"),
-                          (6, "already enrolled in program #1, not #2"), (7, "duplicate address (also on line 2)")):
+    for line, problem in (
+        (3, "unknown program '99'"),
+        (4, "longer than 32 bytes"),
+        (5, "is a vendor; only new addresses or spenders can be enrolled"),
+        (6, "already enrolled in program #1, not #2"),
+        (7, "duplicate address (also on line 2)"),
+    ):
         assert f"line {line}" in out and problem in out, (line, problem, out)
     assert t.accountOf(fresh("ok")).kind == 0
 
@@ -281,15 +426,26 @@ def test_allocate_once_per_reference(cli, system):
     t, p = system.token, system.people
     spender = p.spenders[0]
     before, treasury = t.balanceOf(spender), t.balanceOf(p.treasury)
-    result = cli.ok("allocate", spender.address, "5000", "--program", "BP-2030-MOEF", "--ref", "DEC-2030-001",
-                    account=MANAGER)
+    result = cli.ok(
+        "allocate", spender.address, "5000", "--program", "BP-2030-MOEF", "--ref", "DEC-2030-001", account=MANAGER
+    )
     assert "Allocated 5,000 KRW" in result.output
     assert t.balanceOf(spender) == before + 5000 and t.balanceOf(p.treasury) == treasury - 5000
-    out = cli.refused("allocate", spender.address, "5000", "--program", "1", "--ref", "DEC-2030-001",
-                      account=MANAGER, balances=[lambda: t.balanceOf(spender)])
+    out = cli.refused(
+        "allocate",
+        spender.address,
+        "5000",
+        "--program",
+        "1",
+        "--ref",
+        "DEC-2030-001",
+        account=MANAGER,
+        balances=[lambda: t.balanceOf(spender)],
+    )
     assert "has already been applied; nobody is paid twice" in out
-    out = cli.refused("allocate", p.ev_recipients[0].address, "5000", "--program", "1", "--ref", "DEC-2030-002",
-                      account=MANAGER)
+    out = cli.refused(
+        "allocate", p.ev_recipients[0].address, "5000", "--program", "1", "--ref", "DEC-2030-002", account=MANAGER
+    )
     assert f"spender {p.ev_recipients[0].address} is enrolled in program 'EV-2030-MOE', not 'BP-2030-MOEF'" in out
     out = cli.refused("allocate", spender.address, "5000", "--program", "NO-SUCH", "--ref", "x", account=MANAGER)
     assert "there is no program named 'NO-SUCH'" in out
@@ -312,8 +468,15 @@ def test_freeze_clawback_unfreeze(cli, system):
 
     out = cli.refused("clawback", spender.address, "1", account=COMPLIANCE, code=2)
     assert "Missing option '--reason'" in out
-    out = cli.refused("clawback", spender.address, str(balance), "--reason", "x", account=COMPLIANCE,
-                      balances=[lambda: t.balanceOf(spender)])
+    out = cli.refused(
+        "clawback",
+        spender.address,
+        str(balance),
+        "--reason",
+        "x",
+        account=COMPLIANCE,
+        balances=[lambda: t.balanceOf(spender)],
+    )
     assert f"{spender.address} has {balance - 250_000:,} KRW, {balance:,} KRW needed" in out
     out = cli.refused("freeze", fresh("ghost"), "--reason", "x", account=COMPLIANCE)
     assert "is not registered" in out
@@ -360,13 +523,23 @@ def test_sweep_expired_balances_by_program_and_from_csv(cli, system, chain, tmp_
 
 def ape_run(*args: str, env: dict[str, str], timeout: int = 180) -> subprocess.CompletedProcess:
     ape = Path(sys.executable).with_name("ape")
-    return subprocess.run([str(ape if ape.exists() else "ape"), "run", "treasury", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(ape if ape.exists() else "ape"), "run", "treasury", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_subprocess_on_a_dev_network_uses_the_test_account_holding_the_role(cli, system, networks, tmp_path):
-    env = dict(os.environ, APE_FOUNDRY_HOST=networks.provider.uri, APE_DATA_FOLDER=str(tmp_path / "ape"),
-               **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)})
+    env = dict(
+        os.environ,
+        APE_FOUNDRY_HOST=networks.provider.uri,
+        APE_DATA_FOLDER=str(tmp_path / "ape"),
+        **{deployment.DEPLOYMENTS_ENV: str(cli.deployments)},
+    )
     result = ape_run("pause", "--program", "1", "--network", "ethereum:local:foundry", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Program 'BP-2030-MOEF' (#1) paused" in result.stdout

@@ -67,8 +67,12 @@ def test_grant_and_revoke_by_readable_or_contract_name(cli, system):
 def test_an_outsider_cannot_grant_revoke_or_hand_over(cli, system):
     t, p = system.token, system.people
     target = fresh("would-be-officer")
-    for args in (("role", "grant", "compliance", target), ("role", "revoke", "compliance", p.compliance.address),
-                 ("role", "handover", "begin", target), ("role", "handover", "cancel")):
+    for args in (
+        ("role", "grant", "compliance", target),
+        ("role", "revoke", "compliance", p.compliance.address),
+        ("role", "handover", "begin", target),
+        ("role", "handover", "cancel"),
+    ):
         out = cli.refused(*args, account=OUTSIDER)
         assert f"{p.outsider.address} does not hold DEFAULT_ADMIN_ROLE" in out, (args, out)
     # a role holder other than the admin is an outsider here too
@@ -84,8 +88,11 @@ def test_unknown_role_and_the_admin_role_are_refused_with_a_sentence(cli, system
     assert "unknown role 'auditor'" in out
     for name in ("admin", "issuer", "program-manager", "vendor-registrar", "compliance", "ISSUER_ROLE"):
         assert name in out
-    for verb, name, done in (("grant", "admin", "granted"), ("grant", "DEFAULT_ADMIN_ROLE", "granted"),
-                             ("revoke", "default-admin", "revoked")):
+    for verb, name, done in (
+        ("grant", "admin", "granted"),
+        ("grant", "DEFAULT_ADMIN_ROLE", "granted"),
+        ("revoke", "default-admin", "revoked"),
+    ):
         out = cli.refused("role", verb, name, target, account=ADMIN)
         assert f"the admin role cannot be {done}" in out and "role handover begin NEW_ADMIN" in out, out
     out = cli.refused("role", "grant", "issuer", "0x" + "00" * 20, account=ADMIN, code=2)
@@ -96,19 +103,31 @@ def test_unknown_role_and_the_admin_role_are_refused_with_a_sentence(cli, system
 def test_role_listing_in_every_format(cli, system):
     p = system.people
     table = flat(cli.ok("roles"))
-    for label, who in (("admin (DEFAULT_ADMIN_ROLE)", p.admin), ("issuer (ISSUER_ROLE)", p.issuer),
-                       ("program-manager (PROGRAM_MANAGER_ROLE)", p.manager),
-                       ("vendor-registrar (VENDOR_REGISTRAR_ROLE)", p.registrar),
-                       ("compliance (COMPLIANCE_ROLE)", p.compliance)):
+    for label, who in (
+        ("admin (DEFAULT_ADMIN_ROLE)", p.admin),
+        ("issuer (ISSUER_ROLE)", p.issuer),
+        ("program-manager (PROGRAM_MANAGER_ROLE)", p.manager),
+        ("vendor-registrar (VENDOR_REGISTRAR_ROLE)", p.registrar),
+        ("compliance (COMPLIANCE_ROLE)", p.compliance),
+    ):
         assert label in table and who.address in table
     assert KST_MOMENT.search(table)
     assert f"admin: {p.admin.address}; no handover pending" in table
 
     rows = list(csv.DictReader(io.StringIO(cli.ok("roles", "--format", "csv").output)))
-    assert [r["role"] for r in rows] == ["DEFAULT_ADMIN_ROLE", "ISSUER_ROLE", "PROGRAM_MANAGER_ROLE",
-                                         "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE"]
-    assert rows[1] == {"role": "ISSUER_ROLE", "account": p.issuer.address, "granted": rows[1]["granted"],
-                       "granted_by": p.admin.address}
+    assert [r["role"] for r in rows] == [
+        "DEFAULT_ADMIN_ROLE",
+        "ISSUER_ROLE",
+        "PROGRAM_MANAGER_ROLE",
+        "VENDOR_REGISTRAR_ROLE",
+        "COMPLIANCE_ROLE",
+    ]
+    assert rows[1] == {
+        "role": "ISSUER_ROLE",
+        "account": p.issuer.address,
+        "granted": rows[1]["granted"],
+        "granted_by": p.admin.address,
+    }
     assert rows[1]["granted"].endswith("+09:00")
 
     cli.ok("role", "revoke", "vendor-registrar", p.registrar.address, account=ADMIN)
@@ -124,9 +143,15 @@ def delayed(cli, accounts, chain):
     admin = accounts[30]
     set_time(chain, MONDAY_10)
     deployed = deploy_system(admin, admin_transfer_delay=DELAY)
-    deployment.write_record(deployment.record_path(cli.uri, cli.deployments), {
-        "token": deployed.token.address, "chain_id": chain.chain_id, "network": cli.uri,
-        "block": {"number": deployed.block}})
+    deployment.write_record(
+        deployment.record_path(cli.uri, cli.deployments),
+        {
+            "token": deployed.token.address,
+            "chain_id": chain.chain_id,
+            "network": cli.uri,
+            "block": {"number": deployed.block},
+        },
+    )
     return deployed.token
 
 
@@ -168,8 +193,9 @@ def test_handover_cancel(cli, delayed, accounts):
     result = cli.ok("role", "handover", "cancel", account="TEST::30")
     assert f"the handover to {accounts[33].address}" in flat(result)
     assert token.pendingDefaultAdmin()[0] == "0x" + "00" * 20
-    assert "no admin handover is pending; nothing was sent" in flat(cli.ok("role", "handover", "cancel",
-                                                                           account="TEST::30"))
+    assert "no admin handover is pending; nothing was sent" in flat(
+        cli.ok("role", "handover", "cancel", account="TEST::30")
+    )
     out = cli.refused("role", "handover", "accept", account="TEST::31")
     assert "no admin handover is pending" in out
     out = cli.refused("role", "handover", "begin", "0x" + "00" * 20, account="TEST::30", code=2)
@@ -192,7 +218,12 @@ def test_vendor_listing_shows_names_categories_state_and_balances(cli, system):
     assert list(rows) == [v.address for v in (p.restaurant, p.cafe, p.bar, p.installer, p.supplier)]
     bar = rows[p.bar.address]
     assert (bar["name"], bar["category"], bar["state"], bar["suspended"], bar["balance_krw"]) == (
-        "Night Owl Bar", "ENTERTAINMENT_BAR", "suspended", True, 0)
+        "Night Owl Bar",
+        "ENTERTAINMENT_BAR",
+        "suspended",
+        True,
+        0,
+    )
     assert rows[p.restaurant.address]["state"] == "active"
     assert rows[p.restaurant.address]["registered"].startswith("2029-12-28T10:00")
 
@@ -210,7 +241,12 @@ def test_spender_listing_filters_by_program(cli, system):
     assert [r["address"] for r in everyone] == [a.address for a in (*p.spenders, *p.ev_recipients)]
     first = everyone[0]
     assert (first["program"], first["program_id"], first["department"], first["balance_krw"], first["state"]) == (
-        "BP-2030-MOEF", 1, "MOEF-BUDGET", 3_000_000, "active")
+        "BP-2030-MOEF",
+        1,
+        "MOEF-BUDGET",
+        3_000_000,
+        "active",
+    )
     assert everyone[1]["state"] == "frozen" and everyone[1]["frozen"] is True
     ev = rows_of(cli, "spenders", "--program", "EV-2030-MOE")
     assert [r["address"] for r in ev] == [a.address for a in p.ev_recipients]
@@ -225,8 +261,10 @@ def test_program_and_treasury_listings(cli, system, chain):
     p = system.people
     cli.ok("pause", "--program", "2", account=COMPLIANCE)
     programs = rows_of(cli, "programs")
-    assert [(r["id"], r["name"], r["state"]) for r in programs] == [(1, "BP-2030-MOEF", "active"),
-                                                                     (2, "EV-2030-MOE", "paused")]
+    assert [(r["id"], r["name"], r["state"]) for r in programs] == [
+        (1, "BP-2030-MOEF", "active"),
+        (2, "EV-2030-MOE", "paused"),
+    ]
     assert programs[0]["start"] == "2030-01-01T00:00:00+09:00" and programs[0]["treasury"] == p.treasury.address
     assert programs[0]["treasury_balance_krw"] == system.token.balanceOf(p.treasury)
     assert rows_of(cli, "program", "list") == programs  # the older name lists the same
@@ -234,8 +272,10 @@ def test_program_and_treasury_listings(cli, system, chain):
     assert "2030-01-01 00:00 KST" in table and "2030-07-01 00:00 KST" in table and "RESTAURANT" in table
 
     treasuries = rows_of(cli, "treasuries")
-    assert [(r["address"], r["programs"]) for r in treasuries] == [(p.treasury.address, ["BP-2030-MOEF"]),
-                                                                   (p.treasury2.address, ["EV-2030-MOE"])]
+    assert [(r["address"], r["programs"]) for r in treasuries] == [
+        (p.treasury.address, ["BP-2030-MOEF"]),
+        (p.treasury2.address, ["EV-2030-MOE"]),
+    ]
     set_time(chain, PROGRAM_END + timedelta(days=1))
     chain.mine()
     assert rows_of(cli, "programs")[0]["state"] == "ended"
@@ -244,11 +284,24 @@ def test_program_and_treasury_listings(cli, system, chain):
 def test_listings_have_help_with_network_and_format():
     from click.testing import CliRunner
 
-    for command in (["vendors"], ["spenders"], ["programs"], ["treasuries"], ["roles"], ["program", "list"],
-                    ["role", "list"], ["role", "handover", "show"]):
+    for command in (
+        ["vendors"],
+        ["spenders"],
+        ["programs"],
+        ["treasuries"],
+        ["roles"],
+        ["program", "list"],
+        ["role", "list"],
+        ["role", "handover", "show"],
+    ):
         result = CliRunner().invoke(SCRIPT.cli, [*command, "--help"])
         assert result.exit_code == 0 and "--network" in result.output and "--format" in result.output, command
-    for command in (["role", "grant"], ["role", "revoke"], ["role", "handover", "begin"],
-                    ["role", "handover", "accept"], ["role", "handover", "cancel"]):
+    for command in (
+        ["role", "grant"],
+        ["role", "revoke"],
+        ["role", "handover", "begin"],
+        ["role", "handover", "accept"],
+        ["role", "handover", "cancel"],
+    ):
         result = CliRunner().invoke(SCRIPT.cli, [*command, "--help"])
         assert result.exit_code == 0 and "--account" in result.output, command

@@ -23,7 +23,7 @@ def test_balance_shows_program_hours_and_caps(run, system):
     p = system.people
     pay(system, p.spenders[0], p.cafe, 50_000)
     result = run("wallet", "balance", account=p.spenders[0])
-    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "2,950,000 KRW" in (result.stdout + result.stderr) and "BP-2030-MOEF" in (result.stdout + result.stderr)
     assert "Mon 06-23" in (result.stdout + result.stderr)
     assert "CAFE_BAKERY" in (result.stdout + result.stderr) and "250,000" in (result.stdout + result.stderr)
@@ -34,12 +34,16 @@ def test_balance_shows_program_hours_and_caps(run, system):
 def test_pay_sends_or_explains_and_sends_nothing(run, system, chain):
     p = system.people
     result = run("wallet", "pay", p.restaurant.address, "45,000", "--receipt", "1001", account=p.spenders[0])
-    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "paid 45,000 KRW" in (result.stdout + result.stderr)
     height, balance = chain.blocks.height, system.token.balanceOf(p.spenders[0])
     result = run("wallet", "pay", p.bar.address, "10000", account=p.spenders[0])
     assert result.returncode == 1
-    assert "not sent: vendor" in (result.stdout + result.stderr) and "ENTERTAINMENT_BAR" in (result.stdout + result.stderr) and "BP-2030-MOEF" in (result.stdout + result.stderr)
+    assert (
+        "not sent: vendor" in (result.stdout + result.stderr)
+        and "ENTERTAINMENT_BAR" in (result.stdout + result.stderr)
+        and "BP-2030-MOEF" in (result.stdout + result.stderr)
+    )
     result = run("wallet", "pay", p.restaurant.address, "10000", "--receipt", "1001", account=p.spenders[0])
     assert "already been paid" in (result.stdout + result.stderr)
     result = run("wallet", "pay", p.restaurant.address, "600000", account=p.spenders[0])
@@ -73,20 +77,31 @@ def test_bad_input_is_refused_before_anything_is_sent(system, chain, args, probl
 def test_signed_payment_collected_by_the_vendor_only_once(run, system, tmp_path):
     p, t = system.people, system.token
     signed = tmp_path / "pay.json"
-    result = run("wallet", "authorize", p.restaurant.address, "30000", "--receipt", "77", "--out", str(signed),
-                 account=p.spenders[1])
-    assert result.returncode == 0, (result.stdout + result.stderr)
+    result = run(
+        "wallet",
+        "authorize",
+        p.restaurant.address,
+        "30000",
+        "--receipt",
+        "77",
+        "--out",
+        str(signed),
+        account=p.spenders[1],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(signed.read_text())["amount"] == 30_000
     before = t.balanceOf(p.spenders[1])
     result = run("vendor", "collect", str(signed), account=p.cafe)
     assert result.returncode == 1 and "only that vendor can collect it" in (result.stdout + result.stderr)
     result = run("vendor", "collect", str(signed), account=p.restaurant)
-    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert t.balanceOf(p.spenders[1]) == before - 30_000
     result = run("vendor", "collect", str(signed), account=p.restaurant)
     assert result.returncode == 1 and "already been used" in (result.stdout + result.stderr)
     result = run("vendor", "payments", account=p.restaurant)
-    assert "30,000" in (result.stdout + result.stderr) and "total received: 30,000 KRW" in (result.stdout + result.stderr)
+    assert "30,000" in (result.stdout + result.stderr) and "total received: 30,000 KRW" in (
+        result.stdout + result.stderr
+    )
 
 
 def test_official_cancels_a_signed_payment(run, system, tmp_path):
@@ -96,7 +111,7 @@ def test_official_cancels_a_signed_payment(run, system, tmp_path):
     result = run("wallet", "cancel", str(signed), account=p.spenders[3])
     assert result.returncode == 1 and "was signed by" in (result.stdout + result.stderr)
     result = run("wallet", "cancel", str(signed), account=p.spenders[2])
-    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
     result = run("vendor", "collect", str(signed), account=p.cafe)
     assert result.returncode == 1 and "already been used or cancelled" in (result.stdout + result.stderr)
 
@@ -106,7 +121,7 @@ def test_vendor_redeems(run, system):
     pay(system, p.spenders[0], p.restaurant, 80_000)
     supply = t.totalSupply()
     result = run("vendor", "redeem", "50000", "--reference", "KB-0012-3456", account=p.restaurant)
-    assert result.returncode == 0, (result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert t.totalSupply() == supply - 50_000
     result = run("vendor", "redeem", "50000", "--reference", "KB-0012-3457", account=p.restaurant)
     assert result.returncode == 1 and "has 30,000 KRW" in (result.stdout + result.stderr)

@@ -54,21 +54,41 @@ class Ledger:
         else:
             self.now += 60
         row = {
-            "block_number": self.block, "log_index": self.log,
+            "block_number": self.block,
+            "log_index": self.log,
             "tx_hash": "0x" + hashlib.sha256(f"{self.block}/{self.log}".encode()).hexdigest(),
-            "block_timestamp": self.now, **values,
+            "block_timestamp": self.now,
+            **values,
         }
         with self.engine.begin() as conn:
             conn.execute(insert(table), [row])
         return row
 
-    def program(self, program_id: int, name: str, *, version: int = 1, limit: int = 1_000_000,
-                threshold: int = 500_000, offset: int = KST_OFFSET_MINUTES, at=None) -> dict:
+    def program(
+        self,
+        program_id: int,
+        name: str,
+        *,
+        version: int = 1,
+        limit: int = 1_000_000,
+        threshold: int = 500_000,
+        offset: int = KST_OFFSET_MINUTES,
+        at=None,
+    ) -> dict:
         return self._event(
-            schema.program_configs, at, program_id=program_id, version=version, name=name,
-            treasury=address(f"treasury{program_id}"), start=int(kst(2030, 1, 1).timestamp()),
-            end_time=int(kst(2031, 1, 1).timestamp()), utc_offset_minutes=offset, categories=0b1111110,
-            opening_hours=0, per_payment_limit=limit, evidence_threshold=threshold,
+            schema.program_configs,
+            at,
+            program_id=program_id,
+            version=version,
+            name=name,
+            treasury=address(f"treasury{program_id}"),
+            start=int(kst(2030, 1, 1).timestamp()),
+            end_time=int(kst(2031, 1, 1).timestamp()),
+            utc_offset_minutes=offset,
+            categories=0b1111110,
+            opening_hours=0,
+            per_payment_limit=limit,
+            evidence_threshold=threshold,
         )
 
     def vendor(self, label: str, category: Category = Category.RESTAURANT, name: str | None = None, at=None) -> str:
@@ -78,51 +98,107 @@ class Ledger:
 
     def enrol(self, label: str, program_id: int, department: str, at=None) -> str:
         who = address(label)
-        self._event(schema.enrolments, at, spender=who, program_id=program_id, department=hex32(department),
-                    department_text=department)
+        self._event(
+            schema.enrolments,
+            at,
+            spender=who,
+            program_id=program_id,
+            department=hex32(department),
+            department_text=department,
+        )
         return who
 
     def allocate(self, spender: str, program_id: int, amount: int, at=None) -> dict:
-        return self._event(schema.allocations, at, batch_ref=hex32(1), program_id=program_id, spender=spender,
-                           amount=amount)
+        return self._event(
+            schema.allocations, at, batch_ref=hex32(1), program_id=program_id, spender=spender, amount=amount
+        )
 
-    def pay(self, payer: str, vendor: str, amount: int, at: datetime | int | None = None, *, program_id: int = 1,
-            category: Category = Category.RESTAURANT, evidence: bool = False, offset: int = KST_OFFSET_MINUTES,
-            receipt: int = 0) -> dict:
+    def pay(
+        self,
+        payer: str,
+        vendor: str,
+        amount: int,
+        at: datetime | int | None = None,
+        *,
+        program_id: int = 1,
+        category: Category = Category.RESTAURANT,
+        evidence: bool = False,
+        offset: int = KST_OFFSET_MINUTES,
+        receipt: int = 0,
+    ) -> dict:
         when = at if at is not None else self.now + 60
         stamp = when if isinstance(when, int) else int(when.timestamp())
         period, _, _ = local_time(stamp, offset)
         return self._event(
-            schema.payments, stamp, payer=payer, vendor=vendor, program_id=program_id, category=int(category),
-            period=period, amount=amount, receipt_id=hex32(receipt), evidence_hash=hex32("evidence") if evidence else ZERO32,
+            schema.payments,
+            stamp,
+            payer=payer,
+            vendor=vendor,
+            program_id=program_id,
+            category=int(category),
+            period=period,
+            amount=amount,
+            receipt_id=hex32(receipt),
+            evidence_hash=hex32("evidence") if evidence else ZERO32,
             cap_left=MAX_AMOUNT_40,
         )
 
     def give_back(self, spender: str, program_id: int, amount: int, at=None) -> dict:
-        return self._event(schema.returns, at, spender=spender, program_id=program_id,
-                           treasury=address(f"treasury{program_id}"), amount=amount)
+        return self._event(
+            schema.returns,
+            at,
+            spender=spender,
+            program_id=program_id,
+            treasury=address(f"treasury{program_id}"),
+            amount=amount,
+        )
 
     def redeem(self, vendor: str, amount: int, at=None) -> dict:
         return self._event(schema.redemptions, at, vendor=vendor, settlement_ref=hex32(self.block), amount=amount)
 
     def claw_back(self, spender: str, program_id: int, amount: int, at=None) -> dict:
-        return self._event(schema.clawbacks, at, spender=spender, program_id=program_id, officer=address("officer"),
-                           amount=amount, reason="misuse")
+        return self._event(
+            schema.clawbacks,
+            at,
+            spender=spender,
+            program_id=program_id,
+            officer=address("officer"),
+            amount=amount,
+            reason="misuse",
+        )
 
     def sweep(self, spender: str, program_id: int, amount: int, at=None) -> dict:
-        return self._event(schema.sweeps, at, spender=spender, program_id=program_id, caller=address("anyone"),
-                           amount=amount)
+        return self._event(
+            schema.sweeps, at, spender=spender, program_id=program_id, caller=address("anyone"), amount=amount
+        )
 
     def approve(self, owner: str, spender: str, amount: int, at=None) -> dict:
         return self._event(schema.approvals, at, owner=owner, spender=spender, amount=amount)
 
     def checkpoint(self) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(schema.blocks), [{"number": self.block, "hash": hex32(self.block),
-                                                  "parent_hash": hex32(self.block - 1), "timestamp": self.now}])
-            conn.execute(insert(schema.checkpoint), [{"id": 1, "block_number": self.block,
-                                                      "block_hash": hex32(self.block),
-                                                      "updated_at": datetime.now(timezone.utc)}])
+            conn.execute(
+                insert(schema.blocks),
+                [
+                    {
+                        "number": self.block,
+                        "hash": hex32(self.block),
+                        "parent_hash": hex32(self.block - 1),
+                        "timestamp": self.now,
+                    }
+                ],
+            )
+            conn.execute(
+                insert(schema.checkpoint),
+                [
+                    {
+                        "id": 1,
+                        "block_number": self.block,
+                        "block_hash": hex32(self.block),
+                        "updated_at": datetime.now(timezone.utc),
+                    }
+                ],
+            )
 
 
 @contextmanager

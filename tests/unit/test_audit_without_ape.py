@@ -10,9 +10,11 @@ from click.testing import CliRunner
 
 
 def test_the_standalone_indexer_imports_no_ape() -> None:
-    probe = ("import sys, deposit_token.audit.__main__, deposit_token.audit.sync.decode as d; d.LogDecoder(); "
-             "from deposit_token.chain.reverts import decode_revert; "
-             "print(sorted(m for m in sys.modules if m == 'ape' or m.startswith(('ape.', 'ape_', 'ethpm_types'))))")
+    probe = (
+        "import sys, deposit_token.audit.__main__, deposit_token.audit.sync.decode as d; d.LogDecoder(); "
+        "from deposit_token.chain.reverts import decode_revert; "
+        "print(sorted(m for m in sys.modules if m == 'ape' or m.startswith(('ape.', 'ape_', 'ethpm_types'))))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

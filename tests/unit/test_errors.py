@@ -19,9 +19,11 @@ def project_exceptions() -> list[type[BaseException]]:
         if info.name.endswith(".__main__") or ".migrations" in info.name:
             continue  # entry points run things when imported; migrations are alembic scripts
         module = importlib.import_module(info.name)
-        found += [value for value in vars(module).values()
-                  if inspect.isclass(value) and issubclass(value, BaseException)
-                  and value.__module__ == module.__name__]
+        found += [
+            value
+            for value in vars(module).values()
+            if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__
+        ]
     return found
 
 

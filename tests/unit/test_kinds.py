@@ -26,7 +26,8 @@ def solidity_restriction_codes() -> dict[str, int]:
 
 def test_kind_is_the_solidity_enum():
     assert [(kind.name, kind.value) for kind in Kind] == [
-        (name.upper(), index) for index, name in enumerate(solidity_kind_enum())]
+        (name.upper(), index) for index, name in enumerate(solidity_kind_enum())
+    ]
 
 
 def test_restriction_is_the_solidity_constants():

@@ -54,9 +54,12 @@ def imports_of(path: Path, name: str | None = None) -> set[str]:
             else:
                 target = node.module or ""
             found.add(target)
-            found.update(f"{target}.{alias.name}" for alias in node.names
-                         if (PACKAGE.parent / f"{target}.{alias.name}".replace(".", "/")).is_dir()
-                         or (PACKAGE.parent / (f"{target}.{alias.name}".replace(".", "/") + ".py")).is_file())
+            found.update(
+                f"{target}.{alias.name}"
+                for alias in node.names
+                if (PACKAGE.parent / f"{target}.{alias.name}".replace(".", "/")).is_dir()
+                or (PACKAGE.parent / (f"{target}.{alias.name}".replace(".", "/") + ".py")).is_file()
+            )
     return {target for target in found if target == "deposit_token" or target.startswith("deposit_token.")}
 
 
@@ -67,8 +70,7 @@ def layer_of(module: str) -> str | None:
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))
-            if "migrations" not in path.parts}
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py")) if "migrations" not in path.parts}
 
 
 def test_every_module_is_in_a_layer():
@@ -100,6 +102,7 @@ def test_imports_follow_the_layers():
 
 def test_no_cycle_between_sub_packages():
     """Between the sub-packages one level down (chain, audit.sync, audit.db, ops, ...), imports form no cycle."""
+
     def unit(module: str) -> str:
         parts = module.split(".")
         if len(parts) > 2 and (PACKAGE.parent / "/".join(parts[:3])).is_dir():
@@ -122,7 +125,7 @@ def test_no_cycle_between_sub_packages():
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node] = 2
@@ -148,8 +151,14 @@ def test_tests_share_helpers_through_support_only():
     wrong = []
     for path in sorted(tests.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            wrong += [f"{path.relative_to(tests)} imports {name}" for name in names
-                      if name.split(".")[0] == "conftest" or name.split(".")[0].startswith("test_")]
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
+            wrong += [
+                f"{path.relative_to(tests)} imports {name}"
+                for name in names
+                if name.split(".")[0] == "conftest" or name.split(".")[0].startswith("test_")
+            ]
     assert not wrong, "\n".join(wrong)

@@ -82,7 +82,7 @@ class Expectation:
         if bloom & self.address != self.address or not any(bloom & t == t for t in self.topics):
             return False
         filled = bloom.bit_count() / BLOOM_BITS
-        return filled ** 6 * len(self.topics) < MAX_FALSE_POSITIVE
+        return filled**6 * len(self.topics) < MAX_FALSE_POSITIVE
 
     def fault(self, headers: Mapping[int, Mapping[str, Any]], logs: Sequence[Mapping[str, Any]]) -> str | None:
         """Why the answer `logs` contradicts `headers` (block number -> header), or None if it does not."""
@@ -91,9 +91,13 @@ class Expectation:
             bloom = int(header.get("logsBloom") or "0x0", 16)
             mask = masks.get(number)
             if mask is not None and mask & ~bloom:
-                return (f"block {number}: the answer has logs the block's logsBloom does not contain (logs altered "
-                        "or from another block)")
+                return (
+                    f"block {number}: the answer has logs the block's logsBloom does not contain (logs altered "
+                    "or from another block)"
+                )
             if mask is None and self._suspect(bloom):
-                return (f"block {number}: its logsBloom says the token logged an event there, but the answer has "
-                        "no log in it")
+                return (
+                    f"block {number}: its logsBloom says the token logged an event there, but the answer has "
+                    "no log in it"
+                )
         return None

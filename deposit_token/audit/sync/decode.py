@@ -148,15 +148,18 @@ def _signed(word: str) -> int | str:
     return _exact(value - (1 << 256) if value >> 255 else value)
 
 
-def _compile_row(name: str, indexed_types: Sequence[str], data_types: Sequence[str],
-                 constants: Sequence[Any]) -> Callable[[Mapping[str, Any], int], tuple[Any, ...]]:
+def _compile_row(
+    name: str, indexed_types: Sequence[str], data_types: Sequence[str], constants: Sequence[Any]
+) -> Callable[[Mapping[str, Any], int], tuple[Any, ...]]:
     """A straight-line function ``(log, timestamp) -> row tuple`` for an event with static data only.
 
     This runs once per event (hundreds of thousands per backfill); generated code without loops, zips or
     per-column closures is about three times faster than interpreting the ABI for every log."""
     parts = ["_int(log['blockNumber'], 16)", "_int(log['logIndex'], 16)", "log['transactionHash']", "timestamp"]
-    parts += [_word_expression(kind, f"t[{i + 1}][2:]") if kind != "bytes32" else f"t[{i + 1}]"
-              for i, kind in enumerate(indexed_types)]
+    parts += [
+        _word_expression(kind, f"t[{i + 1}][2:]") if kind != "bytes32" else f"t[{i + 1}]"
+        for i, kind in enumerate(indexed_types)
+    ]
     parts += [_word_expression(kind, f"d[{2 + 64 * i}:{66 + 64 * i}]") for i, kind in enumerate(data_types)]
     parts += [f"_constants[{i}]" for i in range(len(constants))]
     source = (
@@ -167,8 +170,14 @@ def _compile_row(name: str, indexed_types: Sequence[str], data_types: Sequence[s
         f"        raise AbiError('{name} log at block %s does not match the ABI' % log['blockNumber'])\n"
         f"    return ({', '.join(parts)},)\n"
     )
-    namespace: dict[str, Any] = {"_int": int, "_checksum": checksum, "_exact": _exact, "_signed": _signed,
-                                 "_constants": tuple(constants), "AbiError": AbiError}
+    namespace: dict[str, Any] = {
+        "_int": int,
+        "_checksum": checksum,
+        "_exact": _exact,
+        "_signed": _signed,
+        "_constants": tuple(constants),
+        "AbiError": AbiError,
+    }
     exec(compile(source, f"<row decoder {name}>", "exec"), namespace)  # noqa: S102 - source built above
     row: Callable[[Mapping[str, Any], int], tuple[Any, ...]] = namespace["row"]
     return row
@@ -202,7 +211,7 @@ class EventDecoder:
         data = log["data"]
         if self.data_static is not None:
             for i, (column, convert) in enumerate(self.data_static):
-                row[column] = convert(data[2 + 64 * i: 66 + 64 * i])
+                row[column] = convert(data[2 + 64 * i : 66 + 64 * i])
         elif self.data_types:
             values = abi_decode(self.data_types, bytes.fromhex(data[2:]))
             for column, kind, value in zip(self.data_columns, self.data_types, values):
@@ -255,11 +264,16 @@ def _decoder(event: Mapping[str, Any]) -> EventDecoder:
     if as_json:
         own: tuple[str, ...] = ("event_name", "data")
     else:
-        own = (tuple(c for c, _ in indexed) + tuple(c for c, _k in data_params)
-               + (("department_text",) if name in _DERIVED else ()) + tuple(constants))
+        own = (
+            tuple(c for c, _ in indexed)
+            + tuple(c for c, _k in data_params)
+            + (("department_text",) if name in _DERIVED else ())
+            + tuple(constants)
+        )
     fast = static and name not in _DERIVED and not as_json
-    indexed_types = [abi_type(p) if _is_static_word(abi_type(p)) else "bytes32"
-                     for p in event["inputs"] if p.get("indexed")]
+    indexed_types = [
+        abi_type(p) if _is_static_word(abi_type(p)) else "bytes32" for p in event["inputs"] if p.get("indexed")
+    ]
     return EventDecoder(
         name=name,
         table=table,
@@ -273,7 +287,8 @@ def _decoder(event: Mapping[str, Any]) -> EventDecoder:
         as_json=as_json,
         columns=POSITION_COLUMNS + own,
         fast_row=_compile_row(name, indexed_types, [k for _c, k in data_params], list(constants.values()))
-        if fast else None,
+        if fast
+        else None,
     )
 
 
@@ -297,13 +312,21 @@ class LogDecoder:
         table = schema.metadata.tables[decoder.table]
         missing = set(decoder.columns) - set(table.columns.keys())
         if missing:
-            raise AbiError(f"event {decoder.name} has parameters {sorted(missing)} with no column in table "
-                           f"{decoder.table}: add them to schema.py and a migration")
+            raise AbiError(
+                f"event {decoder.name} has parameters {sorted(missing)} with no column in table "
+                f"{decoder.table}: add them to schema.py and a migration"
+            )
 
     def _unknown_row(self, log: Mapping[str, Any], timestamp: int) -> tuple[Any, ...]:
         """A log no ABI describes: kept raw in admin_events rather than dropped."""
-        return (int(log["blockNumber"], 16), int(log["logIndex"], 16), log["transactionHash"], timestamp,
-                "UnknownEvent", orjson.dumps({"topics": log["topics"], "data": log["data"]}).decode())
+        return (
+            int(log["blockNumber"], 16),
+            int(log["logIndex"], 16),
+            log["transactionHash"],
+            timestamp,
+            "UnknownEvent",
+            orjson.dumps({"topics": log["topics"], "data": log["data"]}).decode(),
+        )
 
     def decode(self, log: Mapping[str, Any], timestamp: int = 0) -> tuple[str, dict[str, Any]]:
         """(table, row as a dict) of one log, with the position columns (for reading single logs)."""
@@ -313,8 +336,9 @@ class LogDecoder:
             return ADMIN_TABLE, dict(zip((*POSITION_COLUMNS, "event_name", "data"), self._unknown_row(log, timestamp)))
         return decoder.table, dict(zip(decoder.columns, decoder.row(log, timestamp)))
 
-    def decode_all(self, logs: Sequence[Mapping[str, Any]], timestamps: Mapping[int, int]
-                   ) -> dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]]:
+    def decode_all(
+        self, logs: Sequence[Mapping[str, Any]], timestamps: Mapping[int, int]
+    ) -> dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]]:
         """Row tuples of `logs` grouped by (table, columns); `timestamps` maps block number -> timestamp."""
         out: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         by_topic = self.by_topic

@@ -185,8 +185,9 @@ class Indexer:
         head = int(answers[0], 16)
         if cp is not None:
             header = answers[1]
-            rolled = reorg.check_and_rollback(self.rpc, self.engine, cp, header and header["hash"],
-                                              self.config.start_block)
+            rolled = reorg.check_and_rollback(
+                self.rpc, self.engine, cp, header and header["hash"], self.config.start_block
+            )
             if rolled is not None:
                 self.stats.rollbacks.append(rolled)
                 self.log(str(rolled))
@@ -247,8 +248,7 @@ class Indexer:
                         raise _StartOver(f"the chain is shorter than block {last} now") from err
                     raise
                 if last == first:
-                    raise RpcError(err.method, err.code,
-                                   f"{err.message} - even for the single block {first}") from err
+                    raise RpcError(err.method, err.code, f"{err.message} - even for the single block {first}") from err
                 last = first + (last - first) // 2
                 self._range = last - first + 1
                 self.stats.splits += 1
@@ -274,7 +274,8 @@ class Indexer:
                     raise bloom.BloomMismatch(
                         f"the node's eth_getLogs answer for blocks {fetched.first}-{fetched.last} contradicts the "
                         f"block headers after {attempt + 1} tries: {fault}; nothing of the range was written. Use "
-                        "another provider, or check_blooms=False for a chain without real logsBloom") from None
+                        "another provider, or check_blooms=False for a chain without real logsBloom"
+                    ) from None
                 self.stats.bloom_retries += 1
                 self.log(f"provider fault ({fault}); asking for blocks {fetched.first}-{fetched.last} again")
                 time.sleep(0.2 * 2**attempt)
@@ -310,12 +311,20 @@ class Indexer:
         timestamps = {n: int(h["timestamp"], 16) for n, h in headers.items()}
         rows = self.decoder.decode_all(logs, timestamps)
         block_rows = [
-            {"number": n, "hash": h["hash"], "parent_hash": h["parentHash"], "timestamp": timestamps[n],
-             "event_count": counts.get(n, 0)}
+            {
+                "number": n,
+                "hash": h["hash"],
+                "parent_hash": h["parentHash"],
+                "timestamp": timestamps[n],
+                "event_count": counts.get(n, 0),
+            }
             for n, h in headers.items()
         ]
         store.commit_range(
-            self.engine, rows, block_rows, (last, headers[last]["hash"]),
+            self.engine,
+            rows,
+            block_rows,
+            (last, headers[last]["hash"]),
             prune_below=last - self.config.reorg_window if near_head else None,
         )
         self.stats.events += len(logs)
@@ -329,8 +338,10 @@ class Indexer:
         previous = self.checkpoint()
         for n in numbers:
             parent = headers.get(n - 1)
-            expected = parent["hash"] if parent is not None else (
-                previous[1] if previous is not None and previous[0] == n - 1 else None)
+            expected = (
+                parent["hash"]
+                if parent is not None
+                else (previous[1] if previous is not None and previous[0] == n - 1 else None)
+            )
             if expected is not None and headers[n]["parentHash"] != expected:
                 raise _StartOver(f"block {n} does not build on block {n - 1} any more")
-

@@ -49,8 +49,14 @@ class IndexProgress:
     def update(self, checkpoint: int, target: int, events: int) -> None:
         self._events = events
         total = max(1, target - self.start_block + 1)
-        self._progress.update(self._task, total=total, completed=max(0, checkpoint - self.start_block + 1),
-                              block=max(checkpoint, 0), target=target, events=events)
+        self._progress.update(
+            self._task,
+            total=total,
+            completed=max(0, checkpoint - self.start_block + 1),
+            block=max(checkpoint, 0),
+            target=target,
+            events=events,
+        )
 
     @property
     def rate(self) -> float:

@@ -32,12 +32,13 @@ class Rollback:
     rows_removed: int
 
     def __str__(self) -> str:
-        return (f"reorg: block {self.from_block} is no longer on the chain; rolled back to common ancestor "
-                f"{self.ancestor} ({self.rows_removed} event rows removed, re-indexing)")
+        return (
+            f"reorg: block {self.from_block} is no longer on the chain; rolled back to common ancestor "
+            f"{self.ancestor} ({self.rows_removed} event rows removed, re-indexing)"
+        )
 
 
-def find_common_ancestor(rpc: RpcClient, engine: Engine, checkpoint: int, start_block: int
-                         ) -> tuple[int, str | None]:
+def find_common_ancestor(rpc: RpcClient, engine: Engine, checkpoint: int, start_block: int) -> tuple[int, str | None]:
     """(number, hash) of the highest stored block still on the chain; (start_block - 1, None) if none is."""
     below = checkpoint
     while True:
@@ -52,8 +53,13 @@ def find_common_ancestor(rpc: RpcClient, engine: Engine, checkpoint: int, start_
         below = stored[-1][0] - 1
 
 
-def check_and_rollback(rpc: RpcClient, engine: Engine, checkpoint: tuple[int, str] | None,
-                       chain_hash_at_checkpoint: str | None, start_block: int) -> Rollback | None:
+def check_and_rollback(
+    rpc: RpcClient,
+    engine: Engine,
+    checkpoint: tuple[int, str] | None,
+    chain_hash_at_checkpoint: str | None,
+    start_block: int,
+) -> Rollback | None:
     """Rolls back if the checkpoint block is not on the chain any more; None if it still is."""
     if checkpoint is None:
         return None

@@ -87,8 +87,7 @@ def from_manifest(manifest: Path = paths.BUILD_MANIFEST) -> dict[str, Any]:
         raise AbiError(f"no compiled contracts at {manifest}: run `make compile` first") from err
     except (KeyError, ValueError) as err:
         raise AbiError(f"{manifest} has no ABI for {' and '.join(TOKEN_CONTRACTS)}: recompile") from err
-    return {"contractName": SYSTEM_NAME, "sourceId": source_id, "contracts": list(TOKEN_CONTRACTS),
-            "abi": merge(parts)}
+    return {"contractName": SYSTEM_NAME, "sourceId": source_id, "contracts": list(TOKEN_CONTRACTS), "abi": merge(parts)}
 
 
 def render(content: Mapping[str, Any]) -> str:
