@@ -203,10 +203,9 @@ def node_meta(provider) -> dict[str, object]:
 def main() -> int:
     started = time.monotonic()
     console = wide_console()
+    import ape
     from ape import networks
     from ape.logging import logger
-
-    import ape
 
     logger.set_level("WARNING")
     console.log(f"starting a fresh Anvil ({NETWORK})")

@@ -31,6 +31,7 @@ The machine is shared: figures vary from run to run; the meta section records th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -50,17 +51,16 @@ import requests
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
-from deposit_token.audit.db import pgserver
-from deposit_token.audit.db import schema, store
-from deposit_token.audit.sync.indexer import Commit, Indexer, IndexerConfig
+from bench.report import Row, Target, report, wide_console
 from deposit_token import paths
+from deposit_token.audit.db import pgserver, schema, store
 from deposit_token.audit.sync import decode
+from deposit_token.audit.sync.indexer import Commit, Indexer, IndexerConfig
 from deposit_token.chain import abi as system
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.sandbox import free_port
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
-from bench.report import Row, Target, report, wide_console
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
@@ -140,9 +140,9 @@ class Node:
             try:
                 self.rpc.block_number()
                 break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception as err:  # not up yet
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("anvil did not start")
+                    raise RuntimeError("anvil did not start") from err
                 time.sleep(0.2)
         self.accounts = [to_checksum_address(a) for a in self.rpc.call("eth_accounts")]
 
@@ -509,7 +509,7 @@ def follow_lag(node: Node, chain: BenchChain, db_url: str, log: Any) -> list[flo
                 ["address", "uint256", "bytes32", "bytes32"],
                 [vendors[i % VENDORS], 1_000, (10**9 + i).to_bytes(32, "big"), b"\0" * 32],
             )
-            try:
+            with contextlib.suppress(Exception):  # traffic is best effort
                 sender.call(
                     "eth_sendTransaction",
                     [
@@ -522,8 +522,6 @@ def follow_lag(node: Node, chain: BenchChain, db_url: str, log: Any) -> list[flo
                         }
                     ],
                 )
-            except Exception:  # noqa: BLE001 - traffic is best effort
-                pass
             i += 1
             stop.wait(0.2)
 
@@ -553,7 +551,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    index = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
 
 

@@ -15,7 +15,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,7 @@ class Target:
         return cls(minimum=minimum)
 
     def met(self, value: float) -> bool:
-        if self.maximum is not None and not value <= self.maximum:
-            return False
-        if self.minimum is not None and not value >= self.minimum:
-            return False
-        return True
+        return (self.maximum is None or value <= self.maximum) and (self.minimum is None or value >= self.minimum)
 
     def margin(self, value: float) -> str:
         """How far a value misses the bound, e.g. "+0.12 (+8.9%) over 1.35"; empty when it is met."""
@@ -199,7 +195,7 @@ def report(
     data: dict[str, Any] = dict(figures)
     data["targets"] = {key: target.as_json() for key, target in checked.items()}
     data["targets_met"] = met
-    data["meta"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(meta or {})}
+    data["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), **(meta or {})}
     path = results_path(name, results_dir)
     write_json(path, data)
     try:

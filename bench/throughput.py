@@ -42,13 +42,13 @@ from eth_account import Account
 from rich.console import Console
 from web3 import Web3
 
+from bench.report import Row, Target, report, wide_console
 from deposit_token.chain import sandbox
 from deposit_token.chain.node import NetworkConfig, anvil_command, find_anvil
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
-from bench.report import Row, Target, report, wide_console
 
 KST = timezone(timedelta(hours=9))
 PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
@@ -88,7 +88,7 @@ ROWS = [
     Row(
         "anvil_ingest_per_s",
         unit="tx/s",
-        note=f"pre-signed payments, batched eth_sendRawTransaction only (the ceiling)",
+        note="pre-signed payments, batched eth_sendRawTransaction only (the ceiling)",
     ),
     Row("payments_vs_ingest", unit="x", note="payments_per_s / anvil_ingest_per_s"),
     Row(

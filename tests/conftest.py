@@ -4,9 +4,9 @@ Tests run at fixed local times after the chain's genesis (2030, KST) and rely on
 isolation (snapshot / revert) to start each test from the same state.
 
 PostgreSQL: the `pg_url` fixture is a server for the whole session: the one named by DEPOSIT_TOKEN_TEST_PG_URL
-(or its older name AUDIT_TEST_PG_URL) when set, else a throwaway server started on first use (deposit_token.audit.db.pgserver)
-and stopped at the end. Under CI (CI=true) an unusable PostgreSQL fails the tests that need it instead of
-skipping them.
+(or its older name AUDIT_TEST_PG_URL) when set, else a throwaway server started on first use
+(deposit_token.audit.db.pgserver) and stopped at the end. Under CI (CI=true) an unusable PostgreSQL fails the tests
+that need it instead of skipping them.
 """
 
 from __future__ import annotations

@@ -184,7 +184,8 @@ def read_csv(path: Path | str, required: Sequence[str], optional: Sequence[str] 
     columns = (*required, *optional)
     table = CsvTable(path=path, columns=columns)
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        # Opened apart from the `with handle` below (which closes it) so only open()'s OSError becomes an InputError.
+        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - see the comment above
     except OSError as err:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
     with handle:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 KST_OFFSET_MINUTES = 540
 NO_CAP = 2**48 - 1  # caps and spending are uint48 on-chain
@@ -33,7 +33,7 @@ def unpack_hours(packed: int) -> list[HourWindow]:
 
 def local_time(timestamp: int, utc_offset_minutes: int) -> tuple[int, int, int]:
     """(period yyyymm, weekday 0=Monday, hour) of a UTC timestamp in a fixed offset, as the contract computes."""
-    local = datetime.fromtimestamp(timestamp, timezone.utc) + timedelta(minutes=utc_offset_minutes)
+    local = datetime.fromtimestamp(timestamp, UTC) + timedelta(minutes=utc_offset_minutes)
     return local.year * 100 + local.month, local.weekday(), local.hour
 
 

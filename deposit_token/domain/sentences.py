@@ -37,7 +37,7 @@ class NameLookup:
     program: Callable[[int], str] = lambda program_id: f"#{program_id}"
 
     @classmethod
-    def for_token(cls, token) -> "NameLookup":
+    def for_token(cls, token) -> NameLookup:
         """Names programs by reading `programName` from the chain (errors are rare; no cache needed)."""
 
         def program(program_id: int) -> str:

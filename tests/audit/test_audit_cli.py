@@ -9,8 +9,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from support.audit_rows import Ledger, kst, load_cli, postgres_engine, sqlite_engine
+
 from deposit_token.domain.categories import Category
 
 READ_COMMANDS = ("report", "flags", "export", "public")

@@ -15,7 +15,6 @@ PostgreSQL: the session's server (the `pg_url` fixture of conftest.py); each tes
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -30,11 +29,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select, update
-
 from support.rpc_proxy import RpcProxy
 from support.system import MONDAY_10, PROGRAM_END, b32, pay, set_time
-from deposit_token.audit.db import pgserver
-from deposit_token.audit.db import schema, store
+
+from deposit_token.audit.db import pgserver, schema, store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.verify import verify
 from deposit_token.chain import deployment
@@ -554,7 +552,7 @@ def ape_audit(*args: str, deployments_dir: Path, host: str, wait: bool = True):
     proc = subprocess.Popen(
         [str(ape), "run", "audit", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    return proc.communicate(timeout=180) + (proc.returncode,) if wait else proc
+    return (*proc.communicate(timeout=180), proc.returncode) if wait else proc
 
 
 def test_ape_run_audit_index_and_verify(audited, tmp_path, networks):
@@ -587,7 +585,7 @@ def test_ape_run_audit_index_and_verify(audited, tmp_path, networks):
             "index", "--network", choice, "--db", f"sqlite:///{good_db}", deployments_dir=records, host=host, wait=False
         ),
     }
-    done = {name: proc.communicate(timeout=180) + (proc.returncode,) for name, proc in runs.items()}
+    done = {name: (*proc.communicate(timeout=180), proc.returncode) for name, proc in runs.items()}
     out, err, code = done["bad url"]
     assert code == 2 and "unsupported database" in out + err and "Traceback" not in out + err
     out, err, code = done["no record"]

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from support.audit_rows import Ledger, address, kst, postgres_engine, sqlite_engine
-from deposit_token.audit.query.common import Filters, open_audit_database, snapshot, AuditDatabaseError
+
+from deposit_token.audit.query.common import AuditDatabaseError, Filters, open_audit_database, snapshot
 from deposit_token.audit.query.export import export_all
-from deposit_token.audit.query.flags import FlagSettings, RULES, find_flags
+from deposit_token.audit.query.flags import RULES, FlagSettings, find_flags
 from deposit_token.audit.query.public import public_aggregates
 from deposit_token.audit.query.reports import build_report, flows, spend_facts
 from deposit_token.domain.categories import Category
@@ -265,7 +265,7 @@ def test_report(ledger, engine):
         "EV-BIZ": (1, 40_000_000, 1),
         "MOEF-AUDIT": (1, 50_000, 1),
     }
-    assert [r.key for r in report.spend if r.dimension == "department"][0] == "EV-BIZ"  # largest first
+    assert next(r.key for r in report.spend if r.dimension == "department") == "EV-BIZ"  # largest first
     program = _spend(report, "program")
     assert (program["1"].label, program["1"].amount, program["1"].payers) == ("BP-2030-MOEF", 400_000, 2)
     assert program["2"].amount == 40_000_000

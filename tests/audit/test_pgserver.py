@@ -1,5 +1,5 @@
-"""The throwaway PostgreSQL server of deposit_token.audit.db.pgserver: it answers, leaves nothing behind, and says in one
-sentence what to install when the server binaries are missing."""
+"""The throwaway PostgreSQL server of deposit_token.audit.db.pgserver: it answers, leaves nothing behind, and says in
+one sentence what to install when the server binaries are missing."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.postgres import postgres_unusable
-from deposit_token.audit.db import pgserver
 
+from deposit_token.audit.db import pgserver
 
 OWNER = """
 import time

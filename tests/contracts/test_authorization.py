@@ -7,8 +7,8 @@ from datetime import timedelta
 import ape
 import pytest
 from eth_account import Account
+from support.system import MONDAY_10, b32, set_time, ts
 
-from support.system import MONDAY_10, ZERO, b32, set_time, ts
 from deposit_token.ops.authorization import (
     Domain,
     PaymentAuthorization,

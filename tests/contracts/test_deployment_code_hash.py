@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ape import project
-
 from support.system import MONDAY_10, pay, set_time
+
 from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.verify import verify

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from support.system import pay
+
 from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.reverts import explain
 from deposit_token.domain.sentences import SENTENCES, describe

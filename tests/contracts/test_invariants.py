@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 
-import pytest
+from eth_abi import decode as abi_decode
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from eth_abi import decode as abi_decode
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-
-from support.system import KST, MONDAY_10, ZERO, b32, ts
+from support.system import MONDAY_10, ZERO, b32, ts
 from web3.exceptions import ContractCustomError
 
 from deposit_token.chain.contracts import system_contract_type
@@ -316,11 +313,14 @@ class DepositTokenMachine(RuleBasedStateMachine):
         treasury = program.treasury
         now = self.tick()
         expected = 0
-        if self.model.paused or program.paused or now >= program.end or treasury in self.model.frozen:
-            expected = 1
-        elif any(self.model.program_of[s.address] != program_id or s.address in self.model.frozen for s in spenders):
-            expected = 1
-        elif amount * len(spenders) > self.model.balances[treasury]:
+        if (
+            self.model.paused
+            or program.paused
+            or now >= program.end
+            or treasury in self.model.frozen
+            or any(self.model.program_of[s.address] != program_id or s.address in self.model.frozen for s in spenders)
+            or amount * len(spenders) > self.model.balances[treasury]
+        ):
             expected = 1
         batch = b32(f"batch-{self.next_batch}")
         self.next_batch += 1

@@ -9,8 +9,8 @@ import ape
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
-
 from support.system import PROGRAM_END, ZERO, b32, pay, set_time, ts
+
 from deposit_token.domain.categories import Category
 
 

@@ -25,8 +25,8 @@ from datetime import datetime
 import ape
 import pytest
 from eth_utils import keccak
-
 from support.system import KST, b32, pay, set_time, ts
+
 from deposit_token.domain.sentences import describe
 
 ACCOUNTS_SLOT, RULES_SLOT, SPENDING_SLOT = 7, 9, 15  # DepositTokenBase's mappings (test_architecture pins them)

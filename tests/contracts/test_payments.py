@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import ape
 import pytest
-
 from support.system import KST, PROGRAM_END, ZERO, b32, pay, set_time, ts
+
 from deposit_token.domain.categories import Category
 from deposit_token.domain.kinds import Restriction
 from deposit_token.domain.rules import local_time

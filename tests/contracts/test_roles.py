@@ -8,8 +8,8 @@ from datetime import timedelta
 import ape
 import pytest
 from eth_utils import keccak
-
 from support.system import PROGRAM_END, b32, set_time, ts
+
 from deposit_token.domain.categories import Category
 
 ADMIN = b"\0" * 32

@@ -48,7 +48,7 @@ def _environment(build_dir: Path) -> dict[str, str]:
     goes on to parse whatever build-info it finds when `forge build` fails) and leaves nothing in the tree."""
     env = dict(os.environ)
     prefix = [str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
-    env["PATH"] = os.pathsep.join(prefix + [env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([*prefix, env.get("PATH", "")])
     env["FOUNDRY_OUT"] = str(build_dir / "out")
     env["FOUNDRY_CACHE_PATH"] = str(build_dir / "cache")
     env.setdefault("NO_COLOR", "1")

@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from click.testing import CliRunner
-
 from support.audit_rows import load_cli
 from support.system import KST, b32, pay, set_time
+
 from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.rpc import RpcClient

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib
 from datetime import date
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
 from deposit_token.chain import node
-from deposit_token.paths import ROOT
 from deposit_token.sim.demo import DEFAULT_MONTH, Month, MonthError, parse_month, run
 
 

@@ -80,7 +80,7 @@ def test_wrong_or_missing_passphrase_and_unknown_alias_are_refused_clearly(ape_d
     monkeypatch.setenv("APE_ACCOUNTS_compliance_PASSPHRASE", "guess")
     with pytest.raises(acc.WrongPassphraseError, match=r"\$APE_ACCOUNTS_compliance_PASSPHRASE does not unlock"):
         acc.load_signer("compliance")
-    with pytest.raises(acc.UnknownAccountError, match="no ape account 'registrar' .*known: compliance"):
+    with pytest.raises(acc.UnknownAccountError, match=r"no ape account 'registrar' .*known: compliance"):
         acc.load_signer("registrar", ROLE_PASS)
     with pytest.raises(acc.AliasInUseError, match="'compliance' already exists"):
         acc.create_account("compliance", ROLE_PASS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -22,7 +21,6 @@ from deposit_token.domain.sentences import describe
 from deposit_token.ops import disburse
 from deposit_token.ops.authorization import PaymentAuthorization
 from deposit_token.ops.vendors import NamedVendor, resolve_vendor
-from deposit_token.paths import ROOT
 
 SPENDER, MANAGER = "TEST::8", "TEST::2"  # conftest's people: spenders start at account 8
 

@@ -220,7 +220,10 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_sent(cli, system
 
 def test_problems_of_the_whole_file_are_reported_before_sending(cli, system, networks, recipients, tmp_path, chain):
     t, p = system.token, system.people
-    treasury = lambda: t.balanceOf(p.treasury)  # noqa: E731
+
+    def treasury():
+        return t.balanceOf(p.treasury)
+
     greedy = tmp_path / "greedy.csv"
     greedy.write_text(f"address,amount\n{recipients[0]},300000000\n{recipients[1]},300000000\n")
     out = cli.refused("disburse", str(greedy), "--program", "1", account=MANAGER, balances=[treasury])
@@ -368,7 +371,7 @@ def test_killed_and_interrupted_disbursal_pays_every_row_exactly_once(cli, syste
     after = balances(networks, t.address, recipients)
     assert [a - b for a, b in zip(after, before)] == [amount_of(i) for i in range(RECIPIENTS)]
     assert t.balanceOf(p.treasury) == treasury - sum(amount_of(i) for i in range(RECIPIENTS))
-    count, amount, applied = allocations(networks, t.address, start)
+    count, _amount, applied = allocations(networks, t.address, start)
     assert applied == batches, "a batch was applied more than once or not at all"
     assert len(count) == RECIPIENTS and set(count.values()) == {1}, "a row was paid twice or not at all"
     records = Journal(journal).records()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from eth_utils import keccak
 from sqlalchemy import select
-
 from support.system import pay
+
 from deposit_token.audit.db import schema, store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.ops.wallet import why_not
 
 
-def test_vendor_redeem_refuses_a_used_reference_and_sends_nothing(run, system, chain):  # noqa: F811
+def test_vendor_redeem_refuses_a_used_reference_and_sends_nothing(run, system, chain):
     p, t = system.people, system.token
     pay(system, p.spenders[0], p.restaurant, 80_000)
     first = run("vendor", "redeem", "30,000", "--reference", "KB-0012-3456", account=p.restaurant)

@@ -9,13 +9,11 @@ is produced and no balance changes.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,11 +21,9 @@ import pytest
 from click.testing import CliRunner
 from support.system import PROGRAM_END, set_time, ts
 from support.treasury import ADMIN, COMPLIANCE, ISSUER, MANAGER, OUTSIDER, REGISTRAR, SCRIPT, fresh
-from eth_utils import keccak, to_checksum_address
 
 from deposit_token.chain import deployment
 from deposit_token.domain.categories import Category
-
 from deposit_token.paths import ROOT
 
 
@@ -74,7 +70,10 @@ def test_every_command_has_help_with_network_and_account(command):
 
 def test_unknown_alias_bad_address_and_bad_amount_are_clear(cli, system):
     p = system.people
-    balance = lambda: system.token.balanceOf(p.treasury)  # noqa: E731
+
+    def balance():
+        return system.token.balanceOf(p.treasury)
+
     out = cli.refused("issue", "100", "--to", p.treasury.address, account="nobody", code=2, balances=[balance])
     assert "Account with alias 'nobody' not found" in out
     out = cli.refused("issue", "100", "--to", "treasury-office", account=ISSUER, code=2, balances=[balance])

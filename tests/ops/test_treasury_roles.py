@@ -15,8 +15,8 @@ import re
 from datetime import timedelta
 
 import pytest
-from support.system import MONDAY_10, PROGRAM_END, set_time
 from eth_utils import keccak
+from support.system import MONDAY_10, PROGRAM_END, set_time
 from support.treasury import ADMIN, COMPLIANCE, MANAGER, OUTSIDER, SCRIPT, Cli, fresh
 
 from deposit_token.chain import deployment

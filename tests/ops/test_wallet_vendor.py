@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from support.system import pay
-from deposit_token.chain import deployment
-from deposit_token.paths import ROOT
 
 LOCAL = "ethereum:local:foundry"
 

@@ -9,8 +9,7 @@ import importlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, timezone
 
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine, create_engine, insert, text
@@ -18,7 +17,6 @@ from sqlalchemy import Engine, create_engine, insert, text
 from deposit_token.audit.db import schema
 from deposit_token.domain.categories import Category
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
-from deposit_token.paths import ROOT
 
 KST = timezone(timedelta(hours=9))
 ZERO32 = "0x" + "00" * 32
@@ -38,10 +36,13 @@ def kst(*args: int) -> datetime:
     return datetime(*args, tzinfo=KST)
 
 
+LEDGER_START = kst(2030, 1, 1, 9)
+
+
 class Ledger:
     """Appends events in chain order: each call is one log in a new block (or in the block of `same_block`)."""
 
-    def __init__(self, engine: Engine, start: datetime = kst(2030, 1, 1, 9)):
+    def __init__(self, engine: Engine, start: datetime = LEDGER_START):
         self.engine = engine
         self.block = 100
         self.log = 0
@@ -195,7 +196,7 @@ class Ledger:
                         "id": 1,
                         "block_number": self.block,
                         "block_hash": hex32(self.block),
-                        "updated_at": datetime.now(timezone.utc),
+                        "updated_at": datetime.now(UTC),
                     }
                 ],
             )
