@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 KST_OFFSET_MINUTES = 540
 NO_CAP = 2**48 - 1  # caps and spending are uint48 on-chain
+
+# The contract's ProgramParams struct, in field order: name, treasury, start, end, utcOffsetMinutes, packed hours,
+# per-payment limit, evidence threshold, categories, caps.
+ProgramParams = tuple[str, str, int, int, int, int, int, int, list[int], list[int]]
 MAX_AMOUNT_40 = 2**40 - 1  # per-payment limit and evidence threshold are uint40 on-chain
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -51,7 +55,7 @@ class ProgramSpec:
     caps: Mapping[int, int] = field(default_factory=dict)  # category -> cap per period (NO_CAP = none)
     utc_offset_minutes: int = KST_OFFSET_MINUTES
 
-    def as_params(self) -> tuple:
+    def as_params(self) -> ProgramParams:
         """The ProgramParams tuple for the contract."""
         categories = sorted(int(c) for c in self.caps)
         return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from eth_utils import keccak
 
@@ -30,6 +30,12 @@ ROLE_NAMES = {
 }
 
 
+class ProgramNameSource(Protocol):
+    """What NameLookup.for_token reads: the token contract's `programName(uint256)` view (an ape contract)."""
+
+    def programName(self, program_id: int, /) -> str: ...
+
+
 @dataclass
 class NameLookup:
     """How to name things in sentences; defaults show raw ids."""
@@ -37,7 +43,7 @@ class NameLookup:
     program: Callable[[int], str] = lambda program_id: f"#{program_id}"
 
     @classmethod
-    def for_token(cls, token) -> NameLookup:
+    def for_token(cls, token: ProgramNameSource) -> NameLookup:
         """Names programs by reading `programName` from the chain (errors are rare; no cache needed)."""
 
         def program(program_id: int) -> str:

@@ -96,6 +96,7 @@ def vendor_calls(chain: Chain, path: Path | str, action: str, reason: str = "") 
     calls = []
     for (line, address, category, name), state in zip(parsed, states):
         if action == "register":
+            assert category is not None  # parsed above for every register row
             if state.kind not in (Kind.NONE, Kind.VENDOR):
                 problems.append(RowProblem(line, f"already registered as a {state.kind_label}", address))
                 continue
@@ -269,8 +270,9 @@ def send_bulk(
     ]
     if refused:
         raise BulkRefused(refused, "the contract refuses")
+    gases = [g for g in estimates if not isinstance(g, str)]  # every one: a refusal raised above
     limit = block_gas_limit(chain)
-    requests = [TxRequest(signer, chain.address, c.data, min(with_margin(g), limit)) for c, g in zip(calls, estimates)]
+    requests = [TxRequest(signer, chain.address, c.data, min(with_margin(g), limit)) for c, g in zip(calls, gases)]
     outcomes: list[TxOutcome] = []
     with chain.submitter(max(len(c.data) for c in calls)) as submitter:
         for round_ in block_rounds([r.gas for r in requests], limit):

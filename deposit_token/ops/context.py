@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
 
@@ -27,6 +27,9 @@ from deposit_token.domain.kinds import Kind
 from deposit_token.domain.rules import unpack_hours
 from deposit_token.domain.sentences import NameLookup
 from deposit_token.errors import DepositTokenError
+
+if TYPE_CHECKING:  # ape is imported only by the callers that connect
+    from ape.api import AccountAPI, ReceiptAPI
 
 ROLES = ("DEFAULT_ADMIN_ROLE", "ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
 REQUEST_BYTES = 1_000_000  # per JSON-RPC request: Anvil refuses bodies above 2 MB
@@ -100,7 +103,7 @@ def refusal(chain: Chain, fn: str, args: Sequence[Any], sender: str) -> str | No
     return refusal_of(chain.rpc.batch_results([("eth_call", [call, "pending"])])[0], chain, f"checking {fn}")
 
 
-def transact(chain: Chain, fn: str, args: Sequence[Any], account: Any):
+def transact(chain: Chain, fn: str, args: Sequence[Any], account: AccountAPI) -> ReceiptAPI:
     """Checks `fn(*args)` with an eth_call, then sends it through ape from `account`; returns ape's receipt.
     Raises ActionError with the sentence if the contract refuses (before sending, or on-chain)."""
     reason = refusal(chain, fn, args, str(account.address))
