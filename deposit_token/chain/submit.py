@@ -645,7 +645,7 @@ class Submitter:
             trace = trace_of.get(item.tx_hash) or {}
             if not revert and trace.get("output") not in (None, "", "0x"):
                 revert = _hex_bytes(trace["output"])
-            if (outcomes[item.index].gas_used or 0) >= r.gas:  # type: ignore[union-attr]
+            if (outcomes[item.index].gas_used or 0) >= r.gas:  # type: ignore[union-attr]  # a failed item has its outcome
                 reason = f"the transaction ran out of gas (all {r.gas:,} gas units used); give it more gas"
             elif revert:
                 reason = self.describe_revert(revert, r.to)

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from ape.cli import ConnectedProviderCommand as ApeConnectedProviderCommand
@@ -29,6 +29,10 @@ from deposit_token.domain.inputs import InputError, check_address, check_amount
 from deposit_token.domain.receipts import receipt_id
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.roles import parse_role
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI, ReceiptAPI
+    from ape.contracts import ContractInstance
 
 ZERO32 = b"\0" * 32
 # So that `pay VENDOR -5` reaches the amount check ("amount -5 is negative") instead of click's "no such
@@ -56,7 +60,7 @@ class AddressType(click.ParamType):
         self.aliases = aliases
         self.name = "ADDRESS|ALIAS" if aliases else "ADDRESS"
 
-    def convert(self, value: Any, param, ctx) -> str:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
         if not self.aliases or text.lower().startswith("0x"):
             try:
@@ -65,7 +69,7 @@ class AddressType(click.ParamType):
                 self.fail(str(error), param, ctx)
         return self._alias(text, param, ctx)
 
-    def _alias(self, text: str, param, ctx) -> str:
+    def _alias(self, text: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from ape import accounts
 
         try:
@@ -92,7 +96,7 @@ class AmountType(click.ParamType):
     def __init__(self, allow_zero: bool = False) -> None:
         self.allow_zero = allow_zero
 
-    def convert(self, value: Any, param, ctx) -> int:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value  # a default already converted
         try:
@@ -109,7 +113,7 @@ class ReceiptType(click.ParamType):
 
     name = "RECEIPT"
 
-    def convert(self, value: Any, param, ctx) -> Receipt:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Receipt:
         if isinstance(value, Receipt):
             return value
         text = str(value).strip()
@@ -135,7 +139,7 @@ class VendorType(click.ParamType):
 
     name = "VENDOR"
 
-    def convert(self, value: Any, param, ctx) -> str:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
         if text.lower().startswith("0x"):
             return ADDRESS.convert(text, param, ctx)
@@ -154,7 +158,7 @@ class EvidenceType(click.ParamType):
 
     name = "FILE|0xHASH"
 
-    def convert(self, value: Any, param, ctx) -> bytes:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bytes:
         text = str(value).strip()
         path = Path(text)
         if path.is_file():
@@ -164,7 +168,7 @@ class EvidenceType(click.ParamType):
         self.fail(f"{value!r} is neither a file nor a 0x-prefixed 32-byte hash", param, ctx)
 
 
-def bytes32_of(text: str, kind: click.ParamType, param, ctx) -> bytes:
+def bytes32_of(text: str, kind: click.ParamType, param: click.Parameter | None, ctx: click.Context | None) -> bytes:
     if text.isdigit():
         number = int(text)
         if number >= 2**256:
@@ -186,7 +190,7 @@ class ParsedType(click.ParamType):
         self.name = name
         self.parse = parse
 
-    def convert(self, value: Any, param, ctx) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
             return self.parse(str(value))
         except ValueError as error:
@@ -204,7 +208,7 @@ ROLE = ParsedType("ROLE", parse_role)  # issuer, program-manager, ..., admin, or
 CSV_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def deployed_token(ecosystem_network_provider: str | None = None):
+def deployed_token(ecosystem_network_provider: str | None = None) -> ContractInstance:
     """The token recorded for the connected network in deployments/ (the deploy script wrote it)."""
     from ape import chain, networks
 
@@ -213,6 +217,8 @@ def deployed_token(ecosystem_network_provider: str | None = None):
     if not path.is_file():
         raise click.ClickException(f"no deployment for network {choice}: {path} is missing (run `ape run deploy`)")
     record = deployment.load_record(path)
+    if record is None:  # removed since the check above
+        raise click.ClickException(f"no deployment for network {choice}: {path} is missing (run `ape run deploy`)")
     chain_id = chain.provider.web3.eth.chain_id  # what the node says (eth_chainId), not the network's config
     if int(record["chain_id"]) != chain_id:
         raise click.ClickException(
@@ -231,7 +237,7 @@ def deployment_block() -> int:
     return int((record.get("block") or {}).get("number", 0))
 
 
-def vendor_address(token, vendor: str) -> str:
+def vendor_address(token: ContractInstance, vendor: str) -> str:
     """The address a VENDOR argument names: an address as given; a name or ape alias (``TEST::n`` on
     development networks) looked up among the registered vendors and ape's accounts, ambiguity refused."""
     if not isinstance(vendor, VendorName):
@@ -274,12 +280,14 @@ def unattended(account: Any) -> Any:
     return account
 
 
-def fail(error: BaseException, token=None) -> NoReturn:
+def fail(error: BaseException, token: ContractInstance | None = None) -> NoReturn:
     """Ends a command with one readable line (the revert as a sentence) and exit status 1, no traceback."""
     raise click.ClickException(explain(error, token=token)) from None
 
 
-def checked_send(token, function: str, args: tuple, account, refused: str):
+def checked_send(
+    token: ContractInstance, function: str, args: tuple[Any, ...], account: AccountAPI, refused: str
+) -> ReceiptAPI:
     """Runs `function(*args)` as `account` only if the contract would accept it in the next block; otherwise
     stops with `refused` and the sentence naming the rule, having sent nothing. Returns the receipt."""
     from deposit_token.ops.wallet import why_not
@@ -319,7 +327,7 @@ def node_answers(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def network_option(**kwargs: Any) -> Callable:
+def network_option(**kwargs: Any) -> Callable[..., Any]:
     """ape's --network option, defaulting to the pilot network (`ConnectedProviderCommand` says so in one
     sentence when no pilot node answers, instead of starting a throwaway local chain with no token on it)."""
     kwargs.setdefault("help", NETWORK_HELP)
@@ -370,7 +378,7 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
     negative-looking (`-100` reaches the amount check instead of click's "no such option")."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # ape's __init__ is unannotated
         if any(isinstance(p, click.Argument) and getattr(p.type, "name", None) == "KRW" for p in self.params):
             self.context_settings = {**self.context_settings, **NEGATIVE_NUMBERS_ARE_ARGUMENTS}
 
@@ -412,7 +420,7 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
         try:
             return self._run(ctx, provider)
         finally:
-            network_ctx.__exit__(None, None, None)
+            network_ctx.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # ape's __exit__ is unannotated
 
     def _run(self, ctx: click.Context, provider: Any) -> Any:
         try:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import csv
 import signal
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from ape.cli import account_option
@@ -49,12 +50,17 @@ from deposit_token.cli.common import (
     unattended,
 )
 from deposit_token.domain import display
+from deposit_token.domain.categories import Category
 from deposit_token.domain.inputs import RowProblem, bytes32_text, reference_bytes
 from deposit_token.domain.presets import PRESETS
+from deposit_token.domain.rules import ProgramSpec
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops import actions, bulk, context, listing, program_spec
 from deposit_token.ops import disburse as disbursal
 from deposit_token.ops import roles as access
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
 
 PROBLEMS_SHOWN = 500  # rows of a problem table printed; the full list goes to a file
 
@@ -73,7 +79,7 @@ class TreasuryCommand(ConnectedProviderCommand):
 
 def _document_account_option(command: click.Command, role: str | None) -> None:
     for param in command.params:
-        if param.name == "account" and not getattr(param, "help", None):
+        if isinstance(param, click.Option) and param.name == "account" and not param.help:
             default = f"the first test account holding {role}" if role else "the first test account"
             param.help = (
                 f"Alias of the ape account that signs{f' (it needs {role})' if role else ''}; "
@@ -83,10 +89,10 @@ def _document_account_option(command: click.Command, role: str | None) -> None:
 
 def command(
     group: click.Group, name: str | None = None, role: str | None = None, **kwargs: Any
-) -> Callable[[Callable], click.Command]:
+) -> Callable[[Callable[..., Any]], click.Command]:
     """A subcommand with --network and --account (documented), reporting errors in one line."""
 
-    def decorate(fn: Callable) -> click.Command:
+    def decorate(fn: Callable[..., Any]) -> click.Command:
         fn = account_option(prompt=False)(fn)
         fn = _network_option()(fn)
         cmd = group.command(name=name, cls=TreasuryCommand, **kwargs)(fn)
@@ -96,17 +102,19 @@ def command(
     return decorate
 
 
-def _network_option() -> Callable[[Callable], Callable]:
+def _network_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return network_option(
         help="Ape network choice, e.g. ethereum:pilot:node or ethereum:local:foundry "
         "(default: the pilot network ethereum:pilot:node, if its node answers)."
     )
 
 
-def read_command(group: click.Group, name: str | None = None, **kwargs: Any) -> Callable[[Callable], click.Command]:
+def read_command(
+    group: click.Group, name: str | None = None, **kwargs: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
     """A subcommand that only reads the chain: --network and --format, no --account."""
 
-    def decorate(fn: Callable) -> click.Command:
+    def decorate(fn: Callable[..., Any]) -> click.Command:
         fn = click.option(
             "--format",
             "fmt",
@@ -122,12 +130,12 @@ def read_command(group: click.Group, name: str | None = None, **kwargs: Any) -> 
 
 
 def _signer_account(
-    provider: Any,
-    account: Any,
+    provider: ProviderAPI,
+    account: AccountAPI | None,
     role: str | None,
     chain: context.Chain,
     wanted: tuple[str, Callable[[str], bool]] | None = None,
-) -> Any:
+) -> AccountAPI:
     """--account, or on a development network the first test account holding `role` (or, with `wanted`
     = (what, predicate), the first whose address satisfies the predicate)."""
     if account is None:
@@ -152,7 +160,7 @@ def _signer_account(
     return unattended(account)
 
 
-def _connect(provider: Any) -> context.Chain:
+def _connect(provider: ProviderAPI) -> context.Chain:
     token = deployed_token()
     uri = getattr(provider, "uri", None) or getattr(provider, "http_uri", None)
     if not uri:
@@ -160,12 +168,12 @@ def _connect(provider: Any) -> context.Chain:
     return context.Chain.connect(token, uri, provider.chain_id)
 
 
-def _setup(provider: Any, account: Any, role: str | None) -> tuple[context.Chain, Any]:
+def _setup(provider: ProviderAPI, account: AccountAPI | None, role: str | None) -> tuple[context.Chain, AccountAPI]:
     chain = _connect(provider)
     return chain, _signer_account(provider, account, role, chain)
 
 
-def _local_signer(account: Any) -> LocalSigner:
+def _local_signer(account: AccountAPI) -> LocalSigner:
     try:
         return LocalSigner.from_ape_account(account)
     except ValueError as err:
@@ -184,11 +192,11 @@ def _table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
     return table
 
 
-def _receipt_rows(receipt: Any) -> list[tuple[str, Any]]:
+def _receipt_rows(receipt: ReceiptAPI) -> list[tuple[str, Any]]:
     return [("transaction", receipt.txn_hash), ("block", receipt.block_number), ("gas used", f"{receipt.gas_used:,}")]
 
 
-def _done(title: str, rows: Sequence[tuple[str, Any]], receipt: Any = None) -> None:
+def _done(title: str, rows: Sequence[tuple[str, Any]], receipt: ReceiptAPI | None = None) -> None:
     console().print(_table(title, [*rows, *(_receipt_rows(receipt) if receipt is not None else [])]))
 
 
@@ -221,7 +229,9 @@ def _progress() -> Progress:
     )
 
 
-def _bulk(chain: context.Chain, account: Any, calls: Sequence[bulk.BulkCall], what: str) -> list[bulk.BulkResult]:
+def _bulk(
+    chain: context.Chain, account: AccountAPI, calls: Sequence[bulk.BulkCall], what: str
+) -> list[bulk.BulkResult]:
     """Sends bulk calls with a progress bar and prints a table of the outcomes; exit 1 if any failed."""
     if not calls:
         console().print(f"nothing to {what}")
@@ -254,7 +264,7 @@ def _bulk(chain: context.Chain, account: Any, calls: Sequence[bulk.BulkCall], wh
     return results
 
 
-def _deployment_block(provider: Any) -> int:
+def _deployment_block(provider: ProviderAPI) -> int:
     """The block the token was deployed in (from its deployment record): events are read from there."""
     from deposit_token.chain import deployment
 
@@ -297,14 +307,14 @@ def _exclusive(single: Any, csv_path: Path | None, what: str) -> None:
 
 
 @click.group()
-def cli():
+def cli() -> None:
     """Treasury operations on the deposit token (issuer, budget office, compliance officer)."""
 
 
 @command(cli, role="ISSUER_ROLE")
 @click.argument("amount", type=AMOUNT)
 @click.option("--to", "treasury", type=ADDRESS_OR_ALIAS, required=True, help="The registered treasury to mint into.")
-def issue(provider, account, amount, treasury):
+def issue(provider: ProviderAPI, account: AccountAPI | None, amount: int, treasury: str) -> None:
     """Mint AMOUNT KRW into a treasury, within the issuer's allowance."""
     chain, account = _setup(provider, account, "ISSUER_ROLE")
     receipt = actions.issue(chain, account, treasury, amount)
@@ -323,7 +333,7 @@ def issue(provider, account, amount, treasury):
 @command(cli, role="DEFAULT_ADMIN_ROLE")
 @click.argument("issuer", type=ADDRESS_OR_ALIAS)
 @click.argument("amount", type=AmountType(allow_zero=True))
-def allowance(provider, account, issuer, amount):
+def allowance(provider: ProviderAPI, account: AccountAPI | None, issuer: str, amount: int) -> None:
     """Set how much ISSUER may still mint to AMOUNT KRW (0 stops it minting)."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
     receipt = context.transact(chain, "setMintAllowance", (issuer, amount), account)
@@ -334,13 +344,13 @@ def allowance(provider, account, issuer, amount):
 
 
 @cli.group(name="treasury")
-def treasury_group():
+def treasury_group() -> None:
     """Treasury accounts (the wallets that programs pay from)."""
 
 
 @command(treasury_group, name="register", role="DEFAULT_ADMIN_ROLE")
 @click.argument("address", type=ADDRESS_OR_ALIAS)
-def treasury_register(provider, account, address):
+def treasury_register(provider: ProviderAPI, account: AccountAPI | None, address: str) -> None:
     """Register ADDRESS as a treasury."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
     receipt = actions.register_treasury(chain, account, address)
@@ -351,11 +361,11 @@ def treasury_register(provider, account, address):
 
 
 @cli.group(name="program")
-def program_group():
+def program_group() -> None:
     """Programs (budget lines with their spending rules)."""
 
 
-def _program_options(fn: Callable) -> Callable:
+def _program_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--file",
@@ -382,7 +392,15 @@ def _program_options(fn: Callable) -> Callable:
     return fn
 
 
-def _spec(spec_file, preset, name, treasury_address, start, end, working_hours):
+def _spec(
+    spec_file: Path | None,
+    preset: str | None,
+    name: str | None,
+    treasury_address: str | None,
+    start: str | None,
+    end: str | None,
+    working_hours: bool,
+) -> ProgramSpec:
     if (spec_file is None) == (preset is None):
         raise click.UsageError("give either --preset (with --name, --treasury, --start, --end) or --file")
     if spec_file is not None:
@@ -401,6 +419,9 @@ def _spec(spec_file, preset, name, treasury_address, start, end, working_hours):
     ]
     if missing:
         raise click.UsageError(f"--preset needs {', '.join(missing)}")
+    # checked above: a preset, and none of its options missing
+    assert preset is not None and name is not None and treasury_address is not None
+    assert start is not None and end is not None
     return program_spec.preset_spec(
         preset, name=name, treasury=treasury_address, start=start, end=end, working_hours_only=working_hours
     )
@@ -408,7 +429,17 @@ def _spec(spec_file, preset, name, treasury_address, start, end, working_hours):
 
 @command(program_group, name="create", role="PROGRAM_MANAGER_ROLE")
 @_program_options
-def program_create(provider, account, spec_file, preset, name, treasury_address, start, end, working_hours):
+def program_create(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    spec_file: Path | None,
+    preset: str | None,
+    name: str | None,
+    treasury_address: str | None,
+    start: str | None,
+    end: str | None,
+    working_hours: bool,
+) -> None:
     """Create a program from a preset or a YAML/JSON file; everything is checked before sending."""
     spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
@@ -419,7 +450,18 @@ def program_create(provider, account, spec_file, preset, name, treasury_address,
 @command(program_group, name="update", role="PROGRAM_MANAGER_ROLE")
 @click.argument("program")
 @_program_options
-def program_update(provider, account, program, spec_file, preset, name, treasury_address, start, end, working_hours):
+def program_update(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    program: str,
+    spec_file: Path | None,
+    preset: str | None,
+    name: str | None,
+    treasury_address: str | None,
+    start: str | None,
+    end: str | None,
+    working_hours: bool,
+) -> None:
     """Replace the rules of PROGRAM (id or name) from a preset or a YAML/JSON file."""
     spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
@@ -432,13 +474,13 @@ def program_update(provider, account, program, spec_file, preset, name, treasury
     )
 
 
-def _programs(provider: Any, fmt: str) -> None:
+def _programs(provider: ProviderAPI, fmt: str) -> None:
     rows = listing.programs(_connect(provider))
     _print_listing("Programs", rows, listing.PROGRAM_COLUMNS, fmt)
 
 
 @read_command(program_group, name="list")
-def program_list(provider, fmt):
+def program_list(provider: ProviderAPI, fmt: str) -> None:
     """List the programs with their treasury, validity, state and rules (same as `treasury programs`)."""
     _programs(provider, fmt)
 
@@ -447,7 +489,7 @@ def program_list(provider, fmt):
 
 
 @cli.group(name="vendor")
-def vendor_group():
+def vendor_group() -> None:
     """Vendors: register (or move to another category), suspend, reactivate."""
 
 
@@ -456,7 +498,14 @@ def vendor_group():
 @click.option("--category", type=CATEGORY, help="Merchant category name or code (e.g. RESTAURANT).")
 @click.option("--name", "vendor_name", help="The vendor's business name.")
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Register every row of a CSV: address,category,name.")
-def vendor_register(provider, account, address, category, vendor_name, csv_path):
+def vendor_register(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    address: str | None,
+    category: Category | None,
+    vendor_name: str | None,
+    csv_path: Path | None,
+) -> None:
     """Register ADDRESS as a vendor in a merchant category, or every vendor of a CSV file."""
     _exclusive(address, csv_path, "ADDRESS (with --category and --name)")
     if csv_path is None and (category is None or not vendor_name):
@@ -465,17 +514,26 @@ def vendor_register(provider, account, address, category, vendor_name, csv_path)
     if csv_path is not None:
         _bulk(chain, account, bulk.vendor_calls(chain, csv_path, "register"), "register vendors")
         return
+    assert address is not None and category is not None and vendor_name is not None  # checked above
     receipt = actions.register_vendor(chain, account, address, category, vendor_name)
     _done("Vendor registered", [("vendor", address), ("category", category.name), ("name", vendor_name)], receipt)
 
 
-def _vendor_suspension(provider, account, address, csv_path, reason, suspended: bool):
+def _vendor_suspension(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    address: str | None,
+    csv_path: Path | None,
+    reason: str,
+    suspended: bool,
+) -> None:
     _exclusive(address, csv_path, "ADDRESS")
     action = "suspend" if suspended else "reactivate"
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
     if csv_path is not None:
         _bulk(chain, account, bulk.vendor_calls(chain, csv_path, action, reason), f"{action} vendors")
         return
+    assert address is not None  # _exclusive: the address or the file
     receipt = actions.set_vendor_suspended(chain, account, address, suspended, reason)
     _done(f"Vendor {'suspended' if suspended else 'reactivated'}", [("vendor", address), ("reason", reason)], receipt)
 
@@ -484,7 +542,9 @@ def _vendor_suspension(provider, account, address, csv_path, reason, suspended: 
 @click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Suspend every vendor of a CSV (address[,category,name]).")
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
-def vendor_suspend(provider, account, address, csv_path, reason):
+def vendor_suspend(
+    provider: ProviderAPI, account: AccountAPI | None, address: str | None, csv_path: Path | None, reason: str
+) -> None:
     """Suspend a vendor (or every vendor of a CSV file): it cannot be paid until reactivated."""
     _vendor_suspension(provider, account, address, csv_path, reason, True)
 
@@ -493,7 +553,9 @@ def vendor_suspend(provider, account, address, csv_path, reason):
 @click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Reactivate every vendor of a CSV (address[,category,name]).")
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
-def vendor_reactivate(provider, account, address, csv_path, reason):
+def vendor_reactivate(
+    provider: ProviderAPI, account: AccountAPI | None, address: str | None, csv_path: Path | None, reason: str
+) -> None:
     """Lift a vendor's suspension (or those of every vendor of a CSV file)."""
     _vendor_suspension(provider, account, address, csv_path, reason, False)
 
@@ -506,7 +568,14 @@ def vendor_reactivate(provider, account, address, csv_path, reason):
 @click.option("--program", help="Program id or name.")
 @click.option("--department", help="Department code (text of at most 32 bytes, or 0x + 64 hex digits).")
 @click.option("--csv", "csv_path", type=CSV_FILE, help="Enrol every row of a CSV: address,program,department.")
-def enrol(provider, account, address, program, department, csv_path):
+def enrol(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    address: str | None,
+    program: str | None,
+    department: str | None,
+    csv_path: Path | None,
+) -> None:
     """Enrol a spender (official or subsidy recipient) in a program, or every row of a CSV file."""
     _exclusive(address, csv_path, "ADDRESS (with --program and --department)")
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
@@ -515,6 +584,7 @@ def enrol(provider, account, address, program, department, csv_path):
         return
     if program is None or department is None:
         raise click.UsageError("enrolling one spender needs --program and --department")
+    assert address is not None  # _exclusive: the address or the file
     info = context.resolve_program(chain, program)
     code = bytes32_text(department, "department code")
     receipt = actions.enrol_one(chain, account, address, info.id, code)
@@ -532,7 +602,9 @@ def enrol(provider, account, address, program, department, csv_path):
     help="Reference of this allocation (e.g. the budget decision number, or 0x + 64 hex digits); a "
     "reference is applied once, ever, so re-running the command cannot pay twice.",
 )
-def allocate(provider, account, spender, amount, program, reference):
+def allocate(
+    provider: ProviderAPI, account: AccountAPI | None, spender: str, amount: int, program: str, reference: str
+) -> None:
     """Allocate AMOUNT KRW from a program's treasury to one enrolled SPENDER."""
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     info = context.resolve_program(chain, program)
@@ -573,7 +645,16 @@ def allocate(provider, account, spender, amount, program, reference):
     help="Journal file [default: FILE.csv.journal.jsonl next to the file].",
 )
 @click.option("--check", "check_only", is_flag=True, help="Check the file and the chain; send nothing.")
-def disburse(provider, account, csv_path, program, batch_size, window, journal_path, check_only):
+def disburse(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    csv_path: Path,
+    program: str,
+    batch_size: int | None,
+    window: int,
+    journal_path: Path | None,
+    check_only: bool,
+) -> None:
     """Pay every row of FILE.csv (address,amount[,reference]) from a program's treasury.
 
     The whole file is checked first (every bad row reported with its line number; nothing is sent if any).
@@ -675,7 +756,7 @@ def disburse(provider, account, csv_path, program, batch_size, window, journal_p
 # compliance
 
 
-def _freeze(provider, account, address, reason, frozen: bool):
+def _freeze(provider: ProviderAPI, account: AccountAPI | None, address: str, reason: str, frozen: bool) -> None:
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
     receipt = actions.set_frozen(chain, account, address, frozen, reason)
     _done(f"Wallet {'frozen' if frozen else 'unfrozen'}", [("account", address), ("reason", reason)], receipt)
@@ -684,7 +765,7 @@ def _freeze(provider, account, address, reason, frozen: bool):
 @command(cli, role="COMPLIANCE_ROLE")
 @click.argument("address", type=ADDRESS_OR_ALIAS)
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
-def freeze(provider, account, address, reason):
+def freeze(provider: ProviderAPI, account: AccountAPI | None, address: str, reason: str) -> None:
     """Freeze a registered account: it can neither send nor receive."""
     _freeze(provider, account, address, reason, True)
 
@@ -692,7 +773,7 @@ def freeze(provider, account, address, reason):
 @command(cli, role="COMPLIANCE_ROLE")
 @click.argument("address", type=ADDRESS_OR_ALIAS)
 @click.option("--reason", required=True, help="Why (recorded on-chain).")
-def unfreeze(provider, account, address, reason):
+def unfreeze(provider: ProviderAPI, account: AccountAPI | None, address: str, reason: str) -> None:
     """Unfreeze an account."""
     _freeze(provider, account, address, reason, False)
 
@@ -701,7 +782,7 @@ def unfreeze(provider, account, address, reason):
 @click.argument("spender", type=ADDRESS_OR_ALIAS)
 @click.argument("amount", type=AMOUNT)
 @click.option("--reason", required=True, help="Why (recorded on-chain with the claw-back).")
-def clawback(provider, account, spender, amount, reason):
+def clawback(provider: ProviderAPI, account: AccountAPI | None, spender: str, amount: int, reason: str) -> None:
     """Move AMOUNT KRW of a spender's balance back to its program's treasury (works on frozen wallets)."""
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
     receipt = actions.clawback(chain, account, spender, amount, reason)
@@ -725,7 +806,13 @@ def clawback(provider, account, spender, amount, reason):
     default=None,
     help="First block to read enrolments from [default: the deployment's block].",
 )
-def sweep(provider, account, program, csv_path, from_block):
+def sweep(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    program: str | None,
+    csv_path: Path | None,
+    from_block: int | None,
+) -> None:
     """Return the balances of spenders of ended programs to their treasuries (anyone may do it)."""
     if (program is None) == (csv_path is None):
         raise click.UsageError("give either --program or --csv FILE")
@@ -742,7 +829,7 @@ def sweep(provider, account, program, csv_path, from_block):
     _bulk(chain, account, bulk.sweep_calls(targets), "sweep")
 
 
-def _pause(provider, account, program, paused: bool):
+def _pause(provider: ProviderAPI, account: AccountAPI | None, program: str | None, paused: bool) -> None:
     chain, account = _setup(provider, account, "COMPLIANCE_ROLE")
     info = context.resolve_program(chain, program) if program is not None else None
     receipt = actions.set_paused(chain, account, paused, info.id if info else None)
@@ -752,14 +839,14 @@ def _pause(provider, account, program, paused: bool):
 
 @command(cli, role="COMPLIANCE_ROLE")
 @click.option("--program", help="Pause only this program (id or name); default: the whole token.")
-def pause(provider, account, program):
+def pause(provider: ProviderAPI, account: AccountAPI | None, program: str | None) -> None:
     """Pause every movement of tokens, or one program's payments and allocations."""
     _pause(provider, account, program, True)
 
 
 @command(cli, role="COMPLIANCE_ROLE")
 @click.option("--program", help="Unpause only this program (id or name); default: the whole token.")
-def unpause(provider, account, program):
+def unpause(provider: ProviderAPI, account: AccountAPI | None, program: str | None) -> None:
     """Lift the token-wide pause, or one program's."""
     _pause(provider, account, program, False)
 
@@ -768,13 +855,13 @@ def unpause(provider, account, program):
 
 
 @read_command(cli, name="programs")
-def programs(provider, fmt):
+def programs(provider: ProviderAPI, fmt: str) -> None:
     """List the programs with their treasury, validity (KST), state and rules."""
     _programs(provider, fmt)
 
 
 @read_command(cli, name="vendors")
-def vendors(provider, fmt):
+def vendors(provider: ProviderAPI, fmt: str) -> None:
     """List the registered vendors: name, merchant category, state (suspended, frozen) and balance."""
     chain = _connect(provider)
     rows = listing.vendors(chain.rpc, chain.address, _deployment_block(provider))
@@ -783,7 +870,7 @@ def vendors(provider, fmt):
 
 @read_command(cli, name="spenders")
 @click.option("--program", help="Only the spenders of this program (id or name).")
-def spenders(provider, fmt, program):
+def spenders(provider: ProviderAPI, fmt: str, program: str | None) -> None:
     """List the enrolled spenders (officials, subsidy recipients): program, department, state and balance."""
     chain = _connect(provider)
     info = context.resolve_program(chain, program) if program is not None else None
@@ -793,14 +880,14 @@ def spenders(provider, fmt, program):
 
 
 @read_command(cli, name="treasuries")
-def treasuries(provider, fmt):
+def treasuries(provider: ProviderAPI, fmt: str) -> None:
     """List the registered treasuries: the programs each pays, state and balance."""
     chain = _connect(provider)
     rows = listing.treasuries(chain.rpc, chain.address, _deployment_block(provider), listing.programs(chain))
     _print_listing("Treasuries", rows, listing.TREASURY_COLUMNS, fmt)
 
 
-def _roles(provider: Any, fmt: str) -> None:
+def _roles(provider: ProviderAPI, fmt: str) -> None:
     chain = _connect(provider)
     rows = listing.role_holders(chain.rpc, chain.address, _deployment_block(provider))
     notes = [f"nobody holds: {', '.join(listing.role_label(r) for r in listing.roles_without_holder(rows))}"]
@@ -809,7 +896,7 @@ def _roles(provider: Any, fmt: str) -> None:
 
 
 @read_command(cli, name="roles")
-def roles(provider, fmt):
+def roles(provider: ProviderAPI, fmt: str) -> None:
     """List who holds each role (from the token's RoleGranted/RoleRevoked events, checked with hasRole)."""
     _roles(provider, fmt)
 
@@ -818,7 +905,7 @@ def roles(provider, fmt):
 
 
 @cli.group(name="role")
-def role_group():
+def role_group() -> None:
     """Grant, revoke and list roles; hand the admin role over in two steps.
 
     ROLE is one of admin, issuer, program-manager, vendor-registrar, compliance (or the contract's name, e.g.
@@ -826,7 +913,7 @@ def role_group():
     """
 
 
-def _role_change(provider: Any, account: Any, role: str, address: str, grant: bool) -> None:
+def _role_change(provider: ProviderAPI, account: AccountAPI | None, role: str, address: str, grant: bool) -> None:
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
     receipt = (access.grant if grant else access.revoke)(chain, account, role, address)
     label = listing.role_label(role)
@@ -840,7 +927,7 @@ def _role_change(provider: Any, account: Any, role: str, address: str, grant: bo
 @command(role_group, name="grant", role="DEFAULT_ADMIN_ROLE")
 @click.argument("role", type=ROLE)
 @click.argument("address", type=ADDRESS_OR_ALIAS)
-def role_grant(provider, account, role, address):
+def role_grant(provider: ProviderAPI, account: AccountAPI | None, role: str, address: str) -> None:
     """Grant ROLE to ADDRESS (an address or an ape account alias); the admin signs."""
     _role_change(provider, account, role, address, grant=True)
 
@@ -848,19 +935,19 @@ def role_grant(provider, account, role, address):
 @command(role_group, name="revoke", role="DEFAULT_ADMIN_ROLE")
 @click.argument("role", type=ROLE)
 @click.argument("address", type=ADDRESS_OR_ALIAS)
-def role_revoke(provider, account, role, address):
+def role_revoke(provider: ProviderAPI, account: AccountAPI | None, role: str, address: str) -> None:
     """Revoke ROLE from ADDRESS; the admin signs."""
     _role_change(provider, account, role, address, grant=False)
 
 
 @read_command(role_group, name="list")
-def role_list(provider, fmt):
+def role_list(provider: ProviderAPI, fmt: str) -> None:
     """List who holds each role (same as `treasury roles`)."""
     _roles(provider, fmt)
 
 
 @role_group.group(name="handover")
-def handover_group():
+def handover_group() -> None:
     """The admin's two-step handover: begin (admin), accept (new admin, after the delay), cancel, show."""
 
 
@@ -884,7 +971,7 @@ def _handover_rows(state: access.Handover) -> list[tuple[str, Any]]:
 
 
 @read_command(handover_group, name="show")
-def handover_show(provider, fmt):
+def handover_show(provider: ProviderAPI, fmt: str) -> None:
     """Show the admin, the handover delay and the pending handover, if any."""
     state = access.handover(_connect(provider))
     if fmt == "table":
@@ -897,13 +984,13 @@ def handover_show(provider, fmt):
         "accept_after": listing.iso(state.accept_after) if state.pending else None,
         "chain_time": listing.iso(state.now),
     }
-    columns = [listing.Column(key, lambda row, key=key: row[key]) for key in fields]
+    columns = [listing.Column(key, itemgetter(key)) for key in fields]
     click.echo(listing.as_json([fields], columns) if fmt == "json" else listing.as_csv([fields], columns), nl=False)
 
 
 @command(handover_group, name="begin", role="DEFAULT_ADMIN_ROLE")
 @click.argument("new_admin", metavar="NEW_ADMIN", type=ADDRESS_OR_ALIAS)
-def handover_begin(provider, account, new_admin):
+def handover_begin(provider: ProviderAPI, account: AccountAPI | None, new_admin: str) -> None:
     """Start handing the admin role to NEW_ADMIN, who accepts after the token's delay (replaces a pending one)."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
     before = access.handover(chain)
@@ -917,7 +1004,7 @@ def handover_begin(provider, account, new_admin):
 
 
 @command(handover_group, name="accept")
-def handover_accept(provider, account):
+def handover_accept(provider: ProviderAPI, account: AccountAPI | None) -> None:
     """Accept the admin role (run by the pending admin, after the delay); the old admin loses it."""
     chain = _connect(provider)
     pending = access.handover(chain).pending
@@ -928,7 +1015,7 @@ def handover_accept(provider, account):
     _done("Admin handover accepted", [("admin", access.handover(chain).admin)], receipt)
 
 
-_ACCEPT_ACCOUNT = next(p for p in handover_accept.params if p.name == "account")
+_ACCEPT_ACCOUNT = next(p for p in handover_accept.params if isinstance(p, click.Option) and p.name == "account")
 _ACCEPT_ACCOUNT.help = (
     "Alias of the ape account of the pending admin, which signs; TEST::n for test accounts. "
     "Default on local development networks: the test account that is the pending admin."
@@ -936,7 +1023,7 @@ _ACCEPT_ACCOUNT.help = (
 
 
 @command(handover_group, name="cancel", role="DEFAULT_ADMIN_ROLE")
-def handover_cancel(provider, account):
+def handover_cancel(provider: ProviderAPI, account: AccountAPI | None) -> None:
     """Cancel the pending admin handover (the admin signs)."""
     chain, account = _setup(provider, account, "DEFAULT_ADMIN_ROLE")
     cancelled, receipt = access.cancel_handover(chain, account)

@@ -28,7 +28,7 @@ try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
     from psycopg.errors import UniqueViolation
 except ImportError:  # pragma: no cover - psycopg is a dependency
 
-    class UniqueViolation(Exception):  # type: ignore[no-redef]
+    class UniqueViolation(Exception):  # type: ignore[no-redef]  # the stand-in when psycopg is absent
         pass
 
 

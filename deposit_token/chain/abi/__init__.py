@@ -111,7 +111,7 @@ def shipped() -> dict[str, Any]:
 
 def system_abi() -> list[AbiItem]:
     """The merged ABI (plain dicts, as in a compiler's output). Callers must not modify it."""
-    return shipped()["abi"]  # type: ignore[no-any-return]
+    return shipped()["abi"]  # type: ignore[no-any-return]  # parsed JSON: the list `export` wrote
 
 
 def of_type(kind: str) -> list[AbiItem]:
