@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup compile test test-fast demo bench bench-gas bench-indexer bench-throughput slither clean
+.PHONY: setup compile test test-fast lint demo bench bench-gas bench-indexer bench-throughput slither clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -42,6 +42,13 @@ test: setup
 # The inner loop: everything but the tests marked slow (see tests/conftest.py), under 2 minutes.
 test-fast: setup
 	ape test tests -q -m "not slow"
+
+# ruff (format and lint) over the tree, mypy --strict over the package (pyproject.toml); tests/unit/test_lint_types.py
+# runs the same in the test suite.
+lint: $(VENV)/.installed
+	ruff format --check deposit_token scripts tests bench
+	ruff check deposit_token scripts tests bench
+	mypy
 
 demo: setup
 	ape run demo
