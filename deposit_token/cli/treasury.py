@@ -818,10 +818,7 @@ def sweep(
         raise click.UsageError("give either --program or --csv FILE")
     chain, account = _setup(provider, account, None)
     if from_block is None:
-        from deposit_token.chain import deployment
-
-        record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
-        from_block = int((record.get("block") or {}).get("number", 0))
+        from_block = _deployment_block(provider)
     program_id = context.resolve_program(chain, program).id if program is not None else None
     targets = bulk.sweep_targets(chain, program_id=program_id, path=csv_path, from_block=from_block)
     total = sum(t.balance for t in targets)
