@@ -58,9 +58,9 @@ from deposit_token.audit.sync import decode
 from deposit_token.audit.sync.indexer import Commit, Indexer, IndexerConfig
 from deposit_token.chain import abi as system
 from deposit_token.chain.rpc import RpcClient
-from deposit_token.chain.sandbox import free_port
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
+from deposit_token.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))

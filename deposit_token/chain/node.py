@@ -27,7 +27,6 @@ Geth or Besu network needs no code here.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -50,6 +49,7 @@ from deposit_token import paths
 from deposit_token.chain import deployment
 from deposit_token.chain.rpc import RpcClient, RpcError
 from deposit_token.errors import DepositTokenError
+from deposit_token.processes import process_alive
 
 NETWORK_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"  # moves the default data directory (rehearsals, the README's test)
 DEFAULT_DATA_DIR = Path(os.environ.get(NETWORK_DIR_ENV, "").strip() or paths.ANVIL_DIR / "pilot").expanduser()
@@ -263,28 +263,6 @@ def read_pid(config: NetworkConfig) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
-
-
-def _reap(pid: int) -> None:
-    """Collects `pid`'s exit status if it is our own child (a node started and stopped in one process)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def process_alive(pid: int) -> bool:
-    """True if `pid` runs (a zombie, dead but not yet collected, does not count)."""
-    _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def process_is_ours(pid: int, config: NetworkConfig) -> bool:

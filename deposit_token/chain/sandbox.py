@@ -11,7 +11,6 @@ which is what the pilot's own tools use and much faster for thousands of account
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,17 +23,10 @@ from eth_utils import keccak
 from deposit_token.chain import node
 from deposit_token.chain.contracts import TOKEN_NAME, TOKEN_SYMBOL
 from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call, encode_deploy
+from deposit_token.processes import free_port
 
 ROLES = ("ISSUER_ROLE", "PROGRAM_MANAGER_ROLE", "VENDOR_REGISTRAR_ROLE", "COMPLIANCE_ROLE")
 DEPLOY_GAS = 8_000_000
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -50,6 +50,7 @@ from deposit_token.domain.kinds import restriction_label
 from deposit_token.domain.presets import business_promotion, ev_charger_subsidy
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops import accounts
+from deposit_token.processes import free_port
 
 KST = timezone(timedelta(hours=9))
 DEFAULT_MONTH = "2026-12"  # the month the demo is written for (and whose holidays it shows: Christmas)
@@ -565,7 +566,7 @@ def run(
     """Plays the whole pilot (`month`'s first `days` days; December 2026 by default) and prints what happened;
     returns the Demo (its node's URL in `demo.config`)."""
     began = time.monotonic()
-    demo = Demo(data_dir, port or sandbox.free_port(), console.print, month=month)
+    demo = Demo(data_dir, port or free_port(), console.print, month=month)
     demo.start_node()
     try:
         demo.make_cast()

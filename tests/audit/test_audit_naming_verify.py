@@ -32,9 +32,10 @@ from deposit_token.audit.verify import earliest_state_block, verify
 from deposit_token.chain import deployment
 from deposit_token.chain import node as net
 from deposit_token.chain.rpc import RpcClient
-from deposit_token.chain.sandbox import free_port, throwaway_node
+from deposit_token.chain.sandbox import throwaway_node
 from deposit_token.cli.audit import discover
 from deposit_token.paths import ROOT
+from deposit_token.processes import free_port
 
 PILOT = "ethereum:pilot:node"
 LOCAL = "ethereum:local:foundry"

@@ -24,8 +24,8 @@ from eth_account import Account
 from deposit_token.chain import deployment
 from deposit_token.chain import node as net
 from deposit_token.chain.rpc import RpcClient
-from deposit_token.chain.sandbox import free_port
 from deposit_token.paths import ROOT
+from deposit_token.processes import free_port
 
 PILOT = "ethereum:pilot:node"
 # Init code that deploys the 10-byte runtime `PUSH1 42 PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN` (returns 42).

@@ -19,8 +19,8 @@ from eth_utils import keccak
 from support.system import b32
 
 from deposit_token.chain.contracts import system_contract_type
-from deposit_token.chain.sandbox import free_port
 from deposit_token.chain.submit import LocalSigner, SubmitError, Submitter, TxRequest, encode_call, sign_legacy
+from deposit_token.processes import free_port
 
 ZERO = b"\0" * 32
 PAY_GAS = 200_000

@@ -5,8 +5,8 @@ against the allowed direction between its sub-packages (the layers), and the sub
                   \\-> audit -/
     (cli may import every layer; sim: ops, audit, chain, domain; ops and audit: chain, domain; chain: domain;
      domain: nothing of ours.) ``deposit_token`` itself (the version), ``deposit_token.paths`` (the project
-    folder) and ``deposit_token.errors`` (the exception root) are the base, importable from every layer; they
-    import nothing of ours.
+    folder), ``deposit_token.errors`` (the exception root) and ``deposit_token.processes`` (process and port
+    helpers) are the base, importable from every layer; they import nothing of ours.
 
 Imports inside functions count too (a lazy import is still a dependency). A ``__main__`` module is an entry
 point, run and never imported: it belongs to no layer and may import anything.
@@ -18,7 +18,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "deposit_token"
-BASE = {"deposit_token", "deposit_token.paths", "deposit_token.errors"}
+BASE = {"deposit_token", "deposit_token.paths", "deposit_token.errors", "deposit_token.processes"}
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "chain": {"domain"},

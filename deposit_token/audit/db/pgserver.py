@@ -18,7 +18,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from deposit_token.errors import DepositTokenError
+from deposit_token.processes import free_port, process_alive
 
 INSTALL_HINT = "install Debian's postgresql package (apt-get install -y postgresql)"
 # Points the binary search at one folder (e.g. an empty one, to see what a machine without PostgreSQL does).
@@ -141,13 +141,6 @@ def _run(command: list[str], folder: Path, what: str) -> None:
     if done.returncode != 0:
         detail = " ".join((done.stderr or done.stdout).split())[:300]
         raise PgServerError(f"PostgreSQL {what} failed: {detail}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]  # an AF_INET address is (host, port)
-        return port
 
 
 def _make_folder() -> Path:
@@ -275,19 +268,9 @@ def _spawn_watchdog(bindir: Path, folder: Path) -> None:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _watch(owner: int, bindir: Path, folder: Path, every_s: float = 1.0) -> None:
     """Wait until `owner` has ended or the server was stopped (its folder gone); then make sure it is gone."""
-    while _alive(owner) and folder.exists():
+    while process_alive(owner) and folder.exists():
         time.sleep(every_s)
     if folder.exists():
         _stop_folder(bindir, folder)
