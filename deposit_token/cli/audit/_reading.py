@@ -7,9 +7,10 @@ run ``ape run audit index`` first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from sqlalchemy import Connection
@@ -57,22 +58,29 @@ def _period(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 
 
 def filter_options(f: F) -> F:
-    f = click.option(
+    """--program, --since and --until, handed to the command as one checked ``filters: Filters`` argument."""
+
+    @functools.wraps(f)
+    def with_filters(*args: Any, programs: tuple[int, ...], since: int | None, until: int | None, **kw: Any) -> Any:
+        return f(*args, filters=make_filters(programs, since, until), **kw)
+
+    g = cast(F, with_filters)
+    g = click.option(
         "--until",
         callback=_period,
         metavar="YYYY-MM",
         help="Last month included (each program's own time zone, KST by default).",
-    )(f)
-    f = click.option("--since", callback=_period, metavar="YYYY-MM", help="First month included.")(f)
-    f = click.option(
+    )(g)
+    g = click.option("--since", callback=_period, metavar="YYYY-MM", help="First month included.")(g)
+    g = click.option(
         "--program",
         "programs",
         type=click.IntRange(1, 65535),
         multiple=True,
         metavar="ID",
         help="Only this program (repeat for several).",
-    )(f)
-    return f
+    )(g)
+    return g
 
 
 def format_option(choices: tuple[str, ...], default: str, help_text: str) -> Callable[[F], F]:

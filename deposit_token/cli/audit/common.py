@@ -162,3 +162,12 @@ def open_db(url: str, must_exist: bool = False) -> Any:
         if parsed.get_backend_name() == "sqlite" and not store.sqlite_file(parsed).exists():
             raise click.ClickException(f"no audit database at {parsed.database}: run `ape run audit index` first")
     return store.open_database(url)
+
+
+def open_target(provider: Any, db_url: str | None, must_exist: bool = False) -> tuple[Target, Any]:
+    """The connected network's deployment and its migrated audit database engine, in the order that keeps bad
+    input from changing anything: the --db value is checked, then the record against the chain, and only then
+    is the database opened (``open_db``; `must_exist` as there)."""
+    url = db_url_for(deployment.network_name(provider), db_url)
+    target = resolve_target(provider)
+    return target, open_db(url, must_exist=must_exist)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from deposit_token.audit.query.common import checkpoint_info
+from deposit_token.audit.query.common import Filters, checkpoint_info
 from deposit_token.audit.query.flags import RULES, FlagSettings, find_flags, flag_section, rule_counts
 from deposit_token.audit.query.render import console, render
-from deposit_token.cli.audit._reading import database_options, filter_options, format_option, make_filters, reading
+from deposit_token.cli.audit._reading import database_options, filter_options, format_option, reading
 
 _RULE_HELP = "\n".join(f"  {name:<24} {text}" for name, text in RULES.items())
 
@@ -55,9 +55,7 @@ _RULE_HELP = "\n".join(f"  {name:<24} {text}" for name, text in RULES.items())
 def command(
     db: str | None,
     network: str | None,
-    programs: tuple[int, ...],
-    since: int | None,
-    until: int | None,
+    filters: Filters,
     rules: tuple[str, ...],
     near_pct: int,
     concentration_share: int,
@@ -71,7 +69,6 @@ def command(
     program's configuration in force at the payment. Flags need justification; they are not violations (the
     contracts refuse those).
     """
-    filters = make_filters(programs, since, until)
     settings = FlagSettings(near_pct, concentration_share, concentration_min_payments)
     with reading(db, network) as conn:
         found = find_flags(conn, settings, filters, list(dict.fromkeys(rules)) or None)

@@ -11,16 +11,13 @@ import click
 from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.audit.sync.progress import IndexProgress
-from deposit_token.chain import deployment
 from deposit_token.chain.rpc import RpcClient
 from deposit_token.cli.audit.common import (
     AuditCommand,
     console,
     db_option,
-    db_url_for,
     network_option,
-    open_db,
-    resolve_target,
+    open_target,
 )
 
 PUBLIC_NETWORK_CONFIRMATIONS = 12
@@ -80,9 +77,7 @@ def command(
     ancestor and re-indexed.
     """
     out = console()
-    url = db_url_for(deployment.network_name(provider), db_url)
-    target = resolve_target(provider)
-    engine = open_db(url)
+    target, engine = open_target(provider, db_url)
     try:
         if reset:
             store.reset(engine)

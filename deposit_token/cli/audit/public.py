@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from deposit_token.audit.query.common import Filters
 from deposit_token.audit.query.public import MIN_CELL_COUNT, public_aggregates, public_section
 from deposit_token.audit.query.render import render
-from deposit_token.cli.audit._reading import database_options, filter_options, format_option, make_filters, reading
+from deposit_token.cli.audit._reading import database_options, filter_options, format_option, reading
 
 
 @click.command("public", short_help="Anonymised totals per department x category x month, small cells suppressed")
@@ -24,9 +25,7 @@ from deposit_token.cli.audit._reading import database_options, filter_options, f
 def command(
     db: str | None,
     network: str | None,
-    programs: tuple[int, ...],
-    since: int | None,
-    until: int | None,
+    filters: Filters,
     min_count: int,
     fmt: str,
 ) -> None:
@@ -35,7 +34,6 @@ def command(
     No addresses, hashes or vendor names; a cell with fewer than N payments is shown as suppressed, without
     count or amount; no totals are given (they would let a suppressed cell be recovered by subtraction).
     """
-    filters = make_filters(programs, since, until)
     with reading(db, network) as conn:
         cells = public_aggregates(conn, filters, min_count)
     # The metadata stays out of the public output: the checkpoint is harmless, but the less the better.

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import click
 
-from deposit_token.audit.query.common import checkpoint_info
+from deposit_token.audit.query.common import Filters, checkpoint_info
 from deposit_token.audit.query.render import render
 from deposit_token.audit.query.reports import DIMENSIONS, SECTIONS, build_report, report_sections
-from deposit_token.cli.audit._reading import database_options, filter_options, format_option, make_filters, reading
+from deposit_token.cli.audit._reading import database_options, filter_options, format_option, reading
 
 
 @click.command("report", short_help="Spend by department, program, category, vendor, month; flows; top vendors")
@@ -41,9 +41,7 @@ from deposit_token.cli.audit._reading import database_options, filter_options, f
 def command(
     db: str | None,
     network: str | None,
-    programs: tuple[int, ...],
-    since: int | None,
-    until: int | None,
+    filters: Filters,
     sections: tuple[str, ...],
     dimensions: tuple[str, ...],
     top: int,
@@ -60,7 +58,6 @@ def command(
       ape run audit report --section spend --by department --format csv > spend.csv
       ape run audit report --program 1 --since 2030-01 --until 2030-03 --format json
     """
-    filters = make_filters(programs, since, until)
     chosen = list(dict.fromkeys(sections)) or list(SECTIONS)
     if fmt == "csv" and len(chosen) != 1:
         raise click.UsageError(

@@ -15,10 +15,8 @@ from deposit_token.cli.audit.common import (
     AuditCommand,
     console,
     db_option,
-    db_url_for,
     network_option,
-    open_db,
-    resolve_target,
+    open_target,
 )
 
 
@@ -38,9 +36,7 @@ def command(provider: Any, db_url: str | None) -> None:
     pruning full node) are skipped and counted in one line; skipped facts are not mismatches.
     """
     out = console()
-    url = db_url_for(deployment.network_name(provider), db_url)
-    target = resolve_target(provider)
-    engine = open_db(url, must_exist=True)
+    target, engine = open_target(provider, db_url, must_exist=True)
     rpc = RpcClient(target.rpc_url)
     try:
         with engine.connect() as conn:
