@@ -22,6 +22,7 @@ Non-interactive use: ape's APE_ACCOUNTS_<alias>_PASSPHRASE environment variable.
 from __future__ import annotations
 
 import csv
+import functools
 import signal
 from collections.abc import Callable, Sequence
 from operator import itemgetter
@@ -366,6 +367,24 @@ def program_group() -> None:
 
 
 def _program_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The program rules options (--file, or --preset with its options), handed to the command as one checked
+    ``spec: ProgramSpec`` argument (checked before the command body runs)."""
+
+    @functools.wraps(fn)
+    def with_spec(
+        *args: Any,
+        spec_file: Path | None,
+        preset: str | None,
+        name: str | None,
+        treasury_address: str | None,
+        start: str | None,
+        end: str | None,
+        working_hours: bool,
+        **kw: Any,
+    ) -> Any:
+        return fn(*args, spec=_spec(spec_file, preset, name, treasury_address, start, end, working_hours), **kw)
+
+    command_fn: Callable[..., Any] = with_spec
     options = [
         click.option(
             "--file",
@@ -388,8 +407,8 @@ def _program_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        command_fn = option(command_fn)
+    return command_fn
 
 
 def _spec(
@@ -432,16 +451,9 @@ def _spec(
 def program_create(
     provider: ProviderAPI,
     account: AccountAPI | None,
-    spec_file: Path | None,
-    preset: str | None,
-    name: str | None,
-    treasury_address: str | None,
-    start: str | None,
-    end: str | None,
-    working_hours: bool,
+    spec: ProgramSpec,
 ) -> None:
     """Create a program from a preset or a YAML/JSON file; everything is checked before sending."""
-    spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     program_id, receipt = actions.create_program(chain, account, spec)
     _done(f"Program #{program_id} created", [("program id", program_id), *program_spec.spec_rows(spec)], receipt)
@@ -454,16 +466,9 @@ def program_update(
     provider: ProviderAPI,
     account: AccountAPI | None,
     program: str,
-    spec_file: Path | None,
-    preset: str | None,
-    name: str | None,
-    treasury_address: str | None,
-    start: str | None,
-    end: str | None,
-    working_hours: bool,
+    spec: ProgramSpec,
 ) -> None:
     """Replace the rules of PROGRAM (id or name) from a preset or a YAML/JSON file."""
-    spec = _spec(spec_file, preset, name, treasury_address, start, end, working_hours)
     chain, account = _setup(provider, account, "PROGRAM_MANAGER_ROLE")
     info = context.resolve_program(chain, program)
     receipt = actions.update_program(chain, account, info.id, spec)
