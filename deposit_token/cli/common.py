@@ -28,6 +28,7 @@ from deposit_token.domain.categories import parse_category
 from deposit_token.domain.inputs import InputError, check_address, check_amount
 from deposit_token.domain.receipts import receipt_id
 from deposit_token.errors import DepositTokenError
+from deposit_token.ops.authorization import SignedAuthorization
 from deposit_token.ops.roles import parse_role
 
 if TYPE_CHECKING:
@@ -462,3 +463,11 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
         where = f" at {uri}" if uri else ""
         hint = " (start it with `ape run network up`)" if label == PILOT_NETWORK else ""
         raise click.ClickException(f"cannot use network {label}{where}: {reason.rstrip('.')}{hint}")
+
+
+def read_authorization(path: Path) -> SignedAuthorization:
+    """The signed payment in a file ``ape run wallet authorize`` wrote; a malformed one is a one-line error."""
+    try:
+        return SignedAuthorization.from_json(path.read_bytes())
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None

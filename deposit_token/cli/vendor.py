@@ -23,12 +23,12 @@ from deposit_token.cli.common import (
     console,
     deployed_token,
     network_option,
+    read_authorization,
     unattended,
 )
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name
 from deposit_token.domain.receipts import receipt_text
-from deposit_token.ops.authorization import SignedAuthorization
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
@@ -51,10 +51,7 @@ def collect(account: AccountAPI, authorization: Path) -> None:
     Only the vendor named in it can; it is checked first and explained if a rule would refuse it."""
     unattended(account)
     token = deployed_token()
-    try:
-        signed = SignedAuthorization.from_json(authorization.read_bytes())
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    signed = read_authorization(authorization)
     if signed.authorization.vendor != account.address:
         raise click.ClickException(
             f"this authorization pays {signed.authorization.vendor}, not {account.address}: only that vendor can "

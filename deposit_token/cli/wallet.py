@@ -31,6 +31,7 @@ from deposit_token.cli.common import (
     deployed_token,
     fail,
     network_option,
+    read_authorization,
     unattended,
     vendor_address,
 )
@@ -39,7 +40,6 @@ from deposit_token.domain.rules import WEEKDAYS
 from deposit_token.ops.authorization import (
     Domain,
     PaymentAuthorization,
-    SignedAuthorization,
     new_nonce,
     sign_authorization,
     sign_cancellation,
@@ -207,10 +207,7 @@ def cancel(account: AccountAPI, authorization: Path) -> None:
     """Cancel an unused signed payment (AUTHORIZATION is the file `authorize` wrote)."""
     unattended(account)
     token = deployed_token()
-    try:
-        signed = SignedAuthorization.from_json(authorization.read_bytes())
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    signed = read_authorization(authorization)
     payer, nonce = signed.authorization.payer, signed.authorization.nonce
     if payer != account.address:
         raise click.ClickException(
