@@ -137,7 +137,11 @@ SLOW_MODULES = {  # module -> why it is left out of the fast tier
     "test_fast_path_equivalence": "forge differential fuzzing and halmos proofs",
     "test_audit_naming_verify": "a pilot deployed, indexed and restarted on Anvil nodes of its own",
     "test_network": "starts and stops Anvil processes",
+    "test_treasury": "every treasury command end to end through click, several transactions each",
+    "test_treasury_roles": "role and listing commands end to end through click, several transactions each",
+    "test_accounts": "keystores at ape's default scrypt cost (~0.85 s per key) and `ape accounts` subprocesses",
 }
+SLOW_PREFIXES = {"test_script_": "`ape run deploy` in a subprocess (tests/chain/test_deploy.py)"}
 SLOW_FIXTURES = {"run": "`ape run <script>` in a subprocess per call (tests/ops/conftest.py)"}
 SLOW_TESTS = {  # test function -> why
     "test_killed_and_interrupted_disbursal_pays_every_row_exactly_once": "kill -9 and re-runs of a disbursal",
@@ -171,6 +175,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         if (
             path.stem in SLOW_MODULES
             or getattr(item, "originalname", item.name) in SLOW_TESTS
+            or item.name.startswith(tuple(SLOW_PREFIXES))
             or used & set(SLOW_FIXTURES)
         ):
             item.add_marker(pytest.mark.slow)
