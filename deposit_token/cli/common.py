@@ -471,3 +471,19 @@ def read_authorization(path: Path) -> SignedAuthorization:
         return SignedAuthorization.from_json(path.read_bytes())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+
+
+def command_class(
+    errors: tuple[type[BaseException], ...], describe: Callable[[BaseException], str] = one_line
+) -> type[ConnectedProviderCommand]:
+    """A `ConnectedProviderCommand` that also reports a command group's own operational `errors` (a node or a
+    database failing while it runs) as one line, exit status 1."""
+
+    class Command(ConnectedProviderCommand):
+        def invoke(self, ctx: click.Context) -> Any:
+            try:
+                return super().invoke(ctx)
+            except errors as err:
+                raise click.ClickException(describe(err)) from None
+
+    return Command

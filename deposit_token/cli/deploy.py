@@ -22,7 +22,7 @@ from web3.exceptions import Web3Exception
 
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import deploy_system
-from deposit_token.cli.common import ConnectedProviderCommand, network_option, unattended
+from deposit_token.cli.common import command_class, network_option, unattended
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI
@@ -93,14 +93,7 @@ def _one_line(err: BaseException) -> str:
 OPERATIONAL_ERRORS = (ApeException, Web3Exception, deployment.DeploymentRecordError, OSError)
 
 
-class DeployCommand(ConnectedProviderCommand):
-    """ape's connected-provider command, with connection errors reported as one line (exit code 1)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OPERATIONAL_ERRORS as err:
-            raise click.ClickException(_one_line(err)) from None
+DeployCommand = command_class(OPERATIONAL_ERRORS, _one_line)
 
 
 @click.command(cls=DeployCommand, short_help="Deploy the deposit token system and record it")

@@ -48,27 +48,12 @@ def console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def _connected_command_class() -> type[click.Command]:
     from ape.exceptions import ApeException
 
-    from deposit_token.cli.common import ConnectedProviderCommand  # one sentence for an unusable network
+    from deposit_token.cli.common import command_class  # one sentence for an unusable network
 
-    errors: tuple[type[BaseException], ...] = (*OPERATIONAL_ERRORS, ApeException)
-
-    class AuditCommand(ConnectedProviderCommand):
-        """ape's connected-provider command; operational errors become one-line messages (exit code 1)."""
-
-        def invoke(self, ctx: click.Context) -> Any:
-            try:
-                return super().invoke(ctx)
-            except errors as err:
-                raise click.ClickException(_one_line(err)) from None
-
-    return AuditCommand
+    return command_class((*OPERATIONAL_ERRORS, ApeException))
 
 
 AuditCommand = _connected_command_class()
