@@ -32,7 +32,7 @@ from deposit_token.ops.authorization import SignedAuthorization
 from deposit_token.ops.roles import parse_role
 
 if TYPE_CHECKING:
-    from ape.api import AccountAPI, ReceiptAPI
+    from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
     from ape.contracts import ContractInstance
 
 ZERO32 = b"\0" * 32
@@ -230,11 +230,14 @@ def deployed_token(ecosystem_network_provider: str | None = None) -> ContractIns
     return token_at(record["token"])
 
 
-def deployment_block() -> int:
-    """The block the connected network's token was deployed at (where reading its events starts)."""
-    from ape import networks
+def deployment_block(provider: ProviderAPI | None = None) -> int:
+    """The block the token of `provider`'s network (default: the connected one) was deployed at, from its
+    deployment record: where reading its events starts."""
+    if provider is None:
+        from ape import networks
 
-    record = deployment.load_record(deployment.record_path(deployment.network_name(networks.provider))) or {}
+        provider = networks.provider
+    record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
     return int((record.get("block") or {}).get("number", 0))
 
 

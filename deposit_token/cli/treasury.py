@@ -46,6 +46,7 @@ from deposit_token.cli.common import (
     ConnectedProviderCommand,
     console,
     deployed_token,
+    deployment_block,
     network_option,
     one_line,
     unattended,
@@ -263,14 +264,6 @@ def _bulk(
     if not all(r.outcome.status for r in results):
         raise click.ClickException(f"{sum(not r.outcome.status for r in results)} transaction(s) failed")
     return results
-
-
-def _deployment_block(provider: ProviderAPI) -> int:
-    """The block the token was deployed in (from its deployment record): events are read from there."""
-    from deposit_token.chain import deployment
-
-    record = deployment.load_record(deployment.record_path(deployment.network_name(provider))) or {}
-    return int((record.get("block") or {}).get("number", 0))
 
 
 def _print_listing(
@@ -543,10 +536,21 @@ def _vendor_suspension(
     _done(f"Vendor {'suspended' if suspended else 'reactivated'}", [("vendor", address), ("reason", reason)], receipt)
 
 
+def _suspension_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """ADDRESS | --csv FILE, and --reason: what `vendor suspend` and `vendor reactivate` take."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--reason", required=True, help="Why (recorded on-chain).")(fn)
+        fn = click.option(
+            "--csv", "csv_path", type=CSV_FILE, help=f"{verb} every vendor of a CSV (address[,category,name])."
+        )(fn)
+        return click.argument("address", type=ADDRESS_OR_ALIAS, required=False)(fn)
+
+    return decorate
+
+
 @command(vendor_group, name="suspend", role="COMPLIANCE_ROLE")
-@click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
-@click.option("--csv", "csv_path", type=CSV_FILE, help="Suspend every vendor of a CSV (address[,category,name]).")
-@click.option("--reason", required=True, help="Why (recorded on-chain).")
+@_suspension_options("Suspend")
 def vendor_suspend(
     provider: ProviderAPI, account: AccountAPI | None, address: str | None, csv_path: Path | None, reason: str
 ) -> None:
@@ -555,9 +559,7 @@ def vendor_suspend(
 
 
 @command(vendor_group, name="reactivate", role="COMPLIANCE_ROLE")
-@click.argument("address", type=ADDRESS_OR_ALIAS, required=False)
-@click.option("--csv", "csv_path", type=CSV_FILE, help="Reactivate every vendor of a CSV (address[,category,name]).")
-@click.option("--reason", required=True, help="Why (recorded on-chain).")
+@_suspension_options("Reactivate")
 def vendor_reactivate(
     provider: ProviderAPI, account: AccountAPI | None, address: str | None, csv_path: Path | None, reason: str
 ) -> None:
@@ -823,7 +825,7 @@ def sweep(
         raise click.UsageError("give either --program or --csv FILE")
     chain, account = _setup(provider, account, None)
     if from_block is None:
-        from_block = _deployment_block(provider)
+        from_block = deployment_block(provider)
     program_id = context.resolve_program(chain, program).id if program is not None else None
     targets = bulk.sweep_targets(chain, program_id=program_id, path=csv_path, from_block=from_block)
     total = sum(t.balance for t in targets)
@@ -866,7 +868,7 @@ def programs(provider: ProviderAPI, fmt: str) -> None:
 def vendors(provider: ProviderAPI, fmt: str) -> None:
     """List the registered vendors: name, merchant category, state (suspended, frozen) and balance."""
     chain = _connect(provider)
-    rows = listing.vendors(chain.rpc, chain.address, _deployment_block(provider))
+    rows = listing.vendors(chain.rpc, chain.address, deployment_block(provider))
     _print_listing("Vendors", rows, listing.VENDOR_COLUMNS, fmt)
 
 
@@ -877,7 +879,7 @@ def spenders(provider: ProviderAPI, fmt: str, program: str | None) -> None:
     chain = _connect(provider)
     info = context.resolve_program(chain, program) if program is not None else None
     names = {p.id: p.name for p in context.list_programs(chain)}
-    rows = listing.spenders(chain.rpc, chain.address, _deployment_block(provider), names, info.id if info else None)
+    rows = listing.spenders(chain.rpc, chain.address, deployment_block(provider), names, info.id if info else None)
     _print_listing(f"Spenders of {info.label}" if info else "Spenders", rows, listing.SPENDER_COLUMNS, fmt)
 
 
@@ -885,13 +887,13 @@ def spenders(provider: ProviderAPI, fmt: str, program: str | None) -> None:
 def treasuries(provider: ProviderAPI, fmt: str) -> None:
     """List the registered treasuries: the programs each pays, state and balance."""
     chain = _connect(provider)
-    rows = listing.treasuries(chain.rpc, chain.address, _deployment_block(provider), listing.programs(chain))
+    rows = listing.treasuries(chain.rpc, chain.address, deployment_block(provider), listing.programs(chain))
     _print_listing("Treasuries", rows, listing.TREASURY_COLUMNS, fmt)
 
 
 def _roles(provider: ProviderAPI, fmt: str) -> None:
     chain = _connect(provider)
-    rows = listing.role_holders(chain.rpc, chain.address, _deployment_block(provider))
+    rows = listing.role_holders(chain.rpc, chain.address, deployment_block(provider))
     notes = [f"nobody holds: {', '.join(listing.role_label(r) for r in listing.roles_without_holder(rows))}"]
     notes = notes if listing.roles_without_holder(rows) else []
     _print_listing("Role holders", rows, listing.ROLE_COLUMNS, fmt, [*notes, _handover_line(access.handover(chain))])

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 from eth_utils import to_checksum_address
 
-KST_OFFSET_MINUTES = 9 * 60
+from deposit_token.domain.rules import KST_OFFSET_MINUTES
+
 _ZONE_NAMES = {KST_OFFSET_MINUTES: "KST", 0: "UTC"}
 
 

@@ -12,11 +12,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
+from deposit_token.domain import display
 from deposit_token.domain.rules import KST_OFFSET_MINUTES
 from deposit_token.errors import DepositTokenError
 
@@ -137,7 +138,7 @@ def parse_time(text: str | int, utc_offset_minutes: int = KST_OFFSET_MINUTES, wh
                 "(e.g. 2026-01-01 or 2026-01-01T09:00+09:00)"
             ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone(timedelta(minutes=utc_offset_minutes)))
+        moment = moment.replace(tzinfo=display.zone(utc_offset_minutes))
     return int(moment.timestamp())
 
 

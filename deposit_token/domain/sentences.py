@@ -17,6 +17,7 @@ from eth_utils import keccak
 
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name
+from deposit_token.domain.display import krw
 from deposit_token.domain.kinds import kind_phrase
 from deposit_token.domain.receipts import receipt_text
 from deposit_token.domain.rules import WEEKDAYS
@@ -62,14 +63,6 @@ def _role(value: Any) -> str:
     return ROLE_NAMES.get(key.lower(), key)
 
 
-def _krw(value: int) -> str:
-    return f"{int(value):,} KRW"
-
-
-def _period(value: int) -> str:
-    return display.period(value)
-
-
 def _moment(value: int) -> str:
     # Reverts do not carry the program's time zone; the pilot's programs run on KST (display's default).
     return display.moment(value)
@@ -104,24 +97,23 @@ SENTENCES: dict[str, Sentence] = {
         f"{n.program(a['programId'])} does not allow"
     ),
     "PaymentLimitExceeded": lambda a, n: (
-        f"{_krw(a['amount'])} is above the per-payment limit of {_krw(a['limit'])} in program "
-        f"{n.program(a['programId'])}"
+        f"{krw(a['amount'])} is above the per-payment limit of {krw(a['limit'])} in program {n.program(a['programId'])}"
     ),
     "CategoryCapExceeded": lambda a, n: (
-        f"{_krw(a['amount'])} is above what spender {a['spender']} has left in category "
-        f"{category_name(a['category'])} for {_period(a['period'])}: {_krw(a['capLeft'])}"
+        f"{krw(a['amount'])} is above what spender {a['spender']} has left in category "
+        f"{category_name(a['category'])} for {display.period(a['period'])}: {krw(a['capLeft'])}"
     ),
     "EvidenceRequired": lambda a, n: (
-        f"a payment of {_krw(a['amount'])} is at or above {_krw(a['threshold'])} and must carry the hash of "
+        f"a payment of {krw(a['amount'])} is at or above {krw(a['threshold'])} and must carry the hash of "
         "the evidence document (who attended, why)"
     ),
     "ReceiptAlreadyUsed": lambda a, n: (
         f"receipt {receipt_text(a['receiptId'])} has already been paid to vendor {a['vendor']} (one invoice, one "
         "payment)"
     ),
-    "InsufficientBalance": lambda a, n: f"{a['account']} has {_krw(a['balance'])}, {_krw(a['needed'])} needed",
+    "InsufficientBalance": lambda a, n: f"{a['account']} has {krw(a['balance'])}, {krw(a['needed'])} needed",
     "ERC20InsufficientAllowance": lambda a, n: (
-        f"{a['spender']} may move {_krw(a['allowance'])} on the holder's behalf, {_krw(a['needed'])} needed"
+        f"{a['spender']} may move {krw(a['allowance'])} on the holder's behalf, {krw(a['needed'])} needed"
     ),
     "ProgramVersionExhausted": lambda a, n: (
         f"program {n.program(a['programId'])} has been updated the most times its rules version can count; "
@@ -143,9 +135,9 @@ SENTENCES: dict[str, Sentence] = {
         f"the authorization was signed by {a['signer']}, not by the payer {a['payer']} (or its terms were changed)"
     ),
     "ZeroAddress": lambda a, n: "the zero address is not allowed here",
-    "AmountTooLarge": lambda a, n: f"{_krw(a['amount'])} would take the total supply above 2^96 - 1",
+    "AmountTooLarge": lambda a, n: f"{krw(a['amount'])} would take the total supply above 2^96 - 1",
     "MintAllowanceExceeded": lambda a, n: (
-        f"issuer {a['issuer']} may mint {_krw(a['allowance'])} more, not {_krw(a['amount'])}"
+        f"issuer {a['issuer']} may mint {krw(a['allowance'])} more, not {krw(a['amount'])}"
     ),
     "AlreadyRegistered": lambda a, n: f"{a['account']} is already registered as {kind_phrase(a['kind'])}",
     "WrongKind": lambda a, n: f"{a['account']} is {kind_phrase(a['actual'])}, not {kind_phrase(a['expected'])}",
@@ -160,7 +152,7 @@ SENTENCES: dict[str, Sentence] = {
     ),
     "InvalidWindow": lambda a, n: f"the validity window starts ({a['start']}) at or after it ends ({a['end']})",
     "InvalidUtcOffset": lambda a, n: f"UTC offset {a['utcOffsetMinutes']} minutes is outside -720..+840",
-    "InvalidEvidenceThreshold": lambda a, n: f"evidence threshold {_krw(a['threshold'])} is not valid",
+    "InvalidEvidenceThreshold": lambda a, n: f"evidence threshold {krw(a['threshold'])} is not valid",
     "LengthMismatch": lambda a, n: f"the lists have different lengths ({a['expected']} and {a['actual']})",
     "EmptyBatch": lambda a, n: "the batch is empty",
     "BatchAlreadyApplied": lambda a, n: (

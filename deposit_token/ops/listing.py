@@ -30,6 +30,7 @@ from deposit_token.chain.rpc import RpcClient
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name
 from deposit_token.domain.kinds import Kind
+from deposit_token.domain.rules import KST_OFFSET_MINUTES
 from deposit_token.domain.sentences import ROLE_NAMES
 
 LOG_STEP = 50_000  # blocks per eth_getLogs: nodes cap the range of one request
@@ -145,7 +146,7 @@ def department_text(raw: bytes) -> str:
     return decoded if decoded.isprintable() else "0x" + raw.hex()
 
 
-def iso(timestamp: int, offset_minutes: int = display.KST_OFFSET_MINUTES) -> str:
+def iso(timestamp: int, offset_minutes: int = KST_OFFSET_MINUTES) -> str:
     """ISO-8601 with the offset, for machines: ``2026-12-01T09:00:00+09:00``."""
     return datetime.fromtimestamp(int(timestamp), display.zone(offset_minutes)).isoformat()
 

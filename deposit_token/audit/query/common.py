@@ -11,13 +11,14 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from deposit_token.audit.db import schema, store
+from deposit_token.domain import display
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
 from deposit_token.errors import DepositTokenError
 
@@ -108,8 +109,7 @@ def parse_period(text: str | int) -> int:
     return int(match.group(1)) * 100 + int(match.group(2))
 
 
-def format_period(period: int) -> str:
-    return f"{period // 100:04d}-{period % 100:02d}"
+format_period = display.period  # the audit side names periods as every command does
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,7 @@ def next_period(period: int) -> int:
 
 def month_start(period: int, utc_offset_minutes: int) -> int:
     """Unix time of the first second of month ``period`` in a fixed UTC offset."""
-    tz = timezone(timedelta(minutes=utc_offset_minutes))
-    return int(datetime(period // 100, period % 100, 1, tzinfo=tz).timestamp())
+    return int(datetime(period // 100, period % 100, 1, tzinfo=display.zone(utc_offset_minutes)).timestamp())
 
 
 def timestamp_clause(table: Any, lo: int | None, hi: int | None) -> Any:
@@ -280,7 +279,7 @@ class ProgramConfigs:
 
 
 def local_datetime(timestamp: int, utc_offset_minutes: int) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone(timedelta(minutes=utc_offset_minutes)))
+    return datetime.fromtimestamp(timestamp, display.zone(utc_offset_minutes))
 
 
 # --- participants ---------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from sqlalchemy import Connection, select
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
+from deposit_token.domain.display import krw
 from deposit_token.domain.rules import KST_OFFSET_MINUTES
 
 if TYPE_CHECKING:  # render (and rich) is imported only when flags are presented
@@ -126,10 +127,6 @@ class _Payment:
             self.amount,
             detail,
         )
-
-
-def _krw(amount: int) -> str:
-    return f"{amount:,} KRW"
 
 
 def load_payments(conn: Connection, filters: Filters, programs: ProgramConfigs) -> list[_Payment]:
@@ -230,8 +227,8 @@ def _single_payment_flags(pay: _Payment, s: FlagSettings, rules: set[str], kr: h
         out.append(
             pay.flag(
                 "near-evidence-threshold",
-                f"{_krw(pay.amount)} without evidence, within {s.near_pct}% below the evidence "
-                f"threshold of {_krw(c.evidence_threshold)}",
+                f"{krw(pay.amount)} without evidence, within {s.near_pct}% below the evidence "
+                f"threshold of {krw(c.evidence_threshold)}",
             )
         )
     if (
@@ -243,7 +240,7 @@ def _single_payment_flags(pay: _Payment, s: FlagSettings, rules: set[str], kr: h
         out.append(
             pay.flag(
                 "near-payment-limit",
-                f"{_krw(pay.amount)} is within {s.near_pct}% of the per-payment limit of {_krw(c.per_payment_limit)}",
+                f"{krw(pay.amount)} is within {s.near_pct}% of the per-payment limit of {krw(c.per_payment_limit)}",
             )
         )
     return out
@@ -269,7 +266,7 @@ def _split_flags(payments: list[_Payment], rules: set[str]) -> list[Flag]:
                 if total >= threshold:
                     detail = (
                         f"{len(below)} payments to this vendor on {day}, each below the evidence threshold of "
-                        f"{_krw(threshold)}, together {_krw(total)}"
+                        f"{krw(threshold)}, together {krw(total)}"
                     )
                     out.extend(p.flag("split-evidence", detail) for p in below)
         if "split-limit" in rules:
@@ -278,8 +275,8 @@ def _split_flags(payments: list[_Payment], rules: set[str]) -> list[Flag]:
                 total = sum(p.amount for p in group)
                 if total > config.per_payment_limit:
                     detail = (
-                        f"{len(group)} payments to this vendor on {day}, together {_krw(total)}, above the "
-                        f"per-payment limit of {_krw(config.per_payment_limit)}"
+                        f"{len(group)} payments to this vendor on {day}, together {krw(total)}, above the "
+                        f"per-payment limit of {krw(config.per_payment_limit)}"
                     )
                     out.extend(p.flag("split-limit", detail) for p in group)
     return out
@@ -304,7 +301,7 @@ def _concentration_flags(payments: list[_Payment], s: FlagSettings) -> list[Flag
             if amount * 100 >= total * s.concentration_share_pct:
                 share = 100.0 * amount / total
                 detail = (
-                    f"vendor received {share:.1f}% ({_krw(amount)} in {len(own)} of {len(group)} payments) "
+                    f"vendor received {share:.1f}% ({krw(amount)} in {len(own)} of {len(group)} payments) "
                     f"of this payer's spend in {format_period(period)}"
                 )
                 out.extend(p.flag("concentration", detail) for p in own)
