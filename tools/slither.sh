@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Slither on the project's contracts, offline: forge compiles them with foundry.toml (solc = the solc-js shim
-# toolchain/bin/solc, via-IR, optimizer 1000 runs, cancun; contracts/test skipped) into a temporary folder,
+# toolchain/bin/solc, via-IR, optimizer 200 runs, paris; contracts/test skipped) into a temporary folder,
 # then slither analyses that build. Findings only in dependencies (node_modules: OpenZeppelin) are left out.
 #
 #   tools/slither.sh                         # every detector, human-readable

@@ -58,9 +58,9 @@ def solc_output() -> dict:
         "sources": sources,
         "settings": {
             "remappings": REMAPPINGS,
-            "evmVersion": "cancun",
+            "evmVersion": "paris",
             "viaIR": True,
-            "optimizer": {"enabled": True, "runs": 1000},
+            "optimizer": {"enabled": True, "runs": 200},
             "outputSelection": selection,
         },
     }

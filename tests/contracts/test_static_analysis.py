@@ -1,7 +1,7 @@
 """Static analysis: Slither on the project's contracts must report no High or Medium finding.
 
 Slither compiles through forge (foundry.toml: solc is the solc-js shim toolchain/bin/solc, so no compiler is
-downloaded; via-IR, optimizer 1000 runs, cancun, OpenZeppelin from node_modules). contracts/test is skipped,
+downloaded; via-IR, optimizer 200 runs, paris, OpenZeppelin from node_modules). contracts/test is skipped,
 and findings located only in dependencies (node_modules: OpenZeppelin) are not the project's to fix.
 
 A false positive is silenced at its place in the contract with `// slither-disable-next-line <check>` on the
@@ -190,13 +190,13 @@ def _require_report(run: SlitherRun) -> None:
 def test_slither_analysed_the_project_contracts_as_ape_builds_them(slither_run):
     _require_report(slither_run)
     # What forge compiled for slither (a wrong `src` would analyse nothing and so find nothing), and with
-    # ape-config.yaml's settings: solc 0.8.30, via-IR, optimizer 1000 runs, cancun.
+    # ape-config.yaml's settings: solc 0.8.30, via-IR, optimizer 200 runs, paris.
     build = slither_run.build_info
     settings = build["input"]["settings"]
     assert build["solcVersion"] == "0.8.30"
     assert settings["viaIR"] is True
-    assert settings["optimizer"] == {"enabled": True, "runs": 1000}
-    assert settings["evmVersion"] == "cancun"
+    assert settings["optimizer"] == {"enabled": True, "runs": 200}
+    assert settings["evmVersion"] == "paris"
     compiled = {path for path in build["input"]["sources"] if path.startswith("contracts/")}
     expected = {
         path.relative_to(ROOT).as_posix()
