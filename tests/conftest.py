@@ -127,7 +127,8 @@ def pg_url() -> Iterator[str]:
 # lives and what it uses, and the fast tier (`make test-fast`: -m "not slow") needs no list of files.
 
 CHAIN_FIXTURES = {"chain", "accounts", "networks", "project", "provider", "people", "system"}
-CHAIN_DIRS = {"chain", "ops", "e2e"}  # every test there runs a node (the session's Anvil or one of its own)
+CHAIN_DIRS = {"chain", "ops", "e2e", "gateway", "geth"}  # every test there runs a node (Anvil or Geth)
+GETH_DIRS = {"geth"}  # a Geth Clique network of its own (sealers + archive node): slow by nature
 POSTGRES_MODULES = {"test_pgserver"}  # start PostgreSQL servers of their own
 SLOW_MODULES = {  # module -> why it is left out of the fast tier
     "test_demo": "plays the demo month on its own chain",
@@ -172,8 +173,11 @@ def pytest_collection_modifyitems(config, items) -> None:
             or any(value in ("postgres", "postgresql") for value in params.values())
         ):
             item.add_marker(pytest.mark.postgres)
+        if folder in GETH_DIRS:
+            item.add_marker(pytest.mark.geth)
         if (
-            path.stem in SLOW_MODULES
+            folder in GETH_DIRS
+            or path.stem in SLOW_MODULES
             or getattr(item, "originalname", item.name) in SLOW_TESTS
             or item.name.startswith(tuple(SLOW_PREFIXES))
             or used & set(SLOW_FIXTURES)
