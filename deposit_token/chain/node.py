@@ -27,14 +27,11 @@ Geth or Besu network needs no code here.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,7 +46,9 @@ from deposit_token import paths
 from deposit_token.chain import deployment
 from deposit_token.chain.rpc import RpcClient, RpcError
 from deposit_token.errors import DepositTokenError
-from deposit_token.processes import process_alive
+from deposit_token.processes import directory_lock, port_in_use, process_alive
+from deposit_token.processes import log_tail as _log_tail
+from deposit_token.processes import wait_for_exit as _wait_for_exit
 
 NETWORK_DIR_ENV = "DEPOSIT_TOKEN_NETWORK_DIR"  # moves the default data directory (rehearsals, the README's test)
 DEFAULT_DATA_DIR = Path(os.environ.get(NETWORK_DIR_ENV, "").strip() or paths.ANVIL_DIR / "pilot").expanduser()
@@ -285,40 +284,11 @@ def running_pid(config: NetworkConfig) -> int | None:
     return None
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """True if something accepts connections on host:port or the port cannot be bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex((host, port)) == 0:
-            return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As servers (Anvil included) do: connections of a stopped server in TIME_WAIT do not block the port.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as err:
-            return err.errno in (errno.EADDRINUSE, errno.EACCES)
-    return False
-
-
 @contextmanager
 def _data_dir_lock(config: NetworkConfig) -> Iterator[None]:
     """Serialises `start` and `stop` on one data directory (two `up`s at once must not start two nodes)."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(config.data_dir / LOCK_FILE, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _log_tail(path: Path, lines: int = 8) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    with directory_lock(config.data_dir, LOCK_FILE):
+        yield
 
 
 def _utc_now() -> str:
@@ -466,15 +436,6 @@ def _wait_for_free_port(config: NetworkConfig, timeout: float) -> bool:
     zombie) a moment before its other threads have exited and its listening socket is closed."""
     deadline = time.monotonic() + timeout
     while port_in_use(config.host, config.port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _wait_for_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
