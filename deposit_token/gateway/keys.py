@@ -43,7 +43,7 @@ FILE_FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class KeyStoreError(DepositTokenError):
+class KeyStoreError(DepositTokenError, ValueError):
     """The key file cannot be read or written, or a key operation was refused (a duplicate or unknown name)."""
 
 

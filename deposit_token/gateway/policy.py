@@ -28,12 +28,16 @@ class Role(StrEnum):
 ROLE_NAMES = tuple(role.value for role in Role)
 
 
+class RoleError(DepositTokenError, ValueError):
+    """A role name that is not one of ROLE_NAMES."""
+
+
 def parse_role(text: str) -> Role:
-    """The Role named `text` (case-insensitive); ValueError naming the roles otherwise."""
+    """The Role named `text` (case-insensitive); RoleError naming the roles otherwise."""
     try:
         return Role(text.strip().lower())
     except ValueError:
-        raise ValueError(f"unknown role {text!r}: use one of {', '.join(ROLE_NAMES)}") from None
+        raise RoleError(f"unknown role {text!r}: use one of {', '.join(ROLE_NAMES)}") from None
 
 
 SEND_RAW = "eth_sendRawTransaction"
