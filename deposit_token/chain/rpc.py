@@ -18,6 +18,16 @@ Batches, two semantics, as callers need them:
 Both raise for what concerns the whole batch (transport errors, a batch refused as a whole, an answer that is
 not a list). Long call lists are split into requests of `chunk` calls (None: all in one request).
 
+Batches longer than `MAX_BATCH` calls are always split: geth (``--rpc.batch-request-limit``, 1,000 by default)
+and the project's gateway refuse a longer batch as a whole.
+
+Authentication (the gateway in front of the Geth network, or any provider that wants a key): with
+``$DEPOSIT_TOKEN_RPC_KEY`` set, every request carries ``Authorization: Bearer <key>``; a URL with user-info
+(``http://name:key@host:port``) is sent as HTTP Basic authentication instead, and its user-info is taken out of
+the URL the requests go to. Neither is ever shown: messages name the endpoint by `mask_url` (user-info
+replaced by ``***``), and any error text that would contain a secret has it replaced too. A gateway's rate
+limit (HTTP 429 with Retry-After) is waited out a few times before it becomes an error.
+
 Proxies: the environment's HTTP(S)_PROXY is ignored for a node on the loopback interface (the pilot node, test
 nodes, Anvil): a proxy there would only get in the way. Remote providers go through it as usual.
 """
@@ -26,10 +36,12 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -60,6 +72,11 @@ LIMIT_HTTP_STATUSES = (413, 502, 503, 504)
 DEFAULT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 5.0  # a node that does not accept a connection within this is down, whatever the read timeout
 DEFAULT_CHUNK = 500  # calls per HTTP request in a batch: providers cap batches (Alchemy 1000, Infura 1000...)
+MAX_BATCH = 1000  # geth's default --rpc.batch-request-limit, and the gateway's: a longer batch is refused whole
+API_KEY_ENV = "DEPOSIT_TOKEN_RPC_KEY"  # sent as a Bearer token when set (see the module docstring)
+RATE_LIMIT_RETRIES = 3  # HTTP 429 answers waited out before the rate limit becomes an error
+MAX_RETRY_AFTER = 10.0  # seconds: a longer Retry-After is not waited for (the error says to come back later)
+MASK = "***"
 
 Call = tuple[str, Sequence[Any]]
 
@@ -100,16 +117,38 @@ class RpcError(DepositTokenError):
 
 
 class RpcConnectionError(RpcError):
-    """The node cannot be reached, or did not answer within the timeout."""
+    """The node cannot be reached, or did not answer within the timeout. `url` is shown masked."""
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__("connect", None, f"cannot reach the node at {url}: {reason}")
+        super().__init__("connect", None, f"cannot reach the node at {mask_url(url)}: {reason}")
 
 
-def _error_of(method: str, error: Any) -> RpcError:
+def _error_of(method: str, error: Any, http_status: int | None = None) -> RpcError:
     if isinstance(error, Mapping):
-        return RpcError(method, error.get("code"), str(error.get("message", error)), data=error.get("data"))
-    return RpcError(method, None, str(error))
+        code = error.get("code")
+        message = str(error.get("message", error))
+        if http_status is not None:
+            message = f"HTTP {http_status}: {message}"
+        return RpcError(method, code, message, http_status=http_status, data=error.get("data"))
+    return RpcError(method, None, str(error), http_status=http_status)
+
+
+def mask_url(url: str) -> str:
+    """`url` with its user-info (``name:key@``) replaced by ``***@``: the form of a URL that may be shown."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=MASK + "@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(`url` without user-info, (name, key) of its user-info or None), percent-escapes decoded."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    name, _, key = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(name), unquote(key))
 
 
 def is_loopback(url: str) -> bool:
@@ -123,20 +162,54 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait before sending again, for a rate-limited answer (HTTP 429) that says how long; else None."""
+    if response.status_code != 429:
+        return None
+    try:
+        wait = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= MAX_RETRY_AFTER else None
+
+
 class RpcClient:
     """JSON-RPC over one persistent HTTP(S) connection (see the module docstring). Thread-safe: requests from
     several threads take turns on the connection (give each thread its own client to overlap them)."""
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, api_key: str | None = None) -> None:
+        """`api_key` (default ``$DEPOSIT_TOKEN_RPC_KEY``) is sent as a Bearer token, unless `url` carries
+        user-info, which is sent as Basic authentication (see the module docstring)."""
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"need an HTTP(S) JSON-RPC URL, not {url!r}")
-        self.url = url
+            raise ValueError(f"need an HTTP(S) JSON-RPC URL, not {mask_url(url)!r}")
+        self.url = url  # as given, credentials included (to open another client to the same endpoint); never shown
         self.timeout = timeout
+        self._endpoint, credentials = split_credentials(url)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.headers["Content-Type"] = "application/json"
         self._session.trust_env = not is_loopback(url)  # no proxy (nor .netrc) for a local node
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "").strip()
+        self._secrets = [secret for secret in (key, *(credentials or ())) if len(secret) >= 4]
+        if credentials is not None:
+            self._session.auth = credentials
+        elif key:
+            self._session.headers["Authorization"] = f"Bearer {key}"
+
+    @property
+    def display_url(self) -> str:
+        """The endpoint as it may be shown (user-info masked)."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"RpcClient({self.display_url})"
+
+    def _clean(self, text: str) -> str:
+        """`text` with every secret of this client (key, Basic credentials) replaced by ***."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
 
     def close(self) -> None:
         self._session.close()
@@ -151,31 +224,52 @@ class RpcClient:
 
     def _post(self, payload: Any, what: str) -> Any:
         body = orjson.dumps(payload)
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            response = self._send(body)
+            wait = _retry_after(response)
+            if wait is None or attempt == RATE_LIMIT_RETRIES:
+                break
+            time.sleep(wait)
+        if response.status_code != 200:
+            raise self._http_error(what, response)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as err:
+            raise RpcError(what, None, self._clean(f"the node's answer is not JSON: {response.text[:200]}")) from err
+
+    def _send(self, body: bytes) -> requests.Response:
         try:
             with self._lock:
-                response = self._session.post(
-                    self.url, data=body, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
+                return self._session.post(
+                    self._endpoint, data=body, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
                 )
         except requests.Timeout as err:
             raise RpcConnectionError(self.url, f"no answer within {self.timeout:g} s") from err
         except requests.RequestException as err:
-            raise RpcConnectionError(self.url, str(err)) from err
-        if response.status_code != 200:
-            raise RpcError(
-                what, None, f"HTTP {response.status_code}: {response.text[:200]}", http_status=response.status_code
-            )
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as err:
-            raise RpcError(what, None, f"the node's answer is not JSON: {response.text[:200]}") from err
+            raise RpcConnectionError(self.url, self._clean(str(err))) from err
 
-    @staticmethod
-    def _outcome(method: str, answer: Any) -> Any:
+    def _http_error(self, what: str, response: requests.Response) -> RpcError:
+        """An HTTP error status as an RpcError; a JSON-RPC error object in the body (what the gateway and most
+        providers send with 401, 413, 429...) gives its code and message."""
+        status = response.status_code
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = None
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, Mapping) and "message" in error:
+            return _error_of(what, {**error, "message": self._clean(str(error["message"]))}, http_status=status)
+        return RpcError(what, None, self._clean(f"HTTP {status}: {response.text[:200]}"), http_status=status)
+
+    def _outcome(self, method: str, answer: Any) -> Any:
         """The result of one answer object, or its error as an RpcError instance (returned, not raised)."""
         if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
-            return RpcError(method, None, f"no answer to {method}: {str(answer)[:200]}")
-        if answer.get("error") is not None:
-            return _error_of(method, answer["error"])
+            return RpcError(method, None, self._clean(f"no answer to {method}: {str(answer)[:200]}"))
+        error = answer.get("error")
+        if error is not None:
+            if isinstance(error, Mapping) and self._secrets:
+                error = {**error, "message": self._clean(str(error.get("message", error)))}
+            return _error_of(method, error)
         return answer.get("result")
 
     # --- calls --------------------------------------------------------------------------------------------
@@ -189,8 +283,9 @@ class RpcClient:
         return outcome
 
     def batch_results(self, calls: Sequence[Call], chunk: int | None = DEFAULT_CHUNK) -> list[Any]:
-        """Per-item outcomes of `calls` in order: the result, or that item's RpcError (returned, not raised)."""
-        size = chunk or max(1, len(calls))
+        """Per-item outcomes of `calls` in order: the result, or that item's RpcError (returned, not raised).
+        `chunk` None sends as few requests as `MAX_BATCH` allows."""
+        size = min(chunk or MAX_BATCH, MAX_BATCH)
         outcomes: list[Any] = []
         for start in range(0, len(calls), size):
             outcomes += self._batch_request(calls[start : start + size])

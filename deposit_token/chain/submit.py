@@ -12,11 +12,17 @@ treasury's disbursal and the pilot demo send thousands, so this module does the 
   node's ``eth_gasPrice``): zero on the pilot network, above the base fee on ape-foundry's test Anvil;
 * they are sent as JSON-RPC batches (a JSON array) over one persistent HTTP connection, encoded and decoded
   with orjson; the next batch is signed while the node ingests the previous one;
-* each time the head block advances, the new blocks are checked for the sent transactions: by their call
-  traces (``trace_block``, one call per block) where the node serves them, as Anvil does, else by batched
-  ``eth_getTransactionReceipt`` (why: `Submitter._confirm_blocks`);
-* a transaction that reverted is replayed with ``eth_call`` from the same sender at its block's parent, and
-  the revert data is decoded into a sentence by `deposit_token.chain.reverts` (see `Submitter._explain_failures`).
+* each time the head block advances, the new blocks are checked for the sent transactions, by the cheapest
+  means the node serves: their call traces (``trace_block``, one call per block: Anvil, Erigon, Besu,
+  Nethermind; why: `Submitter._confirm_blocks`), else the block's receipts (``eth_getBlockReceipts``, one call
+  per block: Geth), else batched ``eth_getTransactionReceipt`` (any node). Geth serves no ``trace_`` methods,
+  and the gateway in front of the Geth network exposes neither ``trace_`` nor ``debug_``: the fallback is the
+  normal path there, not an error. The block modes check that each new block follows the last one seen and
+  sweep the remaining transactions by receipt after a reorganisation (Clique forks briefly) and every
+  `SWEEP_INTERVAL` seconds, so a transaction re-mined in another block is never waited for in vain;
+* a transaction that reverted is replayed with ``eth_call`` from the same sender at its block's parent, then
+  (where the node serves them) its own trace, then at its block; the revert data is decoded into a sentence by
+  `deposit_token.chain.reverts` (see `Submitter._explain_failures`).
 
 JSON-RPC goes through `deposit_token.chain.rpc.RpcClient` (orjson, keep-alive, `batch_results` so that one
 refused transaction does not hide the others' fate). `encode_call` builds calldata from an ABI: the token
@@ -45,7 +51,13 @@ from deposit_token.errors import DepositTokenError
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_RECEIPT_TIMEOUT = 120.0
+SWEEP_INTERVAL = 10.0  # seconds between receipt sweeps of what the block scans have not found (see the docstring)
+CONFIRM_MODES = ("auto", "traces", "blocks", "receipts")
 _FILLER_GAS = 21_000
+_BLOCKS_PER_REQUEST = 16  # eth_getBlockReceipts per batch: keeps an answer of busy blocks under geth's 25 MB
+# How nodes and gateways say that they do not serve a method (geth: "the method x does not exist/is not
+# available"; the gateway: "method x is not available through the gateway"; others: "method not found").
+_NOT_SERVED = ("not available", "does not exist", "not found", "not supported", "unsupported", "not allowed")
 
 #: ``progress(phase, done, total)``: phase "sent" while signing and sending, then "mined" while receipts arrive.
 Progress = Callable[[str, int, int], None]
@@ -249,7 +261,7 @@ class TxOutcome:
 
     `tx_hash` is None when the node refused the transaction outright (then `error` quotes the node).
     `gas_used` comes from the receipt; it is None for successful transactions confirmed by block traces,
-    which do not carry it (failed ones always get their receipt)."""
+    which do not carry it (failed ones always get their receipt, whatever the confirmation mode)."""
 
     request: TxRequest
     tx_hash: str | None
@@ -274,6 +286,24 @@ def _check(result: Any, what: str) -> Any:
     return result
 
 
+def not_served(error: RpcError) -> bool:
+    """True if `error` says the node (or a gateway in front of it) does not serve the method at all."""
+    if error.code == -32601 or error.http_status in (404, 405):
+        return True
+    text = error.message.lower()
+    return error.code in (-32000, -32004, None) and any(marker in text for marker in _NOT_SERVED)
+
+
+@dataclass
+class _Scan:
+    """What a scan of new blocks saw: the first block's parent hash, the last block's hash, and whether every
+    block could be read completely (if not, the remaining transactions are swept by receipt)."""
+
+    parent: str | None
+    tip: str | None
+    complete: bool
+
+
 # --------------------------------------------------------------------------------------------------- submitter
 
 
@@ -282,9 +312,10 @@ class Submitter:
 
     `gas_price` None asks the node (``eth_gasPrice``) once per submission; give 0 on the zero-fee pilot network
     to save the call. `batch_size` is the number of transactions per JSON-RPC batch (Anvil refuses request
-    bodies above 2 MB: keep batch_size x calldata size well below that). `confirm` says how mined
-    transactions are found: "receipts" (batched eth_getTransactionReceipt, any node), "traces" (each new
-    block's `trace_block`, see `_confirm_blocks`) or "auto" (traces when the node serves them). Revert data of
+    bodies above 2 MB, geth above 5 MB: keep batch_size x calldata size well below that). `confirm` says how
+    mined transactions are found: "receipts" (batched eth_getTransactionReceipt, any node), "blocks" (each new
+    block's eth_getBlockReceipts), "traces" (each new block's `trace_block`, see `_confirm_blocks`) or "auto"
+    (the first of traces, blocks, receipts that the node serves; asked once per Submitter). Revert data of
     failed transactions is decoded with the token system's errors (`deposit_token.chain.reverts`)."""
 
     def __init__(
@@ -300,8 +331,8 @@ class Submitter:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if confirm not in ("auto", "receipts", "traces"):
-            raise ValueError("confirm is 'auto', 'receipts' or 'traces'")
+        if confirm not in CONFIRM_MODES:
+            raise ValueError(f"confirm is one of {', '.join(CONFIRM_MODES)}")
         self.rpc = RpcClient(rpc_url)
         self.chain_id = chain_id
         self.batch_size = batch_size
@@ -309,7 +340,9 @@ class Submitter:
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
         self.confirm = confirm
-        self._use_traces: bool | None = None
+        self._mode: str | None = None  # the confirmation mode "auto" resolved to
+        self._client: str | None = None  # web3_clientVersion
+        self._unserved: set[str] = set()  # methods the node answered "not available"
         self._program_names: dict[tuple[str, int], str] = {}
 
     def __enter__(self) -> Submitter:
@@ -342,26 +375,32 @@ class Submitter:
             self._await_receipts(requests, sent, head, outcomes, progress)
         except RpcConnectionError as exc:
             raise SubmitError(
-                f"cannot reach the JSON-RPC endpoint {self.rpc.url} (is the node running?): {exc.message}", outcomes
+                f"cannot reach the JSON-RPC endpoint {self.rpc.display_url} (is the node running?): {exc.message}",
+                outcomes,
             ) from exc
         except RpcError as exc:  # a whole batch refused, a malformed answer: the submission cannot go on
-            raise SubmitError(f"the JSON-RPC endpoint {self.rpc.url} failed: {exc}", outcomes) from exc
+            raise SubmitError(f"the JSON-RPC endpoint {self.rpc.display_url} failed: {exc}", outcomes) from exc
         return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
-    def _prepare(self, requests: Sequence[TxRequest]) -> tuple[dict[str, int], int, int]:
-        """One batch: chain id, gas price, head block and every sender's pending nonce."""
+    def _prepare(self, requests: Sequence[TxRequest]) -> tuple[dict[str, int], int, tuple[int, str | None]]:
+        """One batch: chain id, gas price, the head block (number, hash) and every sender's pending nonce."""
         senders = list(dict.fromkeys(r.signer.address for r in requests))
-        calls: list[tuple[str, list[Any]]] = [("eth_chainId", []), ("eth_blockNumber", []), ("eth_gasPrice", [])]
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_chainId", []),
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_gasPrice", []),
+        ]
         calls += [("eth_getTransactionCount", [s, "pending"]) for s in senders]
-        results = []
-        for i in range(0, len(calls), 2000):
-            results += self.rpc.batch_results(calls[i : i + 2000], chunk=None)
+        results = self.rpc.batch_results(calls, chunk=None)
         chain_id = int(_check(results[0], "eth_chainId"), 16)
         if self.chain_id is None:
             self.chain_id = chain_id
         elif chain_id != self.chain_id:
-            raise SubmitError(f"the node at {self.rpc.url} serves chain id {chain_id}, not {self.chain_id}")
-        head = int(_check(results[1], "eth_blockNumber"), 16)
+            raise SubmitError(f"the node at {self.rpc.display_url} serves chain id {chain_id}, not {self.chain_id}")
+        block = _check(results[1], "eth_getBlockByNumber(latest)")
+        if not isinstance(block, dict):
+            raise SubmitError(f"the node at {self.rpc.display_url} returned no latest block")
+        head = (int(block["number"], 16), block.get("hash"))
         gas_price = self.gas_price if self.gas_price is not None else int(_check(results[2], "eth_gasPrice"), 16)
         nonces = {s: int(_check(n, f"eth_getTransactionCount({s})"), 16) for s, n in zip(senders, results[3:])}
         return nonces, gas_price, head
@@ -485,28 +524,58 @@ class Submitter:
 
     # -- confirmation
 
-    def _confirm_by_traces(self) -> bool:
-        """Whether to confirm through `trace_block` (see `_confirm_blocks`) rather than per-transaction receipts."""
-        if self._use_traces is None:
-            if self.confirm == "receipts":
-                self._use_traces = False
+    def _client_version(self) -> str:
+        """The node's web3_clientVersion ("" if it does not say): Geth serves no trace_ methods at all."""
+        if self._client is None:
+            try:
+                self._client = str(self.rpc.call("web3_clientVersion") or "")
+            except RpcConnectionError:
+                raise
+            except RpcError:
+                self._client = ""
+        return self._client
+
+    def _may_serve(self, method: str) -> bool:
+        """False once the node said it does not serve `method` (and for trace_ methods on Geth, without asking)."""
+        if method in self._unserved:
+            return False
+        return not (method.startswith("trace_") and self._client_version().lower().startswith("geth/"))
+
+    def _probe(self, method: str, params: list[Any]) -> bool:
+        """Whether the node serves `method` (asked once with harmless `params`)."""
+        if not self._may_serve(method):
+            return False
+        try:
+            self.rpc.call(method, params)
+        except RpcConnectionError:
+            raise
+        except RpcError:
+            self._unserved.add(method)
+            return False
+        return True
+
+    def confirm_mode(self) -> str:
+        """How mined transactions are found on this node: "traces", "blocks" or "receipts" (see the class)."""
+        if self._mode is None:
+            if self.confirm == "traces" and not self._probe("trace_block", ["earliest"]):
+                raise SubmitError(f"the node at {self.rpc.display_url} does not serve trace_block")
+            if self.confirm == "blocks" and not self._probe("eth_getBlockReceipts", ["earliest"]):
+                raise SubmitError(f"the node at {self.rpc.display_url} does not serve eth_getBlockReceipts")
+            if self.confirm != "auto":
+                self._mode = self.confirm
+            elif self._probe("trace_block", ["earliest"]):
+                self._mode = "traces"
+            elif self._probe("eth_getBlockReceipts", ["earliest"]):
+                self._mode = "blocks"
             else:
-                try:
-                    self.rpc.call("trace_block", ["earliest"])
-                    self._use_traces = True
-                except RpcConnectionError:
-                    raise
-                except RpcError as exc:
-                    if self.confirm == "traces":
-                        raise SubmitError(f"the node at {self.rpc.url} does not serve trace_block: {exc}") from exc
-                    self._use_traces = False
-        return self._use_traces
+                self._mode = "receipts"
+        return self._mode
 
     def _await_receipts(
         self,
         requests: Sequence[TxRequest],
         sent: list[_Sent],
-        head: int,
+        head: tuple[int, str | None],
         outcomes: list[TxOutcome | None],
         progress: Progress | None,
     ) -> None:
@@ -514,16 +583,25 @@ class Submitter:
         timeout passes; then explains the failures."""
         pending = {s.tx_hash: s for s in sent}
         failed: list[_Sent] = []
-        by_traces = self._confirm_by_traces()
+        mode = self.confirm_mode() if pending else "receipts"
         deadline = time.monotonic() + self.receipt_timeout
-        next_block = head + 1
+        next_block, last_hash = head[0] + 1, head[1]
+        last_sweep = time.monotonic()
         while pending:
             current = self.rpc.block_number()
             if current >= next_block:
-                if by_traces:
-                    self._confirm_blocks(range(next_block, current + 1), requests, pending, outcomes, failed)
-                else:
+                blocks = range(next_block, current + 1)
+                if mode == "receipts":
                     self._confirm_receipts(list(pending), requests, pending, outcomes, failed)
+                else:
+                    scan = (self._confirm_blocks if mode == "traces" else self._confirm_block_receipts)(
+                        blocks, requests, pending, outcomes, failed
+                    )
+                    forked = last_hash is not None and scan.parent is not None and scan.parent != last_hash
+                    if pending and (forked or not scan.complete or time.monotonic() - last_sweep > SWEEP_INTERVAL):
+                        self._confirm_receipts(list(pending), requests, pending, outcomes, failed)
+                        last_sweep = time.monotonic()
+                    last_hash = scan.tip
                 next_block = current + 1
                 if progress:
                     progress("mined", len(requests) - len(pending), len(requests))
@@ -556,20 +634,70 @@ class Submitter:
             for tx_hash, receipt in zip(chunk, self.rpc.batch_results(calls, chunk=None)):
                 if receipt is None or isinstance(receipt, RpcError):
                     continue
-                item = pending.pop(tx_hash)
-                ok = int(receipt["status"], 16) == 1
-                outcomes[item.index] = TxOutcome(
-                    requests[item.index],
-                    tx_hash,
-                    ok,
-                    int(receipt["blockNumber"], 16),
-                    int(receipt["gasUsed"], 16),
-                    None,
-                    item.nonce,
-                    receipt.get("contractAddress"),
-                )
-                if not ok:
-                    failed.append(item)
+                self._record_receipt(receipt, requests, pending, outcomes, failed, tx_hash)
+
+    @staticmethod
+    def _record_receipt(
+        receipt: Mapping[str, Any],
+        requests: Sequence[TxRequest],
+        pending: dict[str, _Sent],
+        outcomes: list[TxOutcome | None],
+        failed: list[_Sent],
+        tx_hash: str | None = None,
+    ) -> None:
+        """Records the outcome a receipt gives for one of our pending transactions (others are ignored)."""
+        item = pending.pop(tx_hash or str(receipt.get("transactionHash")).lower(), None)
+        if item is None:
+            return
+        ok = int(receipt["status"], 16) == 1
+        created = receipt.get("contractAddress")
+        outcomes[item.index] = TxOutcome(
+            requests[item.index],
+            item.tx_hash,
+            ok,
+            int(receipt["blockNumber"], 16),
+            int(receipt["gasUsed"], 16),
+            None,
+            item.nonce,
+            to_checksum_address(created) if created else None,
+        )
+        if not ok:
+            failed.append(item)
+
+    def _confirm_block_receipts(
+        self,
+        blocks: range,
+        requests: Sequence[TxRequest],
+        pending: dict[str, _Sent],
+        outcomes: list[TxOutcome | None],
+        failed: list[_Sent],
+    ) -> _Scan:
+        """Confirms from each block's receipts (``eth_getBlockReceipts``, one call per block, the node's own
+        receipts encoding), with the block's header for the hash chain. A block or receipts list that cannot be
+        read (a limit, a block gone in a reorganisation) leaves the scan incomplete: a sweep by receipt follows."""
+        scan = _Scan(None, None, True)
+        numbers = list(blocks)
+        for start in range(0, len(numbers), _BLOCKS_PER_REQUEST):
+            part = numbers[start : start + _BLOCKS_PER_REQUEST]
+            calls: list[tuple[str, list[Any]]] = []
+            for number in part:
+                calls += [("eth_getBlockByNumber", [hex(number), False]), ("eth_getBlockReceipts", [hex(number)])]
+            results = self.rpc.batch_results(calls, chunk=None)
+            for k, _number in enumerate(part):
+                block, receipts = results[2 * k], results[2 * k + 1]
+                if not isinstance(block, dict) or not isinstance(receipts, list):
+                    scan.complete = False
+                    continue
+                if scan.parent is None and scan.tip is None:
+                    scan.parent = block.get("parentHash")
+                elif scan.tip is not None and block.get("parentHash") != scan.tip:
+                    scan.complete = False  # the chain changed between two of these reads
+                scan.tip = block.get("hash")
+                if any(receipt.get("blockHash") != scan.tip for receipt in receipts):
+                    scan.complete = False
+                for receipt in receipts:
+                    self._record_receipt(receipt, requests, pending, outcomes, failed)
+        return scan
 
     def _confirm_blocks(
         self,
@@ -578,7 +706,7 @@ class Submitter:
         pending: dict[str, _Sent],
         outcomes: list[TxOutcome | None],
         failed: list[_Sent],
-    ) -> None:
+    ) -> _Scan:
         """Confirms from each block's transaction list and its top-level call traces (`trace_block`).
 
         Why not receipts: Anvil (1.7.1) builds each receipt by copying the whole block and every earlier
@@ -592,10 +720,17 @@ class Submitter:
             calls += [("eth_getBlockByNumber", [hex(number), False]), ("trace_block", [hex(number)])]
         results = self.rpc.batch_results(calls, chunk=None)
         need_receipt: list[str] = []
+        scan = _Scan(None, None, True)
         for k, number in enumerate(blocks):
             block = _check(results[2 * k], f"eth_getBlockByNumber({number})")
             traces = _check(results[2 * k + 1], f"trace_block({number})") or []
-            ours = [h for h in (block or {}).get("transactions", []) if h in pending]
+            if not isinstance(block, dict):
+                scan.complete = False
+                continue
+            if scan.parent is None and scan.tip is None:
+                scan.parent = block.get("parentHash")
+            scan.tip = block.get("hash")
+            ours = [h for h in block.get("transactions", []) if h in pending]
             if not ours:
                 continue
             top = {t["transactionHash"]: t for t in traces if not t.get("traceAddress") and t.get("transactionHash")}
@@ -618,68 +753,92 @@ class Submitter:
                 )
         if need_receipt:
             self._confirm_receipts(need_receipt, requests, pending, outcomes, failed)
+        return scan
 
     # -- why a transaction failed
 
     def _explain_failures(
         self, requests: Sequence[TxRequest], failed: list[_Sent], outcomes: list[TxOutcome | None]
     ) -> None:
-        """Replays each failed transaction with eth_call (same sender, calldata, gas) at its block's parent.
+        """Finds each failed transaction's revert data and turns it into a sentence.
 
-        The parent's state is the block's state minus the transactions before it in the same block, so a
-        failure caused by one of those (e.g. a cap used up by an earlier payment) may not reproduce; the
-        node's call trace of the transaction itself (debug_traceTransaction) is asked for then."""
+        1. Replay with eth_call (same sender, calldata, gas) at the block's parent: the block's state minus the
+           transactions before it in the same block. Any node serves this, Geth through the gateway included.
+        2. If that does not revert (a transaction earlier in the same block caused the failure, e.g. it used up
+           the cap), the transaction's own call trace, where the node serves one (trace_transaction, or
+           debug_traceTransaction's callTracer): its output is the exact revert data.
+        3. Else (Geth without its debug API, any node behind the gateway) replay at the block itself: after
+           the whole block, what an earlier transaction changed (a used-up cap, a receipt now taken) still holds,
+           so the call reverts for the same rule."""
+        replies = self._replay(requests, failed, outcomes, parent=True)
+        data = {item.tx_hash: _revert_of(reply) for item, reply in zip(failed, replies)}
+        trace_of = self._traces([item.tx_hash for item in failed if not data[item.tx_hash]])
+        for tx_hash, trace in trace_of.items():
+            if trace.get("output") not in (None, "", "0x"):
+                data[tx_hash] = _hex_bytes(trace["output"])
+        later = [item for item in failed if not data[item.tx_hash]]
+        after = dict(zip((item.tx_hash for item in later), self._replay(requests, later, outcomes, parent=False)))
+        for item, reply in zip(failed, replies):
+            r = requests[item.index]
+            old = outcomes[item.index]
+            assert old is not None  # a failed item has its outcome
+            refused = reply if isinstance(reply, RpcError) else after.get(item.tx_hash)
+            revert = data[item.tx_hash] or _revert_of(after.get(item.tx_hash))
+            if (old.gas_used or 0) >= r.gas:
+                reason = f"the transaction ran out of gas (all {r.gas:,} gas units used); give it more gas"
+            elif revert:
+                reason = self.describe_revert(revert, r.to)
+            elif isinstance(refused, RpcError):
+                reason = f"the transaction failed without a reason: {refused.message}"
+            else:
+                error = (trace_of.get(item.tx_hash) or {}).get("error")
+                reason = (
+                    "the transaction reverted" + (f" ({error})" if error else "") + ", but not when replayed "
+                    "before or after its block: a transaction in the same block caused it and then undid the cause"
+                )
+            outcomes[item.index] = TxOutcome(
+                r, old.tx_hash, False, old.block_number, old.gas_used, reason, old.nonce, old.contract_address
+            )
+
+    def _replay(
+        self, requests: Sequence[TxRequest], items: list[_Sent], outcomes: list[TxOutcome | None], *, parent: bool
+    ) -> list[Any]:
+        """eth_call of each item's transaction at its block's parent (`parent`) or at its block."""
         calls = []
-        for item in failed:
+        for item in items:
             r, outcome = requests[item.index], outcomes[item.index]
             assert outcome is not None and outcome.block_number is not None
             call = {"from": r.signer.address, "data": "0x" + r.data.hex(), "gas": hex(r.gas), "value": hex(r.value)}
             if r.to:
                 call["to"] = r.to
-            calls.append(("eth_call", [call, hex(outcome.block_number - 1)]))
-        replies = self.rpc.batch_results(calls, chunk=None)
-        data = [(reply.revert_data() or b"") if isinstance(reply, RpcError) else b"" for reply in replies]
-        trace_of = self._traces([item.tx_hash for item, d in zip(failed, data) if not d])
-        for item, reply, revert in zip(failed, replies, data):
-            r = requests[item.index]
-            trace = trace_of.get(item.tx_hash) or {}
-            if not revert and trace.get("output") not in (None, "", "0x"):
-                revert = _hex_bytes(trace["output"])
-            if (outcomes[item.index].gas_used or 0) >= r.gas:  # type: ignore[union-attr]  # a failed item has its outcome
-                reason = f"the transaction ran out of gas (all {r.gas:,} gas units used); give it more gas"
-            elif revert:
-                reason = self.describe_revert(revert, r.to)
-            elif isinstance(reply, RpcError):
-                reason = f"the transaction failed without a reason: {reply.message}"
-            else:
-                error = trace.get("error")
-                reason = (
-                    "the transaction reverted" + (f" ({error})" if error else "") + ", but not when replayed "
-                    "at the parent block: an earlier transaction in the same block caused it"
-                )
-            old = outcomes[item.index]
-            assert old is not None
-            outcomes[item.index] = TxOutcome(
-                r, old.tx_hash, False, old.block_number, old.gas_used, reason, old.nonce, old.contract_address
-            )
+            calls.append(("eth_call", [call, hex(outcome.block_number - 1 if parent else outcome.block_number)]))
+        return self.rpc.batch_results(calls, chunk=None) if calls else []
 
     def _traces(self, hashes: list[str]) -> dict[str, dict[str, Any]]:
         """The top-level call trace of each transaction: {"output", "error"} from trace_transaction (Anvil, Erigon,
-        Nethermind, Besu), else from debug_traceTransaction's callTracer (Geth)."""
+        Nethermind, Besu), else from debug_traceTransaction's callTracer (Geth with its debug API). A method the
+        node does not serve is not asked again (Geth's public RPC and the gateway serve neither)."""
         out: dict[str, dict[str, Any]] = {}
-        missing = []
-        for tx_hash, reply in zip(
-            hashes, self.rpc.batch_results([("trace_transaction", [h]) for h in hashes], chunk=None)
-        ):
-            top = next((t for t in reply if not t.get("traceAddress")), None) if isinstance(reply, list) else None
-            if top is None:
-                missing.append(tx_hash)
-            else:
-                out[tx_hash] = {"output": (top.get("result") or {}).get("output"), "error": top.get("error")}
-        calls = [("debug_traceTransaction", [h, {"tracer": "callTracer"}]) for h in missing]
-        for tx_hash, reply in zip(missing, self.rpc.batch_results(calls, chunk=None)):
-            if isinstance(reply, dict):
-                out[tx_hash] = {"output": reply.get("output"), "error": reply.get("error")}
+        missing = list(hashes)
+        if missing and self._may_serve("trace_transaction"):
+            replies = self.rpc.batch_results([("trace_transaction", [h]) for h in missing], chunk=None)
+            left = []
+            for tx_hash, reply in zip(missing, replies):
+                top = next((t for t in reply if not t.get("traceAddress")), None) if isinstance(reply, list) else None
+                if top is None:
+                    left.append(tx_hash)
+                    if isinstance(reply, RpcError) and not_served(reply):
+                        self._unserved.add("trace_transaction")
+                else:
+                    out[tx_hash] = {"output": (top.get("result") or {}).get("output"), "error": top.get("error")}
+            missing = left
+        if missing and self._may_serve("debug_traceTransaction"):
+            calls = [("debug_traceTransaction", [h, {"tracer": "callTracer"}]) for h in missing]
+            for tx_hash, reply in zip(missing, self.rpc.batch_results(calls, chunk=None)):
+                if isinstance(reply, dict):
+                    out[tx_hash] = {"output": reply.get("output"), "error": reply.get("error")}
+                elif isinstance(reply, RpcError) and not_served(reply):
+                    self._unserved.add("debug_traceTransaction")
         return out
 
     def describe_revert(self, data: bytes, contract: str | None = None) -> str:
@@ -710,6 +869,11 @@ class Submitter:
 
 def _hex_bytes(text: str) -> bytes:
     return bytes.fromhex(text.removeprefix("0x"))
+
+
+def _revert_of(reply: Any) -> bytes:
+    """The revert data of an eth_call reply (b"" if it did not revert or said nothing)."""
+    return (reply.revert_data() or b"") if isinstance(reply, RpcError) else b""
 
 
 def successes(outcomes: Iterable[TxOutcome]) -> int:
