@@ -20,6 +20,7 @@ import binascii
 import math
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ RATE = 1000.0  # calls per second per client
 BURST = 5000  # calls at once per client: a disbursal's batch of 1,000 fits
 MAX_KEY_TEXT = 256  # an Authorization header longer than this is no key of ours; not hashed
 LOG_FIELD = 64  # method names in the log are cut here (a client chooses them)
+PIPELINE_CHUNK = 100  # calls per upstream request when a long batch is pipelined (see Gateway._pipelined)
 PARSE_ANSWERS_UP_TO = 1 << 20  # single answers above this are not parsed for the log's outcome (large getLogs)
 AUTH_CHALLENGE = 'Basic realm="deposit-token gateway", Bearer realm="deposit-token gateway"'
 
@@ -130,6 +132,7 @@ class Gateway:
         self.upstream: Upstream | None = None
         self.follower: Follower | None = None
         self.log = AccessLog(None)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-senders")
 
     @property
     def url(self) -> str:
@@ -172,6 +175,7 @@ class Gateway:
             await self._runner.cleanup()
         if self.upstream is not None:
             await self.upstream.close()
+        self._pool.shutdown(wait=False)
         self.log.close()
 
     def describe(self) -> str:
@@ -351,37 +355,79 @@ class Gateway:
             call.answer = _error(call_id, refusal)
             call.log = {"outcome": "refused", "reason": refusal.reason, "code": int(refusal.code)}
 
+    async def _check_senders(self, client: Client, calls: list[_Call]) -> None:
+        """Refuses the raw transactions among `calls` whose sender may not transact."""
+        assert self.follower is not None
+        sending = [call for call in calls if call.tx is not None and call.answer is None]
+        if not sending:
+            return
+        operator = client.role is Role.OPERATOR
+        reasons = await self.follower.refusals([(call.tx.sender, operator) for call in sending if call.tx])
+        for call, reason in zip(sending, reasons):
+            if reason is not None:
+                refusal = Refusal(Code.SENDER_REFUSED, reason, reason="sender")
+                call.answer = _error(call.request.get("id"), refusal)
+                call.log = {"outcome": "refused", "reason": "sender", "code": int(refusal.code)}
+
+    def _check_all(self, client: Client, calls: list[_Call]) -> None:
+        for call in calls:
+            self._check(client, call)
+
+    async def _forward_or_fail(self, calls: list[_Call]) -> bool:
+        """Forwards `calls` as one batch; True if the node answered, else each call gets the node's failure."""
+        try:
+            await self._forward_batch(calls)
+            return True
+        except UpstreamError as err:
+            refusal = Refusal(Code.NODE_UNAVAILABLE, str(err), reason="node")
+            for call in calls:
+                call.answer = _error(call.request.get("id"), refusal)
+                call.log = {"outcome": "error", "reason": "node", "code": int(refusal.code)}
+            return False
+
+    async def _pipelined(self, client: Client, calls: list[_Call]) -> bool:
+        """A long batch in chunks of PIPELINE_CHUNK: while the node takes one chunk, the next one's senders are
+        recovered (in a worker thread: libsecp256k1 and keccak run without the GIL), so the node's time hides
+        most of the gateway's. Chunks reach the node in order, one after the other (a sender's nonces stay in
+        order). False if the node failed on a chunk."""
+        loop = asyncio.get_running_loop()
+        previous: asyncio.Task[bool] | None = None
+        answered = True
+        for start in range(0, len(calls), PIPELINE_CHUNK):
+            chunk = calls[start : start + PIPELINE_CHUNK]
+            await loop.run_in_executor(self._pool, self._check_all, client, chunk)
+            await self._check_senders(client, chunk)
+            if previous is not None:
+                answered = await previous and answered
+            forward = [call for call in chunk if call.answer is None]
+            previous = asyncio.create_task(self._forward_or_fail(forward)) if forward else None
+        if previous is not None:
+            answered = await previous and answered
+        return answered
+
     async def _serve(
         self, client: Client, body: bytes, requests: list[Any], is_batch: bool, started: float, remote: str | None
     ) -> web.Response:
-        assert self.follower is not None and self.upstream is not None
         calls = [_Call(i, request) for i, request in enumerate(requests)]
-        for call in calls:
-            self._check(client, call)
-        sending = [call for call in calls if call.tx is not None and call.answer is None]
-        if sending:
-            operator = client.role is Role.OPERATOR
-            reasons = await self.follower.refusals([(call.tx.sender, operator) for call in sending if call.tx])
-            for call, reason in zip(sending, reasons):
-                if reason is not None:
-                    refusal = Refusal(Code.SENDER_REFUSED, reason, reason="sender")
-                    call.answer = _error(call.request.get("id"), refusal)
-                    call.log = {"outcome": "refused", "reason": "sender", "code": int(refusal.code)}
-        forward = [call for call in calls if call.answer is None]
         status = 200
         passthrough: bytes | None = None
-        if forward:
-            try:
-                if not is_batch:
-                    status, passthrough = await self._forward_single(forward[0], body)
-                else:
-                    await self._forward_batch(forward)
-            except UpstreamError as err:
+        if is_batch and len(calls) > PIPELINE_CHUNK:
+            if not await self._pipelined(client, calls):
                 status = 502
-                refusal = Refusal(Code.NODE_UNAVAILABLE, str(err), reason="node")
-                for call in forward:
-                    call.answer = _error(call.request.get("id"), refusal)
-                    call.log = {"outcome": "error", "reason": "node", "code": int(refusal.code)}
+        else:
+            self._check_all(client, calls)
+            await self._check_senders(client, calls)
+            forward = [call for call in calls if call.answer is None]
+            if forward and not is_batch:
+                try:
+                    status, passthrough = await self._forward_single(forward[0], body)
+                except UpstreamError as err:
+                    status = 502
+                    refusal = Refusal(Code.NODE_UNAVAILABLE, str(err), reason="node")
+                    calls[0].answer = _error(calls[0].request.get("id"), refusal)
+                    calls[0].log = {"outcome": "error", "reason": "node", "code": int(refusal.code)}
+            elif forward and not await self._forward_or_fail(forward):
+                status = 502
         latency = round((time.perf_counter() - started) * 1000, 3)
         base = {"client": client.name, "role": client.role.value, "remote": remote, "latency_ms": latency}
         if is_batch:

@@ -25,6 +25,7 @@ import requests
 from click.testing import CliRunner
 from eth_account import Account
 from eth_utils import keccak
+from support.rpc_proxy import RpcProxy
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
@@ -35,6 +36,7 @@ from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
 from deposit_token.gateway import GatewayConfig, KeyStore, RunningGateway, running
 from deposit_token.gateway.control import running_pid
+from deposit_token.gateway.server import PIPELINE_CHUNK
 from deposit_token.paths import ROOT
 from deposit_token.processes import free_port
 
@@ -322,6 +324,48 @@ def test_a_mixed_batch_is_answered_call_by_call_in_order(world):
     assert answers[0]["result"] == hex(world.chain_id)
     assert [a.get("error", {}).get("code") for a in answers] == [None, -32601, -32003, None, -32600, -32602, None]
     assert answers[3]["result"].startswith("0x") and answers[6]["result"] == []
+
+
+def test_a_long_batch_is_pipelined_in_order(world):
+    """Above PIPELINE_CHUNK calls the gateway forwards chunk by chunk while it checks the next: the answers keep
+    the client's order, a refused sender in a later chunk is refused, and a sender's nonces reach the node in
+    order (two payments of one spender, one in the first chunk and one in the last, both succeed)."""
+    stranger = sandbox.signer_for("gateway pipelined stranger")
+    nonce = int(world.rpc.call("eth_getTransactionCount", [world.spender.address, "pending"]), 16)
+    size = PIPELINE_CHUNK * 2 + 50
+    batch: list[dict[str, Any]] = [
+        {"jsonrpc": "2.0", "id": i, "method": "eth_chainId", "params": []} for i in range(size)
+    ]
+    first = signed(world, world.spender, pay_data(world, 1_000, 10), nonce=nonce)
+    last = signed(world, world.spender, pay_data(world, 1_000, 11), nonce=nonce + 1)
+    batch[3] = {"jsonrpc": "2.0", "id": 3, "method": "eth_sendRawTransaction", "params": [first]}
+    batch[PIPELINE_CHUNK + 7]["method"] = "debug_traceBlockByNumber"
+    batch[size - 9] = {
+        "jsonrpc": "2.0",
+        "id": size - 9,
+        "method": "eth_sendRawTransaction",
+        "params": [signed(world, stranger)],
+    }
+    batch[size - 2] = {"jsonrpc": "2.0", "id": size - 2, "method": "eth_sendRawTransaction", "params": [last]}
+    answers = post(world, batch, "treasury").json()
+    assert [a["id"] for a in answers] == list(range(size))
+    codes = {i: a["error"]["code"] for i, a in enumerate(answers) if "error" in a}
+    assert codes == {PIPELINE_CHUNK + 7: -32601, size - 9: -32003}
+    for i in (3, size - 2):
+        assert int(receipt(world, answers[i]["result"])["status"], 16) == 1
+
+
+def test_a_node_that_does_not_answer_is_a_clear_error(world, tmp_path):
+    with RpcProxy(world.node_url) as proxy:
+        config = GatewayConfig(upstream=proxy.url, data_dir=tmp_path, port=0, token=world.token.address)
+        key = KeyStore(config.keys_path).add("kim", "wallet")
+        with running(config) as gateway:
+            proxy.close()  # the node goes away after the gateway started
+            answer = SESSION.post(gateway.url, json=BLOCK_NUMBER, auth=("kim", key), timeout=30)
+            assert answer.status_code == 502
+            assert answer.json()["error"]["code"] == -32002 and "did not answer" in answer.json()["error"]["message"]
+            batch = SESSION.post(gateway.url, json=[BLOCK_NUMBER, BLOCK_NUMBER], auth=("kim", key), timeout=30)
+            assert batch.status_code == 502 and [a["error"]["code"] for a in batch.json()] == [-32002, -32002]
 
 
 def test_the_rate_limit_refuses_with_retry_after(world):
