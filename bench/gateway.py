@@ -336,7 +336,8 @@ def measure(config: NetworkConfig, console: Console) -> tuple[dict[str, Any], di
         figures["sender_recovery_us"] = round(_per_call_us(lambda: decode(batches[0][0])), 1)
     finally:
         stop_process(data_dir)
-    access_lines = sum(1 for _ in open(data_dir / "access.log", "rb"))
+    with open(data_dir / "access.log", "rb") as access_log:
+        access_lines = sum(1 for _ in access_log)
     meta = {
         "gateway_access_log_lines": access_lines,
         "gateway_server": "aiohttp server + pooled aiohttp client, orjson",
