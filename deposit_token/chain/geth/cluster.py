@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal as signals
+import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,6 +69,7 @@ DEFAULT_GATEWAY_PORT = 8600  # where ape-config.yaml's clique network points: th
 DEFAULT_P2P_BASE = 30311
 DEFAULT_AUTHRPC_BASE = 8651
 START_TIMEOUT = 60.0
+PEERING_WAIT = 10.0  # how long `start` waits for the running nodes to peer with each other (it reports, not fails)
 
 
 class GethNetworkError(DepositTokenError):
@@ -111,6 +113,7 @@ class StartReport:
     nodes: list[NodeStart]
     head: int  # the archive node's head block once everything answered
     seconds: float
+    peered: bool = True  # every running node peers with every other one
 
     @property
     def already_running(self) -> bool:
@@ -434,7 +437,8 @@ class GethNetwork:
         began = time.monotonic()
         with self._locked():
             report = self._start(list(names) if names is not None else self.names, timeout)
-        return StartReport(report, self._archive_head(), time.monotonic() - began)
+        peered = self.wait_peered(min(PEERING_WAIT, max(0.0, began + timeout - time.monotonic())))
+        return StartReport(report, self._archive_head(), time.monotonic() - began, peered)
 
     def _start(self, names: list[str], timeout: float) -> list[NodeStart]:
         chosen = [self.node(name) for name in names]
@@ -455,12 +459,15 @@ class GethNetwork:
                 )
         began = time.monotonic()
         deadline = began + timeout
-        processes = {
-            node.name: nodes.spawn(geth, node, passphrase, self.chain_id, int(self.record["gas_limit"]))
-            for node in to_start
-        }
+        processes: dict[str, subprocess.Popen[bytes]] = {}
         results: list[NodeStart] = []
         try:
+            # One after the other, each listening before the next starts: two nodes that dial each other at the
+            # same moment both drop the duplicate connection and may end up with none, and geth redials a static
+            # peer only ~35 s later. A node dials the ones already up; the ones still down get dialled by it.
+            for node in to_start:
+                processes[node.name] = nodes.spawn(geth, node, passphrase, self.chain_id, int(self.record["gas_limit"]))
+                nodes.wait_for_ipc(node, processes[node.name], deadline).close()
             for node in chosen:
                 process = processes.get(node.name)
                 pid = process.pid if process is not None else nodes.running_pid(node)
@@ -481,6 +488,32 @@ class GethNetwork:
                 node.pid_file.unlink(missing_ok=True)
             raise GethNetworkError(str(err)) from None
         return results
+
+    def peer_counts(self) -> dict[str, int | None]:
+        """How many peers each node has (None: not running or not answering)."""
+        counts: dict[str, int | None] = {}
+        for node in self.nodes:
+            counts[node.name] = None
+            if nodes.running_pid(node) is None:
+                continue
+            try:
+                with node.ipc(3.0) as client:
+                    counts[node.name] = len(client.call("admin_peers"))
+            except RpcError:
+                pass
+        return counts
+
+    def wait_peered(self, timeout: float = 15.0) -> bool:
+        """Waits until every running node peers with every other running node; False if that took too long."""
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = self.peer_counts()
+            running = [count for count in counts.values() if count is not None]
+            if all(count == len(running) - 1 for count in running):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
     def _archive_head(self) -> int:
         try:
@@ -625,13 +658,33 @@ class GethNetwork:
             raise GethNetworkError("no sealer to vote through")
         return chosen
 
+    def tidy_votes(self) -> dict[str, list[str]]:
+        """Discards, on every running sealer, the votes already in effect (to add a signer that is one, to
+        remove one that is not); returns {sealer: [addresses discarded]}.
+
+        Why: geth keeps a sealer's votes in memory until they are discarded, and skips a vote only while it is
+        in effect. A stale "add X" would vote X back in the moment X were removed, a stale "remove X" would vote
+        against X as soon as X were added again."""
+        signers = {address.lower() for address in self.signers()}
+        done: dict[str, list[str]] = {}
+        for sealer, pending in self.proposals().items():
+            stale = [address for address, add in pending.items() if (address.lower() in signers) == add]
+            if stale:
+                with self.ipc(sealer, 5.0) as client:
+                    for address in stale:
+                        client.call("clique_discard", [address])
+                done[sealer] = stale
+        return done
+
     def propose(self, address: str, authorize: bool = True, on: Iterable[str] | None = None) -> list[str]:
         """Casts a vote to add (`authorize`) or remove `address` as a signer through the sealers `on` (default:
-        every sealer). Each sealer puts its vote into the blocks it seals until the vote passes or is
-        discarded; the signer set changes once more than half of the current signers voted. Returns the
-        sealers that voted."""
+        every sealer), after discarding votes already in effect (`tidy_votes`). Each sealer puts its vote into
+        the blocks it seals until the vote passes or is discarded; the signer set changes once more than half of
+        the current signers voted. Votes live in the sealers' memory: a restarted sealer has forgotten its
+        votes. Returns the sealers that voted."""
         address = _checked_address(address)
         voters = self._voters(on)
+        self.tidy_votes()
         for node in voters:
             with node.ipc(5.0) as client:
                 client.call("clique_propose", [address, authorize])
@@ -662,6 +715,8 @@ __all__ = [
     "DEFAULT_GATEWAY_PORT",
     "GETH_DIR_ENV",
     "SEALERS",
+    "START_TIMEOUT",
+    "STOP_TIMEOUT",
     "GethNetwork",
     "GethNetworkError",
     "NetworkState",
