@@ -240,7 +240,7 @@ def _config(
 
 def _fail(err: BaseException, config: GatewayConfig) -> click.ClickException:
     if isinstance(err, OSError) and not isinstance(err, DepositTokenError):
-        return click.ClickException(f"cannot listen on {config.host}:{config.port}: {err.strerror or err}")
+        return click.ClickException(f"the gateway of {config.data_dir} cannot use its files: {err}")
     return click.ClickException(str(err))
 
 

@@ -158,11 +158,14 @@ def running_pid(data_dir: Path) -> int | None:
     return pid if os.fsencode(str(_config_file(data_dir))) in args else None
 
 
-def _log_tail(path: Path, lines: int = 6) -> str:
+def _last_error(path: Path) -> str:
+    """The last sentence the gateway process wrote (its one-line error), without the "gateway: " prefix."""
     try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:])
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
         return ""
+    said = [line.removeprefix("gateway: ") for line in lines if line.startswith("gateway: ")]
+    return said[-1] if said else (lines[-1] if lines else "")
 
 
 def start_process(config: GatewayConfig, timeout: float = START_TIMEOUT) -> RunningGateway:
@@ -197,7 +200,7 @@ def start_process(config: GatewayConfig, timeout: float = START_TIMEOUT) -> Runn
             code = process.poll()
             if code is not None:
                 _pid_file(data_dir).unlink(missing_ok=True)
-                raise GatewayError(f"the gateway exited with code {code} while starting:\n{_log_tail(log_file)}")
+                raise GatewayError(f"the gateway did not start: {_last_error(log_file) or f'exit code {code}'}")
             try:
                 if session.get(url + "/health", timeout=1).status_code == 200:
                     return RunningGateway(url, config, None, process.pid)

@@ -247,7 +247,11 @@ class Follower:
 
     async def start(self) -> None:
         """Reads the chain id and catches up with the chain (before the gateway accepts clients)."""
-        self.chain_id = int(await self.upstream.call("eth_chainId"), 16)
+        answer = await self.upstream.call("eth_chainId")
+        try:
+            self.chain_id = int(answer, 16)
+        except (TypeError, ValueError):
+            raise RegistryError(f"the node at {self.upstream.shown} answered eth_chainId with {answer!r}") from None
         if self.source is not None and self.source.chain_id not in (None, self.chain_id):
             raise RegistryError(
                 f"token {self.source.token} was deployed on chain id {self.source.chain_id}, but the node behind "
@@ -267,9 +271,9 @@ class Follower:
                 if failing:
                     self.say("the registry is following the chain again")
                 failing = False
-            except (UpstreamError, RegistryError) as err:
+            except Exception as err:  # noqa: BLE001 - the poller must outlive any bad answer; it reports and retries
                 if not failing:
-                    self.say(f"cannot update the sender registry (retrying): {err}")
+                    self.say(f"cannot update the sender registry (retrying): {err or type(err).__name__}")
                 failing = True
 
     async def refresh(self) -> None:
@@ -291,6 +295,8 @@ class Follower:
             calls.append(("eth_getBlockByNumber", [hex(self.synced[0]), False]))
         answers = await self.upstream.batch(calls)
         head = answers[0]
+        if not isinstance(head, dict) or not isinstance(head.get("number"), str):
+            raise UpstreamError(f"the node at {self.upstream.shown} has no latest block ({head!r})", answered=True)
         if self.synced is not None and (answers[1] or {}).get("hash") != self.synced[1]:
             self.rebuilds += 1
             self.say(f"block {self.synced[0]} left the chain (a reorganisation): re-reading the token's events")
@@ -312,10 +318,10 @@ class Follower:
                         }
                     ],
                 )
-            except UpstreamError:
-                if self._chunk == 1:
+            except UpstreamError as err:
+                if not err.answered or self._chunk == 1:  # a node that is down: the next poll retries
                     raise
-                self._chunk = max(1, self._chunk // 2)
+                self._chunk = max(1, self._chunk // 2)  # most likely a range the node finds too large
                 continue
             for log in logs:
                 registry.apply(log)
@@ -334,8 +340,8 @@ class Follower:
         if any(reason is not None and sender not in self.registry.frozen for reason, (sender, _) in zip(out, senders)):
             try:
                 await self.refresh()
-            except (UpstreamError, RegistryError) as err:  # fail closed: the refusals stand
-                self.say(f"cannot update the sender registry: {err}")
+            except Exception as err:  # noqa: BLE001 - fail closed: the refusals stand
+                self.say(f"cannot update the sender registry: {err or type(err).__name__}")
                 return out
             out = [self.refusal(sender, operator) for sender, operator in senders]
         return out

@@ -29,6 +29,7 @@ import orjson
 from aiohttp import web
 
 from deposit_token import paths
+from deposit_token.errors import DepositTokenError
 from deposit_token.gateway.accesslog import AccessLog
 from deposit_token.gateway.keys import KEY_FILE, Client, KeyStore
 from deposit_token.gateway.limits import RateLimits
@@ -50,6 +51,10 @@ LOG_FIELD = 64  # method names in the log are cut here (a client chooses them)
 PIPELINE_CHUNK = 100  # calls per upstream request when a long batch is pipelined (see Gateway._pipelined)
 PARSE_ANSWERS_UP_TO = 1 << 20  # single answers above this are not parsed for the log's outcome (large getLogs)
 AUTH_CHALLENGE = 'Basic realm="deposit-token gateway", Bearer realm="deposit-token gateway"'
+
+
+class ListenError(DepositTokenError):
+    """The gateway cannot listen on its address (the port is taken, the address is not this machine's)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,14 @@ class Gateway:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Reads the keys and the sender registry, then listens; on any failure nothing is left open."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys.current()  # a broken key file stops the start, not the first request
@@ -148,11 +161,7 @@ class Gateway:
         source = Source(config.token, config.from_block) if config.token else None
         allow = [parse_address(a) for a in config.allow_senders]
         self.follower = Follower(self.upstream, source, config.deployment, allow, config.poll_interval)
-        try:
-            await self.follower.start()
-        except BaseException:
-            await self.upstream.close()
-            raise
+        await self.follower.start()
         self.log = AccessLog(config.access_log_path)
         app = web.Application(client_max_size=config.max_body)
         app.router.add_post("/", self.handle)
@@ -160,7 +169,10 @@ class Gateway:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port, backlog=1024, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ListenError(f"cannot listen on {config.host}:{config.port}: {err.strerror or err}") from None
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         if sockets:

@@ -21,9 +21,10 @@ CONNECTIONS = 64  # concurrent requests to the node; more wait for a free connec
 class UpstreamError(DepositTokenError):
     """The node did not answer, answered with an HTTP error, or answered a call of ours with an error."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, answered: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.answered = answered  # the node answered (with an error), as opposed to not at all
 
 
 def redacted(url: str) -> str:
@@ -80,11 +81,13 @@ class Upstream:
         ]
         status, body = await self.post(orjson.dumps(payload))
         if status != 200:
-            raise UpstreamError(f"the node at {self.shown} answered HTTP {status}: {body[:200]!r}")
+            raise UpstreamError(f"the node at {self.shown} answered HTTP {status}: {body[:200]!r}", answered=True)
         try:
             answers = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            raise UpstreamError(f"the node at {self.shown} answered with something that is not JSON") from err
+            raise UpstreamError(
+                f"the node at {self.shown} answered with something that is not JSON", answered=True
+            ) from err
         if isinstance(answers, dict):  # a batch refused as a whole
             answers = [answers] * len(calls)
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
@@ -95,7 +98,7 @@ class Upstream:
             if error is not None or "result" not in answer:
                 message = error.get("message", error) if isinstance(error, dict) else error or "no answer"
                 code = error.get("code") if isinstance(error, dict) else None
-                raise UpstreamError(f"{method}: {message}", code)
+                raise UpstreamError(f"{method}: {message}", code, answered=True)
             results.append(answer["result"])
         return results
 
