@@ -24,6 +24,7 @@ from web3.exceptions import Web3Exception
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import token_at
 from deposit_token.chain.reverts import explain
+from deposit_token.chain.rpc import mask_url
 from deposit_token.domain.categories import parse_category
 from deposit_token.domain.inputs import InputError, check_address, check_amount
 from deposit_token.domain.receipts import receipt_id
@@ -374,6 +375,23 @@ def _provider_uri(provider: Any) -> str | None:
         return None  # e.g. "Missing URI for network 'mainnet'": the connect error says it
 
 
+def read_clique_headers(provider: Any) -> None:
+    """Lets ape read a Clique chain's blocks (the Geth network): their extraData holds the sealers and the seal
+    (97+ bytes), which web3.py only formats with its ExtraDataToPOAMiddleware. ape 0.8 means to add it when it
+    finds such a block, but its web3 has no validation middleware, so the error it gets is not the
+    ExtraDataLengthError it looks for and every block read then fails ("Could not format invalid value ... as
+    field 'extraData'"). So the latest header is read raw and the middleware added when its extraData is long."""
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    web3 = getattr(provider, "web3", None)
+    if web3 is None or ExtraDataToPOAMiddleware in web3.middleware_onion:
+        return
+    block = provider.make_request("eth_getBlockByNumber", ["latest", False])
+    extra = block.get("extraData") if isinstance(block, dict) else None
+    if isinstance(extra, str) and len(extra) > 2 + 2 * 32:
+        web3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+
+
 class ConnectedProviderCommand(ApeConnectedProviderCommand):
     """ape's connected command, as every command of the project uses it: a network that cannot be used
     (unknown choice, no node answering, a provider that cannot start) is one sentence and exit status 1;
@@ -459,11 +477,13 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
         label = _network_label(provider) if provider is not None else "the network"
         with logger.at_level("ERROR"):
             try:
-                return network_ctx.__enter__()
+                connected = network_ctx.__enter__()
+                read_clique_headers(connected)
+                return connected
             except Exception as error:  # noqa: BLE001 - whatever ape raises while connecting
                 reason = one_line(error)
             uri = _provider_uri(provider) if provider is not None else None
-        where = f" at {uri}" if uri else ""
+        where = f" at {mask_url(uri)}" if uri else ""  # a URL's user-info is a client's key: never shown
         hint = " (start it with `ape run network up`)" if label == PILOT_NETWORK else ""
         raise click.ClickException(f"cannot use network {label}{where}: {reason.rstrip('.')}{hint}")
 

@@ -1,4 +1,12 @@
-"""The pilot demo: a month of public spending on a local permissioned chain, rules enforced as money moves.
+"""The pilot demo: public spending on a permissioned chain, rules enforced as money moves.
+
+Two ways to play it:
+
+* **a simulated month** (`run`, the default: ``ape run demo``) on a local Anvil chain of its own whose clock the
+  demo sets, described below;
+* **a live day** (`run_live`: ``ape run demo --engine geth``) on a running network whose clock is real time,
+  e.g. the permissioned Geth network (which cannot time-travel): the same cast, programs, rules, phases and
+  audit, played now. See `run_live`.
 
 Three ministries' business-promotion programs (about 50 officials) and an EV-charger subsidy (20 recipient
 businesses); 40 vendors across categories, restricted ones included; one month in KST (December 2026 unless
@@ -11,8 +19,8 @@ of the programs and swept back to the treasury.
 Everything goes through the project's own paths: keys in ape keystores (demo accounts use a cheaper KDF, see
 deposit_token.ops.accounts), transactions through deposit_token.chain.submit.Submitter, pre-checks through the token's
 ERC-1404 view (an official's wallet refuses to send what would fail; a few "unchecked wallets" send anyway, so
-the chain's own refusal is shown too). Time travel (`evm_setNextBlockTimestamp`) is the only non-standard
-JSON-RPC call, and only the simulation uses it.
+the chain's own refusal is shown too). Time travel (`evm_setNextBlockTimestamp`, `evm_mine`) is the only
+non-standard JSON-RPC, and only the simulated month uses it; the live day uses standard JSON-RPC only.
 
 Chain time is the simulation's own: the demo chain's clock starts (Anvil's genesis timestamp) a few days before
 the simulated month and only moves forward from there, so the demo runs the same whatever the machine's date
@@ -30,7 +38,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -42,12 +50,13 @@ from rich.table import Table
 
 from deposit_token.chain import node, sandbox
 from deposit_token.chain.contracts import system_contract_type
-from deposit_token.chain.rpc import RpcClient
+from deposit_token.chain.rpc import RpcClient, RpcError, mask_url
 from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequest, encode_call
 from deposit_token.domain import display
 from deposit_token.domain.categories import RESTRICTED_FOR_BUSINESS_PROMOTION, Category, category_name
 from deposit_token.domain.kinds import restriction_label
 from deposit_token.domain.presets import business_promotion, ev_charger_subsidy
+from deposit_token.domain.rules import WEEKDAYS, HourWindow, ProgramSpec
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops import accounts
 from deposit_token.processes import free_port
@@ -74,10 +83,32 @@ VENDOR_MIX = (  # category, how many, amount range (KRW)
     (Category.ELECTRICAL_CONTRACTOR, 1, (500_000, 3_000_000)),
 )
 SLOTS = ((7, 40), (12, 5), (12, 45), (15, 20), (18, 55), (20, 10), (23, 30))  # local times of day
+NIGHT_SLOT = (23, 30)
+# Refused attempts sent anyway by an "unchecked wallet", so that the chain's own refusal shows: simulated month,
+# live day (a few hundred attempts instead of 2,000+, so a larger share for a handful of on-chain refusals).
+UNCHECKED = (0.05, 0.25)
+SHARE = (0.26, 0.07)  # officials who try to pay in a slot of the simulated month: working day, weekend/holiday
+
+# The live day (`run_live`).
+DEFAULT_LIVE_ATTEMPTS = 300
+LIVE_SHARE = (0.5, 0.2)  # officials who try to pay in one round of the live day: working day, weekend/holiday
+MAX_LIVE_ROUNDS = 200  # a bound on the rounds, whatever the share and the target
+LIVE_HOURS_BEFORE = timedelta(hours=1)  # the live session's hours are added to each program's windows ...
+LIVE_HOURS_AFTER = timedelta(hours=2)  # ... from this long before now to this long after (a run takes minutes)
+LIVE_CLOSE_AFTER = 3  # seconds after its last block that the budget office closes the live day's programs
+LIVE_CONFIRMATIONS = 3  # blocks the audit waits for before indexing a live chain (Clique forks briefly)
 
 
 class MonthError(DepositTokenError, ValueError):
     """A --month that is not a calendar month the demo can play; the message says why."""
+
+
+class DemoError(DepositTokenError):
+    """A step of the demo failed (a set-up transaction refused, a node that went away); the message says which."""
+
+
+class LiveChainError(DemoError):
+    """The live day cannot be played on the given network (unreachable, not making blocks)."""
 
 
 def parse_month(text: str, what: str = "month") -> date:
@@ -178,6 +209,29 @@ class Attempt:
     kind: str  # what the simulation meant: "normal", or the rule it tries to break
 
 
+def live_hours(base: Sequence[HourWindow], now: datetime) -> tuple[HourWindow, ...]:
+    """`base` (seven windows, Monday first) widened so that every hour from `LIVE_HOURS_BEFORE` before `now` to
+    `LIVE_HOURS_AFTER` after it is open (in `now`'s zone): a live session covers the program's hours whatever
+    the time of day. Windows stay [opening, closing) within one day; a closed day opens for those hours only."""
+    windows = list(base)
+    moment = now.replace(minute=0, second=0, microsecond=0) - LIVE_HOURS_BEFORE
+    while moment <= now + LIVE_HOURS_AFTER:
+        day, hour = moment.weekday(), moment.hour
+        opening, closing = windows[day]
+        windows[day] = (hour, hour + 1) if opening == closing else (min(opening, hour), max(closing, hour + 1))
+        moment += timedelta(hours=1)
+    return tuple(windows)
+
+
+def describe_hours(base: Sequence[HourWindow], widened: Sequence[HourWindow]) -> str:
+    """The days whose windows `live_hours` changed, e.g. ``Mon 06-24``."""
+    return ", ".join(
+        f"{WEEKDAYS[day]} {opening:02d}-{closing:02d}"
+        for day, ((opening, closing), old) in enumerate(zip(widened, base, strict=True))
+        if (opening, closing) != old
+    )
+
+
 @dataclass
 class Tally:
     attempts: int = 0
@@ -200,8 +254,15 @@ class Demo:
         self.tally = Tally()
         self.kr_holidays = holidays.country_holidays("KR", years=[self.month.year])
         self.split_rest: list[Attempt] = []
+        self.live: datetime | None = None  # the live session's start (KST); None: the simulated month
+        self.specs: list[ProgramSpec] = []
+        self.rounds = 0
 
     # --- chain ------------------------------------------------------------------------------------------
+
+    @property
+    def rpc_url(self) -> str:
+        return self.rpc.url
 
     def start_node(self) -> None:
         previous = node.config_for(self.data_dir / "node")
@@ -220,14 +281,59 @@ class Demo:
             f"{self.month.name})"
         )
 
+    def connect_live(self, rpc_url: str, stall: float = 30.0) -> None:
+        """Joins a running network whose clock is real time (a Geth network, an Anvil started without a genesis
+        time): nothing is started, and its clock is never set. The month, the holidays and the programs' hours
+        follow the head block's time; a network that makes no block within `stall` seconds is refused."""
+        self.rpc = RpcClient(rpc_url, timeout=60)
+        where = mask_url(rpc_url)
+        try:
+            chain_id = self.rpc.chain_id()
+            number, timestamp = self.head()
+            deadline = time.monotonic() + stall
+            first = number
+            while number == first:  # one new block: the network is sealing, and its clock is now
+                if time.monotonic() > deadline:
+                    raise LiveChainError(
+                        f"the network at {where} made no block in {stall:g} s (head {first:,}): is it sealing?"
+                    )
+                time.sleep(0.2)
+                number, timestamp = self.head()
+        except RpcError as err:
+            raise LiveChainError(f"cannot play the live day on {where}: {err}") from None
+        self.submitter = Submitter(rpc_url, chain_id)
+        self.live = datetime.fromtimestamp(timestamp, KST)
+        self.month = Month(date(self.live.year, self.live.month, 1))
+        self.kr_holidays = holidays.country_holidays("KR", years=[self.live.year])
+        self.say(
+            f"live network: chain {chain_id} at {where}, block {number:,} at {display.moment(timestamp)} "
+            "(its clock is real time: the demo plays now, without time travel)"
+        )
+
+    def head(self) -> tuple[int, int]:
+        """(number, timestamp) of the latest block."""
+        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        return int(block["number"], 16), int(block["timestamp"], 16)
+
+    def now(self) -> datetime:
+        """The chain's time (the latest block's), in KST."""
+        return datetime.fromtimestamp(self.head()[1], KST)
+
     def set_time(self, moment: datetime) -> None:
-        self.rpc.call("evm_setNextBlockTimestamp", [int(moment.timestamp())])
+        """The next block's time (the simulated month only: a live chain's clock is real time)."""
+        if self.live is None:
+            self.rpc.call("evm_setNextBlockTimestamp", [int(moment.timestamp())])
+
+    def mine(self) -> None:
+        """A block now, at the time just set (the simulated month only)."""
+        if self.live is None:
+            self.rpc.call("evm_mine", [])
 
     def send(self, requests: Sequence[TxRequest], what: str) -> list[TxOutcome]:
         outcomes = self.submitter.submit(requests)
         failed = [o for o in outcomes if not o.status]
         if failed and what != "payments":
-            raise RuntimeError(f"{what}: {failed[0].error}")
+            raise DemoError(f"{what}: {failed[0].error}")
         return outcomes
 
     def tx(self, signer: LocalSigner, fn: str, *args: Any, gas: int = 400_000) -> TxRequest:
@@ -287,66 +393,75 @@ class Demo:
 
         r = self.roles
         self.set_time(self.month.start - timedelta(days=2))
-        self.deploy_block = int(self.rpc.call("eth_blockNumber"), 16) + 1
+        self.deploy_block = self.head()[0] + 1
         deployed = sandbox.deploy_token(self.submitter, r["admin"], admin_delay=86_400)
         self.token = deployed.address
         self.say(f"deployed token {self.token} (admin module {deployed.module})")
         holders = dict(zip(sandbox.ROLES, (r["issuer"], r["manager"], r["registrar"], r["compliance"]), strict=True))
         sandbox.setup_roles(self.submitter, deployed, r["admin"], holders, treasuries=[r["treasury"].address])
-        self.send([self.tx(r["issuer"], "mint", r["treasury"].address, 2_000_000_000)], "mint")
-        start, end = int(self.month.start.timestamp()), int(self.month.end.timestamp())
-        names = self.month.program_names()
-        specs = [business_promotion(names[i + 1], r["treasury"].address, start, end) for i in range(len(MINISTRIES))]
-        specs.append(ev_charger_subsidy(names[4], r["treasury"].address, start, end))
-        self.send(
-            [self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in specs], "programs"
-        )
+        self.specs = self.program_specs(r["treasury"].address)
+        # One submission per step that depends on the previous one (each waits for its block: a second on Geth):
+        # the mint, the programs and the vendors are independent of each other; a program's enrolment and
+        # allocation come from one sender, so their nonces keep them in order.
         self.send(
             [
-                self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
-                for v in self.vendors
+                self.tx(r["issuer"], "mint", r["treasury"].address, 2_000_000_000),
+                *(self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in self.specs),
+                *(
+                    self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
+                    for v in self.vendors
+                ),
             ],
-            "vendors",
+            "mint, programs and vendors",
         )
+        funding = []
         for program in (1, 2, 3, 4):
             members = [s for s in self.officials + self.recipients if s.program == program]
-            self.send(
-                [
-                    self.tx(
-                        r["manager"],
-                        "enrol",
-                        [s.signer.address for s in members],
-                        program,
-                        [s.department.encode().ljust(32, b"\0") for s in members],
-                        gas=3_000_000,
-                    )
-                ],
-                "enrol",
-            )
+            addresses = [s.signer.address for s in members]
+            departments = [s.department.encode().ljust(32, b"\0") for s in members]
             amount = 30_000_000 if program == 4 else 4_000_000
             ref = keccak(text=f"demo-{self.month.period}-disbursal-{program}")
-            self.send(
-                [
-                    self.tx(
-                        r["manager"],
-                        "allocate",
-                        ref,
-                        program,
-                        [s.signer.address for s in members],
-                        [amount] * len(members),
-                        gas=3_000_000,
-                    )
-                ],
-                "allocate",
-            )
+            funding += [
+                self.tx(r["manager"], "enrol", addresses, program, departments, gas=3_000_000),
+                self.tx(r["manager"], "allocate", ref, program, addresses, [amount] * len(members), gas=3_000_000),
+            ]
+        self.send(funding, "enrolment and allocation")
         self.say(
             f"4 programs, {len(self.vendors)} vendors, {len(self.officials)} officials and "
             f"{len(self.recipients)} subsidy recipients enrolled and funded"
         )
 
+    def program_specs(self, treasury: str) -> list[ProgramSpec]:
+        """The month's four programs: three ministries' business promotion and the EV-charger subsidy.
+
+        Simulated month: valid for the month. Live day: valid from the month's start until a day after now
+        (the budget office closes them at the end of the session, `close_live_programs`), and each program's
+        hour windows widened to cover the session (`live_hours`), whatever the time of day."""
+        start, end = int(self.month.start.timestamp()), int(self.month.end.timestamp())
+        if self.live is not None:
+            end = int((self.live + timedelta(days=1)).timestamp())
+        names = self.month.program_names()
+        specs = [business_promotion(names[i + 1], treasury, start, end) for i in range(len(MINISTRIES))]
+        specs.append(ev_charger_subsidy(names[4], treasury, start, end))
+        if self.live is None:
+            return specs
+        live = self.live
+        widened = [replace(spec, hours=live_hours(spec.hours, live)) for spec in specs]
+        promotion, subsidy = (describe_hours(specs[i].hours, widened[i].hours) for i in (0, 3))
+        self.say(
+            f"live day {live:%Y-%m-%d %H:%M} KST: the presets' hours widened to cover the session (business "
+            f"promotion {promotion or 'unchanged'}; EV subsidy {subsidy or 'unchanged'})"
+        )
+        return widened
+
     # --- the month --------------------------------------------------------------------------------------
 
-    def attempts_for(self, day: date, slot: tuple[int, int]) -> list[Attempt]:
+    def attempts_for(
+        self, day: date, *, night: bool = False, office_hours: bool = True, share: tuple[float, float] = SHARE
+    ) -> list[Attempt]:
+        """The payment attempts of one slot of `day`: officials (`share` of them on a working day, on a weekend or
+        holiday) pay for meals and meetings, some breaking a rule; subsidy recipients claim on working days
+        in `office_hours`; `night` is the slot after 23:00."""
         rng = self.random
         weekend = day.weekday() >= 5 or day in self.kr_holidays
         allowed = [
@@ -356,14 +471,13 @@ class Demo:
         ]
         restricted = [v for v in self.vendors if v.category in RESTRICTED_FOR_BUSINESS_PROMOTION]
         ev_vendors = [v for v in self.vendors if v.category.name.startswith(("EV_", "ELECTRICAL"))]
-        share = 0.07 if weekend else 0.26
-        payers = [o for o in self.officials if rng.random() < share]
+        payers = [o for o in self.officials if rng.random() < share[1 if weekend else 0]]
         attempts, self.split_rest = self.split_rest, []
         busy = {a.payer.signer.address for a in attempts}
         payers = [p for p in payers if p.signer.address not in busy]  # one attempt per payer per slot
         for payer in payers:
             roll = rng.random()
-            if slot == (23, 30):
+            if night:
                 kind, vendor = "at night", rng.choice(allowed)
             elif roll < 0.05:
                 kind, vendor = "restricted category", rng.choice(restricted)
@@ -389,7 +503,7 @@ class Demo:
                 second = vendor.next_invoice
                 vendor.next_invoice += 1
                 self.split_rest.append(Attempt(payer, vendor, 500_000 - amount // 2, second, ZERO32, "split bill"))
-        if not weekend and 9 <= slot[0] < 18:
+        if not weekend and office_hours:
             for payer in self.recipients:
                 if rng.random() < 0.08:
                     vendor = rng.choice(ev_vendors)
@@ -399,11 +513,13 @@ class Demo:
                     vendor.next_invoice += 1
         return attempts
 
-    def run_slot(self, moment: datetime, attempts: list[Attempt]) -> None:
+    def run_slot(self, moment: datetime | None, attempts: list[Attempt]) -> None:
+        """Pre-checks and sends `attempts` at `moment` (simulated month) or now (live day: `moment` None)."""
         if not attempts:
             return
-        self.set_time(moment)
-        self.rpc.call("evm_mine", [])
+        if moment is not None:
+            self.set_time(moment)
+            self.mine()
         checks = [
             (
                 "detectPaymentRestriction",
@@ -416,7 +532,7 @@ class Demo:
         for attempt, code in zip(attempts, codes, strict=True):
             self.tally.attempts += 1
             reason = restriction_label(code)
-            unchecked_wallet = code != 0 and self.random.random() < 0.05
+            unchecked_wallet = code != 0 and self.random.random() < UNCHECKED[self.live is not None]
             if code == 0 or unchecked_wallet:
                 to_send.append(
                     self.tx(
@@ -450,7 +566,8 @@ class Demo:
         while day < min(end, first + timedelta(days=days)):
             for hour, minute in SLOTS:
                 moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=KST)
-                self.run_slot(moment, self.attempts_for(day, (hour, minute)))
+                attempts = self.attempts_for(day, night=(hour, minute) == NIGHT_SLOT, office_hours=9 <= hour < 18)
+                self.run_slot(moment, attempts)
             if day == first + timedelta(days=min(14, days - 1)):
                 self.freeze_and_claw_back(datetime(day.year, day.month, day.day, 23, 50, tzinfo=KST))
             day += timedelta(days=1)
@@ -458,9 +575,30 @@ class Demo:
             f"{self.tally.attempts:,} payment attempts in {self.month.name} played in {time.monotonic() - began:.0f} s"
         )
 
-    def freeze_and_claw_back(self, moment: datetime) -> None:
+    def play_live(self, target: int = DEFAULT_LIVE_ATTEMPTS) -> None:
+        """Rounds of attempts at the chain's current time until `target` attempts were made: each round is one
+        slot (a pre-check batch and one submission, mined in the next block); compliance freezes a wallet
+        half-way through."""
+        began = time.monotonic()
+        assert self.live is not None
+        frozen = False
+        while self.tally.attempts < target and self.rounds < MAX_LIVE_ROUNDS:
+            self.run_slot(None, self.attempts_for(self.now().date(), share=LIVE_SHARE))
+            self.rounds += 1
+            if not frozen and self.tally.attempts >= target // 2:
+                self.freeze_and_claw_back(None)
+                frozen = True
+        if not frozen:
+            self.freeze_and_claw_back(None)
+        self.say(
+            f"{self.tally.attempts:,} payment attempts in {self.rounds} rounds from {self.live:%H:%M} KST "
+            f"(live) played in {time.monotonic() - began:.0f} s"
+        )
+
+    def freeze_and_claw_back(self, moment: datetime | None) -> None:
         r, official = self.roles, self.officials[6]
-        self.set_time(moment)
+        if moment is not None:
+            self.set_time(moment)
         ((balance,),) = self.view([("balanceOf", (official.signer.address,))], ["uint256"])
         case = f"audit case {self.month.year}-118"
         self.send(
@@ -474,9 +612,32 @@ class Demo:
         )
         self.clawed = (official, balance)
 
+    def close_live_programs(self, timeout: float = 30.0) -> None:
+        """Live day: the budget office ends the programs a few seconds from now (updateProgram with an earlier
+        end), so that their unspent budget lapses in this session, as it does at the month's end in the
+        simulation; waits until the chain's clock has passed that end."""
+        end = self.head()[1] + LIVE_CLOSE_AFTER
+        manager = self.roles["manager"]
+        self.send(
+            [
+                self.tx(manager, "updateProgram", program, replace(spec, end=end).as_params(), gas=1_500_000)
+                for program, spec in enumerate(self.specs, start=1)
+            ],
+            "closing the programs",
+        )
+        deadline = time.monotonic() + timeout
+        while self.head()[1] < end:
+            if time.monotonic() > deadline:
+                raise LiveChainError(f"the chain's clock did not reach {display.moment(end)} within {timeout:g} s")
+            time.sleep(0.2)
+        self.say(f"the budget office closed the live day's programs at {display.moment(end)}: their budget lapses")
+
     def redeem_and_sweep(self) -> None:
-        self.set_time(self.month.end + timedelta(hours=10))
-        self.rpc.call("evm_mine", [])
+        if self.live is None:
+            self.set_time(self.month.end + timedelta(hours=10))
+            self.mine()
+        else:
+            self.close_live_programs()
         balances = self.view([("balanceOf", (v.signer.address,)) for v in self.vendors], ["uint256"])
         redeems = [
             self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-{self.month.period}")
@@ -493,7 +654,8 @@ class Demo:
     # --- report -----------------------------------------------------------------------------------------
 
     def report(self, console: Console) -> None:
-        table = Table(title=f"Payment attempts, {self.month.name} (KST)")
+        title = self.month.name if self.live is None else f"live on {self.live:%Y-%m-%d} from {self.live:%H:%M}"
+        table = Table(title=f"Payment attempts, {title} (KST)")
         table.add_column("outcome")
         table.add_column("count", justify="right")
         table.add_column("of which refused by the chain itself", justify="right")
@@ -532,8 +694,15 @@ class Demo:
         database.unlink(missing_ok=True)  # this run's chain is new: so is its audit database
         engine = store.create_db_engine(f"sqlite:///{database}")
         store.upgrade(engine)
-        rpc = RpcClient(self.config.rpc_url)
-        stats = Indexer(rpc, engine, IndexerConfig(token=self.token, start_block=self.deploy_block)).run()
+        rpc = RpcClient(self.rpc_url)
+        confirmations = 0
+        if self.live is not None:  # a real network may fork for a block or two: index what has settled
+            confirmations = LIVE_CONFIRMATIONS
+            last = self.head()[0]
+            while self.head()[0] < last + confirmations:
+                time.sleep(0.2)
+        config = IndexerConfig(token=self.token, start_block=self.deploy_block, confirmations=confirmations)
+        stats = Indexer(rpc, engine, config).run()
         console.print(
             f"[bold]Audit[/]: indexed {stats.events:,} events into {self.data_dir / 'audit.sqlite'} "
             f"in {time.monotonic() - began:.1f} s"
@@ -580,4 +749,39 @@ def run(
         if not keep_running:
             demo.submitter.close()
             node.stop(demo.config)
+    return demo
+
+
+def run_live(
+    console: Console,
+    rpc_url: str,
+    data_dir: Path,
+    attempts: int = DEFAULT_LIVE_ATTEMPTS,
+    seed: int = 2026,
+) -> Demo:
+    """Plays a live day on the running network at `rpc_url` (its clock real time: the Geth network, or any node
+    that does not time-travel) and prints what happened; returns the Demo.
+
+    The same cast, programs, phases and audit as the simulated month, played now: the programs are the current
+    month's (named after it; the year's holidays and the weekend decide how many officials pay), valid from
+    the month's start, with the presets' hour windows widened around the current hour so that payments are
+    within hours at any time of day; `attempts` payment attempts in rounds at the current time (a few hundred:
+    each round waits for its block); a wallet frozen and clawed back half-way; vendors redeem; the budget
+    office closes the programs and their budget lapses and is swept back; the indexer, the report, the flags
+    and verify. Standard JSON-RPC only. The demo's keystores and audit database live in `data_dir` (wiped);
+    the network is neither started nor stopped."""
+    began = time.monotonic()
+    demo = Demo(data_dir, 0, console.print, seed=seed)
+    demo.connect_live(rpc_url)
+    try:
+        demo.make_cast()
+        demo.deploy_and_set_up()
+        demo.play_live(attempts)
+        demo.redeem_and_sweep()
+        demo.report(console)
+        demo.audit(console)
+        console.print(f"live demo finished in {time.monotonic() - began:.0f} s")
+    finally:
+        demo.submitter.close()
+        demo.rpc.close()
     return demo
