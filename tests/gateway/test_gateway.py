@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -537,6 +538,18 @@ def test_cli_bad_input_is_one_sentence(tmp_path, args, words):
     result = CliRunner().invoke(gateway_cli(), [*args, *extra])
     assert result.exit_code != 0 and words in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "keys.json").exists()
+
+
+def test_cli_a_busy_port_is_one_sentence(world, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for command in ("serve", "start"):
+            args = [command, "--upstream", world.node_url, "--port", port, "--data-dir", str(tmp_path / command)]
+            result = CliRunner().invoke(gateway_cli(), args)
+            assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output, result.output
+            assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
