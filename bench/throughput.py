@@ -49,6 +49,7 @@ from deposit_token.chain.rpc import RpcClient
 from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
+from deposit_token.domain.rules import ProgramSpec
 
 KST = timezone(timedelta(hours=9))
 PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
@@ -155,7 +156,7 @@ class Bench:
             {"ISSUER_ROLE": issuer, "PROGRAM_MANAGER_ROLE": manager, "VENDOR_REGISTRAR_ROLE": registrar},
             [treasury],
         )
-        spec = presets.business_promotion("BP-2030-BENCH", treasury, ts(PROGRAM_START), ts(PROGRAM_END))
+        spec = self.program_spec(treasury)
         self.vendors = [sandbox.address_for(f"vendor-{i}") for i in range(VENDORS)]
         categories = (Category.RESTAURANT, Category.CAFE_BAKERY)
         sandbox.checked(
@@ -182,6 +183,10 @@ class Bench:
         ]
         self.submit_bulk(allocate, "allocate to spenders")
         self.log(f"{len(everyone):,} spenders enrolled, {len(spenders):,} funded with {SPENDER_ALLOCATION:,} KRW")
+
+    def program_spec(self, treasury: str) -> ProgramSpec:
+        """The program the spenders pay from (bench.network overrides it: a live chain's clock is real time)."""
+        return presets.business_promotion("BP-2030-BENCH", treasury, ts(PROGRAM_START), ts(PROGRAM_END))
 
     def bulk(self, fn: str, *args: Any):
         """A manager's transaction with many entries; its gas from eth_estimateGas (+25%)."""

@@ -1,0 +1,524 @@
+"""Network benchmark (`make bench-network`): the pilot on the real Geth Clique network, through the gateway.
+
+Run from the repository root with ``python -m bench.network``. It makes a fresh permissioned network in a
+temporary directory on free ports (`deposit_token.chain.geth.GethNetwork`: three Clique sealers and the archive
+node, 1 s blocks, the genesis' gas limit, zero gas price), deploys the token system and sets it up straight on the
+archive node through the Submitter (`bench.throughput.Bench.set_up`: 40 vendors, SPENDERS officials enrolled and
+funded), then starts the authenticated gateway as a process of its own in front of the archive node, following
+the token, with a wallet client's key. A live chain's clock is real time: the program opens an hour before now
+and closes a day after, and its hours cover the whole day, so the run works on any date at any hour. Then, all
+in the same run, in this order:
+
+* ``geth_ingest_per_s``, geth's ceiling: PAYMENTS payments (each spender pays ROUNDS vendors) pre-signed
+  (untimed), then timed from the first batched ``eth_sendRawTransaction`` straight to the archive node (batches
+  of BATCH, one keep-alive connection) until every one of them is mined and its receipt read on the archive
+  node (``eth_getBlockReceipts`` of each new block, as the Submitter confirms on Geth) showing success.
+* ``payments_per_s``: PAYMENTS more payments end to end through the gateway: `Submitter.submit` with the
+  gateway's URL and the wallet client's key (nonces fetched, signed, sent in batches of BATCH, every sender
+  recovered and checked by the gateway, confirmed by block receipts through the gateway), timed from the call to
+  its return (`bench.throughput.Bench.payments`); only payments whose receipts, fetched afterwards from the
+  archive node, show success count. ``ratio_to_ceiling`` = payments_per_s / geth_ingest_per_s.
+* ``confirm_p50_s`` / ``confirm_p95_s``: a steady stream of STEADY_PAYMENTS payments through the gateway, one
+  every STEADY_INTERVAL s (each from another spender), from each ``eth_sendRawTransaction``'s answer to the first
+  moment its block is the archive node's head (a watcher thread polls ``eth_blockNumber`` every WATCH_INTERVAL
+  s). The same measured for the two bursts above (``*_burst_confirm_*``, from the answer of the batch that
+  carried the payment) shows the queueing a burst adds.
+* ``gateway_overhead_p50_ms`` / ``gateway_overhead_p95_ms``: ``eth_blockNumber`` and ``eth_call`` (balanceOf)
+  REQUESTS times each way, straight to the archive node and through the gateway, in alternating rounds
+  (`bench.gateway.bench_latency`); the larger overhead of the two methods.
+* ``indexer_events_per_s``: `deposit_token.audit`'s indexer filling a fresh SQLite database with every event
+  of the run from the archive node, timed from its first request to its last commit.
+
+Other engineers' work shares this machine's two cores, and the four geth nodes share them too (every block is
+executed by the sealer that builds it and imported by the three other nodes), so figures vary from run to run;
+`meta` records the load average before and after. The run exits 0 whether or not a target is met.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console
+
+from bench import throughput
+from bench.gateway import bench_latency, percentile, send_batch
+from bench.report import Row, Target, report, wide_console
+from deposit_token.audit.db import store
+from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
+from deposit_token.chain.geth import GethNetwork, Ports
+from deposit_token.chain.rpc import DEFAULT_CHUNK, Call, RpcClient
+from deposit_token.chain.submit import Submitter, TxOutcome, encode_call, sign_legacy
+from deposit_token.domain import presets
+from deposit_token.domain.rules import ProgramSpec
+from deposit_token.gateway import GatewayConfig, KeyStore, RunningGateway, start_process, stop_process
+
+ALL_DAY = ((0, 24),) * 7
+SPENDERS = 2_000
+ROUNDS = throughput.ROUNDS  # payments per spender in each measured phase (Bench.payments pays ROUNDS rounds)
+PAYMENTS = SPENDERS * ROUNDS
+BATCH = 500  # transactions per JSON-RPC batch, both ways
+STEADY_PAYMENTS = 100
+STEADY_INTERVAL = 0.1
+REQUESTS = 1_000  # per method and way for the overhead
+WATCH_INTERVAL = 0.01
+RECEIPT_POLL = 0.1  # as the Submitter's poll_interval
+CONFIRM_TIMEOUT = 180.0
+CLIENT = "bench-wallet"
+
+TARGETS = {
+    "ratio_to_ceiling": Target.at_least(0.8),
+    "gateway_overhead_p95_ms": Target.at_most(5.0),
+}
+
+ROWS = [
+    Row(
+        "payments_per_s",
+        unit="tx/s",
+        note=f"{PAYMENTS:,} payments from {SPENDERS:,} spenders through the gateway (Submitter, wallet key), "
+        "first send to last confirmation, receipts checked",
+    ),
+    Row(
+        "geth_ingest_per_s",
+        unit="tx/s",
+        note=f"{PAYMENTS:,} pre-signed payments straight to the archive node, first send to last receipt seen",
+    ),
+    Row("ratio_to_ceiling", unit="x", note="payments_per_s / geth_ingest_per_s"),
+    Row("gateway_overhead_p50_ms", unit="ms", note="the larger p50 overhead of eth_blockNumber and eth_call"),
+    Row("gateway_overhead_p95_ms", unit="ms", note=f"{REQUESTS:,} requests per method each way, interleaved"),
+    Row(
+        "confirm_p50_s",
+        unit="s",
+        note=f"{STEADY_PAYMENTS} payments through the gateway, one per {STEADY_INTERVAL:g} s: "
+        "send answered -> block on the archive node",
+    ),
+    Row("confirm_p95_s", unit="s"),
+    Row("payments_burst_confirm_p50_s", unit="s", note="the same within the gateway burst (from its batch's answer)"),
+    Row("payments_burst_confirm_p95_s", unit="s"),
+    Row("ingest_burst_confirm_p50_s", unit="s", note="the same within the direct burst"),
+    Row("ingest_burst_confirm_p95_s", unit="s"),
+    Row("indexer_events_per_s", unit="events/s", note="audit indexer, archive node -> fresh SQLite, every event"),
+    Row("indexer_events", unit="events"),
+    Row("payments_seconds", unit="s"),
+    Row("geth_ingest_seconds", unit="s"),
+    Row("geth_ingest_send_seconds", unit="s", note="of which sending (the node's eth_sendRawTransaction answers)"),
+    Row("payments_blocks", unit="blocks", note="blocks the gateway burst's payments landed in"),
+    Row("geth_ingest_blocks", unit="blocks"),
+    Row("max_block_payments", unit="tx", note="the fullest block of the run"),
+    Row("payments_receipts_ok", unit="tx", note="gateway burst: receipts on the archive node showing success"),
+    Row("geth_version", note="web3_clientVersion of the archive node"),
+]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What `throughput.Bench` needs of a node: its JSON-RPC URL and chain id."""
+
+    rpc_url: str
+    chain_id: int
+
+
+class Bench(throughput.Bench):
+    """`throughput.Bench` (set-up, payments, helpers) on the Geth network: the program covers now, all day."""
+
+    def program_spec(self, treasury: str) -> ProgramSpec:
+        now = int(time.time())
+        spec = presets.business_promotion("BP-LIVE-BENCH", treasury, now - 3_600, now + 86_400)
+        return replace(spec, hours=ALL_DAY)
+
+
+class BlockWatcher:
+    """Notes when each block number first appears as the archive node's head (a thread polling eth_blockNumber)."""
+
+    def __init__(self, url: str) -> None:
+        self.rpc = RpcClient(url, timeout=30)
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._head = self.rpc.block_number()
+        self._thread = threading.Thread(target=self._run, name="block-watcher", daemon=True)
+
+    def __enter__(self) -> BlockWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.rpc.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            head = self.rpc.block_number()
+            now = time.perf_counter()
+            for number in range(self._head + 1, head + 1):
+                self.seen[number] = now
+            self._head = max(self._head, head)
+
+    def latencies(self, sent: Sequence[float], blocks: Sequence[int | None]) -> list[float]:
+        """Seconds from each send to its block's first sighting (transactions without a block are left out)."""
+        return [self.seen[b] - t for t, b in zip(sent, blocks) if b is not None and b in self.seen]
+
+
+class ClockedRpc(RpcClient):
+    """An RpcClient that notes when each batch of eth_sendRawTransaction was answered, and its length."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.sends: list[tuple[float, int]] = []
+
+    def batch_results(self, calls: Sequence[Call], chunk: int | None = DEFAULT_CHUNK) -> list[Any]:
+        results = super().batch_results(calls, chunk)
+        if calls and calls[0][0] == "eth_sendRawTransaction":
+            self.sends.append((time.perf_counter(), len(calls)))
+        return results
+
+
+class ClockedSubmitter(Submitter):
+    """A Submitter whose raw-transaction batches are timed (ClockedRpc) and whose last outcomes are kept."""
+
+    def __init__(self, url: str, chain_id: int, **settings: Any) -> None:
+        super().__init__(url, chain_id, **settings)
+        self.rpc = self.clock = ClockedRpc(url)
+        self.outcomes: list[TxOutcome] = []
+
+    def submit(self, requests: Sequence[Any], progress: Any = None) -> list[TxOutcome]:
+        self.clock.sends.clear()
+        self.outcomes = super().submit(requests, progress)
+        return self.outcomes
+
+    def sent_times(self) -> list[float]:
+        """When each request's batch was answered (requests in order; no transaction was refused here)."""
+        times: list[float] = []
+        for moment, count in self.clock.sends:
+            times += [moment] * count
+        return times
+
+
+def quantiles(prefix: str, values: Sequence[float]) -> dict[str, float]:
+    return {
+        f"{prefix}_p50_s": round(percentile(values, 0.50), 3),
+        f"{prefix}_p95_s": round(percentile(values, 0.95), 3),
+    }
+
+
+class NetworkBench:
+    """One run: the network, the token, the gateway and the measurements."""
+
+    def __init__(self, network: GethNetwork, console: Console) -> None:
+        self.network, self.console = network, console
+        self.url = network.rpc_url
+        self.rpc = RpcClient(self.url, timeout=120)
+        self.bench = Bench(Endpoint(self.url, network.chain_id), console, spenders=SPENDERS, recipients=0)
+        self.gateway: RunningGateway | None = None
+        self.block_payments: dict[int, int] = {}  # block -> payments of ours in it (both bursts)
+
+    def log(self, text: str) -> None:
+        self.console.log(text)
+
+    def set_up(self) -> None:
+        self.start_block = self.rpc.block_number()
+        self.bench.set_up()
+        self.token = self.bench.token
+
+    def start_gateway(self, data_dir: Path) -> None:
+        self.key = KeyStore(data_dir / "keys.json").add(CLIENT, "wallet", rate=1e9, burst=10**6)
+        config = GatewayConfig(
+            upstream=self.url, data_dir=data_dir, port=0, token=self.token.address, from_block=self.start_block
+        )
+        self.gateway = start_process(config)
+        self.gateway_url = self.gateway.url_for(CLIENT, self.key)
+        self.log(f"gateway process {self.gateway.pid} on {self.gateway.url}, following {self.token.address}")
+
+    # --- the ceiling: pre-signed, straight to the archive node ------------------------------------------------
+
+    def presigned(self) -> tuple[list[str], list[str]]:
+        """PAYMENTS payments signed now (raw, hash), ROUNDS rounds over the spenders, consecutive nonces."""
+        nonces = self.bench.nonces("pending")
+        raws, hashes = [], []
+        for round_ in range(ROUNDS):
+            for k, spender in enumerate(self.bench.spenders):
+                data, _ = self.bench.payment(round_, k)
+                raw, tx_hash = sign_legacy(
+                    spender,
+                    nonce=nonces[spender.address],
+                    gas_price=0,
+                    gas=throughput.PAY_GAS,
+                    to=self.token.address,
+                    value=0,
+                    data=data,
+                    chain_id=self.network.chain_id,
+                )
+                nonces[spender.address] += 1
+                raws.append("0x" + raw.hex())
+                hashes.append("0x" + tx_hash.hex())
+        return raws, hashes
+
+    def geth_ingest(self, watcher: BlockWatcher) -> dict[str, Any]:
+        raws, hashes = self.presigned()
+        head = self.rpc.block_number()
+        session = requests.Session()
+        session.trust_env = False
+        session.headers["Content-Type"] = "application/json"
+        sent: list[float] = []
+        began = time.perf_counter()
+        for i in range(0, len(raws), BATCH):
+            _, answers = send_batch(session, self.url, raws[i : i + BATCH])
+            refused = [a for a in answers if "error" in a]
+            if refused:
+                raise RuntimeError(f"geth refused {len(refused)} pre-signed payments, e.g. {refused[0]['error']}")
+            sent += [time.perf_counter()] * len(answers)
+        send_seconds = time.perf_counter() - began
+        found = self.confirm_by_blocks(set(hashes), head + 1)
+        seconds = time.perf_counter() - began
+        failed = [h for h in hashes if not found[h][1]]
+        if failed:
+            raise RuntimeError(f"{len(failed)} pre-signed payments failed on-chain, e.g. {failed[0]}")
+        blocks = [found[h][0] for h in hashes]
+        self.log(
+            f"{len(raws):,} pre-signed payments sent in {send_seconds:.2f} s, all mined and confirmed after "
+            f"{seconds:.2f} s, over blocks {min(blocks)}-{max(blocks)}"
+        )
+        return {
+            "geth_ingest_per_s": round(len(raws) / seconds, 1),
+            "geth_ingest_seconds": round(seconds, 3),
+            "geth_ingest_send_seconds": round(send_seconds, 3),
+            "geth_ingest_blocks": len(set(blocks)),
+            **quantiles("ingest_burst_confirm", watcher.latencies(sent, blocks)),
+        }
+
+    def confirm_by_blocks(self, pending: set[str], first: int) -> dict[str, tuple[int, bool]]:
+        """Reads each new block's receipts until every hash of `pending` is found: {hash: (block, succeeded)}."""
+        found: dict[str, tuple[int, bool]] = {}
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        following = first
+        while pending:
+            head = self.rpc.block_number()
+            numbers = list(range(following, head + 1))
+            for start in range(0, len(numbers), 16):
+                part = numbers[start : start + 16]
+                answers = self.rpc.batch([("eth_getBlockReceipts", [hex(n)]) for n in part])
+                for number, receipts in zip(part, answers):
+                    for receipt in receipts:
+                        tx_hash = receipt["transactionHash"]
+                        if tx_hash in pending:
+                            pending.discard(tx_hash)
+                            found[tx_hash] = (number, receipt["status"] == "0x1")
+                            self.block_payments[number] = self.block_payments.get(number, 0) + 1
+            following = head + 1
+            if pending:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{len(pending):,} pre-signed payments were not mined in time")
+                time.sleep(RECEIPT_POLL)
+        return found
+
+    # --- end to end, through the gateway ------------------------------------------------------------------
+
+    def payments(self, watcher: BlockWatcher) -> dict[str, Any]:
+        submitter = ClockedSubmitter(self.gateway_url, self.network.chain_id, batch_size=BATCH, gas_price=0)
+        direct, self.bench.submitter = self.bench.submitter, submitter
+        try:
+            figures = self.bench.payments()
+        finally:
+            self.bench.submitter = direct
+            submitter.close()
+        outcomes = submitter.outcomes
+        if len(outcomes) != PAYMENTS or figures["payments_receipts_ok"] != PAYMENTS:
+            self.log(f"[red]only {figures['payments_receipts_ok']:,} of {PAYMENTS:,} payments succeeded[/]")
+        for outcome in outcomes:
+            if outcome.block_number is not None:
+                self.block_payments[outcome.block_number] = self.block_payments.get(outcome.block_number, 0) + 1
+        blocks = [o.block_number for o in outcomes]
+        figures.update(quantiles("payments_burst_confirm", watcher.latencies(submitter.sent_times(), blocks)))
+        return figures
+
+    def steady(self, watcher: BlockWatcher) -> dict[str, Any]:
+        """One payment every STEADY_INTERVAL s through the gateway, each from another spender."""
+        spenders = self.bench.spenders[:STEADY_PAYMENTS]
+        nonces = self.bench.nonces("pending")
+        raws = []
+        for k, spender in enumerate(spenders):
+            data, _ = self.bench.payment(ROUNDS, k)
+            raw, _ = sign_legacy(
+                spender,
+                nonce=nonces[spender.address],
+                gas_price=0,
+                gas=throughput.PAY_GAS,
+                to=self.token.address,
+                value=0,
+                data=data,
+                chain_id=self.network.chain_id,
+            )
+            raws.append("0x" + raw.hex())
+        client = RpcClient(self.gateway_url, timeout=30)
+        hashes, sent = [], []
+        began = time.perf_counter()
+        for i, raw in enumerate(raws):
+            pause = began + i * STEADY_INTERVAL - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            hashes.append(client.call("eth_sendRawTransaction", [raw]))
+            sent.append(time.perf_counter())
+        client.close()
+        found = self.confirm_by_blocks(set(hashes), self.start_block)
+        if not all(ok for _, ok in found.values()):
+            raise RuntimeError("a payment of the steady stream failed on-chain")
+        latencies = watcher.latencies(sent, [found[h][0] for h in hashes])
+        return {
+            **{key.replace("steady_", ""): value for key, value in quantiles("steady_confirm", latencies).items()},
+            "confirm_mean_s": round(statistics.fmean(latencies), 3),
+            "confirm_max_s": round(max(latencies), 3),
+        }
+
+    # --- gateway overhead, indexer ----------------------------------------------------------------------
+
+    def overhead(self) -> dict[str, Any]:
+        assert self.gateway is not None
+        auth = (CLIENT, self.key)
+        data = "0x" + encode_call(self.token.abi, "balanceOf", [self.bench.spenders[0].address]).hex()
+        payloads = {
+            "block_number": {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+            "call": {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "eth_call",
+                "params": [{"to": self.token.address, "data": data}, "latest"],
+            },
+        }
+        figures: dict[str, Any] = {}
+        for name, payload in payloads.items():
+            result = bench_latency(self.url, self.gateway.url, payload, auth, requests_each=REQUESTS)
+            figures.update({f"{name}_{k}": v for k, v in result.items()})
+        figures["gateway_overhead_p95_ms"] = max(
+            figures["block_number_overhead_p95_ms"], figures["call_overhead_p95_ms"]
+        )
+        figures["gateway_overhead_p50_ms"] = max(
+            figures["block_number_overhead_p50_ms"], figures["call_overhead_p50_ms"]
+        )
+        return figures
+
+    def indexer(self, directory: Path) -> dict[str, Any]:
+        engine = store.open_database(f"sqlite:///{directory / 'audit.sqlite'}")
+        rpc = RpcClient(self.url, timeout=600)
+        store.bind_to_chain(engine, self.network.chain_id, self.token.address, self.start_block)
+        indexer = Indexer(rpc, engine, IndexerConfig(token=self.token.address, start_block=self.start_block))
+        began = time.perf_counter()
+        stats = indexer.run()
+        seconds = time.perf_counter() - began
+        rpc.close()
+        with engine.connect() as conn:
+            rows = store.count_events(conn)
+        engine.dispose()
+        if rows != stats.events:
+            raise RuntimeError(f"the indexer counted {stats.events:,} events but wrote {rows:,} rows")
+        return {
+            "indexer_events_per_s": round(stats.events / seconds, 1),
+            "indexer_events": stats.events,
+            "indexer_seconds": round(seconds, 3),
+        }
+
+
+def measure(network: GethNetwork, directory: Path, console: Console) -> tuple[dict[str, Any], dict[str, Any]]:
+    run = NetworkBench(network, console)
+    run.log(f"setting up straight on the archive node: deploy, program, vendors, {SPENDERS:,} spenders")
+    run.set_up()
+    run.start_gateway(directory / "gateway")
+    figures: dict[str, Any] = {}
+    try:
+        with BlockWatcher(run.url) as watcher:
+            run.log(f"geth ingest: {PAYMENTS:,} pre-signed payments straight to the archive node")
+            figures.update(run.geth_ingest(watcher))
+            run.log(f"end to end: {PAYMENTS:,} payments through the gateway (Submitter, wallet key)")
+            figures.update(run.payments(watcher))
+            run.log(f"steady stream: {STEADY_PAYMENTS} payments through the gateway, one per {STEADY_INTERVAL:g} s")
+            figures.update(run.steady(watcher))
+        run.log(f"gateway overhead: eth_blockNumber and eth_call, {REQUESTS:,} requests each way")
+        figures.update(run.overhead())
+    finally:
+        stop_process(directory / "gateway")
+    run.log("indexer: every event of the run, archive node -> SQLite")
+    figures.update(run.indexer(directory))
+    figures["ratio_to_ceiling"] = round(figures["payments_per_s"] / figures["geth_ingest_per_s"], 3)
+    figures["max_block_payments"] = max(run.block_payments.values())
+    figures["geth_version"] = run.rpc.call("web3_clientVersion")
+    meta = {
+        "block_payments": {str(k): v for k, v in sorted(run.block_payments.items())},
+        "token": run.token.address,
+        "start_block": run.start_block,
+        "end_block": run.rpc.block_number(),
+    }
+    run.rpc.close()
+    run.bench.submitter.close()
+    return figures, meta
+
+
+def main() -> int:
+    started = time.monotonic()
+    console = wide_console()
+    from ape.logging import logger
+
+    logger.set_level("WARNING")
+    load_before = os.getloadavg()[0]
+    # A short path: the nodes' IPC sockets live in it (unix socket paths are limited to ~107 bytes).
+    directory = Path(tempfile.mkdtemp(prefix="dt-bench-net-"))
+    try:
+        network = GethNetwork.init(directory / "net", ports=Ports(free=True), light_kdf=True)
+        try:
+            start = network.start()
+            network.wait_for_block(1, timeout=30)
+            console.log(
+                f"own Geth network in {directory}: {len(network.sealers)} sealers + archive at {network.rpc_url} "
+                f"(started in {start.seconds:.1f} s, peered: {start.peered})"
+            )
+            figures, meta = measure(network, directory, console)
+            record = network.record
+        finally:
+            network.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    meta.update(
+        {
+            "command": "python -m bench.network",
+            "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(),
+            "load_average_1m_before": round(load_before, 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            "sealers": len([n for n in record["nodes"] if n["role"] == "sealer"]),
+            "period_s": record["period"],
+            "block_gas_limit": record["gas_limit"],
+            "chain_id": record["chain_id"],
+            "spenders": SPENDERS,
+            "payments_per_phase": PAYMENTS,
+            "steady_payments": STEADY_PAYMENTS,
+            "json_rpc_batch": BATCH,
+            "gateway_client_role": "wallet",
+            "confirmation": "Submitter confirm='auto' through the gateway: eth_getBlockReceipts per new block "
+            "(geth serves no trace_ methods); receipts re-fetched afterwards from the archive node",
+            "duration_seconds": round(time.monotonic() - started, 1),
+        }
+    )
+    figures["sealers"] = meta["sealers"]
+    report(
+        "network",
+        ROWS,
+        figures,
+        TARGETS,
+        meta,
+        title="network benchmark: the pilot on Geth Clique (3 sealers + archive) through the authenticated gateway",
+        console=console,
+    )
+    console.print(f"run time {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
