@@ -27,6 +27,17 @@ $(HALMOS_VENV)/.installed: test/fastpath/requirements-halmos.txt
 
 setup: $(VENV)/.installed $(HALMOS_VENV)/.installed node_modules/.installed compile
 
+# Geth v1.13.15, the last release that seals Clique blocks (the permissioned network: docs/NETWORK.md), built from
+# the Go module proxy into the project's tool folder once per machine (go's caches keep a rebuild short).
+# -checklinkname=0: its fjl/memsize dependency links runtime internals that Go >= 1.23 refuses to link otherwise;
+# that code only runs behind geth's pprof/memsize endpoint, which the network never enables.
+GETH := .tools/bin/geth
+
+$(GETH):
+	GOBIN=$(CURDIR)/.tools/bin go install -ldflags=-checklinkname=0 github.com/ethereum/go-ethereum/cmd/geth@v1.13.15
+
+setup: $(GETH)
+
 # ape-solidity unpacks OpenZeppelin (~700 files) into contracts/.cache, and ape lists at most 500 files of the
 # contracts folder, so our own sources would drop out of view: the cache is removed once compiled. The merged
 # ABI is then written into the package (deposit_token/chain/abi/deposit_token.json, committed: see that module).
