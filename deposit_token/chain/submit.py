@@ -74,7 +74,16 @@ class SubmitError(DepositTokenError):
 
 
 class SubmitTimeout(SubmitError):
-    """Some transactions were sent but not mined within the receipt timeout."""
+    """Some transactions were sent but not mined within the receipt timeout.
+
+    `pending` holds their hashes (in request order). They stay in the node's pool and may still be mined: sending
+    the same requests again would sign them with new nonces, i.e. pay twice."""
+
+    def __init__(
+        self, message: str, outcomes: list[TxOutcome | None] | None = None, pending: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, outcomes)
+        self.pending = list(pending)
 
 
 # --------------------------------------------------------------------------------------------------- signer
@@ -586,10 +595,11 @@ class Submitter:
         mode = self.confirm_mode() if pending else "receipts"
         deadline = time.monotonic() + self.receipt_timeout
         next_block, last_hash = head[0] + 1, head[1]
-        last_sweep = time.monotonic()
+        last_sweep = last_advance = time.monotonic()
         while pending:
             current = self.rpc.block_number()
             if current >= next_block:
+                last_advance = time.monotonic()
                 blocks = range(next_block, current + 1)
                 if mode == "receipts":
                     self._confirm_receipts(list(pending), requests, pending, outcomes, failed)
@@ -608,15 +618,29 @@ class Submitter:
                 if not pending:
                     break
             if time.monotonic() > deadline:
-                first = next(iter(pending))
                 raise SubmitTimeout(
-                    f"{len(pending)} of {len(sent)} transactions were not mined within {self.receipt_timeout:.0f} s "
-                    f"(first: {first}); is the node mining?",
-                    outcomes,
+                    self._pending_sentence(pending, sent, current, last_advance), outcomes, list(pending)
                 )
             time.sleep(self.poll_interval)
         if failed:
             self._explain_failures(requests, failed, outcomes)
+
+    def _pending_sentence(self, pending: dict[str, _Sent], sent: list[_Sent], head: int, last_advance: float) -> str:
+        """One sentence for a timeout: how many are pending, whether the chain stopped making blocks, and that
+        they stay in the pool (an operator who sends them again pays twice)."""
+        quiet = time.monotonic() - last_advance
+        first = next(iter(pending))
+        if quiet >= max(1.0, self.receipt_timeout / 2):
+            why = (
+                f"the chain has made no new block for {quiet:.0f} s (head: block {head}; is it sealing?); they wait in "
+                "the node's pool and are mined when blocks resume"
+            )
+        else:
+            why = f"blocks came (head: block {head}) without them; they wait in the node's pool"
+        return (
+            f"{len(pending)} of {len(sent)} transactions are still pending, not mined within "
+            f"{self.receipt_timeout:.0f} s: {why}, so do not send them again (first: {first})"
+        )
 
     def _confirm_receipts(
         self,
