@@ -649,6 +649,47 @@ def _geth_status(data_dir: Path, network_choice: str) -> None:
         sys.exit(1)
 
 
+@cli.command("add-sealer", short_help="Add a sealer node for a new institution (then vote it in)")
+@click.argument("name")
+@click.option("--institution", required=True, help="Who runs the new sealer (shown by status and validators list).")
+@data_dir_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=geth.START_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for each node to answer.",
+)
+def add_sealer(name: str, institution: str, data_dir: Path | None, timeout: float) -> None:
+    """Make a sealer node NAME for a new institution in the Geth network of DATA_DIR and list it as a static
+    and trusted peer of every node. If the network runs, the new node starts and the running nodes restart one
+    at a time to accept it (blocks continue meanwhile; pending votes are forgotten by a restarted sealer). The
+    node seals only once a majority of the current signers voted it in: `network validators propose-add`."""
+    network = _network(_geth_dir(data_dir))
+    try:
+        node = network.add_sealer(name, institution, timeout)
+    except DepositTokenError as err:
+        raise _geth_fail(err) from None
+    signers = len(network.signers()) if network.pid(network.archive.name) else len(network.sealers) - 1
+    _console().print(
+        _table(
+            f"Sealer {node.name} added",
+            [
+                ("institution", institution),
+                ("signer account", str(node.spec.address)),
+                ("p2p port", str(node.spec.p2p_port)),
+                ("running", "yes" if network.pid(node.name) else "no (`network up --engine geth` starts it)"),
+                (
+                    "next",
+                    f"a majority of the {signers} signers votes it in: ape run network validators propose-add "
+                    f"{node.spec.address}" + _dir_flag(data_dir),
+                ),
+            ],
+        )
+    )
+
+
 # --- validators ----------------------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal as signals
 import subprocess
@@ -69,6 +70,7 @@ DEFAULT_GATEWAY_PORT = 8600  # where ape-config.yaml's clique network points: th
 DEFAULT_P2P_BASE = 30311
 DEFAULT_AUTHRPC_BASE = 8651
 START_TIMEOUT = 60.0
+NODE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 PEERING_WAIT = 10.0  # how long `start` waits for the running nodes to peer with each other (it reports, not fails)
 
 
@@ -192,6 +194,7 @@ class GethNetwork:
     def __init__(self, data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self._record: dict[str, Any] | None = None
+        self._record_stamp: int | None = None
 
     def __repr__(self) -> str:
         return f"GethNetwork({str(self.data_dir)!r})"
@@ -325,6 +328,7 @@ class GethNetwork:
                 "created_at": _utc_now(),
                 "passphrase": source.as_dict(),
                 "scrypt_n": scrypt_n,
+                "ports": {"free": ports.free, "p2p_base": ports.p2p_base, "authrpc_base": ports.authrpc_base},
                 "nodes": [spec.as_dict() for spec in specs],
             }
         )
@@ -344,7 +348,13 @@ class GethNetwork:
 
     @property
     def record(self) -> dict[str, Any]:
-        if self._record is None:
+        """The network's record, read again whenever the file changed (another process may add a node)."""
+        try:
+            stamp = self.record_file.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if self._record is None or stamp != self._record_stamp:
+            self._record_stamp = stamp
             try:
                 record = json.loads(self.record_file.read_text(encoding="utf-8"))
             except FileNotFoundError:
@@ -362,7 +372,7 @@ class GethNetwork:
         temporary = self.record_file.with_name(RECORD_FILE + ".tmp")
         temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         os.replace(temporary, self.record_file)
-        self._record = record
+        self._record, self._record_stamp = record, self.record_file.stat().st_mtime_ns
 
     @property
     def genesis(self) -> dict[str, Any]:
@@ -432,12 +442,15 @@ class GethNetwork:
         """The pid of node `name` if it runs."""
         return nodes.running_pid(self.node(name))
 
-    def start(self, timeout: float = START_TIMEOUT, names: Iterable[str] | None = None) -> StartReport:
-        """Starts every node (or those of `names`) that does not run; see the module docstring."""
+    def start(
+        self, timeout: float = START_TIMEOUT, names: Iterable[str] | None = None, wait_peering: bool = True
+    ) -> StartReport:
+        """Starts every node (or those of `names`) that does not run (see the module docstring); then, with
+        `wait_peering`, waits a little for the running nodes to peer with each other (`StartReport.peered`)."""
         began = time.monotonic()
         with self._locked():
             report = self._start(list(names) if names is not None else self.names, timeout)
-        peered = self.wait_peered(min(PEERING_WAIT, max(0.0, began + timeout - time.monotonic())))
+        peered = wait_peering and self.wait_peered(min(PEERING_WAIT, max(0.0, began + timeout - time.monotonic())))
         return StartReport(report, self._archive_head(), time.monotonic() - began, peered)
 
     def _start(self, names: list[str], timeout: float) -> list[NodeStart]:
@@ -629,6 +642,69 @@ class GethNetwork:
             if item.head is not None and best is not None:
                 item.lag = best - item.head
         return state
+
+    # --- a new sealer ----------------------------------------------------------------------------------------
+
+    def add_sealer(self, name: str, institution: str, timeout: float = START_TIMEOUT) -> Node:
+        """Makes a sealer node for a new institution (node key, keystore with the network's passphrase, the
+        genesis) and lists it in every node's static and trusted peers. If the network runs, starts the new node
+        and restarts the running ones one at a time (geth reads its peer lists at start; the chain keeps
+        sealing meanwhile, a majority of the signers being up), so that they accept it. The node seals once the
+        current signers voted it in (`propose`); until then geth refuses its blocks ("unauthorized signer")."""
+        if not NODE_NAME.fullmatch(name):
+            raise GethNetworkError(f"{name!r} is not a node name (lower-case letters, digits and '-', up to 32)")
+        if name in self.names:
+            raise GethNetworkError(f"the network already has a node {name!r}")
+        with self._locked():
+            record = dict(self.record)
+            saved = record.get("ports") or {}
+            index = len(self.nodes)
+            ports = Ports(
+                p2p_base=int(saved.get("p2p_base", DEFAULT_P2P_BASE)),
+                authrpc_base=int(saved.get("authrpc_base", DEFAULT_AUTHRPC_BASE)),
+                free=bool(saved.get("free", False)),
+            )
+            directory = self.data_dir / name
+            nodes.check_socket_path(Node(NodeSpec(name, "sealer", 0, 0, ""), directory))
+            if directory.exists():
+                raise GethNetworkError(f"{directory} exists already")
+            try:
+                passphrase = self.passphrase_source.read()
+            except keys.KeyMaterialError as err:
+                raise GethNetworkError(str(err)) from None
+            geth = find_geth()
+            directory.mkdir(mode=0o700)
+            try:
+                spec = NodeSpec(
+                    name=name,
+                    role="sealer",
+                    p2p_port=ports.p2p(index),
+                    authrpc_port=ports.authrpc(index),
+                    node_id=keys.write_node_key(directory),
+                    institution=institution,
+                    address=keys.write_keystore(directory / "keystore", passphrase, int(record["scrypt_n"])),
+                )
+                busy = nodes.busy_ports(spec)
+                if busy:
+                    raise GethNetworkError(f"port {busy[0]} for node {name} is in use by another program")
+                node = Node(spec, directory)
+                nodes.init_database(geth, node, self.genesis)
+            except BaseException:
+                shutil.rmtree(directory)
+                raise
+            was_running = [other.name for other in self.nodes if nodes.running_pid(other) is not None]
+            record["nodes"] = [*record["nodes"], spec.as_dict()]
+            self._write_record(record)
+            for each in self.nodes:
+                nodes.write_config(each, self.peers_of(each.name))
+        if was_running:
+            # Peering completes only once every node has the new lists: wait for it after the last restart.
+            self.start(timeout, [name], wait_peering=False)
+            for other in was_running:
+                self.stop_node(other)
+                self.start(timeout, [other], wait_peering=False)
+            self.wait_peered(PEERING_WAIT)
+        return self.node(name)
 
     # --- validator governance (Clique votes) ----------------------------------------------------------------
 
