@@ -11,55 +11,21 @@ The passphrase the guide asks for is typed on standard input. The rehearsal chai
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
-from pathlib import Path
 
 import pytest
+from support.readme import isolated_env, walkthrough_script
 
-from deposit_token.audit.db.store import AUDIT_DIR_ENV
-from deposit_token.chain import deployment, node
+from deposit_token.chain import node
 from deposit_token.ops import accounts
 from deposit_token.paths import ROOT
 
-BEGIN, END = "<!-- pilot-walkthrough -->", "<!-- /pilot-walkthrough -->"
 WALKTHROUGH_TIMEOUT = 900
 
 
-def walkthrough_script(readme: str) -> str:
-    """The bash blocks between the markers, joined in order."""
-    assert readme.count(BEGIN) == 1 and readme.count(END) == 1, "the README must mark its walkthrough once"
-    section = readme.split(BEGIN, 1)[1].split(END, 1)[0]
-    blocks = re.findall(r"^```bash\n(.*?)^```", section, flags=re.S | re.M)
-    assert blocks, "the walkthrough has no ```bash block"
-    return "\n".join(blocks)
-
-
-def isolated_env(tmp: Path) -> dict[str, str]:
-    """The reader's environment, with every place the walkthrough writes to moved under `tmp`."""
-    data = tmp / "ape-data"
-    data.mkdir()
-    packages = Path(os.environ.get("APE_DATA_FOLDER") or Path.home() / ".ape") / "packages"
-    if packages.is_dir():  # compiled dependencies: ape would otherwise unpack OpenZeppelin again
-        (data / "packages").symlink_to(packages)
-    path = os.pathsep.join([str(ROOT / ".venv" / "bin"), str(ROOT / "node_modules" / ".bin"), os.environ["PATH"]])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APE_ACCOUNTS_")}
-    env.update(
-        {
-            "PATH": path,
-            "APE_DATA_FOLDER": str(data),
-            node.NETWORK_DIR_ENV: str(tmp / "node"),
-            deployment.DEPLOYMENTS_ENV: str(tmp / "deployments"),
-            AUDIT_DIR_ENV: str(tmp / "audit"),
-            "PILOT_FILES": str(tmp / "files"),
-        }
-    )
-    return env
-
-
 def test_the_readme_pilot_walkthrough_runs_verbatim(tmp_path):
-    script = walkthrough_script((ROOT / "README.md").read_text(encoding="utf-8"))
+    script = walkthrough_script("pilot-walkthrough")
     if node.port_in_use(node.DEFAULT_HOST, node.DEFAULT_PORT):
         reason = f"port {node.DEFAULT_PORT} is busy: the walkthrough's pilot node needs it"
         if os.environ.get("CI") == "true":
