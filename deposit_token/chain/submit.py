@@ -626,20 +626,20 @@ class Submitter:
             self._explain_failures(requests, failed, outcomes)
 
     def _pending_sentence(self, pending: dict[str, _Sent], sent: list[_Sent], head: int, last_advance: float) -> str:
-        """One sentence for a timeout: how many are pending, whether the chain stopped making blocks, and that
-        they stay in the pool (an operator who sends them again pays twice)."""
+        """One sentence for a timeout: how many are pending, whether the chain stopped making blocks, and that they
+        stay in the pool (the same requests sent again would be new transactions, with new nonces)."""
         quiet = time.monotonic() - last_advance
-        first = next(iter(pending))
         if quiet >= max(1.0, self.receipt_timeout / 2):
             why = (
-                f"the chain has made no new block for {quiet:.0f} s (head: block {head}; is it sealing?); they wait in "
-                "the node's pool and are mined when blocks resume"
+                f"the chain has made no new block for {quiet:.0f} s (head: block {head}; is it sealing?) and they wait "
+                "in the node's pool until blocks resume"
             )
         else:
-            why = f"blocks came (head: block {head}) without them; they wait in the node's pool"
+            why = f"blocks came (head: block {head}) without them and they wait in the node's pool"
         return (
             f"{len(pending)} of {len(sent)} transactions are still pending, not mined within "
-            f"{self.receipt_timeout:.0f} s: {why}, so do not send them again (first: {first})"
+            f"{self.receipt_timeout:.0f} s: {why}; sending the same requests again would send them twice "
+            f"(first: {next(iter(pending))})"
         )
 
     def _confirm_receipts(

@@ -7,15 +7,19 @@ killed with SIGKILL, the archive node is killed and restarted, and a real fork i
   receipt showed success is still in the canonical chain afterwards (receipts read again from the archive node),
   and the restarted sealer catches up and seals again;
 * two sealers killed: the chain halts (Clique needs more than half of the signers), the Submitter says in one
-  sentence how many transactions are pending and that they must not be sent again; once they are restarted the
-  chain resumes, the pending payments are mined and the earlier ones are all still there;
+  sentence how many transactions are pending, that no block comes, and that sending them again sends them twice;
+  once the sealers are restarted the chain resumes, the pending payments are mined and the earlier ones are all
+  still there;
 * the archive node killed and restarted under a following indexer, with payments sealed while it was down: the
-  indexer resumes with every log of the chain once (count, and (block, log index) unique) and `verify` passes;
+  indexer resumes with every log of the chain once (count, and (block, log index) unique) and `verify` passes,
+  reading state at every block it asks for. (Past months: verify checks a past period at the block of its last
+  payment, but a live chain's clock cannot be moved, so here every payment falls in the current month unless the
+  run spans a month's end; tests/audit covers past periods on Anvil.)
 * a Clique fork: one sealer with the archive node cut off from the two others seals a block with payments in it
   on its side while they go on; when the links are restored the archive node reorganises onto the heavier chain.
-  An indexer with the default confirmations and one with none follow the archive node throughout; afterwards both
-  hold exactly what a full re-index into a fresh database holds, and the one without confirmations shows that it
-  rolled the fork block's rows back.
+  An indexer with the default confirmations (`audit index` on the clique network: 12) and one with none follow
+  the archive node throughout; afterwards both hold exactly what a full re-index into a fresh database holds, and
+  the one without confirmations shows that it rolled the fork block's rows back.
 
 The kill tests make a network each (a killed node must not disturb the others' tests); the archive restart and
 the fork share the module's network and one deployment.
@@ -198,7 +202,7 @@ def test_two_sealers_killed_halt_the_chain_the_submitter_names_the_pending_and_n
     message = str(timeout.value)
     assert message.startswith("10 of 10 transactions are still pending, not mined within 4 s: "), message
     assert "no new block for " in message and f"(head: block {halted_at};" in message, message
-    assert "do not send them again" in message and timeout.value.pending[0] in message, message
+    assert "would send them twice" in message and timeout.value.pending[0] in message, message
     assert len(timeout.value.pending) == 10 and timeout.value.outcomes == [None] * 10
     assert network.head() == halted_at
 
