@@ -481,6 +481,7 @@ class GethNetwork:
             for node in to_start:
                 processes[node.name] = nodes.spawn(geth, node, passphrase, self.chain_id, int(self.record["gas_limit"]))
                 nodes.wait_for_ipc(node, processes[node.name], deadline).close()
+            to_seal: list[nodes.Node] = []
             for node in chosen:
                 process = processes.get(node.name)
                 pid = process.pid if process is not None else nodes.running_pid(node)
@@ -490,8 +491,21 @@ class GethNetwork:
                     # Also a sealer that already ran: a start interrupted before its miner_start left it idle.
                     if node.spec.role == "sealer" and (process is not None or not client.call("eth_mining")):
                         nodes.wait_until_unlocked(node, client, process or pid, deadline)
-                        nodes.start_sealing(client)
+                        to_seal.append(node)
                 results.append(NodeStart(node.name, pid, process is not None, time.monotonic() - began))
+            # Sealing starts once the nodes peer, and on every sealer at once: until a geth node seals (or has
+            # finished a sync) it discards the blocks peers propagate ("Syncing, discarded propagated block").
+            # Sealers started one after the other on a new chain each sealed a block 1 of their own, and
+            # Clique's recent-signer rule then let none of the three forks grow: the chain stood still.
+            if to_seal:
+                self.wait_peered(max(0.0, min(PEERING_WAIT, deadline - time.monotonic())))
+                clients = [node.ipc() for node in to_seal]
+                try:
+                    for client in clients:
+                        nodes.start_sealing(client)
+                finally:
+                    for client in clients:
+                        client.close()
         except (NodeError, RpcError) as err:
             for process in processes.values():
                 if process.poll() is None:
@@ -647,9 +661,9 @@ class GethNetwork:
 
     def add_sealer(self, name: str, institution: str, timeout: float = START_TIMEOUT) -> Node:
         """Makes a sealer node for a new institution (node key, keystore with the network's passphrase, the
-        genesis) and lists it in every node's static and trusted peers. If the network runs, starts the new node
-        and restarts the running ones one at a time (geth reads its peer lists at start; the chain keeps
-        sealing meanwhile, a majority of the signers being up), so that they accept it. The node seals once the
+        genesis) and lists it in every node's static and trusted peers. If the network runs, restarts the running
+        nodes one at a time (geth reads its peer lists at start; the chain keeps sealing meanwhile, a majority of
+        the signers being up), so that they accept it, and then starts the new node. The node seals once the
         current signers voted it in (`propose`); until then geth refuses its blocks ("unauthorized signer")."""
         if not NODE_NAME.fullmatch(name):
             raise GethNetworkError(f"{name!r} is not a node name (lower-case letters, digits and '-', up to 32)")
@@ -698,12 +712,12 @@ class GethNetwork:
             for each in self.nodes:
                 nodes.write_config(each, self.peers_of(each.name))
         if was_running:
-            # Peering completes only once every node has the new lists: wait for it after the last restart.
-            self.start(timeout, [name], wait_peering=False)
+            # The running nodes first, one at a time, so that each comes back with the new lists; the new node
+            # last, when every node accepts it (started before, it would wait for peers nobody lets in yet).
             for other in was_running:
                 self.stop_node(other)
                 self.start(timeout, [other], wait_peering=False)
-            self.wait_peered(PEERING_WAIT)
+            self.start(timeout, [name])
         return self.node(name)
 
     # --- validator governance (Clique votes) ----------------------------------------------------------------
