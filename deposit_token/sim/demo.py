@@ -95,7 +95,7 @@ LIVE_SHARE = (0.5, 0.2)  # officials who try to pay in one round of the live day
 MAX_LIVE_ROUNDS = 200  # a bound on the rounds, whatever the share and the target
 LIVE_HOURS_BEFORE = timedelta(hours=1)  # the live session's hours are added to each program's windows ...
 LIVE_HOURS_AFTER = timedelta(hours=2)  # ... from this long before now to this long after (a run takes minutes)
-LIVE_CLOSE_AFTER = 3  # seconds after its last block that the budget office closes the live day's programs
+LIVE_CLOSE_AFTER = 2  # seconds after its last block that the budget office closes the live day's programs
 LIVE_CONFIRMATIONS = 3  # blocks the audit waits for before indexing a live chain (Clique forks briefly)
 
 
@@ -528,11 +528,16 @@ class Demo:
             for a in attempts
         ]
         codes = [code for (code,) in self.view(checks, ["uint8"])]
-        to_send, sent_attempts = [], []
+        to_send: list[TxRequest] = []
+        sent_attempts: list[tuple[Attempt, int]] = []
         for attempt, code in zip(attempts, codes, strict=True):
             self.tally.attempts += 1
             reason = restriction_label(code)
-            unchecked_wallet = code != 0 and self.random.random() < UNCHECKED[self.live is not None]
+            # On the live day the first refusal is always sent anyway too, so that one shows on any day.
+            unchecked_wallet = code != 0 and (
+                self.random.random() < UNCHECKED[self.live is not None]
+                or (self.live is not None and not self.tally.refused_on_chain and not any(c for _, c in sent_attempts))
+            )
             if code == 0 or unchecked_wallet:
                 to_send.append(
                     self.tx(
@@ -612,40 +617,47 @@ class Demo:
         )
         self.clawed = (official, balance)
 
-    def close_live_programs(self, timeout: float = 30.0) -> None:
+    def closing(self) -> tuple[list[TxRequest], int]:
         """Live day: the budget office ends the programs a few seconds from now (updateProgram with an earlier
         end), so that their unspent budget lapses in this session, as it does at the month's end in the
-        simulation; waits until the chain's clock has passed that end."""
+        simulation. (The requests, and the end.)"""
         end = self.head()[1] + LIVE_CLOSE_AFTER
         manager = self.roles["manager"]
-        self.send(
-            [
-                self.tx(manager, "updateProgram", program, replace(spec, end=end).as_params(), gas=1_500_000)
-                for program, spec in enumerate(self.specs, start=1)
-            ],
-            "closing the programs",
-        )
+        requests = [
+            self.tx(manager, "updateProgram", program, replace(spec, end=end).as_params(), gas=1_500_000)
+            for program, spec in enumerate(self.specs, start=1)
+        ]
+        return requests, end
+
+    def wait_for_time(self, moment: int, timeout: float = 30.0) -> None:
+        """Waits until the chain's clock (the latest block's time) reaches `moment`."""
         deadline = time.monotonic() + timeout
-        while self.head()[1] < end:
+        while self.head()[1] < moment:
             if time.monotonic() > deadline:
-                raise LiveChainError(f"the chain's clock did not reach {display.moment(end)} within {timeout:g} s")
+                raise LiveChainError(f"the chain's clock did not reach {display.moment(moment)} within {timeout:g} s")
             time.sleep(0.2)
-        self.say(f"the budget office closed the live day's programs at {display.moment(end)}: their budget lapses")
 
     def redeem_and_sweep(self) -> None:
+        """Vendors redeem what they received; after the programs' end (the month's, or on the live day the end
+        the budget office sets now, in the same submission) the unspent budget is swept back."""
+        closing: list[TxRequest] = []
+        end = 0
         if self.live is None:
             self.set_time(self.month.end + timedelta(hours=10))
             self.mine()
         else:
-            self.close_live_programs()
+            closing, end = self.closing()
         balances = self.view([("balanceOf", (v.signer.address,)) for v in self.vendors], ["uint256"])
         redeems = [
             self.tx(v.signer, "redeem", b, f"KB-settlement-{v.signer.address}-{self.month.period}")
             for v, (b,) in zip(self.vendors, balances, strict=True)
             if b > 0
         ]
-        self.send(redeems, "redeem")
+        self.send(closing + redeems, "closing the programs and redemptions" if closing else "redeem")
         self.redeemed = sum(b for (b,) in balances)
+        if closing:
+            self.wait_for_time(end)
+            self.say(f"the budget office closed the live day's programs at {display.moment(end)}: their budget lapses")
         spenders = [s.signer.address for s in self.officials + self.recipients]
         before = self.view([("balanceOf", (a,)) for a in spenders], ["uint256"])
         self.send([self.tx(self.roles["compliance"], "sweepExpired", spenders, gas=6_000_000)], "sweep")
