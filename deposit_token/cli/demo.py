@@ -9,8 +9,8 @@ ministries and an EV-charger subsidy, then prints what happened and what the aud
     ape run demo --engine geth --attempts 150 --data-dir /tmp/net   # a smaller day on another Geth network
 
 Anvil: the demo starts a chain of its own whose clock it sets (a whole month in minutes). Geth cannot
-time-travel: the demo joins the running network's archive node (or --rpc-url, e.g. the gateway, with the key in
-$DEPOSIT_TOKEN_RPC_KEY or in the URL) and plays at the current time, the programs' hours widened around now.
+time-travel: the demo joins the running network's archive node (or --rpc-url) and plays at the current time,
+the programs' hours widened around now.
 """
 
 from __future__ import annotations
@@ -103,15 +103,16 @@ def geth_rpc_url(data_dir: Path | None) -> str:
     "--rpc-url",
     default=None,
     metavar="URL",
-    help="Geth: the JSON-RPC endpoint to use instead of the network's archive node, e.g. the gateway (its key in "
-    "$DEPOSIT_TOKEN_RPC_KEY, or as http://name:key@host:port; never shown).",
+    help="Geth: another JSON-RPC endpoint of the network than its archive node; a key goes in "
+    "$DEPOSIT_TOKEN_RPC_KEY or in the URL (http://name:key@host:port) and is never shown. (A gateway forwards only "
+    "known senders' transactions: the demo's freshly made deployer would be refused.)",
 )
 @click.option(
     "--attempts",
     type=click.IntRange(20, 5_000),
     default=DEFAULT_LIVE_ATTEMPTS,
     show_default=True,
-    help="Geth: payment attempts in the live day (each round waits for its block: about 25 per second).",
+    help="Geth: payment attempts in the live day (played in rounds of 10-30 that each wait for their block).",
 )
 @click.option(
     "--work-dir",
