@@ -24,7 +24,7 @@ from web3.exceptions import Web3Exception
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import token_at
 from deposit_token.chain.reverts import explain
-from deposit_token.chain.rpc import mask_url
+from deposit_token.chain.rpc import API_KEY_ENV, RpcClient, RpcError, mask_url
 from deposit_token.domain.categories import parse_category
 from deposit_token.domain.inputs import InputError, check_address, check_amount
 from deposit_token.domain.receipts import receipt_id
@@ -483,9 +483,26 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
             except Exception as error:  # noqa: BLE001 - whatever ape raises while connecting
                 reason = one_line(error)
             uri = _provider_uri(provider) if provider is not None else None
+        reason = _refusal_reason(uri) or reason
         where = f" at {mask_url(uri)}" if uri else ""  # a URL's user-info is a client's key: never shown
         hint = " (start it with `ape run network up`)" if label == PILOT_NETWORK else ""
         raise click.ClickException(f"cannot use network {label}{where}: {reason.rstrip('.')}{hint}")
+
+
+def _refusal_reason(uri: str | None) -> str | None:
+    """Why an endpoint that answers HTTP refused us, e.g. the gateway's "the API key is not valid" (ape only
+    says "no node found"); None when it does not answer or did not refuse."""
+    if not uri or not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with RpcClient(uri, timeout=5.0) as rpc:
+            rpc.call("eth_chainId", [])
+    except RpcError as error:
+        if error.http_status in (401, 403):
+            return f"{error.message.rstrip('.')}; give your gateway API key in ${API_KEY_ENV}"
+    except DepositTokenError:
+        return None
+    return None
 
 
 def read_authorization(path: Path) -> SignedAuthorization:

@@ -444,6 +444,25 @@ def test_ape_wallet_pay_through_the_gateway(world, tmp_path):
     assert sends[-1]["client"] == "kim" and sends[-1]["sender"] == world.spender.address
 
 
+def test_an_ape_command_with_a_wrong_key_says_the_gateway_refused_it(world, tmp_path):
+    """ape alone would say "no (supported) node found": the command says what the gateway said, in one line."""
+    ape = Path(sys.executable).with_name("ape")
+    network = f"ethereum:pilot:{world.gateway.url}"
+    env = dict(os.environ, **{deployment.DEPLOYMENTS_ENV: str(tmp_path), "DEPOSIT_TOKEN_RPC_KEY": "dtgw_not_a_key"})
+    result = subprocess.run(
+        [str(ape), "run", "treasury", "programs", "--network", network],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "the API key is not valid; give your gateway API key in $DEPOSIT_TOKEN_RPC_KEY" in out, out
+    assert "Traceback" not in out and "dtgw_not_a_key" not in out
+
+
 # --- the access log ----------------------------------------------------------------------------------------------
 
 
