@@ -7,17 +7,22 @@ archive node through the Submitter (`bench.throughput.Bench.set_up`: 40 vendors,
 funded), then starts the authenticated gateway as a process of its own in front of the archive node, following
 the token, with a wallet client's key. A live chain's clock is real time: the program opens an hour before now
 and closes a day after, and its hours cover the whole day, so the run works on any date at any hour. Then, all
-in the same run, in this order:
+in the same run:
 
-* ``geth_ingest_per_s``, geth's ceiling: PAYMENTS payments (each spender pays ROUNDS vendors) pre-signed
-  (untimed), then timed from the first batched ``eth_sendRawTransaction`` straight to the archive node (batches
-  of BATCH, one keep-alive connection) until every one of them is mined and its receipt read on the archive
-  node (``eth_getBlockReceipts`` of each new block, as the Submitter confirms on Geth) showing success.
-* ``payments_per_s``: PAYMENTS more payments end to end through the gateway: `Submitter.submit` with the
-  gateway's URL and the wallet client's key (nonces fetched, signed, sent in batches of BATCH, every sender
-  recovered and checked by the gateway, confirmed by block receipts through the gateway), timed from the call to
-  its return (`bench.throughput.Bench.payments`); only payments whose receipts, fetched afterwards from the
-  archive node, show success count. ``ratio_to_ceiling`` = payments_per_s / geth_ingest_per_s.
+* two kinds of burst of BURST payments each (every spender pays ROUNDS vendors), alternating HALVES times
+  (direct, gateway, direct, gateway) so that both see the shared machine's load alike; each figure is the
+  total of its kind's payments over the total of its kind's time:
+* ``geth_ingest_per_s``, geth's ceiling: the payments pre-signed (untimed), then timed from the first batched
+  ``eth_sendRawTransaction`` straight to the archive node (batches of BATCH, one keep-alive connection) until
+  every one of them is mined and its receipt read on the archive node (``eth_getBlockReceipts`` of each new
+  block, as the Submitter confirms on Geth) showing success.
+* ``payments_per_s``: end to end through the gateway: `Submitter.submit` with the gateway's URL and the wallet
+  client's key (nonces fetched, signed, sent in batches of BATCH, every sender recovered and checked by the
+  gateway, confirmed by block receipts through the gateway), timed from the call to its return
+  (`bench.throughput.Bench.payments`); only payments whose receipts, fetched afterwards from the archive node,
+  show success count. ``ratio_to_ceiling`` = payments_per_s / geth_ingest_per_s. ``meta.cpu`` has the CPU
+  seconds the geth nodes, the gateway and this process spent in each kind (per payment, and their share of
+  the machine's cores): on a busy machine, what the gateway and the signing spend is taken from geth.
 * ``confirm_p50_s`` / ``confirm_p95_s``: a steady stream of STEADY_PAYMENTS payments through the gateway, one
   every STEADY_INTERVAL s (each from another spender), from each ``eth_sendRawTransaction``'s answer to the first
   moment its block is the archive node's head (a watcher thread polls ``eth_blockNumber`` every WATCH_INTERVAL
@@ -43,8 +48,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +62,7 @@ from bench.gateway import bench_latency, percentile, send_batch
 from bench.report import Row, Target, report, wide_console
 from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
-from deposit_token.chain.geth import GethNetwork, Ports
+from deposit_token.chain.geth import GethNetwork, GethNetworkError, Ports
 from deposit_token.chain.rpc import DEFAULT_CHUNK, Call, RpcClient
 from deposit_token.chain.submit import Submitter, TxOutcome, encode_call, sign_legacy
 from deposit_token.domain import presets
@@ -64,15 +70,22 @@ from deposit_token.domain.rules import ProgramSpec
 from deposit_token.gateway import GatewayConfig, KeyStore, RunningGateway, start_process, stop_process
 
 ALL_DAY = ((0, 24),) * 7
-SPENDERS = 2_000
-ROUNDS = throughput.ROUNDS  # payments per spender in each measured phase (Bench.payments pays ROUNDS rounds)
-PAYMENTS = SPENDERS * ROUNDS
+SPENDERS = 1_000
+ROUNDS = throughput.ROUNDS  # payments per spender in each burst (Bench.payments pays ROUNDS rounds)
+BURST = SPENDERS * ROUNDS
+HALVES = 2  # direct, gateway, direct, gateway: both kinds see the machine's load drift alike
+PAYMENTS = BURST * HALVES  # per kind
+# A burst stays well below what one node's transaction pool holds: geth's default --txpool.globalslots (5,120)
+# + --txpool.globalqueue (1,024). A sealer whose pool is full refuses further transactions priced 0 from its
+# peers as underpriced and is never offered them again, so they stay in the archive node's pool unmined.
+assert BURST <= 4_000
 BATCH = 500  # transactions per JSON-RPC batch, both ways
 STEADY_PAYMENTS = 100
 STEADY_INTERVAL = 0.1
 REQUESTS = 1_000  # per method and way for the overhead
 WATCH_INTERVAL = 0.01
 RECEIPT_POLL = 0.1  # as the Submitter's poll_interval
+REWIND = 8  # blocks read again after a fork
 CONFIRM_TIMEOUT = 180.0
 CLIENT = "bench-wallet"
 
@@ -85,13 +98,14 @@ ROWS = [
     Row(
         "payments_per_s",
         unit="tx/s",
-        note=f"{PAYMENTS:,} payments from {SPENDERS:,} spenders through the gateway (Submitter, wallet key), "
-        "first send to last confirmation, receipts checked",
+        note=f"{PAYMENTS:,} payments ({HALVES} bursts of {BURST:,}, {SPENDERS:,} spenders) through the gateway "
+        "(Submitter, wallet key), first send to last confirmation, receipts checked",
     ),
     Row(
         "geth_ingest_per_s",
         unit="tx/s",
-        note=f"{PAYMENTS:,} pre-signed payments straight to the archive node, first send to last receipt seen",
+        note=f"{PAYMENTS:,} pre-signed payments ({HALVES} bursts, between the above) straight to the archive "
+        "node, first send to last receipt seen",
     ),
     Row("ratio_to_ceiling", unit="x", note="payments_per_s / geth_ingest_per_s"),
     Row("gateway_overhead_p50_ms", unit="ms", note="the larger p50 overhead of eth_blockNumber and eth_call"),
@@ -115,8 +129,12 @@ ROWS = [
     Row("payments_blocks", unit="blocks", note="blocks the gateway burst's payments landed in"),
     Row("geth_ingest_blocks", unit="blocks"),
     Row("max_block_payments", unit="tx", note="the fullest block of the run"),
-    Row("payments_receipts_ok", unit="tx", note="gateway burst: receipts on the archive node showing success"),
+    Row("payments_ok", unit="tx", note="gateway bursts: receipts on the archive node showing success"),
+    Row("geth_ingest_payments", unit="tx", note="direct bursts: all succeeded (checked)"),
     Row("geth_version", note="web3_clientVersion of the archive node"),
+    Row("sealers", unit="nodes", note="Clique signers (+ 1 archive node)"),
+    Row("period_s", unit="s", note="Clique block period"),
+    Row("block_gas_limit", unit="gas"),
 ]
 
 
@@ -169,6 +187,38 @@ class BlockWatcher:
         return [self.seen[b] - t for t, b in zip(sent, blocks) if b is not None and b in self.seen]
 
 
+class CpuClock:
+    """CPU seconds (user + system, from /proc) of the geth nodes, the gateway and this process, per phase."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.spent: dict[str, dict[str, float]] = {}
+
+    def _now(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for name, pids in self.groups.items():
+            total = 0.0
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:  # not Linux, or the process is gone: the figure is left out
+                    continue
+                total += (int(fields[11]) + int(fields[12])) / tick
+            out[name] = total
+        return out
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        before, began = self._now(), time.perf_counter()
+        yield
+        after = self._now()
+        spent = self.spent.setdefault(name, {})
+        for group in self.groups:
+            spent[group] = spent.get(group, 0.0) + after[group] - before[group]
+        spent["wall"] = spent.get("wall", 0.0) + time.perf_counter() - began
+
+
 class ClockedRpc(RpcClient):
     """An RpcClient that notes when each batch of eth_sendRawTransaction was answered, and its length."""
 
@@ -184,16 +234,19 @@ class ClockedRpc(RpcClient):
 
 
 class ClockedSubmitter(Submitter):
-    """A Submitter whose raw-transaction batches are timed (ClockedRpc) and whose last outcomes are kept."""
+    """A Submitter whose raw-transaction batches are timed (ClockedRpc), whose CPU use is counted under `phase`
+    of `cpu`, and whose last outcomes are kept."""
 
-    def __init__(self, url: str, chain_id: int, **settings: Any) -> None:
+    def __init__(self, url: str, chain_id: int, cpu: CpuClock, phase: str, **settings: Any) -> None:
         super().__init__(url, chain_id, **settings)
         self.rpc = self.clock = ClockedRpc(url)
+        self.cpu, self.phase = cpu, phase
         self.outcomes: list[TxOutcome] = []
 
     def submit(self, requests: Sequence[Any], progress: Any = None) -> list[TxOutcome]:
         self.clock.sends.clear()
-        self.outcomes = super().submit(requests, progress)
+        with self.cpu.phase(self.phase):
+            self.outcomes = super().submit(requests, progress)
         return self.outcomes
 
     def sent_times(self) -> list[float]:
@@ -211,6 +264,31 @@ def quantiles(prefix: str, values: Sequence[float]) -> dict[str, float]:
     }
 
 
+@dataclass
+class Burst:
+    """What one kind of burst (direct or through the gateway) added up to over its rounds."""
+
+    payments: int = 0
+    seconds: float = 0.0
+    send_seconds: float = 0.0
+    blocks: set[int] = field(default_factory=set)
+    latencies: list[float] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, payments: int, seconds: float, blocks: Sequence[int], latencies: list[float], **extra: Any) -> None:
+        self.payments += payments
+        self.seconds += seconds
+        self.blocks |= set(blocks)
+        self.latencies += latencies
+        self.rounds.append(
+            {"payments": payments, "seconds": round(seconds, 3), "per_s": round(payments / seconds, 1), **extra}
+        )
+
+    @property
+    def per_s(self) -> float:
+        return round(self.payments / self.seconds, 1)
+
+
 class NetworkBench:
     """One run: the network, the token, the gateway and the measurements."""
 
@@ -220,7 +298,8 @@ class NetworkBench:
         self.rpc = RpcClient(self.url, timeout=120)
         self.bench = Bench(Endpoint(self.url, network.chain_id), console, spenders=SPENDERS, recipients=0)
         self.gateway: RunningGateway | None = None
-        self.block_payments: dict[int, int] = {}  # block -> payments of ours in it (both bursts)
+        self.block_payments: dict[int, int] = {}  # block -> payments of ours in it (both kinds of burst)
+        self.ingest, self.through = Burst(), Burst()
 
     def log(self, text: str) -> None:
         self.console.log(text)
@@ -239,10 +318,15 @@ class NetworkBench:
         self.gateway_url = self.gateway.url_for(CLIENT, self.key)
         self.log(f"gateway process {self.gateway.pid} on {self.gateway.url}, following {self.token.address}")
 
+    def cpu_clock(self) -> CpuClock:
+        assert self.gateway is not None and self.gateway.pid is not None
+        geth = [pid for pid in self.network.running().values() if pid is not None]
+        return CpuClock({"geth": geth, "gateway": [self.gateway.pid], "bench": [os.getpid()]})
+
     # --- the ceiling: pre-signed, straight to the archive node ------------------------------------------------
 
     def presigned(self) -> tuple[list[str], list[str]]:
-        """PAYMENTS payments signed now (raw, hash), ROUNDS rounds over the spenders, consecutive nonces."""
+        """BURST payments signed now (raw, hash), ROUNDS rounds over the spenders, consecutive nonces."""
         nonces = self.bench.nonces("pending")
         raws, hashes = [], []
         for round_ in range(ROUNDS):
@@ -263,68 +347,104 @@ class NetworkBench:
                 hashes.append("0x" + tx_hash.hex())
         return raws, hashes
 
-    def geth_ingest(self, watcher: BlockWatcher) -> dict[str, Any]:
+    def geth_ingest(self, watcher: BlockWatcher, cpu: CpuClock) -> None:
         raws, hashes = self.presigned()
         head = self.rpc.block_number()
         session = requests.Session()
         session.trust_env = False
         session.headers["Content-Type"] = "application/json"
         sent: list[float] = []
-        began = time.perf_counter()
-        for i in range(0, len(raws), BATCH):
-            _, answers = send_batch(session, self.url, raws[i : i + BATCH])
-            refused = [a for a in answers if "error" in a]
-            if refused:
-                raise RuntimeError(f"geth refused {len(refused)} pre-signed payments, e.g. {refused[0]['error']}")
-            sent += [time.perf_counter()] * len(answers)
-        send_seconds = time.perf_counter() - began
-        found = self.confirm_by_blocks(set(hashes), head + 1)
-        seconds = time.perf_counter() - began
+        with cpu.phase("ingest"):
+            began = time.perf_counter()
+            for i in range(0, len(raws), BATCH):
+                _, answers = send_batch(session, self.url, raws[i : i + BATCH])
+                refused = [a for a in answers if "error" in a]
+                if refused:
+                    raise RuntimeError(f"geth refused {len(refused)} pre-signed payments, e.g. {refused[0]['error']}")
+                sent += [time.perf_counter()] * len(answers)
+            send_seconds = time.perf_counter() - began
+            found = self.confirm_by_blocks(set(hashes), head + 1)
+            seconds = time.perf_counter() - began
+        session.close()
         failed = [h for h in hashes if not found[h][1]]
         if failed:
             raise RuntimeError(f"{len(failed)} pre-signed payments failed on-chain, e.g. {failed[0]}")
         blocks = [found[h][0] for h in hashes]
         self.log(
             f"{len(raws):,} pre-signed payments sent in {send_seconds:.2f} s, all mined and confirmed after "
-            f"{seconds:.2f} s, over blocks {min(blocks)}-{max(blocks)}"
+            f"{seconds:.2f} s ({len(raws) / seconds:,.0f}/s), over blocks {min(blocks)}-{max(blocks)}"
         )
-        return {
-            "geth_ingest_per_s": round(len(raws) / seconds, 1),
-            "geth_ingest_seconds": round(seconds, 3),
-            "geth_ingest_send_seconds": round(send_seconds, 3),
-            "geth_ingest_blocks": len(set(blocks)),
-            **quantiles("ingest_burst_confirm", watcher.latencies(sent, blocks)),
-        }
+        self.ingest.send_seconds += send_seconds
+        self.ingest.add(
+            len(raws), seconds, blocks, watcher.latencies(sent, blocks), send_seconds=round(send_seconds, 3)
+        )
 
-    def confirm_by_blocks(self, pending: set[str], first: int) -> dict[str, tuple[int, bool]]:
-        """Reads each new block's receipts until every hash of `pending` is found: {hash: (block, succeeded)}."""
+    def confirm_by_blocks(self, hashes: set[str], first: int) -> dict[str, tuple[int, bool]]:
+        """Reads each new block's header and receipts (as the Submitter's "blocks" mode) until every one of
+        `hashes` was seen: {hash: (block, succeeded)}. Clique forks briefly (an out-of-turn block replaced by the
+        in-turn one): a block whose parent is not the block read before sends the scan back REWIND blocks."""
         found: dict[str, tuple[int, bool]] = {}
+        known: dict[int, str] = {}  # block number -> hash, as read
         deadline = time.monotonic() + CONFIRM_TIMEOUT
         following = first
-        while pending:
+        while len(found) < len(hashes):
             head = self.rpc.block_number()
-            numbers = list(range(following, head + 1))
-            for start in range(0, len(numbers), 16):
-                part = numbers[start : start + 16]
-                answers = self.rpc.batch([("eth_getBlockReceipts", [hex(n)]) for n in part])
-                for number, receipts in zip(part, answers):
+            number = following
+            while number <= head:
+                part = list(range(number, min(head, number + 15) + 1))
+                calls: list[Call] = []
+                for n in part:
+                    calls += [("eth_getBlockByNumber", [hex(n), False]), ("eth_getBlockReceipts", [hex(n)])]
+                answers = self.rpc.batch(calls)
+                for k, n in enumerate(part):
+                    block, receipts = answers[2 * k], answers[2 * k + 1]
+                    parent = known.get(n - 1)
+                    if (
+                        not isinstance(block, dict)
+                        or not isinstance(receipts, list)
+                        or any(r["blockHash"] != block["hash"] for r in receipts)
+                    ):  # gone, or replaced between the two reads: read it again
+                        head = n - 1
+                        break
+                    if parent is not None and block["parentHash"] != parent:
+                        head = -1  # forked: read again from REWIND blocks back
+                        following = max(first, n - REWIND)
+                        found = {h: seen for h, seen in found.items() if seen[0] < following}
+                        break
+                    known[n] = block["hash"]
                     for receipt in receipts:
-                        tx_hash = receipt["transactionHash"]
-                        if tx_hash in pending:
-                            pending.discard(tx_hash)
-                            found[tx_hash] = (number, receipt["status"] == "0x1")
-                            self.block_payments[number] = self.block_payments.get(number, 0) + 1
-            following = head + 1
-            if pending:
+                        if receipt["transactionHash"] in hashes:
+                            found[receipt["transactionHash"]] = (n, receipt["status"] == "0x1")
+                    number = n + 1
+                    following = n + 1
+                if head < number:
+                    break
+            if len(found) < len(hashes):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{len(pending):,} pre-signed payments were not mined in time")
+                    raise RuntimeError(self.stuck(hashes - set(found)))
                 time.sleep(RECEIPT_POLL)
+        for number, _ok in found.values():
+            self.block_payments[number] = self.block_payments.get(number, 0) + 1
         return found
+
+    def stuck(self, missing: set[str]) -> str:
+        """Why payments were not seen mined: their receipts, and each node's transaction pool."""
+        receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in sorted(missing)])
+        pools = {}
+        for name in self.network.names:
+            with self.network.ipc(name) as client:
+                pools[name] = {k: int(v, 16) for k, v in client.call("txpool_status").items()}
+        return (
+            f"{len(missing):,} payments were not seen mined within {CONFIRM_TIMEOUT:g} s "
+            f"({sum(r is not None for r in receipts)} of them have a receipt); the nodes' pools: {pools}"
+        )
 
     # --- end to end, through the gateway ------------------------------------------------------------------
 
-    def payments(self, watcher: BlockWatcher) -> dict[str, Any]:
-        submitter = ClockedSubmitter(self.gateway_url, self.network.chain_id, batch_size=BATCH, gas_price=0)
+    def payments(self, watcher: BlockWatcher, cpu: CpuClock) -> None:
+        submitter = ClockedSubmitter(
+            self.gateway_url, self.network.chain_id, cpu, "gateway", batch_size=BATCH, gas_price=0
+        )
         direct, self.bench.submitter = self.bench.submitter, submitter
         try:
             figures = self.bench.payments()
@@ -332,14 +452,20 @@ class NetworkBench:
             self.bench.submitter = direct
             submitter.close()
         outcomes = submitter.outcomes
-        if len(outcomes) != PAYMENTS or figures["payments_receipts_ok"] != PAYMENTS:
-            self.log(f"[red]only {figures['payments_receipts_ok']:,} of {PAYMENTS:,} payments succeeded[/]")
+        ok = figures["payments_receipts_ok"]
+        if ok != BURST:
+            self.log(f"[red]only {ok:,} of {BURST:,} payments through the gateway succeeded[/]")
         for outcome in outcomes:
             if outcome.block_number is not None:
                 self.block_payments[outcome.block_number] = self.block_payments.get(outcome.block_number, 0) + 1
         blocks = [o.block_number for o in outcomes]
-        figures.update(quantiles("payments_burst_confirm", watcher.latencies(submitter.sent_times(), blocks)))
-        return figures
+        self.through.add(
+            ok,
+            figures["payments_seconds"],
+            [b for b in blocks if b is not None],
+            watcher.latencies(submitter.sent_times(), blocks),
+            submitted=len(outcomes),
+        )
 
     def steady(self, watcher: BlockWatcher) -> dict[str, Any]:
         """One payment every STEADY_INTERVAL s through the gateway, each from another spender."""
@@ -360,6 +486,7 @@ class NetworkBench:
             )
             raws.append("0x" + raw.hex())
         client = RpcClient(self.gateway_url, timeout=30)
+        head = self.rpc.block_number()
         hashes, sent = [], []
         began = time.perf_counter()
         for i, raw in enumerate(raws):
@@ -369,14 +496,32 @@ class NetworkBench:
             hashes.append(client.call("eth_sendRawTransaction", [raw]))
             sent.append(time.perf_counter())
         client.close()
-        found = self.confirm_by_blocks(set(hashes), self.start_block)
+        found = self.confirm_by_blocks(set(hashes), head + 1)
         if not all(ok for _, ok in found.values()):
             raise RuntimeError("a payment of the steady stream failed on-chain")
         latencies = watcher.latencies(sent, [found[h][0] for h in hashes])
         return {
-            **{key.replace("steady_", ""): value for key, value in quantiles("steady_confirm", latencies).items()},
+            **quantiles("confirm", latencies),
             "confirm_mean_s": round(statistics.fmean(latencies), 3),
             "confirm_max_s": round(max(latencies), 3),
+        }
+
+    def bursts(self) -> dict[str, Any]:
+        """The two kinds of burst, each over all its rounds."""
+        return {
+            "payments_per_s": self.through.per_s,
+            "payments_ok": self.through.payments,
+            "payments_seconds": round(self.through.seconds, 3),
+            "payments_blocks": len(self.through.blocks),
+            **quantiles("payments_burst_confirm", self.through.latencies),
+            "geth_ingest_per_s": self.ingest.per_s,
+            "geth_ingest_payments": self.ingest.payments,
+            "geth_ingest_seconds": round(self.ingest.seconds, 3),
+            "geth_ingest_send_seconds": round(self.ingest.send_seconds, 3),
+            "geth_ingest_blocks": len(self.ingest.blocks),
+            **quantiles("ingest_burst_confirm", self.ingest.latencies),
+            "ratio_to_ceiling": round(self.through.per_s / self.ingest.per_s, 3),
+            "max_block_payments": max(self.block_payments.values()),
         }
 
     # --- gateway overhead, indexer ----------------------------------------------------------------------
@@ -427,6 +572,25 @@ class NetworkBench:
         }
 
 
+def cpu_meta(cpu: CpuClock, bursts: dict[str, Burst]) -> dict[str, Any]:
+    """CPU seconds per phase and per payment (ms), and what share of the machine's cores the phase had."""
+    cores = os.cpu_count() or 1
+    out: dict[str, Any] = {}
+    for name, spent in cpu.spent.items():
+        payments = bursts[name].payments
+        out[name] = {
+            **{f"{group}_cpu_s": round(value, 2) for group, value in spent.items() if group != "wall"},
+            **{
+                f"{group}_cpu_ms_per_payment": round(value * 1000 / payments, 3)
+                for group, value in spent.items()
+                if group != "wall"
+            },
+            "wall_s": round(spent["wall"], 2),
+            "share_of_machine": round(sum(v for g, v in spent.items() if g != "wall") / (spent["wall"] * cores), 3),
+        }
+    return out
+
+
 def measure(network: GethNetwork, directory: Path, console: Console) -> tuple[dict[str, Any], dict[str, Any]]:
     run = NetworkBench(network, console)
     run.log(f"setting up straight on the archive node: deploy, program, vendors, {SPENDERS:,} spenders")
@@ -434,11 +598,14 @@ def measure(network: GethNetwork, directory: Path, console: Console) -> tuple[di
     run.start_gateway(directory / "gateway")
     figures: dict[str, Any] = {}
     try:
+        cpu = run.cpu_clock()
         with BlockWatcher(run.url) as watcher:
-            run.log(f"geth ingest: {PAYMENTS:,} pre-signed payments straight to the archive node")
-            figures.update(run.geth_ingest(watcher))
-            run.log(f"end to end: {PAYMENTS:,} payments through the gateway (Submitter, wallet key)")
-            figures.update(run.payments(watcher))
+            for i in range(HALVES):
+                run.log(f"round {i + 1}/{HALVES}: geth ingest, {BURST:,} pre-signed payments straight to the node")
+                run.geth_ingest(watcher, cpu)
+                run.log(f"round {i + 1}/{HALVES}: {BURST:,} payments through the gateway (Submitter, wallet key)")
+                run.payments(watcher, cpu)
+            figures.update(run.bursts())
             run.log(f"steady stream: {STEADY_PAYMENTS} payments through the gateway, one per {STEADY_INTERVAL:g} s")
             figures.update(run.steady(watcher))
         run.log(f"gateway overhead: eth_blockNumber and eth_call, {REQUESTS:,} requests each way")
@@ -447,18 +614,40 @@ def measure(network: GethNetwork, directory: Path, console: Console) -> tuple[di
         stop_process(directory / "gateway")
     run.log("indexer: every event of the run, archive node -> SQLite")
     figures.update(run.indexer(directory))
-    figures["ratio_to_ceiling"] = round(figures["payments_per_s"] / figures["geth_ingest_per_s"], 3)
-    figures["max_block_payments"] = max(run.block_payments.values())
     figures["geth_version"] = run.rpc.call("web3_clientVersion")
     meta = {
+        "rounds": {"geth_ingest": run.ingest.rounds, "payments": run.through.rounds},
+        "cpu": cpu_meta(cpu, {"ingest": run.ingest, "gateway": run.through}),
         "block_payments": {str(k): v for k, v in sorted(run.block_payments.items())},
-        "token": run.token.address,
         "start_block": run.start_block,
         "end_block": run.rpc.block_number(),
     }
     run.rpc.close()
     run.bench.submitter.close()
     return figures, meta
+
+
+def start_network(directory: Path, console: Console, attempts: int = 3) -> GethNetwork:
+    """A new network in `directory`, started. Its free ports are chosen when it is made and bound when it
+    starts: another program may take one in between (other test runs share the machine), so a start that
+    fails makes a new network and tries again."""
+    for attempt in range(1, attempts + 1):
+        network = GethNetwork.init(directory / f"net{attempt}", ports=Ports(free=True), light_kdf=True)
+        try:
+            start = network.start()
+            network.wait_for_block(1, timeout=30)
+        except GethNetworkError as err:
+            network.stop()
+            if attempt == attempts:
+                raise
+            console.log(f"[yellow]the network did not start ({str(err).splitlines()[-1]}); making another[/]")
+            continue
+        console.log(
+            f"own Geth network in {network.data_dir}: {len(network.sealers)} sealers + archive at "
+            f"{network.rpc_url} (started in {start.seconds:.1f} s, peered: {start.peered})"
+        )
+        return network
+    raise AssertionError("unreachable")
 
 
 def main() -> int:
@@ -471,14 +660,8 @@ def main() -> int:
     # A short path: the nodes' IPC sockets live in it (unix socket paths are limited to ~107 bytes).
     directory = Path(tempfile.mkdtemp(prefix="dt-bench-net-"))
     try:
-        network = GethNetwork.init(directory / "net", ports=Ports(free=True), light_kdf=True)
+        network = start_network(directory, console)
         try:
-            start = network.start()
-            network.wait_for_block(1, timeout=30)
-            console.log(
-                f"own Geth network in {directory}: {len(network.sealers)} sealers + archive at {network.rpc_url} "
-                f"(started in {start.seconds:.1f} s, peered: {start.peered})"
-            )
             figures, meta = measure(network, directory, console)
             record = network.record
         finally:
@@ -497,7 +680,8 @@ def main() -> int:
             "block_gas_limit": record["gas_limit"],
             "chain_id": record["chain_id"],
             "spenders": SPENDERS,
-            "payments_per_phase": PAYMENTS,
+            "burst": BURST,
+            "bursts_per_kind": HALVES,
             "steady_payments": STEADY_PAYMENTS,
             "json_rpc_batch": BATCH,
             "gateway_client_role": "wallet",
@@ -506,7 +690,7 @@ def main() -> int:
             "duration_seconds": round(time.monotonic() - started, 1),
         }
     )
-    figures["sealers"] = meta["sealers"]
+    figures.update(sealers=meta["sealers"], period_s=meta["period_s"], block_gas_limit=meta["block_gas_limit"])
     report(
         "network",
         ROWS,
