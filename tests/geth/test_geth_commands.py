@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -215,7 +216,11 @@ class Gate:
 def gate(pilot, tmp_path_factory) -> Iterator[Gate]:
     data_dir = tmp_path_factory.mktemp("gateway")
     store = KeyStore(data_dir / "keys.json")
-    keys = {"kim": store.add("kim", "wallet"), "audit-office": store.add("audit-office", "auditor")}
+    keys = {
+        "kim": store.add("kim", "wallet"),
+        "audit-office": store.add("audit-office", "auditor"),
+        "slow": store.add("slow", "auditor", rate=2, burst=2),
+    }
     config = GatewayConfig(upstream=pilot.rpc_url, data_dir=data_dir, port=0, token=pilot.token.address)
     with running(config) as gateway:
         yield Gate(gateway, keys)
@@ -243,6 +248,15 @@ def test_the_client_sends_the_key_and_never_shows_it(gate, monkeypatch):
     with RpcClient(down, timeout=2) as nowhere, pytest.raises(RpcConnectionError) as unreachable:
         nowhere.block_number()
     assert key not in str(unreachable.value) and mask_url(down) in str(unreachable.value)
+
+
+def test_a_rate_limit_is_waited_out(gate):
+    """The gateway answers HTTP 429 with Retry-After once a client's burst is spent: the client waits, then
+    gets its answer."""
+    with RpcClient(gate.gateway.url_for("slow", gate.keys["slow"])) as slow:
+        began = time.monotonic()
+        heads = [slow.block_number() for _ in range(3)]
+        assert heads == sorted(heads) and time.monotonic() - began >= 0.9
 
 
 def test_the_submitter_through_the_gateway(pilot, gate, monkeypatch):
