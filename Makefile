@@ -47,8 +47,15 @@ compile: $(VENV)/.installed node_modules/.installed
 	rm -rf contracts/.cache
 	$(PY) -m deposit_token.chain.abi export
 
+# Everything, in two processes at once: the Geth network tests (tests/geth) mostly wait for 1 s blocks, so they
+# run beside the rest instead of after it (their output follows the rest's). Each uses its own ports.
 test: setup
-	ape test tests -q
+	@mkdir -p .build; \
+	ape test tests/geth -q > .build/test-geth.log 2>&1 & geth=$$!; \
+	ape test tests -q -m "not geth"; rest=$$?; \
+	wait $$geth; geth_status=$$?; \
+	echo "--- tests/geth (Geth networks) ---"; cat .build/test-geth.log; \
+	exit $$(( rest || geth_status ))
 
 # The inner loop: everything but the tests marked slow (see tests/conftest.py), under 2 minutes.
 test-fast: setup
@@ -86,3 +93,20 @@ slither: setup
 
 clean:
 	rm -rf .build contracts/.cache
+
+# The web console's browser libraries (uPlot for charts, htmx), pinned in package.json, copied into the package so
+# that the console works offline (no CDN). The copies are committed (tests/web checks they match node_modules);
+# after changing a version in package.json run `make web-vendor` and commit deposit_token/web/static/vendor/.
+WEB_VENDOR := deposit_token/web/static/vendor
+.PHONY: web-vendor serve-web
+web-vendor: node_modules/.installed
+	mkdir -p $(WEB_VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
+	cp node_modules/htmx.org/dist/htmx.min.js $(WEB_VENDOR)/
+	cp node_modules/uplot/LICENSE $(WEB_VENDOR)/uPlot.LICENSE
+	cp node_modules/htmx.org/LICENSE $(WEB_VENDOR)/htmx.LICENSE
+
+# The auditors' console and the public portal on http://127.0.0.1:8000 over the pilot network's audit database
+# (docs/WEB.md: accounts first, `ape run audit users add NAME --role supervisor`).
+serve-web: setup
+	ape run audit serve
