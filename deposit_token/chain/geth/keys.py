@@ -94,11 +94,18 @@ def read_node_id(node_dir: Path) -> str:
 # --- sealer keystores ----------------------------------------------------------------------------------------
 
 
+AES_IV_HEX_DIGITS = 32  # AES-128-CTR's 16-byte IV
+
+
 def write_keystore(keystore_dir: Path, passphrase: str, scrypt_n: int = STANDARD_SCRYPT_N) -> str:
     """Creates a new account key encrypted with `passphrase` in geth's keystore layout; returns its address."""
     key = new_private_key()
     address: str = Account.from_key(key).address
     keyfile: dict[str, Any] = Account.encrypt(key, passphrase, kdf="scrypt", iterations=scrypt_n)
+    # eth-keyfile writes the AES-CTR IV as an integer in hex, dropping leading zero bytes (about 1 key in 256);
+    # geth then panics with "bad IV length". The same 16 bytes, written in full:
+    params = keyfile["crypto"]["cipherparams"]
+    params["iv"] = params["iv"].rjust(AES_IV_HEX_DIGITS, "0")
     # geth's file name: UTC--<creation time>--<address without 0x, lower case>. The time only names the file.
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%f000Z")
     keystore_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
