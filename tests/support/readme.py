@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from deposit_token.audit.db.store import AUDIT_DIR_ENV
 from deposit_token.chain import deployment, node
 from deposit_token.chain.geth.cluster import GETH_DIR_ENV
 from deposit_token.gateway.server import DATA_DIR_ENV as GATEWAY_DIR_ENV
 from deposit_token.paths import ROOT
+from deposit_token.processes import port_in_use
 
 README = ROOT / "README.md"
+WALKTHROUGH_TIMEOUT = 900
 
 
 def walkthrough_script(marker: str, readme: str | None = None) -> str:
@@ -54,3 +60,34 @@ def isolated_env(tmp: Path) -> dict[str, str]:
         }
     )
     return env
+
+
+def require_free_ports(ports: tuple[int, ...], what: str) -> None:
+    """Skips the test (fails it under CI=true) when one of the documented ports the walkthrough uses is busy."""
+    busy = [port for port in ports if port_in_use("127.0.0.1", port)]
+    if busy:
+        reason = f"port(s) {', '.join(map(str, busy))} busy: {what} needs them"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def run_walkthrough(marker: str, tmp: Path) -> tuple[str, str]:
+    """Runs the walkthrough as a reader would paste it (`set -euo pipefail`, from the repository's folder), typing
+    a fresh passphrase on standard input; (its output, the passphrase). Fails the test if it exits non-zero,
+    shows a traceback or the passphrase."""
+    passphrase = secrets.token_urlsafe(18)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", walkthrough_script(marker)],
+        cwd=ROOT,
+        env=isolated_env(tmp),
+        input=passphrase + "\n",
+        capture_output=True,
+        text=True,
+        timeout=WALKTHROUGH_TIMEOUT,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-6000:]
+    assert passphrase not in out
+    assert "Traceback" not in out
+    return out, passphrase
