@@ -1,0 +1,183 @@
+"""The ASGI application: ``create_app(WebConfig(...))``.
+
+Routes (``tests/web`` lists them from the app itself):
+
+* public, no login: ``/`` (the transparency portal), ``/api/public/cells``, ``/api/public/cells.csv``,
+  ``/api/public/meta``, ``/api/health``, ``/api/openapi.json`` (the public API's OpenAPI document), ``/api/docs``
+  (that document as a page), ``/static/...``;
+* ``/login`` (GET form, POST password + TOTP code);
+* the console, ``/console...``: every module of ``deposit_token.web.console`` (overview, live payments, users,
+  access log, logout, and the pages added there).
+
+Every response carries a Content-Security-Policy that allows this site's own scripts, styles and connections
+only (no inline script, no CDN, no framing), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
+no-referrer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deposit_token.audit.db import store
+from deposit_token.errors import DepositTokenError
+from deposit_token.web import console, public
+from deposit_token.web.core import auth
+from deposit_token.web.core.config import WebConfig
+from deposit_token.web.core.follow import Follower
+from deposit_token.web.core.live import LiveFeed
+from deposit_token.web.core.pages import environment, render
+from deposit_token.web.core.reader import AuditReader
+from deposit_token.web.core.state import WebState
+
+STATIC = Path(__file__).resolve().parent / "static"
+API_TITLE = "deposit-token public spending API"
+log = logging.getLogger("deposit_token.web")
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        b"font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class WebError(DepositTokenError):
+    """The server cannot start (the message says why, in one sentence)."""
+
+
+def open_database(db_url: str) -> Engine:
+    """The audit database, migrated to the current schema (the console's tables included). A SQLite file must
+    exist already: a mistyped path is an error, not a new empty database."""
+    try:
+        url = store.parse_db_url(db_url)
+        if url.get_backend_name() == "sqlite" and not store.sqlite_file(url).is_file():
+            raise WebError(
+                f"no audit database at {store.sqlite_file(url)}: index the chain first (`ape run audit index`), "
+                "or give --db"
+            )
+        return store.open_database(db_url)
+    except store.DatabaseError as err:
+        raise WebError(str(err)) from None
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response (a plain ASGI middleware: event streams pass as they
+    are)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in SECURITY_HEADERS if name not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def create_app(config: WebConfig, engine: Engine | None = None) -> FastAPI:
+    """The app over `config.db_url` (opened and migrated here unless `engine` is given)."""
+    engine = engine or open_database(config.db_url)
+    state = WebState(
+        config=config,
+        engine=engine,
+        templates=environment(),
+        reader=AuditReader(engine),
+        feed=LiveFeed(engine, config.live_poll),
+    )
+    if config.follow is not None:
+        state.follower = Follower(engine, config.follow, log=log.info)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if state.follower is not None:
+            state.follower.start()
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            if state.follower is not None:
+                state.follower.stop()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version="1",
+        description="Anonymised payments of the deposit-token pilot: department x merchant category x month, "
+        "cells under 5 payments suppressed, no totals. No address, hash, vendor or receipt is ever published.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.web = state
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(public.router)
+    app.include_router(auth.router)
+    pages = console.discover()
+    for module in pages:
+        app.include_router(module.router)
+    state.nav = console.nav_items(pages)
+
+    @app.exception_handler(auth.LoginRequired)
+    async def login_required(request: Request, _error: Exception) -> Response:
+        return auth.login_required_response(request)
+
+    @app.exception_handler(auth.Forbidden)
+    async def forbidden(request: Request, error: Exception) -> Response:
+        assert isinstance(error, auth.Forbidden)
+        return auth.forbidden_response(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if _wants_html(request) and error.status_code in (404, 405):
+            key = "error.not_found" if error.status_code == 404 else "error.bad_request"
+            return render(request, "error.html", {"status": error.status_code, "message_key": key}, error.status_code)
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        if _wants_html(request):
+            return render(request, "error.html", {"status": 400, "message_key": "error.bad_request"}, 400)
+        details: list[Any] = [{"loc": e.get("loc"), "msg": e.get("msg")} for e in error.errors()]
+        return JSONResponse({"detail": details}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failure(request: Request, error: Exception) -> Response:
+        log.exception("error serving %s %s", request.method, request.url.path)
+        if _wants_html(request):
+            return render(request, "error.html", {"status": 500, "message_key": "error.internal"}, 500)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app

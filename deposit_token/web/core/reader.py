@@ -1,0 +1,90 @@
+"""The web layer's reads of the audit database: the audit library's own queries (``deposit_token.audit.query``:
+reports, public aggregates), each run in one consistent snapshot, their results kept per indexer checkpoint.
+
+Between two commits of the indexer the index does not change, so a report or a public table computed at
+checkpoint N is the answer to every request until the checkpoint moves: a request costs one primary-key read
+of the checkpoint, and the full query runs once per new block with events, not once per visitor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, select
+
+from deposit_token.audit.db import schema
+from deposit_token.audit.query.common import Filters, checkpoint_info, snapshot
+from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell, public_aggregates
+from deposit_token.audit.query.reports import Report, build_report
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The indexer's position: everything up to this block is in the database."""
+
+    block_number: int
+    block_hash: str
+    block_time: int | None  # unix seconds
+
+
+def read_checkpoint(conn: Connection) -> Checkpoint | None:
+    info = checkpoint_info(conn)
+    if info is None:
+        return None
+    stamp = conn.execute(
+        select(schema.blocks.c.timestamp).where(schema.blocks.c.number == info["block_number"])
+    ).scalar_one_or_none()
+    return Checkpoint(int(info["block_number"]), str(info["block_hash"]), None if stamp is None else int(stamp))
+
+
+class AuditReader:
+    """Cached reads of one audit database (thread-safe: routes run in worker threads)."""
+
+    def __init__(self, engine: Engine, cache_size: int = 64):
+        self.engine = engine
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = cache_size
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only connection seeing one consistent state (``audit.query.common.snapshot``)."""
+        with snapshot(self.engine) as conn:
+            yield conn
+
+    def cached(self, conn: Connection, name: str, key: Hashable, compute: Callable[[Connection], T]) -> T:
+        """`compute(conn)` at this snapshot's checkpoint, computed once per checkpoint and `key`."""
+        point = read_checkpoint(conn)
+        full = (name, None if point is None else (point.block_number, point.block_hash), key)
+        with self._lock:
+            if full in self._cache:
+                self._cache.move_to_end(full)
+                value: T = self._cache[full]
+                return value
+        value = compute(conn)
+        with self._lock:
+            self._cache[full] = value
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return value
+
+    def checkpoint(self) -> Checkpoint | None:
+        with self.snapshot() as conn:
+            return read_checkpoint(conn)
+
+    def public_cells(self, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT) -> list[PublicCell]:
+        """``audit public``'s cells (k-suppressed: ``audit.query.public``)."""
+        with self.snapshot() as conn:
+            return self.cached(conn, "public", (filters, min_count), lambda c: public_aggregates(c, filters, min_count))
+
+    def report(self, filters: Filters = Filters(), top: int | None = 10) -> Report:
+        """``audit report``'s report (``audit.query.reports.build_report``)."""
+        with self.snapshot() as conn:
+            return self.cached(conn, "report", (filters, top), lambda c: build_report(c, filters, top=top))

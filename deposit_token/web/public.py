@@ -1,0 +1,332 @@
+"""The public transparency portal (no login): payments per department x merchant category x month, as
+``ape run audit public`` publishes them (``deposit_token.audit.query.public``: cells under 5 payments
+suppressed, no totals), as a page with a chart, CSV and JSON downloads, and a JSON API with OpenAPI docs.
+
+Nothing here reads an address, a hash, a vendor or a receipt: the cells carry a department's name, a category,
+a month and two numbers, and the "as of" is a block number and time (not its hash). ``tests/web`` scans every
+public response for the addresses, hashes, vendor names and receipt ids of the database it serves.
+
+Responses carry ``Cache-Control: public, max-age=<public_max_age>`` and an ETag (a repeated request with
+``If-None-Match`` gets 304): the figures change only when the indexer commits.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections import defaultdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from deposit_token.audit.query.common import Filters, parse_period
+from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
+from deposit_token.domain import display
+from deposit_token.web.core.pages import render, translator
+from deposit_token.web.core.reader import Checkpoint
+from deposit_token.web.core.state import state_of
+
+MONTH_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
+MAX_MIN_COUNT = 10_000
+
+router = APIRouter()
+
+Month = Annotated[
+    str | None,
+    Query(pattern=MONTH_PATTERN, description="First (since) or last (until) month included, YYYY-MM.", max_length=7),
+]
+MinCount = Annotated[
+    int,
+    Query(
+        ge=MIN_CELL_COUNT,
+        le=MAX_MIN_COUNT,
+        description=f"Suppress cells with fewer payments than this (never below {MIN_CELL_COUNT}).",
+    ),
+]
+
+
+class BadRequest(Exception):
+    """A query the portal cannot answer (the message says why, in English; pages translate the kind)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+# --- API models ------------------------------------------------------------------------------------------------
+
+
+class CellOut(BaseModel):
+    month: str = Field(description="YYYY-MM, in the program's time zone (KST).")
+    department: str = Field(description="The department the payer was enrolled with when paying.")
+    category: str = Field(description="Merchant category (e.g. RESTAURANT).")
+    payments: int | None = Field(description="Number of payments; null when suppressed.")
+    amount: int | None = Field(description="Total in KRW (1 token = 1 KRW); null when suppressed.")
+    suppressed: bool = Field(description="True when the cell holds fewer than min_count payments.")
+
+
+class AsOf(BaseModel):
+    block_number: int | None = Field(description="The last block the figures include.")
+    block_time: str | None = Field(description="That block's time, KST (ISO 8601).")
+
+
+class CellsOut(BaseModel):
+    min_count: int
+    since: str | None
+    until: str | None
+    as_of: AsOf
+    cells: list[CellOut]
+
+
+class MetaOut(BaseModel):
+    min_count: int = Field(description="The smallest cell published.")
+    months: list[str]
+    departments: list[str]
+    categories: list[str]
+    as_of: AsOf
+
+
+class HealthOut(BaseModel):
+    status: str
+    as_of: AsOf
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+
+def filters_from(since: str | None, until: str | None) -> Filters:
+    try:
+        first = None if since is None else parse_period(since)
+        last = None if until is None else parse_period(until)
+    except ValueError as err:
+        raise BadRequest("public.error.month", str(err)) from None
+    if first is not None and last is not None and first > last:
+        raise BadRequest("public.error.order", f"since {since} is after until {until}")
+    return Filters((), first, last)
+
+
+def as_of(point: Checkpoint | None) -> AsOf:
+    if point is None:
+        return AsOf(block_number=None, block_time=None)
+    when = None
+    if point.block_time is not None:
+        from datetime import datetime
+
+        when = datetime.fromtimestamp(point.block_time, display.zone()).isoformat()
+    return AsOf(block_number=point.block_number, block_time=when)
+
+
+def _cells(request: Request, filters: Filters, min_count: int) -> tuple[list[PublicCell], Checkpoint | None]:
+    reader = state_of(request).reader
+    return reader.public_cells(filters, min_count), reader.checkpoint()
+
+
+def _cell_out(cell: PublicCell) -> CellOut:
+    return CellOut(
+        month=cell.month,
+        department=cell.department,
+        category=cell.category,
+        payments=cell.payments,
+        amount=cell.amount,
+        suppressed=cell.suppressed,
+    )
+
+
+def cached(request: Request, body: bytes, media_type: str, extra: dict[str, str] | None = None) -> Response:
+    """`body` with Cache-Control and an ETag; 304 when the client already has it."""
+    tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {
+        "Cache-Control": f"public, max-age={state_of(request).config.public_max_age}",
+        "ETag": tag,
+        **(extra or {}),
+    }
+    if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _bad(error: BadRequest) -> JSONResponse:
+    return JSONResponse({"detail": error.message}, status_code=400)
+
+
+# --- API -------------------------------------------------------------------------------------------------------
+
+_BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"description": "A month that does not exist, or since > until."}}
+
+
+@router.get(
+    "/api/public/cells",
+    response_model=CellsOut,
+    responses=_BAD_REQUEST,
+    tags=["public"],
+    summary="Payments per department x category x month",
+)
+async def api_cells(
+    request: Request, since: Month = None, until: Month = None, min_count: MinCount = MIN_CELL_COUNT
+) -> Response:
+    """Count and total of the payments of each department in each merchant category and month. Cells with
+    fewer than `min_count` payments are suppressed (no count, no amount); no totals are published, so that a
+    suppressed cell cannot be recovered by subtraction."""
+    try:
+        filters = filters_from(since, until)
+    except BadRequest as err:
+        return _bad(err)
+    cells, point = await run_in_threadpool(_cells, request, filters, min_count)
+    out = CellsOut(
+        min_count=min_count, since=since, until=until, as_of=as_of(point), cells=[_cell_out(c) for c in cells]
+    )
+    return cached(request, out.model_dump_json().encode(), "application/json")
+
+
+@router.get(
+    "/api/public/cells.csv",
+    responses={200: {"content": {"text/csv": {}}, "description": "The cells as CSV."}, **_BAD_REQUEST},
+    response_class=Response,
+    tags=["public"],
+    summary="The same cells as CSV",
+)
+async def api_cells_csv(
+    request: Request, since: Month = None, until: Month = None, min_count: MinCount = MIN_CELL_COUNT
+) -> Response:
+    """The cells of `/api/public/cells` as CSV (UTF-8, a header row; suppressed cells with empty count and
+    amount)."""
+    try:
+        filters = filters_from(since, until)
+    except BadRequest as err:
+        return _bad(err)
+    cells, _ = await run_in_threadpool(_cells, request, filters, min_count)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["month", "department", "category", "payments", "amount_krw", "suppressed"])
+    for c in cells:
+        writer.writerow(
+            [
+                c.month,
+                c.department,
+                c.category,
+                "" if c.payments is None else c.payments,
+                "" if c.amount is None else c.amount,
+                "true" if c.suppressed else "false",
+            ]
+        )
+    return cached(
+        request,
+        text.getvalue().encode(),
+        "text/csv; charset=utf-8",
+        {"Content-Disposition": 'attachment; filename="public-spending.csv"'},
+    )
+
+
+@router.get("/api/public/meta", response_model=MetaOut, tags=["public"], summary="What the cells cover")
+async def api_meta(request: Request) -> Response:
+    """The months, departments and categories that have payments, and the suppression threshold."""
+    cells, point = await run_in_threadpool(_cells, request, Filters(), MIN_CELL_COUNT)
+    out = MetaOut(
+        min_count=MIN_CELL_COUNT,
+        months=sorted({c.month for c in cells}),
+        departments=sorted({c.department for c in cells}),
+        categories=sorted({c.category for c in cells}),
+        as_of=as_of(point),
+    )
+    return cached(request, out.model_dump_json().encode(), "application/json")
+
+
+@router.get("/api/health", response_model=HealthOut, tags=["service"], summary="Is the server up, how current")
+async def api_health(request: Request) -> Response:
+    """For service managers and load balancers: 200 and the indexer's position."""
+    point = await run_in_threadpool(state_of(request).reader.checkpoint)
+    body = HealthOut(status="ok", as_of=as_of(point)).model_dump_json().encode()
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+# --- pages -----------------------------------------------------------------------------------------------------
+
+
+def chart_data(cells: list[PublicCell]) -> dict[str, Any]:
+    """The published amounts per department (suppressed cells are not in them, and say so)."""
+    per_department: dict[str, int] = defaultdict(int)
+    for c in cells:
+        if c.amount is not None:
+            per_department[c.department] += c.amount
+    ordered = sorted(per_department.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"labels": [k for k, _ in ordered], "values": [v for _, v in ordered]}
+
+
+@router.get("/", include_in_schema=False)
+def portal(request: Request, since: str | None = None, until: str | None = None) -> Response:
+    t = translator(request)
+    try:
+        filters = filters_from(since or None, until or None)
+    except BadRequest as err:
+        return render(request, "error.html", {"status": 400, "message_key": err.key}, 400)
+    cells, point = _cells(request, filters, MIN_CELL_COUNT)
+    query = "&".join(f"{k}={v}" for k, v in (("since", since), ("until", until)) if v)
+    response = render(
+        request,
+        "public.html",
+        {
+            "cells": cells,
+            "published": sum(1 for c in cells if not c.suppressed),
+            "since": since or "",
+            "until": until or "",
+            "as_of": point,
+            "min_count": MIN_CELL_COUNT,
+            "chart": {
+                **chart_data(cells),
+                "title": t("public.chart.title"),
+                "unit": t("unit.krw"),
+                "lang": t.lang,
+            },
+            "query": query,
+        },
+    )
+    response.headers["Cache-Control"] = f"public, max-age={state_of(request).config.public_max_age}"
+    response.headers["Vary"] = "Cookie"
+    return response
+
+
+@router.get("/api/docs", include_in_schema=False)
+def api_docs(request: Request) -> Response:
+    """The OpenAPI document as a page of this site (no CDN: Swagger UI would load from one)."""
+    schema = request.app.openapi()
+    operations = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, op in methods.items():
+            operations.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "parameters": [
+                        {
+                            "name": p["name"],
+                            "in": p["in"],
+                            "required": p.get("required", False),
+                            "type": _type_of(p.get("schema", {})),
+                            "description": p.get("description", "") or p.get("schema", {}).get("description", ""),
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    "responses": sorted(op.get("responses", {})),
+                }
+            )
+    response = render(request, "api_docs.html", {"operations": operations, "info": schema.get("info", {})})
+    response.headers["Cache-Control"] = f"public, max-age={state_of(request).config.public_max_age}"
+    return response
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " | ".join(_type_of(s) for s in schema["anyOf"])
+    kind = str(schema.get("type", ""))
+    if "pattern" in schema:
+        kind += f" ({schema['pattern']})"
+    if "minimum" in schema or "maximum" in schema:
+        kind += f" [{schema.get('minimum', '')}..{schema.get('maximum', '')}]"
+    return kind
