@@ -29,7 +29,7 @@ from eth_utils import keccak
 from deposit_token.chain import deployment, reads, sandbox
 from deposit_token.chain.contracts import system_contract_type
 from deposit_token.chain.rpc import API_KEY_ENV, RpcClient, RpcConnectionError, RpcError, mask_url
-from deposit_token.chain.submit import LocalSigner, Submitter, TxRequest, encode_call
+from deposit_token.chain.submit import LocalSigner, Submitter, TxRequest, encode_call, sign_legacy
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
 from deposit_token.gateway import GatewayConfig, KeyStore, RunningGateway, running
@@ -248,6 +248,44 @@ def test_the_client_sends_the_key_and_never_shows_it(gate, monkeypatch):
     with RpcClient(down, timeout=2) as nowhere, pytest.raises(RpcConnectionError) as unreachable:
         nowhere.block_number()
     assert key not in str(unreachable.value) and mask_url(down) in str(unreachable.value)
+
+
+def test_the_gateway_refuses_methods_roles_and_unknown_senders_on_geth(pilot, gate):
+    """In front of the real archive node: the never-exposed namespaces (geth's own admin, debug, clique, txpool,
+    miner and personal APIs) for every client, sending for an auditor, and a raw transaction from a key the
+    token does not know, each with its own JSON-RPC error; a registered official's payment goes through."""
+    with RpcClient(gate.gateway.url_for("kim", gate.keys["kim"])) as wallet:
+        for method, params in (
+            ("admin_peers", []),
+            ("debug_traceBlockByNumber", ["latest"]),
+            ("clique_getSigners", []),
+            ("txpool_content", []),
+            ("miner_start", []),
+            ("personal_listAccounts", []),
+            ("eth_sendTransaction", [{"from": signer(OFFICIAL).address}]),
+        ):
+            with pytest.raises(RpcError) as refused:
+                wallet.call(method, params)
+            assert refused.value.code is not None and method in refused.value.message, refused.value
+        nonce = int(wallet.call("eth_getTransactionCount", [signer(OFFICIAL).address, "pending"]), 16)
+        request = pilot.pay(OFFICIAL, RESTAURANT, 1_000, 7201)
+        fields = {"gas_price": 0, "gas": 200_000, "to": pilot.token.address, "value": 0, "data": request.data}
+        raw = "0x" + sign_legacy(request.signer, nonce=nonce, chain_id=pilot.chain_id, **fields)[0].hex()
+        stranger = LocalSigner(keccak(b"a key the token does not know"))
+        raw_stranger = "0x" + sign_legacy(stranger, nonce=0, chain_id=pilot.chain_id, **fields)[0].hex()
+        with pytest.raises(RpcError) as unknown:
+            wallet.call("eth_sendRawTransaction", [raw_stranger])
+        assert "not a registered participant" in unknown.value.message and stranger.address in unknown.value.message
+        with RpcClient(gate.gateway.url_for("audit-office", gate.keys["audit-office"])) as auditor:
+            with pytest.raises(RpcError) as read_only:
+                auditor.call("eth_sendRawTransaction", [raw])
+            assert "may not call eth_sendRawTransaction" in read_only.value.message
+        tx_hash = wallet.call("eth_sendRawTransaction", [raw])
+        deadline = time.monotonic() + 30
+        while (receipt := wallet.call("eth_getTransactionReceipt", [tx_hash])) is None:
+            assert time.monotonic() < deadline, "the official's payment was not mined"
+            time.sleep(0.3)
+        assert int(receipt["status"], 16) == 1
 
 
 def test_a_rate_limit_is_waited_out(gate):
