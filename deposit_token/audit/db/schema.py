@@ -168,8 +168,10 @@ payments = _event_table(
     Column("receipt_id", HEX32, nullable=False),
     Column("evidence_hash", HEX32, nullable=False),
     Column("cap_left", Amount, nullable=False),
-    Index(None, "payer"),
-    Index(None, "vendor"),
+    # the console's lists: a payer's, a vendor's or a month's newest payments from one index range
+    Index(None, "payer", "block_number", "log_index"),
+    Index(None, "vendor", "block_number", "log_index"),
+    Index(None, "period", "block_number", "log_index"),
 )
 allocations = _event_table(
     "allocations",

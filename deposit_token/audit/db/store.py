@@ -16,12 +16,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from deposit_token import paths
-from deposit_token.audit.db import schema
+from deposit_token.audit.db import casework, schema
 from deposit_token.errors import DepositTokenError
 
 try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
@@ -198,10 +198,19 @@ def bind_to_chain(engine: Engine, chain_id: int, token: str, start_block: int, n
 
 
 def reset(engine: Engine) -> None:
-    """Empties every table (events, blocks, checkpoint, meta): the next run indexes from the start block."""
+    """Empties every table (events, blocks, checkpoint, meta, and what is derived from them): the next run
+    indexes from the start block. The auditors' dispositions stay (they are append-only)."""
     with engine.begin() as conn:
-        for table in (*schema.EVENT_TABLES, schema.blocks, schema.checkpoint, schema.index_meta):
-            conn.execute(delete(table))
+        for table in (
+            *schema.EVENT_TABLES,
+            schema.blocks,
+            schema.checkpoint,
+            schema.index_meta,
+            *casework.DERIVED_TABLES,
+        ):
+            if table is not casework.derived_state:  # its row stays: a rollback locks it (_lower_derived)
+                conn.execute(delete(table))
+        conn.execute(update(casework.derived_state).values(block_number=-1, settings=""))
 
 
 # --- checkpoint, writes, rollback ------------------------------------------------------------------------------
@@ -300,6 +309,7 @@ def rollback_to(engine: Engine, ancestor: int, ancestor_hash: str | None) -> int
     deeper than anything stored) the checkpoint row itself is removed and indexing restarts at the start."""
     removed = 0
     with engine.begin() as conn:
+        _lower_derived(conn, ancestor)
         for table in schema.EVENT_TABLES:
             removed += conn.execute(delete(table).where(table.c.block_number > ancestor)).rowcount or 0
         conn.execute(delete(schema.blocks).where(schema.blocks.c.number > ancestor))
@@ -308,6 +318,23 @@ def rollback_to(engine: Engine, ancestor: int, ancestor_hash: str | None) -> int
         else:
             _set_checkpoint(conn, ancestor, ancestor_hash)
     return removed
+
+
+def _lower_derived(conn: Connection, ancestor: int) -> None:
+    """Tells ``audit.derive`` what a rollback to `ancestor` removes: its checkpoint goes down to the ancestor
+    (taking its row first, so a refresh in progress finishes before the rows go) and the groups of the removed
+    payments are recorded for it to recompute; their flags go now."""
+    state, dirty, p = casework.derived_state, casework.derived_dirty, schema.payments
+    # every time, even when already at or below: the row lock is what waits for a refresh in progress
+    lowered = case((state.c.block_number > ancestor, ancestor), else_=state.c.block_number)
+    conn.execute(update(state).values(block_number=lowered))
+    conn.execute(
+        insert(dirty).from_select(
+            ["payer", "program_id", "period"],
+            select(p.c.payer, p.c.program_id, p.c.period).where(p.c.block_number > ancestor).distinct(),
+        )
+    )
+    conn.execute(delete(casework.payment_flags).where(casework.payment_flags.c.block_number > ancestor))
 
 
 def count_events(conn: Connection) -> int:

@@ -307,6 +307,32 @@ class Departments:
         """Spenders whose department changed at some point (the others have one department throughout)."""
         return {s for s, history in self._history.items() if len({label for _, label in history}) > 1}
 
+    def labels(self) -> list[str]:
+        """Every department any spender has had, sorted."""
+        return sorted({label for history in self._history.values() for _, label in history})
+
+    def spans(self, label: str) -> dict[str, list[tuple[Position | None, Position | None]]]:
+        """Where spenders had department `label`: spender -> [from, until) position ranges, None = open (the first
+        enrolment reaches back, as in `at`); a spender who only ever had `label` gets [(None, None)]."""
+        out: dict[str, list[tuple[Position | None, Position | None]]] = {}
+        for spender, history in self._history.items():
+            ranges: list[tuple[Position | None, Position | None]] = []
+            for i, (position, own) in enumerate(history):
+                if own != label:
+                    continue
+                start = None if i == 0 else position
+                end = history[i + 1][0] if i + 1 < len(history) else None
+                if ranges and ranges[-1][1] == start:  # re-enrolled in the same department: one range
+                    start = ranges.pop()[0]
+                ranges.append((start, end))
+            if ranges:
+                out[spender] = ranges
+        return out
+
+    def spenders(self) -> set[str]:
+        """Every spender with an enrolment."""
+        return set(self._history)
+
     def at(self, spender: str, position: Position | None = None) -> str:
         history = self._history.get(spender)
         if not history:

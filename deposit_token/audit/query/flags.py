@@ -45,7 +45,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import holidays
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select, true
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
@@ -129,7 +129,11 @@ class _Payment:
         )
 
 
-def load_payments(conn: Connection, filters: Filters, programs: ProgramConfigs) -> list[_Payment]:
+def load_payments(
+    conn: Connection, filters: Filters, programs: ProgramConfigs, where: ColumnElement[bool] | None = None
+) -> list[_Payment]:
+    """The payments matching `filters` (and `where`, a further clause over ``schema.payments``), in chain order,
+    each with its local time and the program configuration in force when it was made."""
     p = schema.payments
     rows = conn.execute(
         select(
@@ -144,7 +148,7 @@ def load_payments(conn: Connection, filters: Filters, programs: ProgramConfigs) 
             p.c.amount,
             p.c.evidence_hash,
         )
-        .where(filters.payment_clause(p))
+        .where(filters.payment_clause(p), true() if where is None else where)
         .order_by(p.c.block_number, p.c.log_index)
     )
     out = []

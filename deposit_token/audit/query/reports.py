@@ -12,11 +12,11 @@ paying.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import (
@@ -53,13 +53,17 @@ class SpendFact:
 
 
 def spend_facts(
-    conn: Connection, filters: Filters = Filters(), departments: Departments | None = None
+    conn: Connection,
+    filters: Filters = Filters(),
+    departments: Departments | None = None,
+    where: ColumnElement[bool] | None = None,
 ) -> list[SpendFact]:
-    """The payments matching `filters`, summed per (department, payer, program, category, vendor, month)."""
+    """The payments matching `filters` (and `where`, a further clause over ``schema.payments``), summed per
+    (department, payer, program, category, vendor, month)."""
     p = schema.payments
     departments = departments or Departments.load(conn)
     changed = departments.changed()
-    where = filters.payment_clause(p)
+    where = and_(filters.payment_clause(p), true() if where is None else where)
     grouped = conn.execute(
         select(
             p.c.payer,
@@ -212,18 +216,33 @@ class FlowRow:
     redeemed: int | None
 
 
-def flows(conn: Connection, filters: Filters = Filters(), programs: ProgramConfigs | None = None) -> list[FlowRow]:
-    """One row per program (those with any allocation, payment, return, claw-back or sweep), then the total."""
+def flows(
+    conn: Connection,
+    filters: Filters = Filters(),
+    programs: ProgramConfigs | None = None,
+    spent: Mapping[int, int] | None = None,
+) -> list[FlowRow]:
+    """One row per program (those with any allocation, payment, return, claw-back or sweep), then the total.
+    `spent`: what each program's payments add up to under `filters`, when the caller has it (pre-aggregated),
+    instead of summing the payments here."""
     programs = programs or ProgramConfigs.load(conn)
     offsets = programs.offsets()
     sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     p = schema.payments
-    for r in conn.execute(
-        select(p.c.program_id, func.sum(p.c.amount).label("total"))
-        .where(filters.payment_clause(p))
-        .group_by(p.c.program_id)
-    ):
-        sums[r.program_id]["spent"] = int(r.total)
+    spent_rows = (
+        spent.items()
+        if spent is not None
+        else (
+            (r.program_id, r.total)
+            for r in conn.execute(
+                select(p.c.program_id, func.sum(p.c.amount).label("total"))
+                .where(filters.payment_clause(p))
+                .group_by(p.c.program_id)
+            )
+        )
+    )
+    for program_id, amount in spent_rows:
+        sums[program_id]["spent"] = int(amount)
     for flow, table in (
         ("allocated", schema.allocations),
         ("returned", schema.returns),

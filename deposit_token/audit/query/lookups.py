@@ -1,0 +1,62 @@
+"""What every console page needs to label a payment: programs (rules by version), departments (by enrolment
+history) and vendor names, loaded once per database and reused while those tables do not change.
+
+The tables are small (programs, enrolments, vendor registrations: thousands of rows), but reading and sorting
+them for every page of 50 payments would cost more than the page's own query. A page asks ``lookups(conn)``:
+one query for the tables' row counts and highest blocks (the version) and, only when that changed, a reload.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from deposit_token.audit.db import schema
+from deposit_token.audit.query.common import Departments, ProgramConfigs, vendor_names
+
+
+@dataclass(frozen=True)
+class Lookups:
+    programs: ProgramConfigs
+    departments: Departments
+    vendors: dict[str, tuple[str, int]]  # vendor -> (name, registered category), latest registration
+
+    def vendor_name(self, vendor: str) -> str:
+        return self.vendors.get(vendor, ("(unregistered)", 0))[0]
+
+    def vendor_category(self, vendor: str) -> int | None:
+        found = self.vendors.get(vendor)
+        return None if found is None else found[1]
+
+
+_VERSIONED = (schema.program_configs, schema.enrolments, schema.vendor_registrations)
+_cache: dict[str, tuple[tuple[int, ...], Lookups]] = {}
+_lock = threading.Lock()
+
+
+def _version(conn: Connection) -> tuple[int, ...]:
+    columns = []
+    for table in _VERSIONED:
+        columns.append(select(func.count()).select_from(table).scalar_subquery())
+        columns.append(select(func.coalesce(func.max(table.c.block_number), -1)).scalar_subquery())
+    return tuple(int(v) for v in conn.execute(select(*columns)).one())
+
+
+def load_lookups(conn: Connection) -> Lookups:
+    """Reads the three tables now (no cache)."""
+    return Lookups(ProgramConfigs.load(conn), Departments.load(conn), vendor_names(conn))
+
+
+def lookups(conn: Connection) -> Lookups:
+    """The lookups of `conn`'s database as of its snapshot, from the cache when the tables did not change."""
+    key = conn.engine.url.render_as_string(hide_password=False)
+    version = _version(conn)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    loaded = load_lookups(conn)
+    with _lock:
+        _cache[key] = (version, loaded)
+    return loaded
