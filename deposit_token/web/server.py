@@ -55,12 +55,17 @@ def _uvicorn(app: FastAPI, log_level: str) -> uvicorn.Server:
 
 def serve(config: WebConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Serves until interrupted (Ctrl-C or SIGTERM). Raises ListenError or app.WebError in one sentence."""
-    sock = listen(host, port)
+    app = create_app(config)  # the database first: a wrong --db is said before anything listens
     try:
-        app = create_app(config)
+        sock = listen(host, port)
+    except ListenError:
+        app.state.web.engine.dispose()
+        raise
+    try:
         _uvicorn(app, log_level).run(sockets=[sock])
     finally:
         sock.close()
+        app.state.web.engine.dispose()
 
 
 class BackgroundServer:
