@@ -21,16 +21,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 
 from deposit_token.audit.db import schema
+from deposit_token.audit.query.cases import FlagFilter, iter_dispositions, iter_flags
 from deposit_token.audit.query.common import checkpoint_info
+from deposit_token.audit.query.payments import PaymentFilter, iter_payments
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl"}
-SKIPPED_TABLES = frozenset({"alembic_version"})  # migration bookkeeping, not audit data
+# migration bookkeeping and the web console's accounts and sessions (password hashes, TOTP secrets): not audit
+# data, and secrets must never leave in an export
+SKIPPED_TABLES = frozenset({"alembic_version", "web_users", "web_sessions"})
 BATCH = 5_000
 
 
@@ -101,46 +105,93 @@ def _rows(conn: Connection, table: Table) -> Iterator[Sequence[Any]]:
         yield from partition
 
 
-def export_table(conn: Connection, table: Table, directory: Path, fmt: str) -> ExportedTable:
+def write_rows(out: BinaryIO, columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str) -> tuple[int, str]:
+    """Writes `rows` to `out` as CSV (header first) or JSON Lines; returns (rows written, SHA-256 of the bytes).
+    The one writer of every export: tables, filtered views, streamed downloads."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
-    columns = tuple(c.name for c in table.columns)
-    file_name = f"{table.name}.{FORMATS[fmt]}"
-    final = directory / file_name
-    temporary = directory / f".{file_name}.tmp"
+    names = tuple(columns)
     digest = hashlib.sha256()
     count = 0
+    if fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_csv_field(v) for v in row])
+            count += 1
+            if count % BATCH == 0:
+                chunk = text.getvalue().encode()
+                out.write(chunk)
+                digest.update(chunk)
+                text.seek(0)
+                text.truncate()
+        chunk = text.getvalue().encode()
+        out.write(chunk)
+        digest.update(chunk)
+    else:
+        for row in rows:
+            line = _json_line(names, tuple(row))
+            out.write(line)
+            digest.update(line)
+            count += 1
+    return count, digest.hexdigest()
+
+
+def _write_file(
+    directory: Path, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
+) -> ExportedTable:
+    """One file of an export, written under a temporary name and renamed when complete."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    file_name = f"{name}.{FORMATS[fmt]}"
+    final = directory / file_name
+    temporary = directory / f".{file_name}.tmp"
     with open(temporary, "wb") as out:
-        if fmt == "csv":
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(columns)
-            for row in _rows(conn, table):
-                writer.writerow([_csv_field(v) for v in row])
-                count += 1
-                if count % BATCH == 0:
-                    chunk = text.getvalue().encode()
-                    out.write(chunk)
-                    digest.update(chunk)
-                    text.seek(0)
-                    text.truncate()
-            chunk = text.getvalue().encode()
-            out.write(chunk)
-            digest.update(chunk)
-        else:
-            for row in _rows(conn, table):
-                line = _json_line(columns, tuple(row))
-                out.write(line)
-                digest.update(line)
-                count += 1
+        count, sha256 = write_rows(out, columns, rows, fmt)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, final)
-    return ExportedTable(table.name, file_name, count, columns, digest.hexdigest())
+    return ExportedTable(name, file_name, count, tuple(columns), sha256)
+
+
+def export_table(conn: Connection, table: Table, directory: Path, fmt: str) -> ExportedTable:
+    return _write_file(directory, table.name, [c.name for c in table.columns], _rows(conn, table), fmt)
 
 
 def planned_files(tables: Iterable[Table], fmt: str) -> list[str]:
     return [f"{t.name}.{FORMATS[fmt]}" for t in tables] + ["manifest.json"]
+
+
+def _prepare(directory: str | Path, planned: Sequence[str], overwrite: bool) -> Path:
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{target} exists and is not a directory")
+    existing = [name for name in planned if (target / name).exists()]
+    if existing and not overwrite:
+        shown = ", ".join(existing[:5]) + (", ..." if len(existing) > 5 else "")
+        raise ValueError(f"{target} already holds an export ({shown}): choose another directory or overwrite")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _write_manifest(
+    conn: Connection, target: Path, fmt: str, written: Sequence[ExportedTable], extra: dict[str, Any] | None = None
+) -> None:
+    manifest = {
+        "format": fmt,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "database": conn.engine.dialect.name,
+        "checkpoint": checkpoint_info(conn),
+        **(extra or {}),
+        "tables": [
+            {"name": t.name, "file": t.file, "rows": t.rows, "columns": list(t.columns), "sha256": t.sha256}
+            for t in written
+        ],
+    }
+    temporary = target / ".manifest.json.tmp"
+    temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(temporary, target / "manifest.json")
 
 
 def export_all(
@@ -155,27 +206,166 @@ def export_all(
     Refuses (ValueError) to replace files of an earlier export unless `overwrite`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
-    target = Path(directory)
-    if target.exists() and not target.is_dir():
-        raise ValueError(f"{target} exists and is not a directory")
     chosen = tables_to_export(conn, tables)
-    existing = [name for name in planned_files(chosen, fmt) if (target / name).exists()]
-    if existing and not overwrite:
-        shown = ", ".join(existing[:5]) + (", ..." if len(existing) > 5 else "")
-        raise ValueError(f"{target} already holds an export ({shown}): choose another directory or overwrite")
-    target.mkdir(parents=True, exist_ok=True)
+    target = _prepare(directory, planned_files(chosen, fmt), overwrite)
     written = [export_table(conn, table, target, fmt) for table in chosen]
-    manifest = {
-        "format": fmt,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "database": conn.engine.dialect.name,
-        "checkpoint": checkpoint_info(conn),
-        "tables": [
-            {"name": t.name, "file": t.file, "rows": t.rows, "columns": list(t.columns), "sha256": t.sha256}
-            for t in written
-        ],
-    }
-    temporary = target / ".manifest.json.tmp"
-    temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(temporary, target / "manifest.json")
+    _write_manifest(conn, target, fmt, written)
     return written
+
+
+# --- filtered views --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """A filtered list as an export file: `name` (file stem), columns, rows, and what was filtered (``filter``
+    in the manifest, so that the file says which view it is)."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: Iterable[Sequence[Any]]
+    filter: dict[str, Any]
+
+
+def export_views(
+    conn: Connection, directory: str | Path, views: Sequence[View], fmt: str = "csv", overwrite: bool = False
+) -> list[ExportedTable]:
+    """Writes each view to `directory` with a manifest like ``export_all``'s (plus each view's filter); call it
+    inside one ``common.snapshot`` so that the files agree with each other and with the checkpoint named."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    names = [v.name for v in views]
+    if len(set(names)) != len(names):
+        raise ValueError("two views of one export need different names")
+    target = _prepare(directory, [f"{n}.{FORMATS[fmt]}" for n in names] + ["manifest.json"], overwrite)
+    written = [_write_file(target, v.name, v.columns, v.rows, fmt) for v in views]
+    _write_manifest(conn, target, fmt, written, {"filters": {v.name: v.filter for v in views}})
+    return written
+
+
+PAYMENT_COLUMNS = (
+    "key",
+    "block_number",
+    "log_index",
+    "tx_hash",
+    "timestamp",
+    "time_kst",
+    "period",
+    "program_id",
+    "program",
+    "payer",
+    "department",
+    "vendor",
+    "vendor_name",
+    "category",
+    "category_name",
+    "amount",
+    "receipt",
+    "has_evidence",
+    "flags",
+)
+
+
+def payments_view(conn: Connection, filt: PaymentFilter | None = None, name: str = "payments") -> View:
+    """The payments list of `filt` (every page, newest first) as a view; flags as ``rule;rule``."""
+    filt = filt or PaymentFilter()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for row in iter_payments(conn, filt):
+            values = {**row.__dict__, "flags": ";".join(row.flags)}
+            yield tuple(values[c] for c in PAYMENT_COLUMNS)
+
+    return View(name, PAYMENT_COLUMNS, rows(), filt.as_params())
+
+
+FLAG_COLUMNS = (
+    "flag",
+    "rule",
+    "detail",
+    "local_time",
+    "payment",
+    "tx_hash",
+    "program_id",
+    "payer",
+    "department",
+    "vendor",
+    "vendor_name",
+    "category_name",
+    "amount",
+    "status",
+    "decided_by",
+    "decided_at",
+    "note",
+    "dispositions",
+)
+
+
+def flags_view(conn: Connection, filt: FlagFilter | None = None, name: str = "flags") -> View:
+    """The flag queue of `filt` (newest first) with each flag's latest disposition, as a view."""
+    filt = filt or FlagFilter()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for flag in iter_flags(conn, filt):
+            pay, latest = flag.payment, flag.latest
+            yield (
+                flag.key,
+                flag.rule,
+                flag.detail,
+                flag.local_time,
+                pay.key,
+                pay.tx_hash,
+                pay.program_id,
+                pay.payer,
+                pay.department,
+                pay.vendor,
+                pay.vendor_name,
+                pay.category_name,
+                pay.amount,
+                "open" if latest is None else latest.disposition,
+                None if latest is None else latest.decided_by,
+                None if latest is None else latest.decided_at,
+                None if latest is None else latest.note,
+                flag.dispositions,
+            )
+
+    return View(
+        name,
+        FLAG_COLUMNS,
+        rows(),
+        {"rules": list(filt.rules), "status": filt.status, "payments": filt.payments.as_params()},
+    )
+
+
+DISPOSITION_COLUMNS = (
+    "id",
+    "flag",
+    "block_number",
+    "log_index",
+    "rule",
+    "tx_hash",
+    "disposition",
+    "note",
+    "decided_by",
+    "decided_at",
+)
+
+
+def dispositions_view(conn: Connection, name: str = "dispositions") -> View:
+    """Every disposition in the order recorded, as a view."""
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for d in iter_dispositions(conn):
+            yield tuple(getattr(d, c) for c in DISPOSITION_COLUMNS)
+
+    return View(name, DISPOSITION_COLUMNS, rows(), {})
+
+
+def export_payments(
+    conn: Connection,
+    directory: str | Path,
+    filt: PaymentFilter | None = None,
+    fmt: str = "csv",
+    overwrite: bool = False,
+) -> list[ExportedTable]:
+    """The filtered payments list as ``payments.<fmt>`` + ``manifest.json`` in `directory`."""
+    return export_views(conn, directory, [payments_view(conn, filt)], fmt, overwrite)

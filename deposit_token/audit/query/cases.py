@@ -1,0 +1,355 @@
+"""The flag queue and the dispositions auditors recorded on flags (reading; ``audit.cases`` records them).
+
+A flag is one rule raised on one payment: its key is ``"<block>-<log index>-<rule>"``. The queue lists the
+derived ``payment_flags`` rows (every rule of ``audit flags``, see ``audit.derive``) joined with their payment,
+newest first, with the latest disposition of each; it filters by rule, by status (``open``: no disposition yet,
+``decided``: at least one, or the latest disposition's kind) and by anything a payment list filters by. Pages
+work as the payments list's (keyset, ``next_cursor`` / ``prev_cursor``, here flag keys).
+
+Dispositions are append-only (``db.casework``): a flag's history is every disposition recorded on it, in order;
+the latest one is its status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, not_, or_, select, true
+
+from deposit_token.audit.db import casework, schema
+from deposit_token.audit.query.flags import RULES
+from deposit_token.audit.query.lookups import lookups
+from deposit_token.audit.query.payments import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    PaymentFilter,
+    PaymentRow,
+    _rows,
+    payment_clause,
+)
+from deposit_token.domain import display
+
+DISPOSITIONS = casework.DISPOSITIONS
+STATUSES = ("open", "decided", "any", *DISPOSITIONS)
+
+FlagId = tuple[int, int, str]  # (block_number, log_index, rule)
+
+_FLAG_KEY = re.compile(r"^\s*(\d{1,19})-(\d{1,9})-([a-z-]{1,32})\s*$")
+
+
+def flag_key(block_number: int, log_index: int, rule: str) -> str:
+    return f"{block_number}-{log_index}-{rule}"
+
+
+def parse_flag_key(text: str) -> FlagId:
+    """(block_number, log_index, rule) from a flag key; ValueError in one sentence otherwise."""
+    match = _FLAG_KEY.match(str(text))
+    if not match or match.group(3) not in RULES:
+        raise ValueError(f"{text!r} is not a flag key (block-log-rule, e.g. 1234-5-night)")
+    return int(match.group(1)), int(match.group(2)), match.group(3)
+
+
+# --- dispositions ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disposition:
+    id: int
+    flag: str  # flag key
+    block_number: int
+    log_index: int
+    rule: str
+    tx_hash: str
+    disposition: str
+    note: str
+    decided_by: str
+    decided_at: datetime  # UTC
+    decided_at_kst: str
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _disposition(r: Any) -> Disposition:
+    at = _aware(r.decided_at)
+    return Disposition(
+        id=r.id,
+        flag=flag_key(r.block_number, r.log_index, r.rule),
+        block_number=r.block_number,
+        log_index=r.log_index,
+        rule=r.rule,
+        tx_hash=r.tx_hash,
+        disposition=r.disposition,
+        note=r.note,
+        decided_by=r.decided_by,
+        decided_at=at,
+        decided_at_kst=display.moment(int(at.timestamp())),
+    )
+
+
+def disposition_history(
+    conn: Connection, block_number: int, log_index: int, rule: str | None = None
+) -> list[Disposition]:
+    """Every disposition recorded on the payment's flags (or on one rule's), oldest first."""
+    d = casework.dispositions
+    where = and_(d.c.block_number == block_number, d.c.log_index == log_index)
+    if rule is not None:
+        where = and_(where, d.c.rule == rule)
+    return [_disposition(r) for r in conn.execute(select(d).where(where).order_by(d.c.id))]
+
+
+def latest_dispositions(conn: Connection, flags: Sequence[FlagId]) -> dict[FlagId, tuple[Disposition, int]]:
+    """The latest disposition of each flag that has one, with how many it has."""
+    if not flags:
+        return {}
+    d = casework.dispositions
+    wanted = set(flags)
+    blocks = sorted({block for block, _, _ in flags})
+    history: dict[FlagId, list[Any]] = {}
+    for i in range(0, len(blocks), 1_000):
+        for r in conn.execute(select(d).where(d.c.block_number.in_(blocks[i : i + 1_000])).order_by(d.c.id)):
+            key = (r.block_number, r.log_index, r.rule)
+            if key in wanted:
+                history.setdefault(key, []).append(r)
+    return {key: (_disposition(rows[-1]), len(rows)) for key, rows in history.items()}
+
+
+def iter_dispositions(conn: Connection) -> Iterator[Disposition]:
+    """Every disposition, in the order recorded (the export)."""
+    d = casework.dispositions
+    result = conn.execution_options(yield_per=5_000).execute(select(d).order_by(d.c.id))
+    for partition in result.partitions():
+        for r in partition:
+            yield _disposition(r)
+
+
+# --- the queue -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlagFilter:
+    """Which flags the queue shows: rules (empty = all), status, and the flagged payments' filter."""
+
+    rules: tuple[str, ...] = ()
+    status: str = "open"
+    payments: PaymentFilter = field(default_factory=PaymentFilter)
+
+    def __post_init__(self) -> None:
+        unknown = [rule for rule in self.rules if rule not in RULES]
+        if unknown:
+            raise ValueError(f"unknown flag rule {unknown[0]!r} (known: {', '.join(RULES)})")
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r} (known: {', '.join(STATUSES)})")
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    key: str
+    rule: str
+    rule_text: str
+    detail: str
+    local_time: str
+    payment: PaymentRow
+    latest: Disposition | None  # None: open
+    dispositions: int
+
+
+@dataclass(frozen=True)
+class FlagPage:
+    rows: list[FlagRow]
+    next_cursor: str | None
+    prev_cursor: str | None
+    filter: FlagFilter = field(default_factory=FlagFilter)
+
+
+def _same_flag(d: Any, f: Any) -> ColumnElement[bool]:
+    return and_(d.c.block_number == f.c.block_number, d.c.log_index == f.c.log_index, d.c.rule == f.c.rule)
+
+
+def status_clause(status: str, f: Any = casework.payment_flags) -> ColumnElement[bool]:
+    """Flags (rows of ``payment_flags`` or alike) whose status is `status`."""
+    d = casework.dispositions
+    if status == "any":
+        return true()
+    has_any = exists(select(1).select_from(d).where(_same_flag(d, f)))
+    if status == "open":
+        return not_(has_any)
+    if status == "decided":
+        return has_any
+    later = d.alias("later")
+    newest = select(func.max(later.c.id)).where(_same_flag(later, d)).scalar_subquery()
+    return exists(select(1).select_from(d).where(_same_flag(d, f), d.c.disposition == status, d.c.id == newest))
+
+
+def _flag_cmp(f: Any, flag: FlagId, below: bool) -> ColumnElement[bool]:
+    block, log, rule = flag
+    if below:
+        return and_(
+            f.c.block_number <= block,
+            or_(
+                f.c.block_number < block,
+                f.c.log_index < log,
+                and_(f.c.log_index == log, f.c.rule < rule),
+            ),
+        )
+    return and_(
+        f.c.block_number >= block,
+        or_(
+            f.c.block_number > block,
+            f.c.log_index > log,
+            and_(f.c.log_index == log, f.c.rule > rule),
+        ),
+    )
+
+
+def flag_queue(
+    conn: Connection,
+    filt: FlagFilter = FlagFilter(),
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = DEFAULT_PAGE,
+) -> FlagPage:
+    """One page of the flag queue, newest first (see the module docstring)."""
+    if after is not None and before is not None:
+        raise ValueError("give after or before, not both")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"a page holds 1 to {MAX_PAGE} flags, not {limit}")
+    f, p = casework.payment_flags, schema.payments
+    found = lookups(conn)
+    where = and_(
+        f.c.rule.in_(filt.rules) if filt.rules else true(),
+        status_clause(filt.status, f),
+        true() if filt.payments.is_empty() else payment_clause(filt.payments, found, p),
+    )
+    query = select(
+        f.c.block_number,
+        f.c.log_index,
+        f.c.rule,
+        f.c.detail,
+        f.c.local_time,
+        *(column for column in p.c if column.name not in ("block_number", "log_index")),
+    ).select_from(f.join(p, and_(p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index)))
+    if before is not None:
+        raw = list(
+            conn.execute(
+                query.where(where, _flag_cmp(f, parse_flag_key(before), below=False))
+                .order_by(f.c.block_number, f.c.log_index, f.c.rule)
+                .limit(limit + 1)
+            )
+        )
+        more_newer = len(raw) > limit
+        raw = raw[:limit][::-1]
+        rows = _flag_rows(conn, raw, found)
+        return FlagPage(rows, rows[-1].key if rows else before, rows[0].key if rows and more_newer else None, filt)
+    if after is not None:
+        where = and_(where, _flag_cmp(f, parse_flag_key(after), below=True))
+    raw = list(
+        conn.execute(
+            query.where(where).order_by(f.c.block_number.desc(), f.c.log_index.desc(), f.c.rule.desc()).limit(limit + 1)
+        )
+    )
+    more_older = len(raw) > limit
+    rows = _flag_rows(conn, raw[:limit], found)
+    return FlagPage(
+        rows,
+        rows[-1].key if rows and more_older else None,
+        rows[0].key if rows and after is not None else (None if rows or after is None else after),
+        filt,
+    )
+
+
+def iter_flags(conn: Connection, filt: FlagFilter = FlagFilter(), batch: int = MAX_PAGE) -> Iterator[FlagRow]:
+    """Every flag of the queue matching `filt`, newest first (an export)."""
+    after: str | None = None
+    while True:
+        page = flag_queue(conn, filt, after=after, limit=batch)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+def _flag_rows(conn: Connection, raw: Sequence[Any], found: Any) -> list[FlagRow]:
+    payments = {(row.block_number, row.log_index): row for row in _rows(conn, _unique_payments(raw), found)}
+    ids = [(r.block_number, r.log_index, r.rule) for r in raw]
+    latest = latest_dispositions(conn, ids)
+    out = []
+    for r, flag in zip(raw, ids):
+        decided = latest.get(flag)
+        out.append(
+            FlagRow(
+                key=flag_key(*flag),
+                rule=r.rule,
+                rule_text=RULES.get(r.rule, r.rule),
+                detail=r.detail,
+                local_time=r.local_time,
+                payment=payments[(r.block_number, r.log_index)],
+                latest=None if decided is None else decided[0],
+                dispositions=0 if decided is None else decided[1],
+            )
+        )
+    return out
+
+
+def _unique_payments(raw: Sequence[Any]) -> list[Any]:
+    seen: dict[tuple[int, int], Any] = {}
+    for r in raw:
+        seen.setdefault((r.block_number, r.log_index), r)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class FlagCount:
+    rule: str
+    rule_text: str
+    flags: int
+    open: int
+
+
+def flag_counts(conn: Connection, payments: PaymentFilter | None = None) -> list[FlagCount]:
+    """Flags and open flags per rule (every rule, in ``RULES`` order), over the payments of `payments`."""
+    payments = payments or PaymentFilter()
+    f, p, d = casework.payment_flags, schema.payments, casework.dispositions
+    if payments.is_empty():
+        totals = dict(
+            (r.rule, int(r.n)) for r in conn.execute(select(f.c.rule, func.count().label("n")).group_by(f.c.rule))
+        )
+        # flags with at least one disposition, each once however many it has
+        decided_flags = (
+            select(f.c.rule, f.c.block_number, f.c.log_index)
+            .select_from(f.join(d, _same_flag(d, f)))
+            .distinct()
+            .subquery()
+        )
+        decided = dict(
+            (r.rule, int(r.n))
+            for r in conn.execute(select(decided_flags.c.rule, func.count().label("n")).group_by(decided_flags.c.rule))
+        )
+    else:
+        found = lookups(conn)
+        joined = f.join(p, and_(p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index))
+        where = payment_clause(payments, found, p)
+        totals = dict(
+            (r.rule, int(r.n))
+            for r in conn.execute(
+                select(f.c.rule, func.count().label("n")).select_from(joined).where(where).group_by(f.c.rule)
+            )
+        )
+        decided = dict(
+            (r.rule, int(r.n))
+            for r in conn.execute(
+                select(f.c.rule, func.count().label("n"))
+                .select_from(joined)
+                .where(where, status_clause("decided", f))
+                .group_by(f.c.rule)
+            )
+        )
+    return [
+        FlagCount(rule, text, totals.get(rule, 0), totals.get(rule, 0) - decided.get(rule, 0))
+        for rule, text in RULES.items()
+    ]

@@ -1,0 +1,724 @@
+"""Payments for the auditors' console: a filtered list in pages (keyset pagination, newest first) and one
+payment in full (the decoded event, who paid whom in words, the receipt, the redemption that settled it, and the
+program's rules in force at that block).
+
+Filters (``PaymentFilter``): programs, departments (the payer's department *when paying*), vendors, payers,
+merchant categories, months (the payment's ``period``: ``yyyymm`` in the program's time zone, KST unless the
+program says otherwise), an amount range and flag rules (the derived ``payment_flags`` table, see
+``audit.derive``: as fresh as its last refresh).
+
+Pages are in chain order, newest first: (block_number, log_index) descending. A page gives the key of its last
+row as ``next_cursor`` (``after=`` that key: older payments) and of its first row as ``prev_cursor``
+(``before=`` that key: newer ones), so a page costs one index range scan however deep it is, and rows arriving
+meanwhile never shift it. A payment's key ``"<block>-<log index>"`` is its position on the chain.
+
+Everything here reads; nothing writes. Call it inside ``common.snapshot(engine)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
+
+from deposit_token.audit.db import casework, schema
+from deposit_token.audit.query.common import (
+    UNKNOWN_DEPARTMENT,
+    Position,
+    ProgramConfig,
+    format_period,
+    parse_period,
+)
+from deposit_token.audit.query.flags import RULES, ZERO_HASH
+from deposit_token.audit.query.lookups import Lookups, lookups
+from deposit_token.domain import display
+from deposit_token.domain.categories import category_name, parse_category
+from deposit_token.domain.inputs import check_address, check_amount
+from deposit_token.domain.receipts import receipt_text
+from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, NO_CAP, WEEKDAYS, unpack_hours
+
+ANY_FLAG = "any"  # PaymentFilter.flags: flagged by any rule
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+
+_KEY = re.compile(r"^\s*(\d{1,19})-(\d{1,9})\s*$")
+
+
+# --- keys ------------------------------------------------------------------------------------------------------
+
+
+def payment_key(block_number: int, log_index: int) -> str:
+    """``"<block>-<log index>"``: a payment's position, as used in URLs and cursors."""
+    return f"{block_number}-{log_index}"
+
+
+def parse_payment_key(text: str) -> Position:
+    """(block_number, log_index) from a payment key; ValueError in one sentence for anything else."""
+    match = _KEY.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a payment key (block-log, e.g. 1234-5)")
+    return int(match.group(1)), int(match.group(2))
+
+
+# --- the filter ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    """Which payments a list shows; every field narrows (empty = no condition), values within a field are
+    alternatives. Months are ``yyyymm`` bounds, inclusive."""
+
+    programs: tuple[int, ...] = ()
+    departments: tuple[str, ...] = ()  # as shown: the department's text, or its bytes32 hex
+    vendors: tuple[str, ...] = ()  # checksummed addresses
+    payers: tuple[str, ...] = ()
+    categories: tuple[int, ...] = ()
+    since: int | None = None
+    until: int | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    flags: tuple[str, ...] = ()  # rule names of query.flags.RULES, or ANY_FLAG
+
+    def __post_init__(self) -> None:
+        unknown = [rule for rule in self.flags if rule != ANY_FLAG and rule not in RULES]
+        if unknown:
+            raise ValueError(f"unknown flag rule {unknown[0]!r} (known: {ANY_FLAG}, {', '.join(RULES)})")
+        for bound in (self.since, self.until):
+            if bound is not None:
+                parse_period(bound)
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise ValueError(
+                f"the months run backwards: {format_period(self.since)} is after {format_period(self.until)}"
+            )
+        for amount in (self.min_amount, self.max_amount):
+            if amount is not None and amount < 0:
+                raise ValueError("an amount bound cannot be negative")
+        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
+            raise ValueError(f"the minimum amount {self.min_amount:,} is above the maximum {self.max_amount:,}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str | Sequence[str]]) -> PaymentFilter:
+        """A filter from query-string values (each a string or a list of strings; empty strings are ignored):
+        ``program``, ``department``, ``vendor``, ``payer``, ``category`` (name or code), ``month`` (one month,
+        YYYY-MM), ``since``, ``until``, ``min_amount``, ``max_amount`` (KRW, ``45000`` or ``45,000``), ``flag``
+        (a rule or ``any``). Raises ValueError with one sentence naming the bad value."""
+
+        def values(name: str) -> list[str]:
+            raw = params.get(name, ())
+            items = [raw] if isinstance(raw, str) else list(raw)
+            return [item.strip() for item in items if item and item.strip()]
+
+        def one(name: str) -> str | None:
+            found = values(name)
+            if len(found) > 1:
+                raise ValueError(f"give {name} once, not {len(found)} times")
+            return found[0] if found else None
+
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise ValueError(f"unknown filter {unknown[0]!r} (known: {', '.join(PARAMS)})")
+        programs = []
+        for text in values("program"):
+            if not text.isdigit() or not 0 < int(text) < 2**16:
+                raise ValueError(f"program {text!r} is not a program id (1, 2, ...)")
+            programs.append(int(text))
+        month, since, until = one("month"), one("since"), one("until")
+        if month is not None and (since is not None or until is not None):
+            raise ValueError("give either month or since/until, not both")
+        amounts = [
+            None if (given := one(name)) is None else check_amount(given, name.replace("_", " "), allow_zero=True)
+            for name in ("min_amount", "max_amount")
+        ]
+        return cls(
+            programs=tuple(dict.fromkeys(programs)),
+            departments=tuple(dict.fromkeys(values("department"))),
+            vendors=tuple(dict.fromkeys(check_address(v, "vendor") for v in values("vendor"))),
+            payers=tuple(dict.fromkeys(check_address(v, "payer") for v in values("payer"))),
+            categories=tuple(dict.fromkeys(int(parse_category(c)) for c in values("category"))),
+            since=None if (low := month or since) is None else parse_period(low),
+            until=None if (high := month or until) is None else parse_period(high),
+            min_amount=amounts[0],
+            max_amount=amounts[1],
+            flags=tuple(dict.fromkeys(values("flag"))),
+        )
+
+    def as_params(self) -> dict[str, list[str]]:
+        """The filter as query-string values (what ``from_params`` reads back)."""
+        out: dict[str, list[str]] = {
+            "program": [str(p) for p in self.programs],
+            "department": list(self.departments),
+            "vendor": list(self.vendors),
+            "payer": list(self.payers),
+            "category": [category_name(c) for c in self.categories],
+            "since": [] if self.since is None else [format_period(self.since)],
+            "until": [] if self.until is None else [format_period(self.until)],
+            "min_amount": [] if self.min_amount is None else [str(self.min_amount)],
+            "max_amount": [] if self.max_amount is None else [str(self.max_amount)],
+            "flag": list(self.flags),
+        }
+        return {k: v for k, v in out.items() if v}
+
+    def is_empty(self) -> bool:
+        return self == PaymentFilter()
+
+    def cell_compatible(self) -> bool:
+        """Whether the pre-aggregated cells can answer totals (only programs, departments, categories, months)."""
+        return not (
+            self.vendors or self.payers or self.flags or self.min_amount is not None or self.max_amount is not None
+        )
+
+
+PARAMS = (
+    "program",
+    "department",
+    "vendor",
+    "payer",
+    "category",
+    "month",
+    "since",
+    "until",
+    "min_amount",
+    "max_amount",
+    "flag",
+)
+
+
+def _position_at_least(table: Any, position: Position) -> ColumnElement[bool]:
+    block, log = position
+    return and_(table.c.block_number >= block, or_(table.c.block_number > block, table.c.log_index >= log))
+
+
+def _position_below(table: Any, position: Position) -> ColumnElement[bool]:
+    block, log = position
+    return and_(table.c.block_number <= block, or_(table.c.block_number < block, table.c.log_index < log))
+
+
+def _position_above(table: Any, position: Position) -> ColumnElement[bool]:
+    block, log = position
+    return and_(table.c.block_number >= block, or_(table.c.block_number > block, table.c.log_index > log))
+
+
+def department_clause(table: Any, departments: Iterable[str], found: Lookups) -> ColumnElement[bool]:
+    """Payments (rows with ``payer``, ``block_number``, ``log_index``) made while the payer had one of
+    `departments` (the payer's department when paying, as ``Departments.at``)."""
+    whole: set[str] = set()
+    parts: list[ColumnElement[bool]] = []
+    history = found.departments
+    for label in departments:
+        if label == UNKNOWN_DEPARTMENT:
+            enrolled = sorted(history.spenders())
+            parts.append(table.c.payer.not_in(enrolled) if enrolled else true())
+            continue
+        for spender, ranges in history.spans(label).items():
+            if ranges == [(None, None)]:
+                whole.add(spender)
+                continue
+            for start, end in ranges:
+                bounds = [table.c.payer == spender]
+                if start is not None:
+                    bounds.append(_position_at_least(table, start))
+                if end is not None:
+                    bounds.append(_position_below(table, end))
+                parts.append(and_(*bounds))
+    if whole:
+        parts.append(table.c.payer.in_(sorted(whole)))
+    return or_(*parts) if parts else false()
+
+
+def flag_clause(table: Any, rules: Iterable[str]) -> ColumnElement[bool]:
+    """Payments with a flag of one of `rules` (ANY_FLAG: any rule) in ``payment_flags``."""
+    f = casework.payment_flags
+    wanted = list(rules)
+    condition = and_(f.c.block_number == table.c.block_number, f.c.log_index == table.c.log_index)
+    if ANY_FLAG not in wanted:
+        condition = and_(condition, f.c.rule.in_(wanted))
+    return exists(select(1).select_from(f).where(condition))
+
+
+def payment_clause(filt: PaymentFilter, found: Lookups, table: Any = schema.payments) -> ColumnElement[bool]:
+    """The WHERE clause of `filt` over the payments table."""
+    parts: list[ColumnElement[bool]] = []
+    if filt.programs:
+        parts.append(table.c.program_id.in_(filt.programs))
+    if filt.categories:
+        parts.append(table.c.category.in_(filt.categories))
+    if filt.vendors:
+        parts.append(table.c.vendor.in_(filt.vendors))
+    if filt.payers:
+        parts.append(table.c.payer.in_(filt.payers))
+    if filt.since is not None:
+        parts.append(table.c.period >= filt.since)
+    if filt.until is not None:
+        parts.append(table.c.period <= filt.until)
+    if filt.min_amount is not None:
+        parts.append(table.c.amount >= filt.min_amount)
+    if filt.max_amount is not None:
+        parts.append(table.c.amount <= filt.max_amount)
+    if filt.departments:
+        parts.append(department_clause(table, filt.departments, found))
+    if filt.flags:
+        parts.append(flag_clause(table, filt.flags))
+    return and_(true(), *parts)
+
+
+# --- list rows -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    """What a list shows of one payment."""
+
+    key: str
+    block_number: int
+    log_index: int
+    tx_hash: str
+    timestamp: int
+    time_kst: str  # "2030-01-07 12:00 KST"
+    program_id: int
+    program: str
+    payer: str
+    department: str
+    vendor: str
+    vendor_name: str
+    category: int
+    category_name: str
+    amount: int
+    receipt: str  # the invoice number or text, "-" for none
+    has_evidence: bool
+    period: str  # YYYY-MM
+    flags: tuple[str, ...]  # rules raised (derived table)
+
+
+@dataclass(frozen=True)
+class PaymentPage:
+    rows: list[PaymentRow]
+    next_cursor: str | None  # after= this key: the older payments
+    prev_cursor: str | None  # before= this key: the newer payments
+    filter: PaymentFilter = field(default_factory=PaymentFilter)
+
+
+_LIST_COLUMNS = (
+    "block_number",
+    "log_index",
+    "tx_hash",
+    "block_timestamp",
+    "payer",
+    "vendor",
+    "program_id",
+    "category",
+    "period",
+    "amount",
+    "receipt_id",
+    "evidence_hash",
+)
+
+
+def _select_rows(where: ColumnElement[bool]) -> Select[Any]:
+    p = schema.payments
+    return select(*(p.c[name] for name in _LIST_COLUMNS)).where(where)
+
+
+def flags_of(conn: Connection, positions: Sequence[Position]) -> dict[Position, tuple[str, ...]]:
+    """The rules raised on each payment (derived table), in ``RULES`` order."""
+    if not positions:
+        return {}
+    f = casework.payment_flags
+    blocks = sorted({block for block, _ in positions})
+    wanted = set(positions)
+    order = {rule: i for i, rule in enumerate(RULES)}
+    found: dict[Position, list[str]] = defaultdict(list)
+    for i in range(0, len(blocks), 1_000):
+        for r in conn.execute(
+            select(f.c.block_number, f.c.log_index, f.c.rule).where(f.c.block_number.in_(blocks[i : i + 1_000]))
+        ):
+            position = (r.block_number, r.log_index)
+            if position in wanted:
+                found[position].append(r.rule)
+    return {position: tuple(sorted(rules, key=lambda r: order.get(r, 99))) for position, rules in found.items()}
+
+
+def _rows(conn: Connection, raw: Sequence[Any], found: Lookups) -> list[PaymentRow]:
+    flags = flags_of(conn, [(r.block_number, r.log_index) for r in raw])
+    out = []
+    for r in raw:
+        position = (r.block_number, r.log_index)
+        out.append(
+            PaymentRow(
+                key=payment_key(*position),
+                block_number=r.block_number,
+                log_index=r.log_index,
+                tx_hash=r.tx_hash,
+                timestamp=r.block_timestamp,
+                time_kst=display.moment(r.block_timestamp, KST_OFFSET_MINUTES),
+                program_id=r.program_id,
+                program=found.programs.name(r.program_id),
+                payer=r.payer,
+                department=found.departments.at(r.payer, position),
+                vendor=r.vendor,
+                vendor_name=found.vendor_name(r.vendor),
+                category=r.category,
+                category_name=category_name(r.category),
+                amount=int(r.amount),
+                receipt=receipt_text(r.receipt_id),
+                has_evidence=r.evidence_hash not in (None, "", ZERO_HASH),
+                period=format_period(r.period),
+                flags=flags.get(position, ()),
+            )
+        )
+    return out
+
+
+def list_payments(
+    conn: Connection,
+    filt: PaymentFilter = PaymentFilter(),
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = DEFAULT_PAGE,
+) -> PaymentPage:
+    """One page of the payments matching `filt`, newest first: the first page, or those older than the key
+    `after`, or those newer than the key `before` (the page just above it). Raises ValueError for a bad key or
+    limit."""
+    if after is not None and before is not None:
+        raise ValueError("give after or before, not both")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"a page holds 1 to {MAX_PAGE} payments, not {limit}")
+    p = schema.payments
+    found = lookups(conn)
+    where = payment_clause(filt, found)
+    if before is not None:
+        position = parse_payment_key(before)
+        raw = list(
+            conn.execute(
+                _select_rows(and_(where, _position_above(p, position)))
+                .order_by(p.c.block_number, p.c.log_index)
+                .limit(limit + 1)
+            )
+        )
+        more_newer = len(raw) > limit
+        raw = raw[:limit][::-1]
+        rows = _rows(conn, raw, found)
+        return PaymentPage(
+            rows,
+            next_cursor=rows[-1].key if rows else before,
+            prev_cursor=rows[0].key if rows and more_newer else None,
+            filter=filt,
+        )
+    condition = where if after is None else and_(where, _position_below(p, parse_payment_key(after)))
+    raw = list(
+        conn.execute(_select_rows(condition).order_by(p.c.block_number.desc(), p.c.log_index.desc()).limit(limit + 1))
+    )
+    more_older = len(raw) > limit
+    rows = _rows(conn, raw[:limit], found)
+    return PaymentPage(
+        rows,
+        next_cursor=rows[-1].key if rows and more_older else None,
+        prev_cursor=rows[0].key if rows and after is not None else (None if rows or after is None else after),
+        filter=filt,
+    )
+
+
+def iter_payments(
+    conn: Connection, filt: PaymentFilter = PaymentFilter(), batch: int = MAX_PAGE
+) -> Iterator[PaymentRow]:
+    """Every payment matching `filt`, newest first, page by page (an export of a filtered list)."""
+    after: str | None = None
+    while True:
+        page = list_payments(conn, filt, after=after, limit=batch)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+@dataclass(frozen=True)
+class PaymentCount:
+    payments: int
+    exact: bool  # False: at least `payments` (counting stopped at the cap)
+
+
+def count_payments(conn: Connection, filt: PaymentFilter = PaymentFilter(), cap: int = 10_000) -> PaymentCount:
+    """How many payments match, counting at most `cap` + 1 rows (a page says "10,000+" rather than waiting)."""
+    p = schema.payments
+    inner = select(p.c.block_number).where(payment_clause(filt, lookups(conn))).limit(cap + 1).subquery()
+    n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+    return PaymentCount(min(n, cap), n <= cap)
+
+
+@dataclass(frozen=True)
+class PaymentTotals:
+    payments: int
+    amount: int
+
+
+def payment_totals(conn: Connection, filt: PaymentFilter = PaymentFilter()) -> PaymentTotals:
+    """Count and sum of the payments matching `filt`: from the monthly cells (``spend_cells``, as fresh as the
+    last ``derive.refresh``) when the filter only names programs, departments, categories and months, else
+    from the payments themselves."""
+    found = lookups(conn)
+    if filt.cell_compatible():
+        c = casework.spend_cells
+        parts: list[ColumnElement[bool]] = []
+        if filt.programs:
+            parts.append(c.c.program_id.in_(filt.programs))
+        if filt.categories:
+            parts.append(c.c.category.in_(filt.categories))
+        if filt.departments:
+            parts.append(c.c.department.in_(filt.departments))
+        if filt.since is not None:
+            parts.append(c.c.period >= filt.since)
+        if filt.until is not None:
+            parts.append(c.c.period <= filt.until)
+        row = conn.execute(
+            select(func.coalesce(func.sum(c.c.payments), 0), func.coalesce(func.sum(c.c.amount), 0)).where(*parts)
+        ).one()
+        return PaymentTotals(int(row[0]), int(row[1]))
+    p = schema.payments
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(p.c.amount), 0)).where(payment_clause(filt, found))
+    ).one()
+    return PaymentTotals(int(row[0]), int(row[1]))
+
+
+# --- one payment -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    category: int
+    name: str
+    cap: int | None  # per spender per month; None = no cap
+
+
+@dataclass(frozen=True)
+class ProgramRules:
+    """A program's rules as in force at one position (its ProgramConfigured event and the caps set up to it)."""
+
+    program_id: int
+    version: int
+    name: str
+    treasury: str
+    start: str  # KST moments
+    end: str
+    utc_offset_minutes: int
+    zone: str
+    hours: list[tuple[str, str]]  # (weekday, "09-18" | "closed" | "all day")
+    per_payment_limit: int | None  # None = no limit
+    evidence_threshold: int | None  # None = evidence never required
+    categories: list[CategoryRule]
+    configured_block: int
+    configured_tx: str
+    configured_at: str
+    paused: bool
+
+
+def _hours_text(opening: int, closing: int) -> str:
+    if opening >= closing:
+        return "closed"
+    if (opening, closing) == (0, 24):
+        return "all day"
+    return f"{opening:02d}:00-{closing:02d}:00"
+
+
+def rules_at(conn: Connection, program_id: int, position: Position) -> ProgramRules | None:
+    """The rules of `program_id` in force at `position` (None if the index has no configuration of it)."""
+    t = schema.program_configs
+    config = conn.execute(
+        select(t)
+        .where(t.c.program_id == program_id, _position_below(t, (position[0], position[1] + 1)))
+        .order_by(t.c.block_number.desc(), t.c.log_index.desc())
+        .limit(1)
+    ).first()
+    if config is None:  # an index that started after the program's creation: its earliest configuration
+        config = conn.execute(
+            select(t).where(t.c.program_id == program_id).order_by(t.c.block_number, t.c.log_index).limit(1)
+        ).first()
+    if config is None:
+        return None
+    return _rules(conn, config, position)
+
+
+def _rules(conn: Connection, config: Any, position: Position) -> ProgramRules:
+    caps_table, pauses = schema.category_caps, schema.program_pauses
+    caps: dict[int, int] = {}
+    for r in conn.execute(
+        select(caps_table.c.category, caps_table.c.cap)
+        .where(
+            caps_table.c.program_id == config.program_id,
+            _position_below(caps_table, (position[0], position[1] + 1)),
+        )
+        .order_by(caps_table.c.block_number, caps_table.c.log_index)
+    ):
+        caps[r.category] = int(r.cap)
+    paused = conn.execute(
+        select(pauses.c.paused)
+        .where(pauses.c.program_id == config.program_id, _position_below(pauses, (position[0], position[1] + 1)))
+        .order_by(pauses.c.block_number.desc(), pauses.c.log_index.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    mask = int(config.categories)
+    allowed = [c for c in range(64) if (mask >> c) & 1]
+    limit, threshold = int(config.per_payment_limit), int(config.evidence_threshold)
+    offset = config.utc_offset_minutes
+    return ProgramRules(
+        program_id=config.program_id,
+        version=config.version,
+        name=config.name,
+        treasury=config.treasury,
+        start=display.moment(config.start, offset),
+        end=display.moment(config.end_time, offset),
+        utc_offset_minutes=offset,
+        zone=display.zone_name(offset),
+        hours=[(WEEKDAYS[d], _hours_text(o, c)) for d, (o, c) in enumerate(unpack_hours(int(config.opening_hours)))],
+        per_payment_limit=None if limit >= MAX_AMOUNT_40 else limit,
+        evidence_threshold=None if threshold in (0, MAX_AMOUNT_40) else threshold,
+        categories=[
+            CategoryRule(c, category_name(c), None if caps.get(c, NO_CAP) >= NO_CAP else caps[c]) for c in allowed
+        ],
+        configured_block=config.block_number,
+        configured_tx=config.tx_hash,
+        configured_at=display.moment(config.block_timestamp, KST_OFFSET_MINUTES),
+        paused=bool(paused),
+    )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The vendor's redemption that took this payment's last KRW out, first in first out: the vendor's
+    payments and redemptions are matched in chain order (a vendor's tokens only come from payments)."""
+
+    block_number: int
+    tx_hash: str
+    time_kst: str
+    amount: int
+    reference: str  # the settlement reference's text ('' for rows indexed before it was kept)
+    settlement_ref: str  # its keccak256, as on-chain
+
+
+@dataclass(frozen=True)
+class PaymentDetail:
+    row: PaymentRow
+    event: dict[str, Any]  # the Payment event's fields, ABI names and values as emitted
+    local_time: str  # in the program's time zone
+    receipt_id: str
+    evidence_hash: str | None  # None: no evidence
+    cap_left: int
+    cap: int | None  # the payer's cap in this category at this payment (override or program's); None = no cap
+    cap_override: bool
+    vendor_category: int | None  # the vendor's registered category (the payment's category is its own)
+    received_before: int  # the vendor's payments up to and including this one (KRW)
+    redeemed_total: int  # everything the vendor has redeemed so far
+    settlement: Settlement | None  # None: not redeemed yet
+    rules: ProgramRules | None
+
+
+def get_payment(conn: Connection, key: str | Position) -> PaymentDetail | None:
+    """One payment in full, or None if there is none at that key."""
+    block, log = parse_payment_key(key) if isinstance(key, str) else key
+    p = schema.payments
+    r = conn.execute(select(p).where(p.c.block_number == block, p.c.log_index == log)).first()
+    if r is None:
+        return None
+    found = lookups(conn)
+    (row,) = _rows(conn, [r], found)
+    config: ProgramConfig | None = found.programs.at(r.program_id, (block, log))
+    offset = config.utc_offset_minutes if config else KST_OFFSET_MINUTES
+    rules = rules_at(conn, r.program_id, (block, log))
+    cap, overridden = _cap_at(conn, r.payer, r.category, (block, log), rules)
+    received = _vendor_received(conn, r.vendor, (block, log))
+    settlement, redeemed = _settlement(conn, r.vendor, received)
+    return PaymentDetail(
+        row=row,
+        event={
+            "payer": r.payer,
+            "vendor": r.vendor,
+            "programId": r.program_id,
+            "category": r.category,
+            "period": r.period,
+            "amount": int(r.amount),
+            "receiptId": r.receipt_id,
+            "evidenceHash": r.evidence_hash,
+            "capLeft": int(r.cap_left),
+        },
+        local_time=display.moment(r.block_timestamp, offset),
+        receipt_id=r.receipt_id,
+        evidence_hash=None if r.evidence_hash in (None, "", ZERO_HASH) else r.evidence_hash,
+        cap_left=int(r.cap_left),
+        cap=cap,
+        cap_override=overridden,
+        vendor_category=found.vendor_category(r.vendor),
+        received_before=received,
+        redeemed_total=redeemed,
+        settlement=settlement,
+        rules=rules,
+    )
+
+
+def _cap_at(
+    conn: Connection, payer: str, category: int, position: Position, rules: ProgramRules | None
+) -> tuple[int | None, bool]:
+    o = schema.cap_overrides
+    override = conn.execute(
+        select(o.c.cap, o.c.active)
+        .where(o.c.spender == payer, o.c.category == category, _position_below(o, position))
+        .order_by(o.c.block_number.desc(), o.c.log_index.desc())
+        .limit(1)
+    ).first()
+    if override is not None and override.active:
+        cap = int(override.cap)
+        return (None if cap >= NO_CAP else cap), True
+    if rules is None:
+        return None, False
+    for rule in rules.categories:
+        if rule.category == category:
+            return rule.cap, False
+    return None, False
+
+
+def _vendor_received(conn: Connection, vendor: str, position: Position) -> int:
+    p = schema.payments
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(p.c.amount), 0)).where(
+                p.c.vendor == vendor, _position_below(p, (position[0], position[1] + 1))
+            )
+        ).scalar_one()
+    )
+
+
+def _settlement(conn: Connection, vendor: str, received: int) -> tuple[Settlement | None, int]:
+    r = schema.redemptions
+    cumulative = 0
+    found: Settlement | None = None
+    for row in conn.execute(
+        select(
+            r.c.block_number, r.c.tx_hash, r.c.block_timestamp, r.c.amount, r.c.settlement_reference, r.c.settlement_ref
+        )
+        .where(r.c.vendor == vendor)
+        .order_by(r.c.block_number, r.c.log_index)
+    ):
+        cumulative += int(row.amount)
+        if found is None and cumulative >= received:
+            found = Settlement(
+                row.block_number,
+                row.tx_hash,
+                display.moment(row.block_timestamp, KST_OFFSET_MINUTES),
+                int(row.amount),
+                row.settlement_reference,
+                row.settlement_ref,
+            )
+    return found, cumulative
