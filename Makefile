@@ -110,3 +110,12 @@ web-vendor: node_modules/.installed
 # (docs/WEB.md: accounts first, `ape run audit users add NAME --role supervisor`).
 serve-web: setup
 	ape run audit serve
+
+# The web tests alone (tests/web: real server, real database, Chromium); web-screenshots also refreshes
+# docs/screenshots/ from the browser test (a plain test run leaves them as they are).
+.PHONY: test-web web-screenshots
+test-web: setup
+	ape test tests/web -q
+
+web-screenshots: setup
+	DEPOSIT_TOKEN_WEB_SCREENSHOTS=1 ape test tests/web/test_web_browser.py -q
