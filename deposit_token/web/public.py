@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from deposit_token.audit.query.common import Filters, parse_period
 from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.domain import display
+from deposit_token.errors import DepositTokenError
 from deposit_token.web.core.pages import render, translator
 from deposit_token.web.core.reader import Checkpoint
 from deposit_token.web.core.state import state_of
@@ -49,7 +50,7 @@ MinCount = Annotated[
 ]
 
 
-class BadRequest(Exception):
+class BadRequest(DepositTokenError):
     """A query the portal cannot answer (the message says why, in English; pages translate the kind)."""
 
     def __init__(self, key: str, message: str):

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from deposit_token.errors import DepositTokenError
 from deposit_token.web.core import accounts, sessions
 from deposit_token.web.core.pages import render
 from deposit_token.web.core.sessions import Principal
@@ -32,11 +33,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 
 
-class LoginRequired(Exception):
+class LoginRequired(DepositTokenError):
     """No live session (anonymous, expired, logged out or disabled)."""
 
 
-class Forbidden(Exception):
+class Forbidden(DepositTokenError):
     """Logged in, but this needs another role, or the request's CSRF token is missing or wrong."""
 
     def __init__(self, reason: str):
