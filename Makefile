@@ -88,6 +88,13 @@ bench-throughput: setup
 bench-gateway: setup
 	$(PY) -m bench.gateway
 
+# The pilot on a fresh Geth Clique network (3 sealers + archive, free ports, a temporary directory) through the
+# gateway: payments/s end to end against geth's own ingest ceiling in the same run, gateway overhead, confirmation
+# latency, indexer events/s (bench/network.py). About 2.5 minutes: not part of `make bench`.
+.PHONY: bench-network
+bench-network: setup
+	$(PY) -m bench.network
+
 slither: setup
 	tools/slither.sh
 

@@ -6,37 +6,40 @@ node, 1 s blocks, the genesis' gas limit, zero gas price), deploys the token sys
 archive node through the Submitter (`bench.throughput.Bench.set_up`: 40 vendors, SPENDERS officials enrolled and
 funded), then starts the authenticated gateway as a process of its own in front of the archive node, following
 the token, with a wallet client's key. A live chain's clock is real time: the program opens an hour before now
-and closes a day after, and its hours cover the whole day, so the run works on any date at any hour. Then, all
-in the same run:
+and closes a day after, and its hours cover the whole day, so the run works on any date at any hour. Then, all in
+the same run:
 
-* two kinds of burst of BURST payments each (every spender pays ROUNDS vendors), alternating HALVES times
-  (direct, gateway, direct, gateway) so that both see the shared machine's load alike; each figure is the
-  total of its kind's payments over the total of its kind's time:
-* ``geth_ingest_per_s``, geth's ceiling: the payments pre-signed (untimed), then timed from the first batched
-  ``eth_sendRawTransaction`` straight to the archive node (batches of BATCH, one keep-alive connection) until
-  every one of them is mined and its receipt read on the archive node (``eth_getBlockReceipts`` of each new
-  block, as the Submitter confirms on Geth) showing success.
+* three kinds of burst of BURST payments each (every spender pays ROUNDS vendors), taking turns HALVES times so
+  that all see the shared machine's load alike; each figure is its kind's payments over its kind's time:
 * ``payments_per_s``: end to end through the gateway: `Submitter.submit` with the gateway's URL and the wallet
   client's key (nonces fetched, signed, sent in batches of BATCH, every sender recovered and checked by the
-  gateway, confirmed by block receipts through the gateway), timed from the call to its return
-  (`bench.throughput.Bench.payments`); only payments whose receipts, fetched afterwards from the archive node,
-  show success count. ``ratio_to_ceiling`` = payments_per_s / geth_ingest_per_s. ``meta.cpu`` has the CPU
-  seconds the geth nodes, the gateway and this process spent in each kind (per payment, and their share of
-  the machine's cores): on a busy machine, what the gateway and the signing spend is taken from geth.
+  gateway, confirmed by each new block's receipts through the gateway), timed from the call to its return; only
+  payments whose receipts, fetched afterwards (untimed) from the archive node, show success count.
+* ``geth_ingest_per_s``, geth's ceiling: the payments pre-signed (untimed), then timed from the first batched
+  ``eth_sendRawTransaction`` straight to the archive node until every one of them is mined and its receipt read
+  on the archive node (``eth_getBlockReceipts`` and the header of each new block, as the Submitter confirms on
+  Geth) showing success. Sent over CONNECTIONS concurrent keep-alive connections (each carrying its share of the
+  spenders in nonce order): geth runs the calls of one JSON-RPC batch one after another, and on a busy machine
+  each ``eth_sendRawTransaction`` waits its turn, so a single sender leaves geth idle part of the time.
+  ``ratio_to_ceiling`` = payments_per_s / geth_ingest_per_s.
+* ``geth_ingest_one_connection_per_s``: the same over one connection, the way the Submitter sends;
+  ``ratio_to_one_connection`` = payments_per_s / that.
 * ``confirm_p50_s`` / ``confirm_p95_s``: a steady stream of STEADY_PAYMENTS payments through the gateway, one
   every STEADY_INTERVAL s (each from another spender), from each ``eth_sendRawTransaction``'s answer to the first
   moment its block is the archive node's head (a watcher thread polls ``eth_blockNumber`` every WATCH_INTERVAL
-  s). The same measured for the two bursts above (``*_burst_confirm_*``, from the answer of the batch that
-  carried the payment) shows the queueing a burst adds.
+  s). The same measured within the bursts (``*_burst_confirm_*``, from the answer of the batch that carried the
+  payment) shows the queueing a burst adds.
 * ``gateway_overhead_p50_ms`` / ``gateway_overhead_p95_ms``: ``eth_blockNumber`` and ``eth_call`` (balanceOf)
   REQUESTS times each way, straight to the archive node and through the gateway, in alternating rounds
   (`bench.gateway.bench_latency`); the larger overhead of the two methods.
 * ``indexer_events_per_s``: `deposit_token.audit`'s indexer filling a fresh SQLite database with every event
   of the run from the archive node, timed from its first request to its last commit.
 
-Other engineers' work shares this machine's two cores, and the four geth nodes share them too (every block is
-executed by the sealer that builds it and imported by the three other nodes), so figures vary from run to run;
-`meta` records the load average before and after. The run exits 0 whether or not a target is met.
+``meta.cpu`` has the CPU seconds the four geth nodes, the gateway and this process spent in each kind of burst
+(per payment, and their share of the machine's cores). Other engineers' work shares this machine's two cores
+with the four geth nodes (every block is executed by each sealer that builds one and imported by the other
+nodes), so figures vary from run to run; `meta` records the load average before and after. The run exits 0
+whether or not a target is met.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,22 +68,25 @@ from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.geth import GethNetwork, GethNetworkError, Ports
 from deposit_token.chain.rpc import DEFAULT_CHUNK, Call, RpcClient
-from deposit_token.chain.submit import Submitter, TxOutcome, encode_call, sign_legacy
+from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
 from deposit_token.domain import presets
 from deposit_token.domain.rules import ProgramSpec
 from deposit_token.gateway import GatewayConfig, KeyStore, RunningGateway, start_process, stop_process
 
 ALL_DAY = ((0, 24),) * 7
-SPENDERS = 1_000
-ROUNDS = throughput.ROUNDS  # payments per spender in each burst (Bench.payments pays ROUNDS rounds)
+SPENDERS = 1_500
+ROUNDS = 2  # payments per spender in each burst; every spender pays 3 x HALVES x ROUNDS + 1 times in all
 BURST = SPENDERS * ROUNDS
-HALVES = 2  # direct, gateway, direct, gateway: both kinds see the machine's load drift alike
+HALVES = 2  # each kind of burst twice, taking turns
 PAYMENTS = BURST * HALVES  # per kind
 # A burst stays well below what one node's transaction pool holds: geth's default --txpool.globalslots (5,120)
 # + --txpool.globalqueue (1,024). A sealer whose pool is full refuses further transactions priced 0 from its
-# peers as underpriced and is never offered them again, so they stay in the archive node's pool unmined.
+# peers as underpriced and is never offered them again: they stay in the archive node's pool, never mined.
 assert BURST <= 4_000
-BATCH = 500  # transactions per JSON-RPC batch, both ways
+assert (3 * HALVES * ROUNDS + 1) * 5_000 <= throughput.SPENDER_ALLOCATION  # payments are 1,000-5,000 KRW
+BATCH = 500  # transactions per JSON-RPC batch
+CONNECTIONS = 4  # concurrent connections of the ceiling's sender
+CLIENT = "bench-wallet"
 STEADY_PAYMENTS = 100
 STEADY_INTERVAL = 0.1
 REQUESTS = 1_000  # per method and way for the overhead
@@ -87,7 +94,6 @@ WATCH_INTERVAL = 0.01
 RECEIPT_POLL = 0.1  # as the Submitter's poll_interval
 REWIND = 8  # blocks read again after a fork
 CONFIRM_TIMEOUT = 180.0
-CLIENT = "bench-wallet"
 
 TARGETS = {
     "ratio_to_ceiling": Target.at_least(0.8),
@@ -98,16 +104,18 @@ ROWS = [
     Row(
         "payments_per_s",
         unit="tx/s",
-        note=f"{PAYMENTS:,} payments ({HALVES} bursts of {BURST:,}, {SPENDERS:,} spenders) through the gateway "
-        "(Submitter, wallet key), first send to last confirmation, receipts checked",
+        note=f"{PAYMENTS:,} payments ({HALVES} bursts of {BURST:,}) through the gateway by the Submitter "
+        "(wallet key), first send to last confirmation, receipts checked",
     ),
     Row(
         "geth_ingest_per_s",
         unit="tx/s",
-        note=f"{PAYMENTS:,} pre-signed payments ({HALVES} bursts, between the above) straight to the archive "
-        "node, first send to last receipt seen",
+        note=f"{PAYMENTS:,} pre-signed payments straight to the archive node over {CONNECTIONS} connections, "
+        "first send to last receipt seen",
     ),
     Row("ratio_to_ceiling", unit="x", note="payments_per_s / geth_ingest_per_s"),
+    Row("geth_ingest_one_connection_per_s", unit="tx/s", note="the same over one connection (as the Submitter)"),
+    Row("ratio_to_one_connection", unit="x", note="payments_per_s / geth_ingest_one_connection_per_s"),
     Row("gateway_overhead_p50_ms", unit="ms", note="the larger p50 overhead of eth_blockNumber and eth_call"),
     Row("gateway_overhead_p95_ms", unit="ms", note=f"{REQUESTS:,} requests per method each way, interleaved"),
     Row(
@@ -117,20 +125,18 @@ ROWS = [
         "send answered -> block on the archive node",
     ),
     Row("confirm_p95_s", unit="s"),
-    Row("payments_burst_confirm_p50_s", unit="s", note="the same within the gateway burst (from its batch's answer)"),
+    Row("payments_burst_confirm_p50_s", unit="s", note="the same within the gateway bursts (from the batch's answer)"),
     Row("payments_burst_confirm_p95_s", unit="s"),
-    Row("ingest_burst_confirm_p50_s", unit="s", note="the same within the direct burst"),
+    Row("ingest_burst_confirm_p50_s", unit="s", note="the same within the pre-signed bursts"),
     Row("ingest_burst_confirm_p95_s", unit="s"),
     Row("indexer_events_per_s", unit="events/s", note="audit indexer, archive node -> fresh SQLite, every event"),
     Row("indexer_events", unit="events"),
     Row("payments_seconds", unit="s"),
     Row("geth_ingest_seconds", unit="s"),
     Row("geth_ingest_send_seconds", unit="s", note="of which sending (the node's eth_sendRawTransaction answers)"),
-    Row("payments_blocks", unit="blocks", note="blocks the gateway burst's payments landed in"),
-    Row("geth_ingest_blocks", unit="blocks"),
+    Row("geth_ingest_one_connection_send_seconds", unit="s", note="the same over one connection"),
     Row("max_block_payments", unit="tx", note="the fullest block of the run"),
-    Row("payments_ok", unit="tx", note="gateway bursts: receipts on the archive node showing success"),
-    Row("geth_ingest_payments", unit="tx", note="direct bursts: all succeeded (checked)"),
+    Row("payments", unit="tx", note="payments of the run that succeeded (all four kinds and the steady stream)"),
     Row("geth_version", note="web3_clientVersion of the archive node"),
     Row("sealers", unit="nodes", note="Clique signers (+ 1 archive node)"),
     Row("period_s", unit="s", note="Clique block period"),
@@ -234,20 +240,11 @@ class ClockedRpc(RpcClient):
 
 
 class ClockedSubmitter(Submitter):
-    """A Submitter whose raw-transaction batches are timed (ClockedRpc), whose CPU use is counted under `phase`
-    of `cpu`, and whose last outcomes are kept."""
+    """A Submitter whose raw-transaction batches are timed (ClockedRpc)."""
 
-    def __init__(self, url: str, chain_id: int, cpu: CpuClock, phase: str, **settings: Any) -> None:
+    def __init__(self, url: str, chain_id: int, **settings: Any) -> None:
         super().__init__(url, chain_id, **settings)
         self.rpc = self.clock = ClockedRpc(url)
-        self.cpu, self.phase = cpu, phase
-        self.outcomes: list[TxOutcome] = []
-
-    def submit(self, requests: Sequence[Any], progress: Any = None) -> list[TxOutcome]:
-        self.clock.sends.clear()
-        with self.cpu.phase(self.phase):
-            self.outcomes = super().submit(requests, progress)
-        return self.outcomes
 
     def sent_times(self) -> list[float]:
         """When each request's batch was answered (requests in order; no transaction was refused here)."""
@@ -266,7 +263,7 @@ def quantiles(prefix: str, values: Sequence[float]) -> dict[str, float]:
 
 @dataclass
 class Burst:
-    """What one kind of burst (direct or through the gateway) added up to over its rounds."""
+    """What one kind of burst added up to over its rounds."""
 
     payments: int = 0
     seconds: float = 0.0
@@ -289,6 +286,9 @@ class Burst:
         return round(self.payments / self.seconds, 1)
 
 
+KINDS = ("ingest", "gateway", "ingest_one")  # the order within each turn
+
+
 class NetworkBench:
     """One run: the network, the token, the gateway and the measurements."""
 
@@ -298,8 +298,8 @@ class NetworkBench:
         self.rpc = RpcClient(self.url, timeout=120)
         self.bench = Bench(Endpoint(self.url, network.chain_id), console, spenders=SPENDERS, recipients=0)
         self.gateway: RunningGateway | None = None
-        self.block_payments: dict[int, int] = {}  # block -> payments of ours in it (both kinds of burst)
-        self.ingest, self.through = Burst(), Burst()
+        self.block_payments: dict[int, int] = {}  # block -> payments of ours in it (bursts and steady stream)
+        self.bursts = {kind: Burst() for kind in KINDS}
 
     def log(self, text: str) -> None:
         self.console.log(text)
@@ -315,7 +315,7 @@ class NetworkBench:
             upstream=self.url, data_dir=data_dir, port=0, token=self.token.address, from_block=self.start_block
         )
         self.gateway = start_process(config)
-        self.gateway_url = self.gateway.url_for(CLIENT, self.key)
+        self.client_url = self.gateway.url_for(CLIENT, self.key)
         self.log(f"gateway process {self.gateway.pid} on {self.gateway.url}, following {self.token.address}")
 
     def cpu_clock(self) -> CpuClock:
@@ -323,60 +323,87 @@ class NetworkBench:
         geth = [pid for pid in self.network.running().values() if pid is not None]
         return CpuClock({"geth": geth, "gateway": [self.gateway.pid], "bench": [os.getpid()]})
 
+    def shares(self, count: int, parts: int) -> list[list[int]]:
+        """The indexes (round-major, as `payment_data` orders them) of each part's share of the spenders."""
+        spenders = len(self.bench.spenders)
+        return [[i for i in range(count) if i % spenders % parts == j] for j in range(parts)]
+
+    def payment_data(self) -> list[bytes]:
+        """BURST payments' calldata: ROUNDS rounds over the spenders."""
+        return [self.bench.payment(r, k)[0] for r in range(ROUNDS) for k in range(len(self.bench.spenders))]
+
+    def signer(self, index: int) -> Any:
+        return self.bench.spenders[index % len(self.bench.spenders)]
+
     # --- the ceiling: pre-signed, straight to the archive node ------------------------------------------------
 
     def presigned(self) -> tuple[list[str], list[str]]:
-        """BURST payments signed now (raw, hash), ROUNDS rounds over the spenders, consecutive nonces."""
+        """BURST payments signed now: (raw transactions, hashes), consecutive nonces per spender."""
         nonces = self.bench.nonces("pending")
         raws, hashes = [], []
-        for round_ in range(ROUNDS):
-            for k, spender in enumerate(self.bench.spenders):
-                data, _ = self.bench.payment(round_, k)
-                raw, tx_hash = sign_legacy(
-                    spender,
-                    nonce=nonces[spender.address],
-                    gas_price=0,
-                    gas=throughput.PAY_GAS,
-                    to=self.token.address,
-                    value=0,
-                    data=data,
-                    chain_id=self.network.chain_id,
-                )
-                nonces[spender.address] += 1
-                raws.append("0x" + raw.hex())
-                hashes.append("0x" + tx_hash.hex())
+        for i, data in enumerate(self.payment_data()):
+            spender = self.signer(i)
+            raw, tx_hash = sign_legacy(
+                spender,
+                nonce=nonces[spender.address],
+                gas_price=0,
+                gas=throughput.PAY_GAS,
+                to=self.token.address,
+                value=0,
+                data=data,
+                chain_id=self.network.chain_id,
+            )
+            nonces[spender.address] += 1
+            raws.append("0x" + raw.hex())
+            hashes.append("0x" + tx_hash.hex())
         return raws, hashes
 
-    def geth_ingest(self, watcher: BlockWatcher, cpu: CpuClock) -> None:
+    def geth_ingest(self, kind: str, connections: int, watcher: BlockWatcher, cpu: CpuClock) -> None:
+        """A burst of pre-signed payments straight to the archive node over `connections` concurrent keep-alive
+        connections, each carrying every payment of its share of the spenders in nonce order."""
         raws, hashes = self.presigned()
+        shares = self.shares(len(raws), connections)
+        sent: dict[int, float] = {}
         head = self.rpc.block_number()
-        session = requests.Session()
-        session.trust_env = False
-        session.headers["Content-Type"] = "application/json"
-        sent: list[float] = []
-        with cpu.phase("ingest"):
-            began = time.perf_counter()
-            for i in range(0, len(raws), BATCH):
-                _, answers = send_batch(session, self.url, raws[i : i + BATCH])
+        sessions = [requests.Session() for _ in range(connections)]
+        for session in sessions:
+            session.trust_env = False
+            session.headers["Content-Type"] = "application/json"
+
+        def send(j: int) -> None:
+            share = shares[j]
+            for start in range(0, len(share), BATCH):
+                part = share[start : start + BATCH]
+                _, answers = send_batch(sessions[j], self.url, [raws[i] for i in part])
                 refused = [a for a in answers if "error" in a]
                 if refused:
                     raise RuntimeError(f"geth refused {len(refused)} pre-signed payments, e.g. {refused[0]['error']}")
-                sent += [time.perf_counter()] * len(answers)
+                sent.update(dict.fromkeys(part, time.perf_counter()))
+
+        with cpu.phase(kind), ThreadPoolExecutor(connections, thread_name_prefix="send") as pool:
+            began = time.perf_counter()
+            list(pool.map(send, range(connections)))
             send_seconds = time.perf_counter() - began
             found = self.confirm_by_blocks(set(hashes), head + 1)
             seconds = time.perf_counter() - began
-        session.close()
+        for session in sessions:
+            session.close()
         failed = [h for h in hashes if not found[h][1]]
         if failed:
             raise RuntimeError(f"{len(failed)} pre-signed payments failed on-chain, e.g. {failed[0]}")
         blocks = [found[h][0] for h in hashes]
         self.log(
-            f"{len(raws):,} pre-signed payments sent in {send_seconds:.2f} s, all mined and confirmed after "
-            f"{seconds:.2f} s ({len(raws) / seconds:,.0f}/s), over blocks {min(blocks)}-{max(blocks)}"
+            f"{len(raws):,} sent over {connections} connection(s) in {send_seconds:.2f} s, all mined and confirmed "
+            f"after {seconds:.2f} s ({len(raws) / seconds:,.0f}/s), blocks {min(blocks)}-{max(blocks)}"
         )
-        self.ingest.send_seconds += send_seconds
-        self.ingest.add(
-            len(raws), seconds, blocks, watcher.latencies(sent, blocks), send_seconds=round(send_seconds, 3)
+        burst = self.bursts[kind]
+        burst.send_seconds += send_seconds
+        burst.add(
+            len(raws),
+            seconds,
+            blocks,
+            watcher.latencies([sent[i] for i in range(len(raws))], blocks),
+            send_seconds=round(send_seconds, 3),
         )
 
     def confirm_by_blocks(self, hashes: set[str], first: int) -> dict[str, tuple[int, bool]]:
@@ -442,29 +469,28 @@ class NetworkBench:
     # --- end to end, through the gateway ------------------------------------------------------------------
 
     def payments(self, watcher: BlockWatcher, cpu: CpuClock) -> None:
-        submitter = ClockedSubmitter(
-            self.gateway_url, self.network.chain_id, cpu, "gateway", batch_size=BATCH, gas_price=0
-        )
-        direct, self.bench.submitter = self.bench.submitter, submitter
-        try:
-            figures = self.bench.payments()
-        finally:
-            self.bench.submitter = direct
-            submitter.close()
-        outcomes = submitter.outcomes
-        ok = figures["payments_receipts_ok"]
-        if ok != BURST:
-            self.log(f"[red]only {ok:,} of {BURST:,} payments through the gateway succeeded[/]")
-        for outcome in outcomes:
-            if outcome.block_number is not None:
-                self.block_payments[outcome.block_number] = self.block_payments.get(outcome.block_number, 0) + 1
+        """A burst through the gateway by the Submitter with the wallet client's key."""
+        data = self.payment_data()
+        requests_ = [TxRequest(self.signer(i), self.token.address, d, throughput.PAY_GAS) for i, d in enumerate(data)]
+        submitter = ClockedSubmitter(self.client_url, self.network.chain_id, batch_size=BATCH, gas_price=0)
+        with cpu.phase("gateway"):
+            began = time.perf_counter()
+            outcomes = submitter.submit(requests_)
+            seconds = time.perf_counter() - began
+        submitter.close()
+        # Counted from the receipts on the archive node, fetched after the clock stopped.
+        ok = sum(self.bench.receipt_statuses([o.tx_hash if o.status else None for o in outcomes]))
+        if ok != len(requests_):
+            failed = [o for o in outcomes if not o.status]
+            example = f", e.g. {failed[0].error}" if failed else ""
+            self.log(f"[red]only {ok:,} of {len(requests_):,} payments through the gateway succeeded{example}[/]")
         blocks = [o.block_number for o in outcomes]
-        self.through.add(
-            ok,
-            figures["payments_seconds"],
-            [b for b in blocks if b is not None],
-            watcher.latencies(submitter.sent_times(), blocks),
-            submitted=len(outcomes),
+        mined = [b for b in blocks if b is not None]
+        for number in mined:
+            self.block_payments[number] = self.block_payments.get(number, 0) + 1
+        self.log(f"{ok:,} payments in {seconds:.2f} s ({ok / seconds:,.0f}/s), blocks {min(mined)}-{max(mined)}")
+        self.bursts["gateway"].add(
+            ok, seconds, mined, watcher.latencies(submitter.sent_times(), blocks), submitted=len(requests_)
         )
 
     def steady(self, watcher: BlockWatcher) -> dict[str, Any]:
@@ -485,7 +511,7 @@ class NetworkBench:
                 chain_id=self.network.chain_id,
             )
             raws.append("0x" + raw.hex())
-        client = RpcClient(self.gateway_url, timeout=30)
+        client = RpcClient(self.client_url, timeout=30)
         head = self.rpc.block_number()
         hashes, sent = [], []
         began = time.perf_counter()
@@ -506,29 +532,33 @@ class NetworkBench:
             "confirm_max_s": round(max(latencies), 3),
         }
 
-    def bursts(self) -> dict[str, Any]:
-        """The two kinds of burst, each over all its rounds."""
+    def figures(self) -> dict[str, Any]:
+        """The bursts, each kind over all its rounds."""
+        ingest, through, ingest_one = (self.bursts[kind] for kind in KINDS)
         return {
-            "payments_per_s": self.through.per_s,
-            "payments_ok": self.through.payments,
-            "payments_seconds": round(self.through.seconds, 3),
-            "payments_blocks": len(self.through.blocks),
-            **quantiles("payments_burst_confirm", self.through.latencies),
-            "geth_ingest_per_s": self.ingest.per_s,
-            "geth_ingest_payments": self.ingest.payments,
-            "geth_ingest_seconds": round(self.ingest.seconds, 3),
-            "geth_ingest_send_seconds": round(self.ingest.send_seconds, 3),
-            "geth_ingest_blocks": len(self.ingest.blocks),
-            **quantiles("ingest_burst_confirm", self.ingest.latencies),
-            "ratio_to_ceiling": round(self.through.per_s / self.ingest.per_s, 3),
+            "payments_per_s": through.per_s,
+            "payments_ok": through.payments,
+            "payments_seconds": round(through.seconds, 3),
+            "payments_blocks": len(through.blocks),
+            **quantiles("payments_burst_confirm", through.latencies),
+            "geth_ingest_per_s": ingest.per_s,
+            "geth_ingest_payments": ingest.payments,
+            "geth_ingest_seconds": round(ingest.seconds, 3),
+            "geth_ingest_send_seconds": round(ingest.send_seconds, 3),
+            "geth_ingest_blocks": len(ingest.blocks),
+            **quantiles("ingest_burst_confirm", ingest.latencies),
+            "ratio_to_ceiling": round(through.per_s / ingest.per_s, 3),
+            "geth_ingest_one_connection_per_s": ingest_one.per_s,
+            "geth_ingest_one_connection_send_seconds": round(ingest_one.send_seconds, 3),
+            "ratio_to_one_connection": round(through.per_s / ingest_one.per_s, 3),
             "max_block_payments": max(self.block_payments.values()),
+            "payments": sum(self.block_payments.values()),
         }
 
     # --- gateway overhead, indexer ----------------------------------------------------------------------
 
     def overhead(self) -> dict[str, Any]:
         assert self.gateway is not None
-        auth = (CLIENT, self.key)
         data = "0x" + encode_call(self.token.abi, "balanceOf", [self.bench.spenders[0].address]).hex()
         payloads = {
             "block_number": {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
@@ -540,9 +570,9 @@ class NetworkBench:
             },
         }
         figures: dict[str, Any] = {}
-        for name, payload in payloads.items():
-            result = bench_latency(self.url, self.gateway.url, payload, auth, requests_each=REQUESTS)
-            figures.update({f"{name}_{k}": v for k, v in result.items()})
+        for method, payload in payloads.items():
+            result = bench_latency(self.url, self.gateway.url, payload, (CLIENT, self.key), requests_each=REQUESTS)
+            figures.update({f"{method}_{k}": v for k, v in result.items()})
         figures["gateway_overhead_p95_ms"] = max(
             figures["block_number_overhead_p95_ms"], figures["call_overhead_p95_ms"]
         )
@@ -573,20 +603,17 @@ class NetworkBench:
 
 
 def cpu_meta(cpu: CpuClock, bursts: dict[str, Burst]) -> dict[str, Any]:
-    """CPU seconds per phase and per payment (ms), and what share of the machine's cores the phase had."""
+    """CPU seconds per kind of burst and per payment (ms), and what share of the machine's cores it had."""
     cores = os.cpu_count() or 1
     out: dict[str, Any] = {}
-    for name, spent in cpu.spent.items():
-        payments = bursts[name].payments
-        out[name] = {
-            **{f"{group}_cpu_s": round(value, 2) for group, value in spent.items() if group != "wall"},
-            **{
-                f"{group}_cpu_ms_per_payment": round(value * 1000 / payments, 3)
-                for group, value in spent.items()
-                if group != "wall"
-            },
+    for kind, spent in cpu.spent.items():
+        groups = {group: value for group, value in spent.items() if group != "wall"}
+        payments = max(1, bursts[kind].payments)
+        out[kind] = {
+            **{f"{group}_cpu_s": round(value, 2) for group, value in groups.items()},
+            **{f"{group}_cpu_ms_per_payment": round(value * 1000 / payments, 3) for group, value in groups.items()},
             "wall_s": round(spent["wall"], 2),
-            "share_of_machine": round(sum(v for g, v in spent.items() if g != "wall") / (spent["wall"] * cores), 3),
+            "share_of_machine": round(sum(groups.values()) / (spent["wall"] * cores), 3),
         }
     return out
 
@@ -600,14 +627,21 @@ def measure(network: GethNetwork, directory: Path, console: Console) -> tuple[di
     try:
         cpu = run.cpu_clock()
         with BlockWatcher(run.url) as watcher:
-            for i in range(HALVES):
-                run.log(f"round {i + 1}/{HALVES}: geth ingest, {BURST:,} pre-signed payments straight to the node")
-                run.geth_ingest(watcher, cpu)
-                run.log(f"round {i + 1}/{HALVES}: {BURST:,} payments through the gateway (Submitter, wallet key)")
-                run.payments(watcher, cpu)
-            figures.update(run.bursts())
+            for turn in range(1, HALVES + 1):
+                for kind in KINDS:
+                    if kind == "gateway":
+                        run.log(f"turn {turn}/{HALVES}: {BURST:,} payments through the gateway by the Submitter")
+                        run.payments(watcher, cpu)
+                    else:
+                        connections = CONNECTIONS if kind == "ingest" else 1
+                        run.log(
+                            f"turn {turn}/{HALVES}: {BURST:,} pre-signed payments straight to the node over "
+                            f"{connections} connection(s)"
+                        )
+                        run.geth_ingest(kind, connections, watcher, cpu)
             run.log(f"steady stream: {STEADY_PAYMENTS} payments through the gateway, one per {STEADY_INTERVAL:g} s")
             figures.update(run.steady(watcher))
+            figures.update(run.figures())
         run.log(f"gateway overhead: eth_blockNumber and eth_call, {REQUESTS:,} requests each way")
         figures.update(run.overhead())
     finally:
@@ -616,8 +650,8 @@ def measure(network: GethNetwork, directory: Path, console: Console) -> tuple[di
     figures.update(run.indexer(directory))
     figures["geth_version"] = run.rpc.call("web3_clientVersion")
     meta = {
-        "rounds": {"geth_ingest": run.ingest.rounds, "payments": run.through.rounds},
-        "cpu": cpu_meta(cpu, {"ingest": run.ingest, "gateway": run.through}),
+        "rounds": {kind: burst.rounds for kind, burst in run.bursts.items()},
+        "cpu": cpu_meta(cpu, run.bursts),
         "block_payments": {str(k): v for k, v in sorted(run.block_payments.items())},
         "start_block": run.start_block,
         "end_block": run.rpc.block_number(),
@@ -675,22 +709,25 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "load_average_1m_before": round(load_before, 2),
             "load_average_1m_after": round(os.getloadavg()[0], 2),
-            "sealers": len([n for n in record["nodes"] if n["role"] == "sealer"]),
-            "period_s": record["period"],
-            "block_gas_limit": record["gas_limit"],
             "chain_id": record["chain_id"],
             "spenders": SPENDERS,
             "burst": BURST,
             "bursts_per_kind": HALVES,
+            "ceiling_connections": CONNECTIONS,
             "steady_payments": STEADY_PAYMENTS,
             "json_rpc_batch": BATCH,
             "gateway_client_role": "wallet",
             "confirmation": "Submitter confirm='auto' through the gateway: eth_getBlockReceipts per new block "
             "(geth serves no trace_ methods); receipts re-fetched afterwards from the archive node",
+            "txpool": "geth defaults (globalslots 5,120, globalqueue 1,024, accountslots 16)",
             "duration_seconds": round(time.monotonic() - started, 1),
         }
     )
-    figures.update(sealers=meta["sealers"], period_s=meta["period_s"], block_gas_limit=meta["block_gas_limit"])
+    figures.update(
+        sealers=len([n for n in record["nodes"] if n["role"] == "sealer"]),
+        period_s=record["period"],
+        block_gas_limit=record["gas_limit"],
+    )
     report(
         "network",
         ROWS,
