@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +96,15 @@ class Pilot:
         finally:
             engine.dispose()
 
-    def pay_more(self, day: date) -> int:
-        """A slot of new payments at 12:05 KST on `day` (after the chain's clock); returns how many went through."""
+    def pay_more(self) -> tuple[date, int]:
+        """A slot of new payments at 12:05 KST on the first working day after the chain's clock (tests may call it
+        in any order): the day, and how many payments went through."""
+        day = self.demo.now().date() + timedelta(days=1)
+        while day.weekday() >= 5 or day in self.demo.kr_holidays:
+            day += timedelta(days=1)
         before = self.demo.tally.by_reason["accepted"]
         self.demo.run_slot(datetime(day.year, day.month, day.day, 12, 5, tzinfo=KST), self.demo.attempts_for(day))
-        return self.demo.tally.by_reason["accepted"] - before
+        return day, self.demo.tally.by_reason["accepted"] - before
 
 
 @contextmanager

@@ -5,8 +5,13 @@ chart and htmx files as pinned in package.json, and the whole thing on PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from deposit_token.audit.db import schema, store
 from deposit_token.audit.query.common import snapshot
 from deposit_token.audit.query.public import public_aggregates
 from deposit_token.domain.receipts import receipt_text
+from deposit_token.processes import free_port
 from deposit_token.web.core import accounts
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.server import BackgroundServer
@@ -202,3 +208,56 @@ def test_serving_a_postgresql_database(pilot, pg_url):
                     conn.execute(text("DELETE FROM web_access_log"))
             finally:
                 engine.dispose()
+
+
+def test_python_m_entry_point_serves_and_follows_the_chain(pilot, tmp_path):
+    """What a service manager runs: `python -m deposit_token.web`, here with its own follower; SIGTERM stops it."""
+    db_url = pilot.copy_db(tmp_path)
+    port = free_port()
+    demo = pilot.demo
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deposit_token.web",
+            "--db",
+            db_url,
+            "--port",
+            str(port),
+            "--rpc-url",
+            pilot.rpc_url,
+            "--token",
+            demo.token,
+            "--start-block",
+            str(demo.deploy_block),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        day, paid = pilot.pay_more()  # payments the copied database does not hold yet
+        assert paid > 0
+        head = int(demo.rpc.call("eth_blockNumber", []), 16)
+        deadline = time.monotonic() + 30
+        block = -1
+        while block < head and time.monotonic() < deadline:
+            with contextlib.suppress(requests.ConnectionError, KeyError, TypeError):  # not up, or nothing yet
+                block = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()["as_of"]["block_number"]
+            time.sleep(0.2)
+        assert block >= head  # served, and indexed up to the head by its own follower
+        cells = requests.get(f"http://127.0.0.1:{port}/api/public/meta").json()
+        assert cells["as_of"]["block_time"].startswith(f"{day:%Y-%m-%d}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    # uvicorn shuts down cleanly, then lets the signal end the process as it would have (exit status -15)
+    assert process.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in output, output
+    assert "Traceback" not in output
+    wrong = subprocess.run(
+        [sys.executable, "-m", "deposit_token.web", "--db", db_url, "--rpc-url", pilot.rpc_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode != 0 and "go together" in wrong.stderr

@@ -195,6 +195,8 @@ async def login(request: Request) -> Response:
     token, _ = await run_in_threadpool(
         sessions.create, state.engine, account, state.now(), state.config.session_lifetime
     )
+    # ended sessions are deleted at each login (rare enough, and no timer thread needed)
+    await run_in_threadpool(sessions.purge, state.engine, state.now(), state.config.session_idle)
     response = RedirectResponse(safe_next(text["next"]), status_code=303)
     _set_cookie(request, response, sessions.COOKIE, token, state.config.session_lifetime, "/")
     response.delete_cookie(
