@@ -51,6 +51,7 @@ from deposit_token.cli.common import (
     one_line,
     unattended,
 )
+from deposit_token.cli.safe import proposable
 from deposit_token.domain import display
 from deposit_token.domain.categories import Category
 from deposit_token.domain.inputs import RowProblem, bytes32_text, reference_bytes
@@ -92,9 +93,14 @@ def _document_account_option(command: click.Command, role: str | None) -> None:
 def command(
     group: click.Group, name: str | None = None, role: str | None = None, **kwargs: Any
 ) -> Callable[[Callable[..., Any]], click.Command]:
-    """A subcommand with --network and --account (documented), reporting errors in one line."""
+    """A subcommand with --network and --account (documented), reporting errors in one line; a command whose
+    signer needs a role (or `propose_as`) also takes --propose FILE: the Safe holding it acts, after its owners
+    sign (`deposit_token.cli.safe.proposable`)."""
+    propose_as = kwargs.pop("propose_as", role)
 
     def decorate(fn: Callable[..., Any]) -> click.Command:
+        if propose_as is not None:
+            fn = proposable(propose_as)(fn)
         fn = account_option(prompt=False)(fn)
         fn = _network_option()(fn)
         cmd = group.command(name=name, cls=TreasuryCommand, **kwargs)(fn)
@@ -176,6 +182,8 @@ def _setup(provider: ProviderAPI, account: AccountAPI | None, role: str | None) 
 
 
 def _local_signer(account: AccountAPI) -> LocalSigner:
+    if hasattr(account, "propose_call"):
+        raise click.UsageError("--propose takes one action: propose the rows of a CSV file one at a time")
     try:
         return LocalSigner.from_ape_account(account)
     except ValueError as err:
@@ -1007,7 +1015,7 @@ def handover_begin(provider: ProviderAPI, account: AccountAPI | None, new_admin:
     _done("Admin handover begun", rows, receipt)
 
 
-@command(handover_group, name="accept")
+@command(handover_group, name="accept", propose_as="DEFAULT_ADMIN_ROLE")
 def handover_accept(provider: ProviderAPI, account: AccountAPI | None) -> None:
     """Accept the admin role (run by the pending admin, after the delay); the old admin loses it."""
     chain = _connect(provider)

@@ -105,10 +105,14 @@ def refusal(chain: Chain, fn: str, args: Sequence[Any], sender: str) -> str | No
 
 def transact(chain: Chain, fn: str, args: Sequence[Any], account: AccountAPI) -> ReceiptAPI:
     """Checks `fn(*args)` with an eth_call, then sends it through ape from `account`; returns ape's receipt.
-    Raises ActionError with the sentence if the contract refuses (before sending, or on-chain)."""
+    Raises ActionError with the sentence if the contract refuses (before sending, or on-chain). An account with
+    `propose_call` (a Safe's `SafeProposer`) gets the checked call instead, and ends the action itself."""
     reason = refusal(chain, fn, args, str(account.address))
     if reason is not None:
         raise ActionError(reason)
+    propose = getattr(account, "propose_call", None)
+    if propose is not None:  # a Safe's proposer (ops.multisig.propose): written for its owners, not sent
+        propose(chain, fn, args)
     from ape.exceptions import ApeException
     from web3.exceptions import Web3Exception
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def package_dir() -> Path:
     return paths.NODE_MODULES / PACKAGE
 
 
-@lru_cache(maxsize=None)
+@cache
 def artifact(name: str) -> dict[str, Any]:
     """The npm build artifact (abi, bytecode, deployedBytecode) of one of `CONTRACTS`."""
     folder = package_dir()

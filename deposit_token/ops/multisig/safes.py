@@ -24,7 +24,7 @@ from deposit_token.chain.submit import LocalSigner, Submitter, TxOutcome, TxRequ
 from deposit_token.domain.sentences import NameLookup
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.multisig import artifacts
-from deposit_token.ops.multisig.proposal import ZERO_ADDRESS, Proposal, SafeTx, approved_by, pack
+from deposit_token.ops.multisig.proposal import CALL, ZERO_ADDRESS, Proposal, SafeTx, approved_by, pack
 
 DEPLOY_GAS = 8_000_000
 SENTINEL_OWNERS = "0x0000000000000000000000000000000000000001"  # the head of Safe's owner list
@@ -43,8 +43,7 @@ SAFE_ERRORS = {
     "GS023": "a contract signature is out of bounds",
     "GS024": "a contract owner's signature is invalid",
     "GS025": "an owner's approval of this transaction is missing",
-    "GS026": "a signature is not from a current owner of the Safe (or the signatures are duplicated or "
-    "out of order)",
+    "GS026": "a signature is not from a current owner of the Safe (or the signatures are duplicated or out of order)",
     "GS030": "only owners can approve a transaction hash",
     "GS031": "only the Safe itself can change its owners, threshold or modules",
     "GS200": "the Safe is already set up",
@@ -83,9 +82,7 @@ def _split(types: str) -> list[str]:
     return [*parts, current] if current else parts
 
 
-EXEC = (
-    "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)"
-)
+EXEC = "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)"
 SETUP = "setup(address[],uint256,address,bytes,address,address,uint256,address)"
 CREATE_PROXY = "createProxyWithNonce(address,bytes,uint256)"
 SIMULATE = "simulate(address,uint256,bytes,uint8)"
@@ -170,9 +167,22 @@ def contract_tx_hash(rpc: RpcClient, tx: SafeTx) -> bytes:
 # --- simulating and executing ----------------------------------------------------------------------------------
 
 
-def simulate(rpc: RpcClient, tx: SafeTx, accessor: str, names: NameLookup | None = None) -> str | None:
+def simulate(rpc: RpcClient, tx: SafeTx, accessor: str | None, names: NameLookup | None = None) -> str | None:
     """None if the SafeTx's call would succeed from the Safe now, else why not (the token's sentence). No
-    signature is needed: the Safe runs it through SimulateTxAccessor and reverts with the outcome."""
+    signature is needed: the Safe runs it through SimulateTxAccessor (`accessor`) and reverts with the outcome.
+    Without an accessor, a CALL is simulated as an eth_call from the Safe's address (a DELEGATECALL cannot be)."""
+    if accessor is None:
+        if tx.operation != CALL:
+            raise SafeError("a DELEGATECALL proposal can only be simulated with the SimulateTxAccessor of the record")
+        call = {"from": tx.safe, "to": tx.to, "value": hex(tx.value), "data": "0x" + tx.data.hex()}
+        try:
+            rpc.call("eth_call", [call, "pending"])
+        except RpcError as error:
+            reverted = error.revert_data()
+            if reverted is None:
+                raise SafeError(f"simulating the proposal failed: {error.message}") from None
+            return safe_sentence(reverted, names)
+        return None
     inner = call_data(SIMULATE, tx.to, tx.value, tx.data, tx.operation)
     data = call_data(SIMULATE_AND_REVERT, accessor, inner)
     try:
@@ -260,7 +270,9 @@ def execute(
         signatures = check_executable(rpc, proposal, executor.address, names)
         data = call_data(EXEC, *proposal.tx.exec_args(signatures))
         estimate = int(
-            rpc.call("eth_estimateGas", [{"from": executor.address, "to": proposal.tx.safe, "data": "0x" + data.hex()}]),
+            rpc.call(
+                "eth_estimateGas", [{"from": executor.address, "to": proposal.tx.safe, "data": "0x" + data.hex()}]
+            ),
             16,
         )
         chain_id = rpc.chain_id()
