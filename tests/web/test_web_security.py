@@ -18,6 +18,7 @@ from support.audit_rows import load_cli
 from support.web import PASSWORD, User, csrf_of, filled, logged_in, new_user, post_login, routes_of
 
 from deposit_token.audit.db import store
+from deposit_token.audit.query.export import tables_to_export
 from deposit_token.web.core import accounts
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.server import BackgroundServer
@@ -215,11 +216,13 @@ def test_the_access_log_is_append_only_and_holds_no_secret(server, db_url, super
             rows = conn.execute(text("SELECT actor, event, ip, detail FROM web_access_log")).all()
             users = conn.execute(text("SELECT name, password_hash, totp_secret FROM web_users")).all()
             sessions = conn.execute(text("SELECT token_hash FROM web_sessions")).all()
+            exported = {table.name for table in tables_to_export(conn)}  # what `audit export` writes
         for statement in ("UPDATE web_access_log SET actor = 'x'", "DELETE FROM web_access_log"):
             with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
                 conn.execute(text(statement))
     finally:
         engine.dispose()
+    assert "web_access_log" in exported and not exported & {"web_users", "web_sessions"}  # no secret exported
     mine = [(r.event, r.detail) for r in rows if r.actor == user.name]
     assert ("login_failed", '{"reason": "wrong password"}') in mine
     assert {"login", "logout", "user_added"} <= {e for e, _ in mine} | {
