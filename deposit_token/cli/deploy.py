@@ -22,7 +22,11 @@ from web3.exceptions import Web3Exception
 
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import deploy_system
+from deposit_token.chain.submit import LocalSigner, Submitter
 from deposit_token.cli.common import command_class, network_option, unattended
+from deposit_token.errors import DepositTokenError
+from deposit_token.ops.multisig import config as multisig_config
+from deposit_token.ops.multisig import safes as multisig_safes
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI
@@ -117,12 +121,26 @@ DeployCommand = command_class(OPERATIONAL_ERRORS, _one_line)
     help="Delay before a transfer of the admin role takes effect; 0 on a non-local network is warned about.",
 )
 @click.option(
+    "--safes",
+    "safes_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file of Safes (docs/SAFE.md): deploy the Safe v1.4.1 contracts and one Safe per entry, grant "
+    "each its roles and begin handing the admin role to the admin Safe (it accepts after --admin-delay).",
+)
+@click.option(
     "--force",
     is_flag=True,
     default=False,
     help="Deploy and overwrite the network's record even if the recorded token still has code on this chain.",
 )
-def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, admin_delay: int, force: bool) -> None:
+def cli(
+    provider: ProviderAPI,
+    account: AccountAPI | None,
+    admin: str | None,
+    admin_delay: int,
+    safes_file: Path | None,
+    force: bool,
+) -> None:
     """Deploy DepositTokenAdmin + DepositToken and write deployments/<network>.json.
 
     The record file is named after the network, ecosystem:network:provider (ethereum:local:foundry ->
@@ -146,6 +164,9 @@ def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, ad
     if admin_delay == 0 and not network.is_dev:
         console.print("[yellow]warning:[/] --admin-delay is 0: the admin role can be handed over without delay")
 
+    settings = _safes_config(safes_file) if safes_file is not None else None
+    if settings is not None and admin is not None and settings.for_role("DEFAULT_ADMIN_ROLE") is not None:
+        raise click.UsageError("--admin and an admin Safe in --safes exclude each other: the admin Safe takes it")
     path = deployment.record_path(name)
     try:
         check = deployment.check_can_deploy(path, provider, force=force)
@@ -168,10 +189,77 @@ def cli(provider: ProviderAPI, account: AccountAPI | None, admin: str | None, ad
             project=project,
             contracts_dir=project.contracts_folder,
         )
+        if settings is not None:
+            record.update(_deploy_safes(provider, account, str(deployed.token.address), settings))
         deployment.write_record(path, record)
-    except (*OPERATIONAL_ERRORS, ValueError) as err:
+    except (*OPERATIONAL_ERRORS, ValueError, DepositTokenError) as err:
         raise click.ClickException(f"deployment failed: {_one_line(err)}") from None
     console.print(summary_table(record, path))
+    if settings is not None:
+        console.print(safes_table(record))
+
+
+def _resolve_owner(text: str) -> str:
+    """An owner given as an ape account alias (TEST::n for test accounts)."""
+    from ape import accounts
+
+    try:
+        if text.upper().startswith("TEST::") and text[6:].isdigit():
+            return str(accounts.test_accounts[int(text[6:])].address)
+        if text in accounts.aliases:
+            return str(accounts.load(text).address)
+    except (ApeException, IndexError) as error:
+        raise ValueError(f"{text!r}: {error}") from None
+    raise ValueError(f"{text!r} is neither an address nor the alias of an ape account")
+
+
+def _safes_config(path: Path) -> multisig_config.SafesConfig:
+    try:
+        return multisig_config.load(path, _resolve_owner)
+    except multisig_config.SafeConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _deploy_safes(
+    provider: ProviderAPI, account: AccountAPI, token: str, settings: multisig_config.SafesConfig
+) -> dict[str, Any]:
+    """Deploys the Safe contracts and Safes, hands the roles over; the record's safe_contracts, safes, policy."""
+    from deposit_token.chain.contracts import system_contract_type
+
+    signer = LocalSigner.from_ape_account(account)
+    uri = str(getattr(provider, "uri", None) or getattr(provider, "http_uri", ""))
+    with Submitter(uri, provider.chain_id) as submitter:
+        infra = multisig_safes.deploy_infrastructure(submitter, signer)
+        made = [
+            multisig_config.DeployedSafe(
+                spec, multisig_safes.create_safe(submitter, signer, infra, spec.owners, spec.threshold, salt)
+            )
+            for salt, spec in enumerate(settings.safes)
+        ]
+        handover = multisig_config.hand_over(submitter, token, system_contract_type(), signer, made)
+        contracts = infra.as_record(submitter.rpc)
+    policy = settings.large_disbursal
+    return {
+        "safe_contracts": contracts,
+        "safes": {safe.spec.name: safe.as_record() for safe in made},
+        "policy": {"large_disbursal": {"above": policy.above, "safe": policy.safe}} if policy else {},
+        "admin_handover_to": handover.admin_to,
+    }
+
+
+def safes_table(record: dict[str, Any]) -> Table:
+    table = Table(title="Safes (v1.4.1)", show_header=True, header_style="bold")
+    for column in ("safe", "address", "threshold", "roles"):
+        table.add_column(column, overflow="fold")
+    for name, entry in record["safes"].items():
+        threshold = f"{entry['threshold']} of {len(entry['owners'])}"
+        table.add_row(name, entry["address"], threshold, ", ".join(entry["roles"]))
+    if record.get("admin_handover_to"):
+        table.caption = (
+            f"admin handover begun to {record['admin_handover_to']}: its owners accept it after the delay with "
+            "`ape run treasury role handover accept --propose FILE`, `ape run safe sign`, `ape run safe execute`"
+        )
+    return table
 
 
 # ape's account_option has no help text parameter: document it here so that --help covers every option.

@@ -157,8 +157,10 @@ def _rpc_url(choice: str) -> str:
     except Exception as error:  # noqa: BLE001 - ape raises several kinds for an unknown choice
         reason = one_line(error).split(" Options:")[0]
         raise click.ClickException(f"{choice!r} is not a network ape knows: {reason}") from None
-    if not uri:
-        raise click.ClickException(f"network {choice} has no JSON-RPC URI in ape-config.yaml")
+    if not uri or not str(uri).startswith(("http://", "https://")):
+        raise click.ClickException(
+            f"network {choice} has no fixed JSON-RPC URL ({uri}): give --network http://HOST:PORT"
+        )
     return str(uri)
 
 
