@@ -44,6 +44,7 @@ whether or not a target is met.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -684,7 +685,11 @@ def start_network(directory: Path, console: Console, attempts: int = 3) -> GethN
     raise AssertionError("unreachable")
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m bench.network",
+        description=(__doc__ or "").split("\n\n")[0] + " Writes bench/results/network.json; takes no options.",
+    ).parse_args(argv)
     started = time.monotonic()
     console = wide_console()
     from ape.logging import logger
