@@ -36,13 +36,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, select, true, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from deposit_token.audit.db import casework, schema, store
 from deposit_token.audit.query.common import Departments, Filters, ProgramConfigs
 from deposit_token.audit.query.flags import RULES, FlagSettings, flag_payments, load_payments
 from deposit_token.audit.query.reports import SpendFact, spend_facts
+from deposit_token.domain.rules import KST_OFFSET_MINUTES, local_time
 
 DEFAULT_BATCH = 50_000  # payments per step of a first build: memory and lock time stay bounded
 NOT_STARTED = -1  # derived_state.block_number before any payment is reflected
@@ -171,8 +172,9 @@ def _lock_state(conn: Connection) -> tuple[int, str]:
 
 
 def _clear(conn: Connection) -> None:
-    for table in (casework.payment_flags, casework.derived_dirty, casework.spend_cells, casework.vendor_cells):
-        conn.execute(delete(table))
+    for table in casework.DERIVED_TABLES:
+        if table is not casework.derived_state:
+            conn.execute(delete(table))
 
 
 def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
@@ -188,7 +190,9 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
     if rebuilt:
         _clear(conn)
     dirty = _dirty_groups(conn)
-    if done >= indexed and not dirty:
+    flows_dirty = casework.FLOWS_DIRTY in dirty
+    dirty.discard(casework.FLOWS_DIRTY)
+    if done >= indexed and not dirty and not flows_dirty:
         return None
     p = schema.payments
     target = indexed
@@ -219,6 +223,11 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
     if new_months:
         facts = spend_facts(conn, departments=departments, where=and_(in_range, _months_clause(p, new_months)))
         _add_cells(conn, facts)
+    if flows_dirty or _offset_changed(conn, done, target):
+        conn.execute(delete(casework.flow_cells))
+        _add_flows(conn, NOT_STARTED, target, programs)
+    else:
+        _add_flows(conn, done, target, programs)
     payments = int(conn.execute(select(func.count()).select_from(p).where(in_range)).scalar_one())
     conn.execute(delete(casework.derived_dirty))
     conn.execute(
@@ -227,6 +236,60 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
         .values(block_number=target, settings=_settings_text(settings))
     )
     return _Step(done, target, indexed, payments, groups, flags, rebuilt)
+
+
+_FLOW_TABLES = (
+    ("allocated", schema.allocations),
+    ("returned", schema.returns),
+    ("clawed_back", schema.clawbacks),
+    ("swept", schema.sweeps),
+)
+
+
+def _add_flows(conn: Connection, done: int, target: int, programs: ProgramConfigs) -> None:
+    """Adds the money movements of blocks (done, target] to ``flow_cells``: each in the month of its program's
+    time zone (the latest configuration's, as ``reports.flows`` counts them); redemptions in KST."""
+    cells: dict[tuple[int, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    offsets: dict[int, int] = {}
+    for flow, table in _FLOW_TABLES:
+        for r in conn.execute(
+            select(table.c.program_id, table.c.block_timestamp, table.c.amount).where(
+                table.c.block_number > done, table.c.block_number <= target
+            )
+        ):
+            offset = offsets.setdefault(r.program_id, programs.offset(r.program_id))
+            cells[(local_time(r.block_timestamp, offset)[0], r.program_id, flow)][1] += int(r.amount)
+    red = schema.redemptions
+    for redeemed in conn.execute(
+        select(red.c.block_timestamp, red.c.amount).where(red.c.block_number > done, red.c.block_number <= target)
+    ):
+        cells[(local_time(redeemed.block_timestamp, KST_OFFSET_MINUTES)[0], 0, "redeemed")][1] += int(redeemed.amount)
+    _upsert_add(conn, casework.flow_cells, ("period", "program_id", "flow"), cells, ("amount",))
+
+
+def _offset_changed(conn: Connection, done: int, target: int) -> bool:
+    """Whether a program's time zone changed in blocks (done, target]: its flows fall in other months then."""
+    t = schema.program_configs
+    for r in conn.execute(
+        select(t.c.program_id, t.c.utc_offset_minutes, t.c.block_number, t.c.log_index).where(
+            t.c.block_number > done, t.c.block_number <= target
+        )
+    ):
+        before = conn.execute(
+            select(t.c.utc_offset_minutes)
+            .where(
+                t.c.program_id == r.program_id,
+                or_(
+                    t.c.block_number < r.block_number,
+                    and_(t.c.block_number == r.block_number, t.c.log_index < r.log_index),
+                ),
+            )
+            .order_by(t.c.block_number.desc(), t.c.log_index.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if before is not None and before != r.utc_offset_minutes:
+            return True
+    return False
 
 
 def _dirty_groups(conn: Connection) -> set[Group]:
@@ -330,8 +393,6 @@ def _months_clause(table: Any, months: set[tuple[int, int]]) -> Any:
 
 
 def _pairs(table: Any, months: set[tuple[int, int]]) -> Any:
-    from sqlalchemy import or_
-
     return or_(*(and_(table.c.program_id == program, table.c.period == period) for program, period in months))
 
 
@@ -362,21 +423,26 @@ def _add_cells(conn: Connection, facts: Iterable[SpendFact]) -> None:
     _upsert_add(conn, casework.vendor_cells, ("period", "program_id", "vendor", "category"), vendors)
 
 
-def _upsert_add(conn: Connection, table: Any, keys: tuple[str, ...], cells: dict[tuple[Any, ...], list[int]]) -> None:
+def _upsert_add(
+    conn: Connection,
+    table: Any,
+    keys: tuple[str, ...],
+    cells: dict[tuple[Any, ...], list[int]],
+    values: tuple[str, ...] = ("payments", "amount"),
+) -> None:
+    """Adds each cell's [payments, amount] (those of them that are columns: `values`) to its row, creating it."""
     if not cells:
         return
+    position = {"payments": 0, "amount": 1}
     rows = [
-        {**dict(zip(keys, key)), "payments": payments, "amount": amount}
-        for key, (payments, amount) in sorted(cells.items())
+        {**dict(zip(keys, key)), **{name: sums[position[name]] for name in values}}
+        for key, sums in sorted(cells.items())
     ]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),
-        set_={
-            "payments": table.c.payments + statement.excluded.payments,
-            "amount": table.c.amount + statement.excluded.amount,
-        },
+        set_={name: table.c[name] + statement.excluded[name] for name in values},
     )
     for chunk in _chunks(rows, 5_000):
         conn.execute(statement, list(chunk))

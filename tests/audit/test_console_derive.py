@@ -15,11 +15,12 @@ from support.console_rows import Book
 
 from deposit_token.audit import derive
 from deposit_token.audit.db import casework, store
-from deposit_token.audit.query.common import snapshot
+from deposit_token.audit.query.common import Filters, snapshot
 from deposit_token.audit.query.flags import FlagSettings, find_flags
+from deposit_token.audit.query.overview import flows as cell_flows
 from deposit_token.audit.query.overview import public_cells, spend_by_dimension
 from deposit_token.audit.query.public import public_aggregates
-from deposit_token.audit.query.reports import spend_facts
+from deposit_token.audit.query.reports import flows, spend_facts
 from deposit_token.domain.categories import Category
 
 BP, UTC_PROGRAM = 1, 3
@@ -83,6 +84,9 @@ def stored_cells(engine) -> dict:
 def assert_derived_current(engine) -> None:
     assert stored_flags(engine) == expected_flags(engine)
     assert stored_cells(engine) == expected_cells(engine)
+    with snapshot(engine) as conn:
+        for filters in (Filters(), Filters(programs=(BP,)), Filters(since=203002, until=203003)):
+            assert cell_flows(conn, filters) == flows(conn, filters)
 
 
 def pay_scenario(book: Book) -> dict[str, str]:
@@ -92,6 +96,9 @@ def pay_scenario(book: Book) -> dict[str, str]:
     han = book.enrol("han", UTC_PROGRAM, "LONDON-DESK")
     shop, cafe = book.vendor("restaurant"), book.vendor("cafe", Category.CAFE_BAKERY)
     other = book.vendor("other")
+    for who in (kim, lee, park, choi):
+        book.allocate(who, BP, 3_000_000, at=kst(2030, 1, 2, 9))
+    book.allocate(han, UTC_PROGRAM, 500_000, at=kst(2030, 1, 2, 10))
     book.pay(kim, shop, 45_000, kst(2030, 1, 7, 12))  # nothing
     book.pay(kim, shop, 30_000, kst(2030, 1, 7, 23, 30))  # night
     book.pay(han, cafe, 5_000, kst(2030, 1, 8, 8, 30), program_id=UTC_PROGRAM, category=Category.CAFE_BAKERY, offset=0)
@@ -109,6 +116,10 @@ def pay_scenario(book: Book) -> dict[str, str]:
         book.pay(park, shop, 50_000, kst(2030, 2, day, 12))
     book.pay(park, other, 20_000, kst(2030, 2, 12, 12))
     book.pay(kim, shop, 40_000, kst(2030, 3, 1, 12))  # holiday (Independence Movement Day)
+    book.give_back(lee, BP, 100_000, at=kst(2030, 3, 2, 9))
+    book.claw_back(park, BP, 200_000, at=kst(2030, 3, 3, 9))
+    book.redeem(shop, 500_000, at=kst(2030, 3, 4, 9))
+    book.sweep(han, UTC_PROGRAM, 495_000, at=kst(2030, 3, 5, 9))
     return {"kim": kim, "lee": lee, "park": park, "choi": choi, "han": han, "shop": shop, "cafe": cafe, "other": other}
 
 
@@ -177,6 +188,7 @@ def test_a_rollback_is_recomputed_including_flags_that_appear_when_a_payment_goe
         book.pay(park, other, 100_000, kst(2030, 3, day, 12))
     ancestor = book.block
     book.pay(park, cafe, 150_000, kst(2030, 3, 11, 12), category=Category.CAFE_BAKERY)
+    book.claw_back(people["kim"], BP, 50_000, at=kst(2030, 3, 11, 13))  # the flows lose it again
     book.pay(people["kim"], shop, 20_000, kst(2030, 3, 16, 12))  # a Saturday: weekend
     book.move_checkpoint()
     derive.refresh(engine)

@@ -13,7 +13,8 @@ Derived tables (rebuilt at will, never edited by hand):
   (payer, program, period) so that a group can be recomputed alone;
 * ``spend_cells``: payments and amount per (month, program, department at payment time, category): the
   overview's and the public portal's totals without reading a million payments;
-* ``vendor_cells``: payments and amount per (month, program, vendor, category): top vendors.
+* ``vendor_cells``: payments and amount per (month, program, vendor, category): top vendors;
+* ``flow_cells``: allocated, returned, clawed back, swept and redeemed per (month, program).
 
 Dispositions are append-only: there is no update or delete in the library, and both databases refuse one
 (triggers created with the table, here and in migration 0004).
@@ -79,7 +80,10 @@ derived_dirty = Table(
     Column("period", Integer, nullable=False),
 )
 """Groups (payer, program, month) whose payments changed below ``derived_state.block_number`` (a rollback
-removed some): recomputed, then deleted, by the next refresh. Duplicates are harmless."""
+removed some): recomputed, then deleted, by the next refresh. Duplicates are harmless. ``FLOWS_DIRTY`` asks for
+the flow cells to be summed again."""
+
+FLOWS_DIRTY = ("", -1, -1)
 
 spend_cells = Table(
     "spend_cells",
@@ -101,9 +105,30 @@ vendor_cells = Table(
     Column("category", Integer, primary_key=True, autoincrement=False),
     Column("payments", BigInteger, nullable=False),
     Column("amount", Amount, nullable=False),
+    Index(None, "vendor"),
 )
 
-DERIVED_TABLES: tuple[Table, ...] = (payment_flags, derived_state, derived_dirty, spend_cells, vendor_cells)
+FLOWS = ("allocated", "returned", "clawed_back", "swept", "redeemed")
+
+flow_cells = Table(
+    "flow_cells",
+    metadata,
+    Column("period", Integer, primary_key=True, autoincrement=False),
+    Column("program_id", Integer, primary_key=True, autoincrement=False),  # 0 for redemptions (no program)
+    Column("flow", String(16), primary_key=True),  # one of FLOWS
+    Column("amount", Amount, nullable=False),
+)
+"""Money through each program per month (the program's time zone; redemptions in KST under program 0): what
+``reports.flows`` sums from the allocation, return, claw-back, sweep and redemption events."""
+
+DERIVED_TABLES: tuple[Table, ...] = (
+    payment_flags,
+    derived_state,
+    derived_dirty,
+    spend_cells,
+    vendor_cells,
+    flow_cells,
+)
 
 # --- the auditors' records -------------------------------------------------------------------------------------
 

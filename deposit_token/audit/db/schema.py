@@ -168,9 +168,10 @@ payments = _event_table(
     Column("receipt_id", HEX32, nullable=False),
     Column("evidence_hash", HEX32, nullable=False),
     Column("cap_left", Amount, nullable=False),
-    # the console's lists: a payer's, a vendor's or a month's newest payments from one index range
+    # the console's lists: a payer's, a vendor's or a month's newest payments from one index range; with the
+    # amount, what a vendor had received up to a payment is summed from the index alone
     Index(None, "payer", "block_number", "log_index"),
-    Index(None, "vendor", "block_number", "log_index"),
+    Index(None, "vendor", "block_number", "log_index", "amount"),
     Index(None, "period", "block_number", "log_index"),
 )
 allocations = _event_table(
@@ -179,6 +180,7 @@ allocations = _event_table(
     Column("program_id", Integer, nullable=False),
     Column("spender", ADDRESS, nullable=False),
     Column("amount", Amount, nullable=False),
+    Index(None, "spender"),  # an official's page
 )
 allocation_batches = _event_table(
     "allocation_batches",
@@ -202,6 +204,7 @@ redemptions = _event_table(
     Column("amount", Amount, nullable=False),
     # The reference as the vendor wrote it (the bank pays out on it); '' for rows indexed before it was kept.
     Column("settlement_reference", Text, nullable=False, server_default=""),
+    Index(None, "vendor"),  # a vendor's page, a payment's settlement
 )
 clawbacks = _event_table(
     "clawbacks",

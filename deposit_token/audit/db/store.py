@@ -334,6 +334,7 @@ def _lower_derived(conn: Connection, ancestor: int) -> None:
             select(p.c.payer, p.c.program_id, p.c.period).where(p.c.block_number > ancestor).distinct(),
         )
     )
+    conn.execute(insert(dirty).values(dict(zip(("payer", "program_id", "period"), casework.FLOWS_DIRTY))))
     conn.execute(delete(casework.payment_flags).where(casework.payment_flags.c.block_number > ancestor))
 
 

@@ -19,7 +19,7 @@ from deposit_token.audit.db import casework, schema
 from deposit_token.audit.query.common import Filters, format_period, timestamp_clause
 from deposit_token.audit.query.lookups import lookups
 from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
-from deposit_token.audit.query.reports import FlowRow, flows
+from deposit_token.audit.query.reports import FlowRow, flow_row
 from deposit_token.domain.categories import category_name
 from deposit_token.domain.rules import KST_OFFSET_MINUTES
 
@@ -136,19 +136,23 @@ def top_vendors(conn: Connection, filters: Filters = Filters(), limit: int = 10)
     """Vendors by amount received, largest first."""
     v = casework.vendor_cells
     found = lookups(conn)
-    per_vendor: dict[str, list[Any]] = {}
-    total = 0
-    for r in conn.execute(
-        select(v.c.vendor, v.c.category, func.sum(v.c.payments).label("n"), func.sum(v.c.amount).label("amount"))
-        .where(_cell_clause(v, filters))
-        .group_by(v.c.vendor, v.c.category)
-    ):
-        entry = per_vendor.setdefault(r.vendor, [0, 0, set()])
-        entry[0] += int(r.n)
-        entry[1] += int(r.amount)
-        entry[2].add(r.category)
-        total += int(r.amount)
-    ranked = sorted(per_vendor.items(), key=lambda kv: (-kv[1][1], kv[0]))[: max(limit, 0) or None]
+    where = _cell_clause(v, filters)
+    total = int(conn.execute(select(func.coalesce(func.sum(v.c.amount), 0)).where(where)).scalar_one())
+    amount = func.sum(v.c.amount)
+    top_rows = conn.execute(
+        select(v.c.vendor, func.sum(v.c.payments).label("n"), amount.label("amount"))
+        .where(where)
+        .group_by(v.c.vendor)
+        .order_by(amount.desc(), v.c.vendor)
+        .limit(limit if limit > 0 else None)
+    ).all()
+    per_vendor: dict[str, list[Any]] = {r.vendor: [int(r.n), int(r.amount), set()] for r in top_rows}
+    if per_vendor:
+        for r in conn.execute(
+            select(v.c.vendor, v.c.category).where(where, v.c.vendor.in_(list(per_vendor))).distinct()
+        ):
+            per_vendor[r.vendor][2].add(r.category)
+    ranked = sorted(per_vendor.items(), key=lambda kv: (-kv[1][1], kv[0]))
     red = schema.redemptions
     lo, hi = filters.time_bounds(KST_OFFSET_MINUTES)
     chosen = [vendor for vendor, _ in ranked]
@@ -175,17 +179,58 @@ def top_vendors(conn: Connection, filters: Filters = Filters(), limit: int = 10)
     ]
 
 
+def flows(conn: Connection, filters: Filters = Filters(), spent: dict[int, int] | None = None) -> list[FlowRow]:
+    """``reports.flows`` from the cells: allocated vs spent vs returned vs clawed back vs swept per program, then
+    the total with what vendors redeemed (over all programs only: redemptions carry none). `spent`: each
+    program's payments when the caller has them (else read from the spend cells)."""
+    found = lookups(conn)
+    f, c = casework.flow_cells, casework.spend_cells
+    sums: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in conn.execute(
+        select(f.c.program_id, f.c.flow, func.sum(f.c.amount).label("total"))
+        .where(_cell_clause(f, filters), f.c.program_id != 0)
+        .group_by(f.c.program_id, f.c.flow)
+    ):
+        sums[r.program_id][r.flow] = int(r.total)
+    if spent is None:
+        spent = {
+            int(r.program_id): int(r.total)
+            for r in conn.execute(
+                select(c.c.program_id, func.sum(c.c.amount).label("total"))
+                .where(_cell_clause(c, filters))
+                .group_by(c.c.program_id)
+            )
+        }
+    for program_id, amount in spent.items():
+        sums[program_id]["spent"] = amount
+    rows = [flow_row(pid, found.programs.name(pid), sums[pid], None) for pid in sorted(sums)]
+    total: dict[str, int] = defaultdict(int)
+    for values in sums.values():
+        for flow, value in values.items():
+            total[flow] += value
+    redeemed = None
+    if not filters.programs:
+        redeemed = int(
+            conn.execute(
+                select(func.coalesce(func.sum(f.c.amount), 0)).where(
+                    _cell_clause(f, filters), f.c.program_id == 0, f.c.flow == "redeemed"
+                )
+            ).scalar_one()
+        )
+    rows.append(flow_row(None, "all programs", total, redeemed))
+    return rows
+
+
 def overview(conn: Connection, filters: Filters = Filters(), top: int = 10) -> Overview:
     """Everything the console's overview shows but the latest payments (``payments.list_payments``)."""
     spend = spend_by_dimension(conn, filters)
-    found = lookups(conn)
     spent = {int(r.key): r.amount for r in spend["program"]}
     return Overview(
         filters=filters,
         payments=sum(r.payments for r in spend["month"]),
         amount=sum(r.amount for r in spend["month"]),
         spend=spend,
-        flows=flows(conn, filters, found.programs, spent=spent),
+        flows=flows(conn, filters, spent),
         vendors=top_vendors(conn, filters, top),
     )
 

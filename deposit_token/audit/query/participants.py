@@ -1,7 +1,8 @@
 """Participants and programs for the auditors' console: a vendor's payments and redemptions, an official's
 spending by category against the caps, a program's rules and their change history.
 
-Monthly totals come from the derived cells (``spend_cells`` / ``vendor_cells``, ``audit.derive``), so a page
+Monthly totals come from the derived cells (``spend_cells``, ``vendor_cells``, ``flow_cells``: ``audit.derive``),
+as fresh as its last refresh, so a page
 about a vendor paid a hundred thousand times reads a few hundred rows; single payments are listed with
 ``query.payments.list_payments`` (a vendor's or payer's filter). Everything here reads.
 
@@ -431,12 +432,13 @@ def program_history(conn: Connection, program_id: int) -> ProgramHistory | None:
     ):
         months[cell.period] = [int(cell.n), int(cell.total)]
 
-    def program_sum(table: Any) -> int:
-        return int(
-            conn.execute(
-                select(func.coalesce(func.sum(table.c.amount), 0)).where(table.c.program_id == program_id)
-            ).scalar_one()
+    f = casework.flow_cells
+    flows = {
+        r.flow: int(r.total)
+        for r in conn.execute(
+            select(f.c.flow, func.sum(f.c.amount).label("total")).where(f.c.program_id == program_id).group_by(f.c.flow)
         )
+    }
 
     return ProgramHistory(
         program_id=program_id,
@@ -447,11 +449,11 @@ def program_history(conn: Connection, program_id: int) -> ProgramHistory | None:
         overrides=overrides,
         spenders=len(members),
         departments=departments,
-        allocated=program_sum(schema.allocations),
+        allocated=flows.get("allocated", 0),
         spent=sum(a for _, a in months.values()),
-        returned=program_sum(schema.returns),
-        clawed_back=program_sum(schema.clawbacks),
-        swept=program_sum(schema.sweeps),
+        returned=flows.get("returned", 0),
+        clawed_back=flows.get("clawed_back", 0),
+        swept=flows.get("swept", 0),
         months=[MonthTotal(format_period(p), n, a) for p, (n, a) in sorted(months.items())],
     )
 

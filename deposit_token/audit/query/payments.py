@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 
 from deposit_token.audit.db import casework, schema
@@ -42,6 +43,7 @@ from deposit_token.audit.query.common import (
     Position,
     ProgramConfig,
     format_period,
+    next_period,
     parse_period,
 )
 from deposit_token.audit.query.flags import RULES, ZERO_HASH
@@ -176,12 +178,6 @@ class PaymentFilter:
     def is_empty(self) -> bool:
         return self == PaymentFilter()
 
-    def cell_compatible(self) -> bool:
-        """Whether the pre-aggregated cells can answer totals (only programs, departments, categories, months)."""
-        return not (
-            self.vendors or self.payers or self.flags or self.min_amount is not None or self.max_amount is not None
-        )
-
 
 PARAMS = (
     "program",
@@ -261,10 +257,13 @@ def payment_clause(filt: PaymentFilter, found: Lookups, table: Any = schema.paym
         parts.append(table.c.vendor.in_(filt.vendors))
     if filt.payers:
         parts.append(table.c.payer.in_(filt.payers))
-    if filt.since is not None:
-        parts.append(table.c.period >= filt.since)
-    if filt.until is not None:
-        parts.append(table.c.period <= filt.until)
+    if filt.since is not None and filt.since == filt.until:
+        parts.append(table.c.period == filt.since)  # one month: the (period, block, log) index in chain order
+    else:
+        if filt.since is not None:
+            parts.append(table.c.period >= filt.since)
+        if filt.until is not None:
+            parts.append(table.c.period <= filt.until)
     if filt.min_amount is not None:
         parts.append(table.c.amount >= filt.min_amount)
     if filt.max_amount is not None:
@@ -383,6 +382,42 @@ def _rows(conn: Connection, raw: Sequence[Any], found: Lookups) -> list[PaymentR
     return out
 
 
+MONTH_UNION_MAX = 36  # a range of up to this many months is read month by month (see _fetch)
+
+
+def _months(filt: PaymentFilter) -> list[int] | None:
+    if filt.since is None or filt.until is None or filt.since == filt.until:
+        return None
+    months = [filt.since]
+    while months[-1] < filt.until and len(months) <= MONTH_UNION_MAX:
+        months.append(next_period(months[-1]))
+    return months if months[-1] == filt.until else None
+
+
+def _fetch(
+    conn: Connection, filt: PaymentFilter, found: Lookups, position: ColumnElement[bool], newest_first: bool, n: int
+) -> list[Any]:
+    """Up to `n` rows matching `filt` and `position`, in chain order (newest first or oldest first).
+
+    A range of months is read as one ordered range per month, merged (UNION ALL of per-month LIMIT queries): the
+    (period, block, log) index gives each month in chain order, where a single range condition on the period
+    would make the database either sort the whole range or walk the chain back to the months asked for."""
+    p = schema.payments
+    order = (p.c.block_number.desc(), p.c.log_index.desc()) if newest_first else (p.c.block_number, p.c.log_index)
+    months = _months(filt)
+    if months is None:
+        return list(conn.execute(_select_rows(and_(payment_clause(filt, found), position)).order_by(*order).limit(n)))
+    where = and_(payment_clause(replace(filt, since=None, until=None), found), position)
+    parts = [_select_rows(and_(where, p.c.period == month)).order_by(*order).limit(n).subquery() for month in months]
+    merged = union_all(*(select(*part.c) for part in parts)).subquery()
+    merged_order = (
+        (merged.c.block_number.desc(), merged.c.log_index.desc())
+        if newest_first
+        else (merged.c.block_number, merged.c.log_index)
+    )
+    return list(conn.execute(select(*merged.c).order_by(*merged_order).limit(n)))
+
+
 def list_payments(
     conn: Connection,
     filt: PaymentFilter = PaymentFilter(),
@@ -399,29 +434,18 @@ def list_payments(
         raise ValueError(f"a page holds 1 to {MAX_PAGE} payments, not {limit}")
     p = schema.payments
     found = lookups(conn)
-    where = payment_clause(filt, found)
     if before is not None:
-        position = parse_payment_key(before)
-        raw = list(
-            conn.execute(
-                _select_rows(and_(where, _position_above(p, position)))
-                .order_by(p.c.block_number, p.c.log_index)
-                .limit(limit + 1)
-            )
-        )
+        raw = _fetch(conn, filt, found, _position_above(p, parse_payment_key(before)), False, limit + 1)
         more_newer = len(raw) > limit
-        raw = raw[:limit][::-1]
-        rows = _rows(conn, raw, found)
+        rows = _rows(conn, raw[:limit][::-1], found)
         return PaymentPage(
             rows,
             next_cursor=rows[-1].key if rows else before,
             prev_cursor=rows[0].key if rows and more_newer else None,
             filter=filt,
         )
-    condition = where if after is None else and_(where, _position_below(p, parse_payment_key(after)))
-    raw = list(
-        conn.execute(_select_rows(condition).order_by(p.c.block_number.desc(), p.c.log_index.desc()).limit(limit + 1))
-    )
+    position = true() if after is None else _position_below(p, parse_payment_key(after))
+    raw = _fetch(conn, filt, found, position, True, limit + 1)
     more_older = len(raw) > limit
     rows = _rows(conn, raw[:limit], found)
     return PaymentPage(
@@ -451,8 +475,35 @@ class PaymentCount:
     exact: bool  # False: at least `payments` (counting stopped at the cap)
 
 
+def _cells_clause(filt: PaymentFilter) -> tuple[Any, ColumnElement[bool]] | None:
+    """The cells table that can answer totals for `filt` and its WHERE clause, or None: ``spend_cells`` for
+    programs, departments, categories and months; ``vendor_cells`` for programs, vendors, categories, months."""
+    if filt.payers or filt.flags or filt.min_amount is not None or filt.max_amount is not None:
+        return None
+    if filt.vendors and filt.departments:
+        return None
+    table = casework.vendor_cells if filt.vendors else casework.spend_cells
+    parts: list[ColumnElement[bool]] = []
+    if filt.programs:
+        parts.append(table.c.program_id.in_(filt.programs))
+    if filt.categories:
+        parts.append(table.c.category.in_(filt.categories))
+    if filt.vendors:
+        parts.append(table.c.vendor.in_(filt.vendors))
+    if filt.departments:
+        parts.append(table.c.department.in_(filt.departments))
+    if filt.since is not None:
+        parts.append(table.c.period >= filt.since)
+    if filt.until is not None:
+        parts.append(table.c.period <= filt.until)
+    return table, and_(true(), *parts)
+
+
 def count_payments(conn: Connection, filt: PaymentFilter = PaymentFilter(), cap: int = 10_000) -> PaymentCount:
-    """How many payments match, counting at most `cap` + 1 rows (a page says "10,000+" rather than waiting)."""
+    """How many payments match: exact from the monthly cells when they can say (see ``payment_totals``), else
+    counting at most `cap` + 1 rows (a page says "10,000+" rather than waiting)."""
+    if _cells_clause(filt) is not None:
+        return PaymentCount(payment_totals(conn, filt).payments, True)
     p = schema.payments
     inner = select(p.c.block_number).where(payment_clause(filt, lookups(conn))).limit(cap + 1).subquery()
     n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
@@ -466,30 +517,21 @@ class PaymentTotals:
 
 
 def payment_totals(conn: Connection, filt: PaymentFilter = PaymentFilter()) -> PaymentTotals:
-    """Count and sum of the payments matching `filt`: from the monthly cells (``spend_cells``, as fresh as the
-    last ``derive.refresh``) when the filter only names programs, departments, categories and months, else
-    from the payments themselves."""
-    found = lookups(conn)
-    if filt.cell_compatible():
-        c = casework.spend_cells
-        parts: list[ColumnElement[bool]] = []
-        if filt.programs:
-            parts.append(c.c.program_id.in_(filt.programs))
-        if filt.categories:
-            parts.append(c.c.category.in_(filt.categories))
-        if filt.departments:
-            parts.append(c.c.department.in_(filt.departments))
-        if filt.since is not None:
-            parts.append(c.c.period >= filt.since)
-        if filt.until is not None:
-            parts.append(c.c.period <= filt.until)
+    """Count and sum of the payments matching `filt`: from the monthly cells (``spend_cells`` or
+    ``vendor_cells``, as fresh as the last ``derive.refresh``) when the filter names only programs, departments
+    or vendors, categories and months, else from the payments themselves."""
+    cells = _cells_clause(filt)
+    if cells is not None:
+        table, where = cells
         row = conn.execute(
-            select(func.coalesce(func.sum(c.c.payments), 0), func.coalesce(func.sum(c.c.amount), 0)).where(*parts)
+            select(func.coalesce(func.sum(table.c.payments), 0), func.coalesce(func.sum(table.c.amount), 0)).where(
+                where
+            )
         ).one()
         return PaymentTotals(int(row[0]), int(row[1]))
     p = schema.payments
     row = conn.execute(
-        select(func.count(), func.coalesce(func.sum(p.c.amount), 0)).where(payment_clause(filt, found))
+        select(func.count(), func.coalesce(func.sum(p.c.amount), 0)).where(payment_clause(filt, lookups(conn)))
     ).one()
     return PaymentTotals(int(row[0]), int(row[1]))
 

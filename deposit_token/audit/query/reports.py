@@ -255,7 +255,7 @@ def flows(
             .group_by(table.c.program_id)
         ):
             sums[r.program_id][flow] = int(r.total)
-    rows = [_flow_row(pid, programs.name(pid), sums[pid], None) for pid in sorted(sums)]
+    rows = [flow_row(pid, programs.name(pid), sums[pid], None) for pid in sorted(sums)]
     total: dict[str, int] = defaultdict(int)
     for values in sums.values():
         for flow, value in values.items():
@@ -269,11 +269,12 @@ def flows(
                 select(func.coalesce(func.sum(rt.c.amount), 0)).where(timestamp_clause(rt, lo, hi))
             ).scalar_one()
         )
-    rows.append(_flow_row(None, "all programs", total, redeemed))
+    rows.append(flow_row(None, "all programs", total, redeemed))
     return rows
 
 
-def _flow_row(program_id: int | None, name: str, values: dict[str, int], redeemed: int | None) -> FlowRow:
+def flow_row(program_id: int | None, name: str, values: Mapping[str, int], redeemed: int | None) -> FlowRow:
+    """A FlowRow from the sums of its flows (``allocated``, ``spent``, ``returned``, ``clawed_back``, ``swept``)."""
     allocated, spent = values.get("allocated", 0), values.get("spent", 0)
     returned, clawed, swept = values.get("returned", 0), values.get("clawed_back", 0), values.get("swept", 0)
     return FlowRow(

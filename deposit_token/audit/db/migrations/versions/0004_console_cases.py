@@ -1,11 +1,12 @@
 """the auditors' console: derived flags and monthly cells, dispositions (append-only), payment indexes
 
-* ``payment_flags``, ``derived_state``, ``derived_dirty``, ``spend_cells``, ``vendor_cells``: what
-  ``deposit_token.audit.derive`` keeps from the indexed payments (the flag queue, monthly totals);
+* ``payment_flags``, ``derived_state``, ``derived_dirty``, ``spend_cells``, ``vendor_cells``, ``flow_cells``:
+  what ``deposit_token.audit.derive`` keeps from the indexed events (the flag queue, monthly totals);
 * ``dispositions``: the auditors' decisions on flags, append-only: a trigger refuses UPDATE and DELETE (and
   TRUNCATE on PostgreSQL) on both databases;
-* payments: the payer and vendor indexes gain (block_number, log_index), and months get one, so that a
-  console page filtered by payer, vendor or month reads its 50 newest rows from one index range.
+* payments: the payer and vendor indexes gain (block_number, log_index) (the vendor's also the amount), and
+  months get one, so that a console page filtered by payer, vendor or month reads its 50 newest rows from one
+  index range; allocations by spender and redemptions by vendor (an official's and a vendor's pages).
 
 Revision ID: 0004
 Revises: 0003 (the web console's users)
@@ -85,6 +86,15 @@ def upgrade() -> None:
         sa.Column("amount", deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
         sa.PrimaryKeyConstraint("period", "program_id", "vendor", "category", name="pk_vendor_cells"),
     )
+    op.create_index("ix_vendor_cells_vendor", "vendor_cells", ["vendor"])
+    op.create_table(
+        "flow_cells",
+        sa.Column("period", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("program_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("flow", sa.String(16), nullable=False),
+        sa.Column("amount", deposit_token.audit.db.schema.Amount(precision=78, scale=0), nullable=False),
+        sa.PrimaryKeyConstraint("period", "program_id", "flow", name="pk_flow_cells"),
+    )
     op.create_table(
         "dispositions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -130,13 +140,21 @@ def upgrade() -> None:
     op.drop_index("ix_payments_payer", table_name="payments")
     op.drop_index("ix_payments_vendor", table_name="payments")
     op.create_index("ix_payments_payer_block_number_log_index", "payments", ["payer", "block_number", "log_index"])
-    op.create_index("ix_payments_vendor_block_number_log_index", "payments", ["vendor", "block_number", "log_index"])
+    op.create_index(
+        "ix_payments_vendor_block_number_log_index_amount",
+        "payments",
+        ["vendor", "block_number", "log_index", "amount"],
+    )
     op.create_index("ix_payments_period_block_number_log_index", "payments", ["period", "block_number", "log_index"])
+    op.create_index("ix_allocations_spender", "allocations", ["spender"])
+    op.create_index("ix_redemptions_vendor", "redemptions", ["vendor"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_redemptions_vendor", table_name="redemptions")
+    op.drop_index("ix_allocations_spender", table_name="allocations")
     op.drop_index("ix_payments_period_block_number_log_index", table_name="payments")
-    op.drop_index("ix_payments_vendor_block_number_log_index", table_name="payments")
+    op.drop_index("ix_payments_vendor_block_number_log_index_amount", table_name="payments")
     op.drop_index("ix_payments_payer_block_number_log_index", table_name="payments")
     op.create_index("ix_payments_vendor", "payments", ["vendor"])
     op.create_index("ix_payments_payer", "payments", ["payer"])
@@ -144,5 +162,5 @@ def downgrade() -> None:
     op.drop_table("dispositions")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS dispositions_append_only()")
-    for table in ("vendor_cells", "spend_cells", "derived_dirty", "derived_state", "payment_flags"):
+    for table in ("flow_cells", "vendor_cells", "spend_cells", "derived_dirty", "derived_state", "payment_flags"):
         op.drop_table(table)
