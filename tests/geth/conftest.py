@@ -13,24 +13,37 @@ A network is made with geth's light scrypt cost for the sealer keys (tests only)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from support.geth import require_geth
 
-from deposit_token.chain.geth import GethNetwork, Ports
+from deposit_token.chain.geth import GethNetwork, GethNetworkError, Ports
 from deposit_token.chain.rpc import RpcClient
 
+PORT_RACE_ATTEMPTS = 3
 
-def _make(directory) -> GethNetwork:
-    network = GethNetwork.init(directory, ports=Ports(free=True), light_kdf=True)
-    try:
-        report = network.start()
-        assert report.peered, network.peer_counts()
-        network.wait_for_block(1, timeout=30)
-    except BaseException:
-        network.stop()
-        raise
-    return network
+
+def _make(directory: Path) -> GethNetwork:
+    """A started network. Free ports are chosen at `init` and bound at `start`: another test process (make test
+    runs two) may take one in between, so a start refused for a busy port is made again on new ports."""
+    for attempt in range(PORT_RACE_ATTEMPTS):
+        network = GethNetwork.init(directory / f"net{attempt}", ports=Ports(free=True), light_kdf=True)
+        try:
+            report = network.start()
+        except GethNetworkError as error:
+            network.stop()
+            if "in use" in str(error) and attempt + 1 < PORT_RACE_ATTEMPTS:
+                continue
+            raise
+        try:
+            assert report.peered, network.peer_counts()
+            network.wait_for_block(1, timeout=30)
+        except BaseException:
+            network.stop()
+            raise
+        return network
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
