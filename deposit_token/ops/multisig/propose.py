@@ -19,11 +19,13 @@ from deposit_token.chain.submit import encode_call
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.multisig import safes as onchain
 from deposit_token.ops.multisig import words
-from deposit_token.ops.multisig.proposal import Proposal, SafeTx
+from deposit_token.ops.multisig.proposal import DELEGATECALL, Proposal, SafeTx
 
 
-class Proposed(Exception):
-    """The action was written as a proposal (carried here); nothing was sent."""
+class Proposed(DepositTokenError):
+    """The action was written as a proposal (carried here); nothing was sent. Not a failure: the `--propose`
+    decorator (deposit_token/cli/safe.py) catches it around the command and reports the proposal; it derives
+    from the root like every exception here so that nothing between them can mistake it for a bug."""
 
     def __init__(self, proposal: Proposal, path: Path, state: onchain.SafeState) -> None:
         super().__init__(str(path))
@@ -76,6 +78,19 @@ def safe_for(record: Mapping[str, Any] | None, role: str | None, given: str | No
     return holder
 
 
+MULTI_SEND = "multiSend(bytes)"
+
+
+def multi_send_data(to: str, calls: Sequence[bytes]) -> bytes:
+    """MultiSendCallOnly.multiSend calldata running `calls` on `to` in order: each packed as operation (CALL),
+    to, value 0, length, data (the format `words.multi_send_calls` reads back)."""
+    target = bytes.fromhex(to_checksum_address(to)[2:])
+    packed = b"".join(
+        b"\0" + target + (0).to_bytes(32, "big") + len(data).to_bytes(32, "big") + bytes(data) for data in calls
+    )
+    return onchain.call_data(MULTI_SEND, packed)
+
+
 def multi_send_of(record: Mapping[str, Any] | None) -> str | None:
     contracts = (record or {}).get("safe_contracts") or {}
     value = contracts.get("multi_send_call_only")
@@ -110,20 +125,39 @@ class SafeProposer:
 
     def propose_call(self, chain: Any, fn: str, args: Sequence[Any]) -> NoReturn:
         """Writes the proposal of `fn(*args)` on the token from the Safe and raises `Proposed`."""
+        from deposit_token.chain.contracts import system_contract_type
+
+        self.propose_calls(chain, [encode_call(system_contract_type(), fn, list(args))], None)
+
+    def propose_calls(self, chain: Any, calls: Sequence[bytes], multi_send: str | None) -> NoReturn:
+        """Writes the proposal of the token calls `calls` (calldata each) from the Safe and raises `Proposed`:
+        one call is a plain CALL to the token; several are one MultiSendCallOnly batch (`multi_send`, a
+        DELEGATECALL: all run, or none)."""
         state = onchain.read_safe(chain.rpc, self.address)
         nonce = state.nonce if self.nonce is None else self.nonce
         if nonce < state.nonce:
             raise onchain.SafeError(f"Safe nonce {nonce} was used already (the Safe is at {state.nonce})")
-        from deposit_token.chain.contracts import system_contract_type
-
-        data = encode_call(system_contract_type(), fn, list(args))
-        tx = SafeTx(safe=self.address, chain_id=chain.chain_id, to=chain.address, data=data, nonce=nonce)
+        if len(calls) == 1:
+            tx = SafeTx(safe=self.address, chain_id=chain.chain_id, to=chain.address, data=calls[0], nonce=nonce)
+        else:
+            if multi_send is None:
+                raise onchain.SafeError(
+                    "several calls need the deployment record's MultiSendCallOnly (safe_contracts), which it lacks"
+                )
+            tx = SafeTx(
+                safe=self.address,
+                chain_id=chain.chain_id,
+                to=multi_send,
+                data=multi_send_data(chain.address, calls),
+                nonce=nonce,
+                operation=DELEGATECALL,
+            )
         reason = onchain.simulate(chain.rpc, tx, self.accessor, chain.names()) if nonce == state.nonce else None
         if reason is not None:
             raise onchain.SafeError(f"the Safe would refuse this: {reason}; nothing was written")
         proposal = Proposal(
             tx=tx,
-            description=words.describe(tx, chain.address, chain.names()),
+            description=words.describe(tx, chain.address, chain.names(), multi_send),
             network=self.network,
             token=chain.address,
             command=self.command,
