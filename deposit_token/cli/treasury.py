@@ -35,6 +35,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deposit_token.chain import deployment
 from deposit_token.chain.submit import LocalSigner, SubmitError
 from deposit_token.cli.common import (
     ADDRESS_OR_ALIAS,
@@ -61,6 +62,8 @@ from deposit_token.errors import DepositTokenError
 from deposit_token.ops import actions, bulk, context, listing, program_spec
 from deposit_token.ops import disburse as disbursal
 from deposit_token.ops import roles as access
+from deposit_token.ops.multisig import policy as large_disbursals
+from deposit_token.ops.multisig.propose import SafeProposer, multi_send_of
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
@@ -709,12 +712,21 @@ def disburse(
         ),
         ("journal", str(plan.journal.path)),
     ]
+    record = deployment.load_record(deployment.record_path(deployment.network_name(provider)))
+    policy = large_disbursals.large_disbursal(record)
+    if large_disbursals.applies(policy, plan.total) and policy is not None:
+        rows.append(("policy", f"above {policy.above:,} KRW: paid only through the {policy.safe} Safe"))
     out.print(_table("Disbursal checked: no problems", rows))
     for note in disbursal.notes(plan):
         out.print(note, highlight=False)
     if check_only:
         out.print("--check: nothing was sent")
         return
+    if isinstance(account, SafeProposer):  # --propose: the pending batches as one Safe transaction
+        large_disbursals.propose(chain, plan, account, multi_send_of(record), policy)
+    refused = large_disbursals.refusal(policy, plan.total, str(account.address))
+    if refused is not None and plan.pending:
+        raise click.ClickException(refused)
     if not plan.pending:
         disbursal.disburse(chain, plan, _local_signer(account))  # journals "complete"
         out.print(f"every row of {csv_path} was already paid; nothing to send")

@@ -30,6 +30,7 @@ ROLES = {
     "budget-office": ["program-manager", "vendor-registrar"],
     "admin": ["admin"],
 }
+LARGE_ABOVE = 100_000_000  # KRW: the budget office's Safe pays disbursal files above this
 EXECUTOR = "TEST::7"  # an outsider: anyone may send a fully signed Safe transaction
 
 
@@ -87,6 +88,7 @@ def cli(deployed, system, chain, networks, tmp_path, monkeypatch) -> Cli:
         "block": {"number": 0},
         "safe_contracts": deployed["record"],
         "safes": {name: s.as_record() for name, s in deployed["safes"].items()},
+        "policy": {"large_disbursal": {"above": LARGE_ABOVE, "safe": "budget-office"}},
     }
     deployment.write_record(deployment.record_path(uri, folder), record)
     monkeypatch.setenv(deployment.DEPLOYMENTS_ENV, str(folder))
@@ -369,3 +371,45 @@ def test_propose_refuses_what_a_safe_cannot_do_in_one_sentence(cli, system, tmp_
     assert cli.refused("issue", "1", "--to", system.people.treasury.address, "--safe", "issuer", code=2)
     bad = safe("show", str(Path(__file__)))
     assert bad.exit_code == 1 and "not JSON" in line(bad)
+
+
+# --- large disbursals ------------------------------------------------------------------------------------------
+
+
+def test_a_large_disbursal_goes_through_the_budget_office_safe(cli, system, deployed, tmp_path):
+    token, people = system.token, system.people
+    token.grantRole(keccak(text="PROGRAM_MANAGER_ROLE"), people.manager, sender=people.admin)  # sends alone below
+    spenders = [s.address for s in people.spenders[:4]]
+    large = tmp_path / "large.csv"
+    large.write_text("address,amount\n" + "".join(f"{a},30000000\n" for a in spenders))  # 120,000,000 KRW
+    before = [int(token.balanceOf(a)) for a in spenders]
+
+    text = cli.refused("disburse", str(large), "--program", "1", account="TEST::2")
+    assert "above the large-disbursal limit of 100,000,000 KRW" in text and "budget-office Safe" in text
+    small = tmp_path / "small.csv"
+    small.write_text(f"address,amount\n{people.spenders[4].address},1000000\n")
+    cli.ok("disburse", str(small), "--program", "1", account="TEST::2")
+    assert int(token.balanceOf(people.spenders[4].address)) == 3_000_000 + 1_000_000
+
+    path = tmp_path / "large.json"
+    result = cli("disburse", str(large), "--program", "1", "--batch-size", "2", "--propose", str(path))
+    assert result.exit_code == 0, result.output
+    assert "nothing was sent" in result.output and [int(token.balanceOf(a)) for a in spenders] == before
+    shown = line(safe("show", str(path)))
+    # two batches, one MultiSendCallOnly transaction: each allocate in words, and the Safe's 2 of 3
+    assert shown.count("allocate 60,000,000 KRW from program 'BP-2030-MOEF'") == 2 and "2 spenders" in shown
+    assert "2 of 3 owners" in shown and "it would succeed" in shown
+    tx = proposal.Proposal.read(path).tx
+    assert tx.operation == proposal.DELEGATECALL and tx.to == deployed["record"]["multi_send_call_only"]
+    assert tx.safe == deployed["safes"]["budget-office"].address
+
+    for owner in owners("budget-office")[:2]:
+        assert safe("sign", str(path), "--account", owner).exit_code == 0
+    done = safe("execute", str(path), "--account", EXECUTOR)
+    assert done.exit_code == 0, done.output
+    assert [int(token.balanceOf(a)) for a in spenders] == [b + 30_000_000 for b in before]
+    # the batch references are the file's: re-running the command finds them applied and pays nobody twice
+    again = cli.ok("disburse", str(large), "--program", "1", account="TEST::2")
+    assert "already paid" in line(again)
+    assert [int(token.balanceOf(a)) for a in spenders] == [b + 30_000_000 for b in before]
+    assert "nothing to propose" in cli.refused("disburse", str(large), "--program", "1", "--propose", str(path))
