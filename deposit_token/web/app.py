@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from deposit_token.errors import DepositTokenError
 from deposit_token.web import console, public
 from deposit_token.web.core import auth
 from deposit_token.web.core.config import WebConfig
+from deposit_token.web.core.derived import Deriver
 from deposit_token.web.core.follow import Follower
 from deposit_token.web.core.live import LiveFeed
 from deposit_token.web.core.pages import environment, render
@@ -116,9 +118,12 @@ def create_app(config: WebConfig, engine: Engine | None = None) -> FastAPI:
     )
     if config.follow is not None:
         state.follower = Follower(engine, config.follow, log=log.info)
+    deriver = Deriver(engine, log=log.info)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # the flag queue and monthly cells follow the checkpoint, whoever indexes (core/derived.py)
+        await run_in_threadpool(deriver.start)
         if state.follower is not None:
             state.follower.start()
         try:
@@ -127,6 +132,7 @@ def create_app(config: WebConfig, engine: Engine | None = None) -> FastAPI:
             state.stopping.set()
             if state.follower is not None:
                 state.follower.stop()
+            deriver.stop()
 
     app = FastAPI(
         title=API_TITLE,
