@@ -7,6 +7,8 @@ A sender is admitted when it
   transfer (it must be able to accept it), or deployed the token (the deployment record's ``deployer``);
 * or is a registered participant that is not frozen: a treasury (``TreasuryRegistered``), a vendor
   (``VendorRegistered``) or an enrolled spender (``SpenderEnrolled``), minus ``FreezeChanged(frozen=true)``;
+* or is a current owner of a Safe (any contract answering ``getOwners()``) that holds a role or is the pending
+  admin: a Safe acts only through ``execTransaction``, which one of its owners' keys sends (docs/SAFE.md);
 * or, for operator clients only, is one of the gateway's ``--allow-sender`` accounts (the deployer's key before
   the token exists, a key that sets up a new deployment).
 
@@ -16,6 +18,9 @@ is what keeps unknown keys from filling blocks.
 `Follower` polls ``eth_getLogs`` (the token's address, these events' topics) from the deployment block on, in a
 background task, and after every poll checks that the last block it read is still on the chain (Clique can
 fork briefly); if not, it rebuilds the registry from the deployment block (a few events per participant: cheap).
+The owners of the role-holding contracts are read (``getOwners()`` at the block read up to) whenever the token's
+events changed who holds a role, and whenever one of those Safes logged ``AddedOwner`` or ``RemovedOwner``; a
+removed owner is refused from the next poll on.
 A transaction whose sender is not (yet) admitted makes it poll once more before refusing, so a role granted or a
 spender enrolled in a block that was mined before the transaction arrived is always seen.
 
@@ -36,6 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from deposit_token.chain.abi import abi_signature, system_abi
@@ -54,6 +60,9 @@ EVENTS = (
     "DefaultAdminTransferCanceled",
 )
 DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
+GET_OWNERS = "0x" + keccak(text="getOwners()")[:4].hex()
+# Safe's OwnerManager events (v1.3 and v1.4 alike: the topic does not depend on which arguments are indexed).
+OWNER_EVENTS = ["0x" + keccak(text=f"{name}(address)").hex() for name in ("AddedOwner", "RemovedOwner")]
 LOG_CHUNK = 50_000  # blocks per eth_getLogs; halved while the node says the range is too large
 
 
@@ -97,7 +106,25 @@ class Registry:
         self.registered: set[bytes] = set()
         self.frozen: set[bytes] = set()
         self.pending_admin: bytes | None = None
+        self.safe_owners: dict[bytes, frozenset[bytes]] = {}  # role-holding Safe -> its owners (getOwners)
         self.events = 0
+        self.role_changes = 0  # role and admin-handover events applied (who may hold a Safe's owners changes)
+
+    def holders(self) -> set[bytes]:
+        """The accounts that hold a role now, and the pending admin (whose owners must be able to accept)."""
+        return set(self.roles) | ({self.pending_admin} if self.pending_admin is not None else set())
+
+    def set_owners(self, holder: bytes, owners: Iterable[bytes] | None) -> None:
+        """Records the owners of the role holder `holder` (None or empty: it is not a Safe)."""
+        found = frozenset(owners or ())
+        if found:
+            self.safe_owners[holder] = found
+        else:
+            self.safe_owners.pop(holder, None)
+
+    def safe_of_owner(self, sender: bytes) -> bytes | None:
+        """A role-holding Safe that `sender` owns now, or None."""
+        return next((safe for safe in self.holders() if sender in self.safe_owners.get(safe, ())), None)
 
     def apply(self, log: dict[str, Any]) -> None:
         event_topics = log.get("topics") or []
@@ -105,6 +132,8 @@ class Registry:
         if name is None:
             return
         self.events += 1
+        if name.startswith(("Role", "DefaultAdmin")):
+            self.role_changes += 1
         if name in ("RoleGranted", "RoleRevoked"):
             role, account = event_topics[1], _address(event_topics[2])
             held = self.roles.setdefault(account, set())
@@ -131,6 +160,8 @@ class Registry:
         accounts, for operator clients)."""
         if sender in self.roles or sender == self.deployer or sender == self.pending_admin or sender in allowed_extra:
             return None
+        if self.safe_of_owner(sender) is not None:
+            return None
         who = checksum(sender)
         if self.token is None:
             return (
@@ -150,7 +181,8 @@ class Registry:
     def admitted(self) -> int:
         """How many accounts may send (role holders, deployer, pending admin, unfrozen participants)."""
         extra = {a for a in (self.deployer, self.pending_admin) if a is not None}
-        return len(set(self.roles) | extra | (self.registered - self.frozen))
+        owners = {o for safe in self.holders() for o in self.safe_owners.get(safe, ())}
+        return len(set(self.roles) | extra | owners | (self.registered - self.frozen))
 
 
 @dataclass(frozen=True)
@@ -304,6 +336,7 @@ class Follower:
         start = self.synced[0] + 1 if self.synced is not None else source.from_block
         end = int(head["number"], 16)
         registry = self.registry
+        first, changes_before = start, registry.role_changes
         while start <= end:
             stop = min(end, start + self._chunk - 1)
             try:
@@ -326,7 +359,47 @@ class Follower:
             for log in logs:
                 registry.apply(log)
             start = stop + 1
+        if first <= end and (registry.role_changes != changes_before or await self._owners_changed(first, end)):
+            await self._read_owners(end)
         self.synced = (end, head["hash"])
+
+    async def _owners_changed(self, start: int, end: int) -> bool:
+        """Whether a known Safe logged AddedOwner/RemovedOwner in blocks start..end (True if the node cannot say:
+        reading the owners again is always right)."""
+        safes = [checksum(safe) for safe in self.registry.safe_owners]
+        if not safes:
+            return False
+        try:
+            logs = await self.upstream.call(
+                "eth_getLogs",
+                [{"address": safes, "fromBlock": hex(start), "toBlock": hex(end), "topics": [OWNER_EVENTS]}],
+            )
+        except UpstreamError as err:
+            if not err.answered:
+                raise
+            return True
+        return bool(logs)
+
+    async def _read_owners(self, block: int) -> None:
+        """The owners, at `block`, of every role holder that is a contract answering getOwners() (a Safe)."""
+        registry = self.registry
+        holders = sorted(registry.holders())
+        codes = await self.upstream.batch([("eth_getCode", [checksum(h), hex(block)]) for h in holders])
+        for holder, code in zip(holders, codes, strict=True):
+            owners: list[bytes] | None = None
+            if isinstance(code, str) and len(code) > 2:
+                try:
+                    answer = await self.upstream.call(
+                        "eth_call", [{"to": checksum(holder), "data": GET_OWNERS}, hex(block)]
+                    )
+                    (found,) = abi_decode(["address[]"], bytes.fromhex(str(answer)[2:]))
+                    owners = [parse_address(str(o)) for o in found]
+                except UpstreamError as err:
+                    if not err.answered:
+                        raise
+                except Exception:  # noqa: BLE001 - eth_abi raises several kinds for data that is not an owner list
+                    owners = None  # a contract that is not a Safe: it cannot sign, its "owners" are nobody
+            registry.set_owners(holder, owners)
 
     # --- the decision ------------------------------------------------------------------------------------------
 
@@ -335,9 +408,16 @@ class Follower:
 
     async def refusals(self, senders: list[tuple[bytes, bool]]) -> list[str | None]:
         """For each (sender, operator client?), None or why it is refused; polls once more first if any is
-        refused for not being known (it may have been registered in the last block)."""
+        refused for not being known (it may have been registered in the last block), or admitted only as a
+        Safe's owner (it may have been removed, or the Safe lost its role, in the last block: such transactions
+        are few, privileged ones, so they are decided on the newest block)."""
         out = [self.refusal(sender, operator) for sender, operator in senders]
-        if any(reason is not None and sender not in self.registry.frozen for reason, (sender, _) in zip(out, senders)):
+        registry = self.registry
+        if any(
+            (reason is not None and sender not in registry.frozen)
+            or (sender not in registry.roles and registry.safe_of_owner(sender) is not None)
+            for reason, (sender, _) in zip(out, senders)
+        ):
             try:
                 await self.refresh()
             except Exception as err:  # noqa: BLE001 - fail closed: the refusals stand
