@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import re
+import time
 import zipfile
 
 import pytest
@@ -19,7 +20,7 @@ from support.web import User, logged_in, new_user
 
 from deposit_token.audit.db import store
 from deposit_token.web.core import accesslog, accounts
-from deposit_token.web.core.config import WebConfig
+from deposit_token.web.core.config import Follow, WebConfig
 from deposit_token.web.server import BackgroundServer
 
 pytestmark = pytest.mark.chain  # the folder's pilot chain runs on a node of its own
@@ -249,3 +250,86 @@ def test_exports_carry_manifest_hashes_and_are_logged(client, server, db_url, au
     assert latest.actor == auditor.name and latest.detail["view"] == "payments" and latest.detail["format"] == "csv"
     assert latest.detail["sha256"] == answer.headers["x-export-sha256"]
     assert latest.detail["filter"] == {"category": ["RESTAURANT"]}
+
+
+# --- participants, programs, every page ---------------------------------------------------------------------
+
+
+def test_every_console_page_renders_for_an_auditor_in_both_languages(client, server, everything):
+    row = everything[0]
+    pages = [
+        "/console/payments",
+        f"/console/payments/{row['key']}",
+        "/console/flags",
+        "/console/flags?status=any",
+        "/console/vendors",
+        f"/console/vendors/{row['vendor']}",
+        f"/console/officials/{row['payer']}",
+        f"/console/officials/{row['payer']}?month={row['period']}",
+        "/console/programs",
+        f"/console/programs/{row['program_id']}",
+        "/console/verify",
+    ]
+    for lang, word in (("en", "Payments"), ("ko", "결제")):
+        for path in pages:
+            sep = "&" if "?" in path else "?"
+            answer = get(client, server, f"{path}{sep}lang={lang}")
+            assert answer.status_code == 200, (lang, path, answer.text[:300])
+            assert f'<html lang="{lang}">' in answer.text and word in answer.text, (lang, path)
+            assert not re.search(r"\{[a-z_]+\}", answer.text), (lang, path)  # every placeholder filled
+    for path in ("/console/vendors/0x12", "/console/officials/nobody", "/console/programs/999", "/console/programs/x"):
+        assert get(client, server, path).status_code == 404, path
+
+
+def test_a_vendor_an_official_and_a_program(client, server, everything):
+    row = everything[0]
+    vendor = get(client, server, f"/console/vendors/{row['vendor']}")
+    mine = [r["key"] for r in everything if r["vendor"] == row["vendor"]]
+    assert keys(vendor) == mine[:20] and row["vendor_name"] in vendor.text
+    assert 'id="vendor-redemptions"' in vendor.text and 'id="vendor-months"' in vendor.text
+    official = get(client, server, f"/console/officials/{row['payer']}", month=row["period"])
+    theirs = [r["key"] for r in everything if r["payer"] == row["payer"]]
+    assert keys(official) == theirs[:20] and row["department"] in official.text
+    caps = official.text[official.text.index('id="official-caps"') :]
+    assert "월" in caps and t_category(row["category_name"]) in caps  # the category spent in, against its cap
+    assert get(client, server, f"/console/officials/{row['payer']}", month="2026-99").status_code == 400
+    program = get(client, server, f"/console/programs/{row['program_id']}").text
+    assert 'id="program-versions"' in program and "최초 설정" in program and "건당 한도" in program
+
+
+def t_category(name: str) -> str:
+    from deposit_token.web.core.i18n import Translator
+
+    return Translator("ko").category(name)
+
+
+# --- verification from the browser ----------------------------------------------------------------------------
+
+
+def test_verify_without_a_node_says_so(client, server):
+    session, csrf = client
+    page = get(client, server, "/console/verify")
+    assert 'id="verify-unavailable"' in page.text and 'id="verify-start"' not in page.text
+    refused = session.post(f"{server.url}/console/verify", data={"csrf_token": csrf}, headers=HTML)
+    assert refused.status_code == 409
+
+
+def test_verify_runs_against_the_node_in_the_background(pilot, tmp_path):
+    db_url = pilot.copy_db(tmp_path)
+    demo = pilot.demo
+    follow = Follow(pilot.rpc_url, demo.token, demo.deploy_block, confirmations=0, poll_interval=0.5)
+    user = new_user(db_url, accounts.AUDITOR, "verifier")
+    with BackgroundServer(WebConfig(db_url, follow=follow)) as running:
+        session, csrf = logged_in(running.url, user)
+        started = session.post(f"{running.url}/console/verify", data={"csrf_token": csrf}, allow_redirects=False)
+        assert started.status_code == 303
+        deadline = time.monotonic() + 60
+        while True:
+            page = session.get(f"{running.url}/console/verify", headers=HTML).text
+            phase = re.search(r'data-phase="(\w+)"', page).group(1)
+            if phase in ("done", "failed") or time.monotonic() > deadline:
+                break
+            assert 'http-equiv="refresh"' in page  # the page follows the job by itself
+            time.sleep(0.3)
+    assert phase == "done", page[page.index('id="verify-job"') :][:600]
+    assert 'id="verify-result"' in page and "불일치 0건" in page and user.name in page
