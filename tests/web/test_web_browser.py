@@ -1,7 +1,8 @@
 """A real browser (Debian's Chromium through Playwright, headless, kept off the network) against a real server
 that follows a real chain: an auditor logs in with password + TOTP and sees the overview's chart drawn, a
-payment made on the chain appears in the console by itself (server-sent events), and the public portal's chart
-is drawn in Korean and English; no page needs anything but this server (no CDN) or breaks its
+payment made on the chain appears in the console by itself (server-sent events), filters the payments and opens
+one, records a disposition of a flag and downloads an export; and the public portal's chart is drawn in Korean
+and English; no page needs anything but this server (no CDN) or breaks its
 Content-Security-Policy.
 
 Screenshots go to docs/screenshots/ when DEPOSIT_TOKEN_WEB_SCREENSHOTS=1 (`make web-screenshots`), else to the
@@ -9,8 +10,11 @@ test's temporary folder, so that a test run leaves the checkout as it was."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +127,51 @@ def test_the_public_portal_draws_its_chart_in_both_languages(page, server, tmp_p
         assert heading in page.inner_text("h1")
         assert page.locator("#public-cells tbody tr").count() > 5
         screenshot(page, name, tmp_path)
+
+
+def test_an_auditor_filters_payments_records_a_disposition_and_exports(page, server, tmp_path):
+    user = new_user(server.db_url, accounts.AUDITOR, "auditor")
+    log_in(page, server, user)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/console")
+    # filter the payments (restaurants) and open one
+    page.click("nav.main a[href='/console/payments']")
+    everything = page.locator("#payments tbody tr").count()
+    page.select_option("#payment-filters select[name=category]", "RESTAURANT")
+    page.click("#payment-filters button[type=submit]")
+    page.wait_for_url("**/console/payments?*category=RESTAURANT*")
+    rows = page.locator("#payments tbody tr")
+    assert 0 < rows.count() <= everything
+    assert all(cells == "음식점" for cells in page.locator("#payments tbody tr td:nth-child(5)").all_inner_texts())
+    screenshot(page, "console-payments.png", tmp_path)
+    # export this view: a zip of the CSV and its manifest, the file's hash in the manifest
+    with page.expect_download() as info:
+        page.click("#payment-exports a[href^='/console/export/payments.csv']")
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as bundle:
+        manifest = json.loads(bundle.read("manifest.json"))
+        (entry,) = manifest["tables"]
+        data = bundle.read(entry["file"])
+    assert hashlib.sha256(data).hexdigest() == entry["sha256"] and manifest["filters"]["payments"]["category"] == [
+        "RESTAURANT"
+    ]
+    assert entry["rows"] >= rows.count()
+    rows.first.locator("a").first.click()
+    page.wait_for_selector("#payment-summary")
+    assert "음식점" in page.inner_text("#payment-summary") and "이 블록에서 적용된 사업 규칙" in page.inner_text("body")
+    # the flag queue: open the newest open flag, record a disposition with a note
+    page.click("nav.main a[href='/console/flags']")
+    page.locator("#flag-queue tbody tr").first.locator("a").click()
+    case = page.locator("article.flag-case").filter(has=page.locator("textarea")).first
+    case.locator("select[name=disposition]").select_option("referred")
+    case.locator("textarea[name=note]").fill("감사원 이첩: 증빙 없이 반복된 결제")
+    case.locator("button[type=submit]").click()
+    page.wait_for_selector("table.dispositions tbody tr[data-disposition]")
+    history = page.inner_text("table.dispositions")
+    assert "이첩" in history and "감사원 이첩: 증빙 없이 반복된 결제" in history and user.name in history
+    assert page.locator("article.flag-case .status", has_text="이첩").count() >= 1
+    screenshot(page, "console-payment.png", tmp_path)
+    page.click("nav.main a[href='/console/flags']")
+    page.wait_for_selector("#flag-queue")
+    screenshot(page, "console-flags.png", tmp_path)
