@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from deposit_token.audit.db import casework, schema, store
 from deposit_token.audit.query.common import Departments, Filters, ProgramConfigs
 from deposit_token.audit.query.flags import RULES, FlagSettings, flag_payments, load_payments
+from deposit_token.audit.query.lookups import lookups
 from deposit_token.audit.query.reports import SpendFact, spend_facts
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, local_time
 
@@ -212,8 +213,8 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
         (r.payer, r.program_id, r.period)
         for r in conn.execute(select(p.c.payer, p.c.program_id, p.c.period).where(in_range).distinct())
     }
-    programs = ProgramConfigs.load(conn)
-    departments = Departments.load(conn)
+    found = lookups(conn)  # reloaded only when programs, enrolments or vendors changed
+    programs, departments = found.programs, found.departments
     recompute_months = {(program, period) for _, program, period in dirty}
     recompute_months |= _late_first_enrolments(conn, done, target)
     groups, flags = _recompute_flags(conn, new_groups | dirty, target, settings, programs)
@@ -223,6 +224,8 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
     if new_months:
         facts = spend_facts(conn, departments=departments, where=and_(in_range, _months_clause(p, new_months)))
         _add_cells(conn, facts)
+    if flows_dirty:  # a rollback removed flags beside those recomputed here: count them all again
+        _recount_flags(conn)
     if flows_dirty or _offset_changed(conn, done, target):
         conn.execute(delete(casework.flow_cells))
         _add_flows(conn, NOT_STARTED, target, programs)
@@ -236,6 +239,15 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
         .values(block_number=target, settings=_settings_text(settings))
     )
     return _Step(done, target, indexed, payments, groups, flags, rebuilt)
+
+
+def _recount_flags(conn: Connection) -> None:
+    f = casework.payment_flags
+    conn.execute(delete(casework.flag_totals))
+    counts = {
+        (r.rule,): [int(r.n), 0] for r in conn.execute(select(f.c.rule, func.count().label("n")).group_by(f.c.rule))
+    }
+    _upsert_add(conn, casework.flag_totals, ("rule",), counts, ("flags",))
 
 
 _FLOW_TABLES = (
@@ -339,6 +351,7 @@ def _recompute_flags(
     if not groups:
         return 0, 0
     p, f = schema.payments, casework.payment_flags
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # rule -> [flags added - removed, unused]
     by_payer: dict[str, set[tuple[int, int]]] = defaultdict(set)
     for payer, program, period in groups:
         by_payer[payer].add((program, period))
@@ -348,6 +361,8 @@ def _recompute_flags(
         programs_in = sorted({program for payer in payers for program, _ in by_payer[payer]})
         periods_in = sorted({period for payer in payers for _, period in by_payer[payer]})
         cover = and_(f.c.payer.in_(payers), f.c.program_id.in_(programs_in), f.c.period.in_(periods_in))
+        for r in conn.execute(select(f.c.rule, func.count().label("n")).where(cover).group_by(f.c.rule)):
+            totals[r.rule][0] -= int(r.n)
         conn.execute(delete(f).where(cover))
         loaded = load_payments(
             conn,
@@ -377,7 +392,10 @@ def _recompute_flags(
             for flag in flag_payments(loaded, settings, RULES)
         ]
         store.insert_rows(conn, f.name, [c.name for c in f.columns], rows)
+        for row in rows:
+            totals[row[2]][0] += 1
         written += len(rows)
+    _upsert_add(conn, casework.flag_totals, ("rule",), {(rule,): sums for rule, sums in totals.items()}, ("flags",))
     return recomputed, written
 
 
@@ -433,7 +451,7 @@ def _upsert_add(
     """Adds each cell's [payments, amount] (those of them that are columns: `values`) to its row, creating it."""
     if not cells:
         return
-    position = {"payments": 0, "amount": 1}
+    position = {"payments": 0, "amount": 1, "flags": 0}
     rows = [
         {**dict(zip(keys, key)), **{name: sums[position[name]] for name in values}}
         for key, sums in sorted(cells.items())

@@ -82,7 +82,11 @@ def stored_cells(engine) -> dict:
 
 
 def assert_derived_current(engine) -> None:
-    assert stored_flags(engine) == expected_flags(engine)
+    expected = expected_flags(engine)
+    assert stored_flags(engine) == expected
+    with engine.connect() as conn:
+        totals = {r.rule: r.flags for r in conn.execute(select(casework.flag_totals)) if r.flags}
+    assert totals == {rule: sum(1 for _, _, r in expected if r == rule) for rule in {r for _, _, r in expected}}
     assert stored_cells(engine) == expected_cells(engine)
     with snapshot(engine) as conn:
         for filters in (Filters(), Filters(programs=(BP,)), Filters(since=203002, until=203003)):

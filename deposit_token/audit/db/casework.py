@@ -11,6 +11,7 @@ Derived tables (rebuilt at will, never edited by hand):
 * ``payment_flags``: every flag of ``audit flags`` (``query.flags``, default settings) for the payments up to
   ``derived_state.block_number``: one row per (payment, rule), with the group the flag was computed in
   (payer, program, period) so that a group can be recomputed alone;
+* ``flag_totals``: flags per rule;
 * ``spend_cells``: payments and amount per (month, program, department at payment time, category): the
   overview's and the public portal's totals without reading a million payments;
 * ``vendor_cells``: payments and amount per (month, program, vendor, category): top vendors;
@@ -62,6 +63,14 @@ payment_flags = Table(
     Index(None, "rule", "block_number", "log_index"),
     Index(None, "payer", "program_id", "period"),
 )
+
+flag_totals = Table(
+    "flag_totals",
+    metadata,
+    Column("rule", RULE, primary_key=True),
+    Column("flags", BigInteger, nullable=False),
+)
+"""How many rows of ``payment_flags`` each rule has (the queue's tabs without counting a hundred thousand)."""
 
 derived_state = Table(
     "derived_state",
@@ -123,6 +132,7 @@ flow_cells = Table(
 
 DERIVED_TABLES: tuple[Table, ...] = (
     payment_flags,
+    flag_totals,
     derived_state,
     derived_dirty,
     spend_cells,

@@ -312,13 +312,14 @@ class FlagCount:
 
 
 def flag_counts(conn: Connection, payments: PaymentFilter | None = None) -> list[FlagCount]:
-    """Flags and open flags per rule (every rule, in ``RULES`` order), over the payments of `payments`."""
+    """Flags and open flags per rule (every rule, in ``RULES`` order), over the payments of `payments` (all:
+    from ``flag_totals``, as fresh as the flags themselves)."""
     payments = payments or PaymentFilter()
     f, p, d = casework.payment_flags, schema.payments, casework.dispositions
     if payments.is_empty():
-        totals = dict(
-            (r.rule, int(r.n)) for r in conn.execute(select(f.c.rule, func.count().label("n")).group_by(f.c.rule))
-        )
+        # kept per rule by audit.derive beside the flags themselves
+        t = casework.flag_totals
+        totals = {r.rule: int(r.flags) for r in conn.execute(select(t.c.rule, t.c.flags))}
         # flags with at least one disposition, each once however many it has
         decided_flags = (
             select(f.c.rule, f.c.block_number, f.c.log_index)

@@ -1,6 +1,8 @@
 """Export of every table of the audit database, for the government's finance systems: one file per table, CSV
 (with a header row) or JSON Lines (one object per row), plus ``manifest.json`` naming each file with its row
-count, columns and SHA-256, and the indexer's checkpoint the export reflects.
+count, columns and SHA-256, and the indexer's checkpoint the export reflects. The console's filtered views
+(a payments list, the flag queue, the dispositions) go through the same writer (``export_views``: the manifest
+also names each view's filter; ``write_rows`` streams one view to any binary file, e.g. a download).
 
 All tables are read in one snapshot (``common.snapshot``), so an export taken while the indexer runs is
 consistent. Rows come in primary-key order (chain order for event tables). Values: integers as integers (token

@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import holidays
@@ -173,6 +174,12 @@ def load_payments(
     return out
 
 
+@lru_cache(maxsize=1)
+def korean_holidays() -> holidays.HolidayBase:
+    """Korea's public holidays (substitute holidays included), built once: the console flags each new block."""
+    return holidays.country_holidays("KR")
+
+
 def find_flags(
     conn: Connection,
     settings: FlagSettings = FlagSettings(),
@@ -192,7 +199,7 @@ def flag_payments(payments: list[_Payment], settings: FlagSettings, rules: Itera
     rules = set(rules)
     flags: list[Flag] = []
     if rules & {"night", "weekend", "holiday", "near-evidence-threshold", "near-payment-limit"}:
-        kr = holidays.country_holidays("KR")
+        kr = korean_holidays()
         for pay in payments:
             flags.extend(_single_payment_flags(pay, settings, rules, kr))
     if rules & {"split-evidence", "split-limit"}:

@@ -22,6 +22,11 @@ class Lookups:
     programs: ProgramConfigs
     departments: Departments
     vendors: dict[str, tuple[str, int]]  # vendor -> (name, registered category), latest registration
+    enrolled: dict[str, int]  # spender -> program of their latest enrolment
+
+    def members(self, program_id: int) -> list[str]:
+        """Spenders whose latest enrolment is in `program_id`, sorted."""
+        return sorted(spender for spender, program in self.enrolled.items() if program == program_id)
 
     def vendor_name(self, vendor: str) -> str:
         return self.vendors.get(vendor, ("(unregistered)", 0))[0]
@@ -46,7 +51,12 @@ def _version(conn: Connection) -> tuple[int, ...]:
 
 def load_lookups(conn: Connection) -> Lookups:
     """Reads the three tables now (no cache)."""
-    return Lookups(ProgramConfigs.load(conn), Departments.load(conn), vendor_names(conn))
+    e = schema.enrolments
+    enrolled = {
+        r.spender: r.program_id
+        for r in conn.execute(select(e.c.spender, e.c.program_id).order_by(e.c.block_number, e.c.log_index))
+    }
+    return Lookups(ProgramConfigs.load(conn), Departments.load(conn), vendor_names(conn), enrolled)
 
 
 def lookups(conn: Connection) -> Lookups:

@@ -416,11 +416,7 @@ def program_history(conn: Connection, program_id: int) -> ProgramHistory | None:
             select(pp).where(pp.c.program_id == program_id).order_by(pp.c.block_number, pp.c.log_index)
         )
     ]
-    e = schema.enrolments
-    latest_program: dict[str, int] = {}
-    for row in conn.execute(select(e.c.spender, e.c.program_id).order_by(e.c.block_number, e.c.log_index)):
-        latest_program[row.spender] = row.program_id
-    members = sorted(s for s, pid in latest_program.items() if pid == program_id)
+    members = found.members(program_id)
     departments = sorted({found.departments.at(s) for s in members})
     overrides = _program_overrides(conn, set(members), found)
     cells = casework.spend_cells

@@ -1,7 +1,7 @@
 """the auditors' console: derived flags and monthly cells, dispositions (append-only), payment indexes
 
-* ``payment_flags``, ``derived_state``, ``derived_dirty``, ``spend_cells``, ``vendor_cells``, ``flow_cells``:
-  what ``deposit_token.audit.derive`` keeps from the indexed events (the flag queue, monthly totals);
+* ``payment_flags``, ``flag_totals``, ``derived_state``, ``derived_dirty``, ``spend_cells``, ``vendor_cells``,
+  ``flow_cells``: what ``deposit_token.audit.derive`` keeps from the indexed events (the flag queue, totals);
 * ``dispositions``: the auditors' decisions on flags, append-only: a trigger refuses UPDATE and DELETE (and
   TRUNCATE on PostgreSQL) on both databases;
 * payments: the payer and vendor indexes gain (block_number, log_index) (the vendor's also the amount), and
@@ -47,6 +47,12 @@ def upgrade() -> None:
         "ix_payment_flags_rule_block_number_log_index", "payment_flags", ["rule", "block_number", "log_index"]
     )
     op.create_index("ix_payment_flags_payer_program_id_period", "payment_flags", ["payer", "program_id", "period"])
+    op.create_table(
+        "flag_totals",
+        sa.Column("rule", sa.String(32), nullable=False),
+        sa.Column("flags", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("rule", name="pk_flag_totals"),
+    )
     op.create_table(
         "derived_state",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -162,5 +168,13 @@ def downgrade() -> None:
     op.drop_table("dispositions")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS dispositions_append_only()")
-    for table in ("flow_cells", "vendor_cells", "spend_cells", "derived_dirty", "derived_state", "payment_flags"):
+    for table in (
+        "flow_cells",
+        "vendor_cells",
+        "spend_cells",
+        "derived_dirty",
+        "derived_state",
+        "flag_totals",
+        "payment_flags",
+    ):
         op.drop_table(table)
