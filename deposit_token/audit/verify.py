@@ -33,7 +33,7 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 
 from deposit_token.audit.db import schema, store
 from deposit_token.chain.abi import abi_type, system_abi
@@ -212,6 +212,7 @@ class Verifier:
             self._programs(conn, block, calls, expect, expect_fields)
             self._issuance_and_roles(conn, block, calls, expect)
             self._code(result, calls, expect)
+            self._safes(conn, block, result, expect)
             result.head = self.rpc.block_number()
             oldest = calls.oldest_block()
             if oldest is not None:
@@ -461,6 +462,33 @@ class Verifier:
         batches = _latest(conn, schema.allocation_batches, lambda r: r.batch_ref, block)
         for ref in sorted(batches):
             calls.add("batchApplied", [bytes.fromhex(ref[2:])], expect("batchApplied", ref, True))
+
+    def _safes(self, conn: Connection, block: int, result: VerifyResult, expect: _Expect) -> None:
+        """The indexed Safe executions against the Safes themselves: a Safe's nonce counts every execTransaction
+        that ran (ExecutionSuccess or ExecutionFailure), so at the checkpoint it must equal the indexed outcomes,
+        and every indexed SafeMultiSigTransaction must have its outcome. (No table: a database before 0005.)"""
+        if not inspect(conn).has_table("safe_events"):
+            return
+        counts = conn.execute(
+            text(
+                "SELECT safe, SUM(CASE WHEN event IN ('ExecutionSuccess', 'ExecutionFailure') THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN event = 'SafeMultiSigTransaction' THEN 1 ELSE 0 END) FROM safe_events "
+                "WHERE block_number <= :b GROUP BY safe ORDER BY safe"
+            ),
+            {"b": block},
+        ).all()
+        if not counts:
+            return
+        nonce = "0x" + function_signature_to_4byte_selector("nonce()").hex()
+        answers = self.rpc.batch_results(
+            [("eth_call", [{"to": safe, "data": nonce}, hex(block)]) for safe, *_ in counts]
+        )
+        for (safe, outcomes, executions), answer in zip(counts, answers, strict=True):
+            expect("safe executions with an outcome", safe, int(executions or 0))(int(outcomes or 0))
+            if isinstance(answer, RpcError):  # no state at the checkpoint block (a pruned node)
+                result.skipped += 1
+                continue
+            expect("safe nonce", safe, int(outcomes or 0))(int(str(answer), 16))
 
 
 def has_state_at(rpc: RpcClient, address: str, block: int) -> bool:

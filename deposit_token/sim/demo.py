@@ -45,6 +45,7 @@ from typing import Any
 
 import holidays
 from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
@@ -59,6 +60,9 @@ from deposit_token.domain.presets import business_promotion, ev_charger_subsidy
 from deposit_token.domain.rules import WEEKDAYS, HourWindow, ProgramSpec
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops import accounts
+from deposit_token.ops.multisig import artifacts as safe_artifacts
+from deposit_token.ops.multisig import proposal as safe_proposal
+from deposit_token.ops.multisig import safes as multisig_safes
 from deposit_token.processes import free_port
 
 KST = timezone(timedelta(hours=9))
@@ -97,6 +101,13 @@ LIVE_HOURS_BEFORE = timedelta(hours=1)  # the live session's hours are added to 
 LIVE_HOURS_AFTER = timedelta(hours=2)  # ... from this long before now to this long after (a run takes minutes)
 LIVE_CLOSE_AFTER = 2  # seconds after its last block that the budget office closes the live day's programs
 LIVE_CONFIRMATIONS = 3  # blocks the audit waits for before indexing a live chain (Clique forks briefly)
+
+# Four eyes: the issuing bank's and compliance's roles are held by Safes (v1.4.1) of three officers each, any two
+# of whom approve a mint or a freeze and claw-back (EIP-712 SafeTx signatures, made offline by the officers' keys);
+# the former role accounts only carry the signed transactions to the chain (they no longer hold the roles).
+SAFE_THRESHOLD = 2
+SAFE_OFFICERS = {"issuer": "bank_officer_", "compliance": "compliance_officer_"}  # role -> owners' alias prefix
+SAFE_EXEC_GAS = 150_000  # execTransaction's own cost (signature checks, events) on top of the call's gas
 
 
 class MonthError(DepositTokenError, ValueError):
@@ -257,6 +268,9 @@ class Demo:
         self.live: datetime | None = None  # the live session's start (KST); None: the simulated month
         self.specs: list[ProgramSpec] = []
         self.rounds = 0
+        self.safes: dict[str, str] = {}  # role -> its Safe's address
+        self.safe_nonces: dict[str, int] = {}
+        self.approvals: list[str] = []  # the story of who approved what, in order
 
     # --- chain ------------------------------------------------------------------------------------------
 
@@ -275,6 +289,7 @@ class Demo:
         self.config = config
         self.rpc = RpcClient(config.rpc_url, timeout=60)
         self.submitter = Submitter(config.rpc_url, config.chain_id)
+        self.chain_id = config.chain_id
         self.say(
             f"local permissioned chain {config.chain_id} at {config.rpc_url} (blocks every 0.25 s; its clock "
             f"starts at {display.moment(self.month.genesis)}, {GENESIS_LEAD.days} days before "
@@ -302,6 +317,7 @@ class Demo:
         except RpcError as err:
             raise LiveChainError(f"cannot play the live day on {where}: {err}") from None
         self.submitter = Submitter(rpc_url, chain_id)
+        self.chain_id = chain_id
         self.live = datetime.fromtimestamp(timestamp, KST)
         self.month = Month(date(self.live.year, self.live.month, 1))
         self.kr_holidays = holidays.country_holidays("KR", years=[self.live.year])
@@ -364,8 +380,16 @@ class Demo:
         officials = accounts.ensure_demo_accounts("official_", 50, passphrase, folder=folder)
         recipients = accounts.ensure_demo_accounts("recipient_", 20, passphrase, folder=folder)
         vendor_aliases = accounts.ensure_demo_accounts("vendor_", 40, passphrase, folder=folder)
-        signers = accounts.load_signers([*officials, *recipients, *vendor_aliases], passphrase, folder=folder)
+        officers = {
+            role: list(accounts.ensure_demo_accounts(prefix, 3, passphrase, folder=folder))
+            for role, prefix in SAFE_OFFICERS.items()
+        }
+        every_officer = [alias for aliases in officers.values() for alias in aliases]
+        signers = accounts.load_signers(
+            [*officials, *recipients, *vendor_aliases, *every_officer], passphrase, folder=folder
+        )
         self.roles = roles
+        self.officers = {role: [(alias, signers[alias]) for alias in aliases] for role, aliases in officers.items()}
         self.officials = [
             Spender(
                 signers[alias],
@@ -389,23 +413,21 @@ class Demo:
     # --- setup ------------------------------------------------------------------------------------------
 
     def deploy_and_set_up(self) -> None:
-        from eth_utils import keccak
-
         r = self.roles
         self.set_time(self.month.start - timedelta(days=2))
         self.deploy_block = self.head()[0] + 1
         deployed = sandbox.deploy_token(self.submitter, r["admin"], admin_delay=86_400)
         self.token = deployed.address
         self.say(f"deployed token {self.token} (admin module {deployed.module})")
-        holders = dict(zip(sandbox.ROLES, (r["issuer"], r["manager"], r["registrar"], r["compliance"]), strict=True))
-        sandbox.setup_roles(self.submitter, deployed, r["admin"], holders, treasuries=[r["treasury"].address])
+        self.deploy_safes(deployed)
         self.specs = self.program_specs(r["treasury"].address)
         # One submission per step that depends on the previous one (each waits for its block: a second on Geth):
         # the mint, the programs and the vendors are independent of each other; a program's enrolment and
         # allocation come from one sender, so their nonces keep them in order.
+        mint = self.safe_tx("issuer", r["issuer"], "mint", r["treasury"].address, 2_000_000_000)
         self.send(
             [
-                self.tx(r["issuer"], "mint", r["treasury"].address, 2_000_000_000),
+                mint,
                 *(self.tx(r["manager"], "createProgram", spec.as_params(), gas=1_500_000) for spec in self.specs),
                 *(
                     self.tx(r["registrar"], "registerVendor", v.signer.address, int(v.category), v.name)
@@ -414,6 +436,7 @@ class Demo:
             ],
             "mint, programs and vendors",
         )
+        self.say(f"the issuer Safe minted 2,000,000,000 KRW into the treasury: {self.approvals[-1]}")
         funding = []
         for program in (1, 2, 3, 4):
             members = [s for s in self.officials + self.recipients if s.program == program]
@@ -430,6 +453,77 @@ class Demo:
             f"4 programs, {len(self.vendors)} vendors, {len(self.officials)} officials and "
             f"{len(self.recipients)} subsidy recipients enrolled and funded"
         )
+
+    def deploy_safes(self, deployed: sandbox.Token) -> None:
+        """The Safe v1.4.1 contracts (as `ape run deploy --safes` deploys them), an issuer Safe and a compliance
+        Safe (2 of 3 officers each), and the roles: the issuer and compliance roles (and the mint allowance) to
+        the Safes, the program manager's and vendor registrar's to their accounts, the treasury registered. Two
+        submissions: the Safe contracts, then the Safes (their CREATE2 addresses known in advance) with the roles."""
+        r = self.roles
+        admin = r["admin"]
+        infra = multisig_safes.deploy_infrastructure(self.submitter, admin)
+        requests: list[TxRequest] = []
+        for salt, (role, officers) in enumerate(self.officers.items()):
+            owners = [signer.address for _, signer in officers]
+            initializer = multisig_safes.call_data(
+                multisig_safes.SETUP,
+                owners,
+                SAFE_THRESHOLD,
+                safe_proposal.ZERO_ADDRESS,
+                b"",
+                infra.fallback_handler,
+                safe_proposal.ZERO_ADDRESS,
+                0,
+                safe_proposal.ZERO_ADDRESS,
+            )
+            create = multisig_safes.call_data(multisig_safes.CREATE_PROXY, infra.singleton, initializer, salt)
+            call = {"from": admin.address, "to": infra.proxy_factory, "data": "0x" + create.hex()}
+            (address,) = abi_decode(["address"], bytes.fromhex(str(self.rpc.call("eth_call", [call, "pending"]))[2:]))
+            self.safes[role] = to_checksum_address(address)
+            self.safe_nonces[role] = 0
+            requests.append(TxRequest(admin, infra.proxy_factory, create, 1_000_000))
+        holders = {
+            "ISSUER_ROLE": self.safes["issuer"],
+            "PROGRAM_MANAGER_ROLE": r["manager"].address,
+            "VENDOR_REGISTRAR_ROLE": r["registrar"].address,
+            "COMPLIANCE_ROLE": self.safes["compliance"],
+        }
+        requests += [deployed.call(admin, "grantRole", keccak(text=role), who) for role, who in holders.items()]
+        requests += [
+            deployed.call(admin, "setMintAllowance", self.safes["issuer"], 10**13),
+            deployed.call(admin, "registerTreasury", r["treasury"].address),
+        ]
+        self.send(requests, "the Safes and the roles")
+        for role, address in self.safes.items():
+            state = multisig_safes.read_safe(self.rpc, address)
+            if state.threshold != SAFE_THRESHOLD or len(state.owners) != len(self.officers[role]):
+                raise DemoError(f"the {role} Safe at {address} does not have the owners and threshold asked for")
+        self.say(
+            f"Safe v{safe_artifacts.SAFE_VERSION} contracts deployed; issuer Safe {self.safes['issuer']} "
+            f"({SAFE_THRESHOLD} of {', '.join(a for a, _ in self.officers['issuer'])}) and compliance Safe "
+            f"{self.safes['compliance']} ({SAFE_THRESHOLD} of {', '.join(a for a, _ in self.officers['compliance'])}) "
+            "hold the issuer and compliance roles: no single person can mint, freeze or claw back"
+        )
+
+    def safe_tx(self, role: str, carrier: LocalSigner, fn: str, *args: Any, gas: int = 400_000) -> TxRequest:
+        """The token call `fn(*args)` as a Safe transaction of `role`'s Safe at its next nonce, signed by two of
+        its officers (EIP-712 SafeTx, offline) and carried to the chain by `carrier` (execTransaction: any
+        account may send it; the signatures are what the Safe checks). Officers take turns, so that the story
+        shows different pairs approving."""
+        safe, nonce = self.safes[role], self.safe_nonces[role]
+        tx = safe_proposal.SafeTx(
+            safe=safe, chain_id=self.chain_id, to=self.token, data=encode_call(self.abi, fn, args), nonce=nonce
+        )
+        officers = self.officers[role]
+        pair = [officers[(nonce + i) % len(officers)] for i in range(SAFE_THRESHOLD)]
+        signatures = safe_proposal.pack([safe_proposal.sign(tx, signer) for _, signer in pair])
+        self.safe_nonces[role] = nonce + 1
+        self.approvals.append(
+            f"{fn} approved in the {role} Safe (nonce {nonce}, SafeTx 0x{tx.hash().hex()[:10]}...) by "
+            f"{' and '.join(alias for alias, _ in pair)} ({SAFE_THRESHOLD} of {len(officers)}, EIP-712 signatures)"
+        )
+        data = multisig_safes.call_data(multisig_safes.EXEC, *tx.exec_args(signatures))
+        return TxRequest(carrier, safe, data, gas + SAFE_EXEC_GAS)
 
     def program_specs(self, treasury: str) -> list[ProgramSpec]:
         """The month's four programs: three ministries' business promotion and the EV-charger subsidy.
@@ -608,14 +702,22 @@ class Demo:
         case = f"audit case {self.month.year}-118"
         self.send(
             [
-                self.tx(r["compliance"], "freeze", official.signer.address, case),
-                self.tx(
-                    r["compliance"], "clawback", official.signer.address, balance, f"{case}: meals with a contractor"
+                self.safe_tx("compliance", r["compliance"], "freeze", official.signer.address, case),
+                self.safe_tx(
+                    "compliance",
+                    r["compliance"],
+                    "clawback",
+                    official.signer.address,
+                    balance,
+                    f"{case}: meals with a contractor",
                 ),
             ],
             "clawback",
         )
         self.clawed = (official, balance)
+        self.say(f"compliance froze {official.signer.address} and clawed back {balance:,} KRW ({case}):")
+        for story in self.approvals[-2:]:
+            self.say(f"  {story}")
 
     def closing(self) -> tuple[list[TxRequest], int]:
         """Live day: the budget office ends the programs a few seconds from now (updateProgram with an earlier
@@ -691,6 +793,9 @@ class Demo:
             f"compliance froze {official.signer.address} and clawed back {amount:,} KRW; vendors redeemed "
             f"{self.redeemed:,} KRW; {self.swept:,} KRW of unspent budget lapsed and was swept back"
         )
+        console.print("[bold]Four eyes[/]: every mint, freeze and claw-back went through a Safe:")
+        for story in self.approvals:
+            console.print(f"  {story}")
 
     def audit(self, console: Console) -> None:
         """Indexes every event of the month into SQLite and prints the auditors' report and flags."""
@@ -713,7 +818,12 @@ class Demo:
             last = self.head()[0]
             while self.head()[0] < last + confirmations:
                 time.sleep(0.2)
-        config = IndexerConfig(token=self.token, start_block=self.deploy_block, confirmations=confirmations)
+        config = IndexerConfig(
+            token=self.token,
+            start_block=self.deploy_block,
+            confirmations=confirmations,
+            safes=tuple(self.safes.values()),
+        )
         stats = Indexer(rpc, engine, config).run()
         console.print(
             f"[bold]Audit[/]: indexed {stats.events:,} events into {self.data_dir / 'audit.sqlite'} "
@@ -721,7 +831,7 @@ class Demo:
         )
         with engine.connect() as conn:
             report = build_report(conn, dimensions=("program", "department", "category"), top=5)
-            render_tables(report_sections(report, ("spend", "flows", "vendors")), {}, console)
+            render_tables(report_sections(report, ("spend", "flows", "vendors", "approvals")), {}, console)
             counts = rule_counts(find_flags(conn))
         flags = Table(title="Audit flags (Korean public-sector card practice)")
         flags.add_column("rule")

@@ -7,6 +7,7 @@ neither the default month nor one years ahead of or before the machine's date de
 from __future__ import annotations
 
 import importlib
+import re
 from datetime import date
 
 import pytest
@@ -32,6 +33,12 @@ def assert_it_ran(demo, out: str) -> None:
     assert "Spent per program" in out and "swept back" in out
     assert demo.swept > 0 and demo.redeemed > 0
     assert "private" not in out.lower()
+    # Four eyes: the mint and the freeze and claw-back went through 2-of-3 Safes, the story says who approved.
+    assert "mint approved in the issuer Safe (nonce 0" in out and "by bank_officer_001 and bank_officer_002" in out
+    assert "clawback approved in the compliance Safe (nonce 1" in out
+    # The indexer followed the role Safes: the report names the approvers, verify checked the Safes' nonces.
+    assert "Privileged actions and their approvers" in out
+    assert re.search(r"verify: [0-9,]+ database facts checked against the chain at block [0-9]+: no mismatch", out)
 
 
 def test_demo_plays_a_few_days_and_enforces_the_rules(tmp_path):

@@ -39,6 +39,8 @@ def test_a_live_day_on_geth_end_to_end(geth_network, tmp_path):
     assert "refused on chain (" in out  # the chain's own refusal, its sentence from a replayed call
     assert "closed the live day's programs" in out and "swept back" in out
     assert "Audit: indexed" in out and "Audit flags" in out
+    # The mint and the claw-back went through the issuer's and compliance's 2-of-3 Safes (Paris EVM).
+    assert "mint approved in the issuer Safe (nonce 0" in out and "clawback approved in the compliance Safe" in out
     assert re.search(r"verify: [0-9,]+ database facts checked against the chain at block [0-9]+: no mismatch", out)
 
 

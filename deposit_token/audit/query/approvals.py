@@ -4,8 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Engine, text
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+from sqlalchemy import Connection, Engine, inspect, text
+
+from deposit_token.chain import abi
+from deposit_token.domain import display
 
 
 @dataclass(frozen=True)
@@ -94,3 +101,88 @@ def owner_changes(engine: Engine, safe: str | None = None) -> list[OwnerChange]:
             {"safe": safe} if safe else {},
         ).all()
     return [OwnerChange(int(r.block_number), r.tx_hash, r.safe, r.event, r.owner, r.threshold) for r in rows]
+
+
+# --- privileged actions and their approvers (the report's section) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """One Safe execution in the report: what it called, through which Safe, approved by whom."""
+
+    block: int
+    time: str  # KST
+    safe: str
+    nonce: int
+    action: str
+    approvers: str
+    approved: str  # "2 of threshold 2"
+    executor: str
+    outcome: str
+    tx_hash: str
+
+
+@cache
+def _functions() -> dict[str, tuple[str, list[str]]]:
+    """Selector (0x + 8 hex) -> (name, argument types) of the token's and admin module's functions."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for item in abi.shipped()["abi"]:
+        if item.get("type") == "function":
+            types = [_abi_type(i) for i in item.get("inputs", [])]
+            selector = "0x" + keccak(text=f"{item['name']}({','.join(types)})")[:4].hex()
+            found[selector] = (item["name"], types)
+    return found
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param.get("components", [])) + ")" + kind[5:]
+    return kind
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return str(value)
+
+
+def describe_call(data: str | None) -> str:
+    """A token call's calldata as ``name(arg, ...)`` (the selector alone for a call the ABI does not know)."""
+    raw = bytes.fromhex((data or "0x")[2:])
+    known = _functions().get("0x" + raw[:4].hex())
+    if known is None:
+        return "0x" + raw[:4].hex() if raw else "(no call data)"
+    name, types = known
+    try:
+        args = abi_decode(types, raw[4:])
+    except Exception:  # noqa: BLE001 - eth_abi raises several kinds for data that does not match
+        return f"{name}(...)"
+    return f"{name}({', '.join(_value(a) for a in args)})"
+
+
+def privileged_actions(conn: Connection) -> list[ActionRow]:
+    """Every indexed Safe execution (the privileged token calls the role Safes made), in chain order; none for
+    a database without the ``safe_events`` table (indexed before migration 0005)."""
+    if not inspect(conn).has_table("safe_events"):
+        return []
+    rows = conn.execute(text(_APPROVALS.format(where=""))).all()
+    return [
+        ActionRow(
+            block=int(r.block_number),
+            time=display.moment(int(r.block_time)),
+            safe=r.safe,
+            nonce=int(r.nonce),
+            action=describe_call(r.data),
+            approvers=", ".join(a for a in (r.approvers or "").split(",") if a),
+            approved=f"{len([a for a in (r.approvers or '').split(',') if a])} of threshold {int(r.threshold)}",
+            executor=r.executor,
+            outcome="pending" if r.outcome is None else ("executed" if r.outcome == "ExecutionSuccess" else "failed"),
+            tx_hash=r.tx_hash,
+        )
+        for r in rows
+    ]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 
 from deposit_token.audit.db import schema
+from deposit_token.audit.query.approvals import ActionRow, privileged_actions
 from deposit_token.audit.query.common import (
     Departments,
     Filters,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # render (and rich) is imported only when a report is present
     from deposit_token.audit.query.render import Section
 
 DIMENSIONS = ("department", "program", "category", "vendor", "month")
-SECTIONS = ("spend", "flows", "vendors")
+SECTIONS = ("spend", "flows", "vendors", "approvals")
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,7 @@ class Report:
     spend: list[SpendRow]
     flows: list[FlowRow]
     vendors: list[VendorRow]
+    approvals: list[ActionRow] = field(default_factory=list)
 
 
 def build_report(
@@ -379,7 +381,13 @@ def build_report(
     vendors = vendor_names(conn)
     facts = spend_facts(conn, filters)
     spend = [row for d in dimensions for row in spend_by(facts, d, programs, vendors)]
-    return Report(filters, spend, flows(conn, filters, programs), top_vendors(conn, facts, vendors, filters, top))
+    return Report(
+        filters,
+        spend,
+        flows(conn, filters, programs),
+        top_vendors(conn, facts, vendors, filters, top),
+        privileged_actions(conn),
+    )
 
 
 # --- presentation ----------------------------------------------------------------------------------------------
@@ -443,6 +451,24 @@ def report_sections(report: Report, sections: Iterable[str] = SECTIONS) -> list[
             ],
             report.vendors,
             empty="no payments",
+        ),
+        "approvals": Section(
+            "approvals",
+            "Privileged actions and their approvers",
+            [
+                Col("time", "time"),
+                Col("safe", "Safe"),
+                Col("nonce", "nonce", "int"),
+                Col("action", "action", wrap=True),
+                Col("approvers", "approved by", wrap=True),
+                Col("approved", "signatures"),
+                Col("executor", "sent by"),
+                Col("outcome", "outcome"),
+                Col("tx_hash", "transaction", in_table=False),
+            ],
+            report.approvals,
+            empty="no privileged action through a Safe indexed",
+            notes=["every execution of the role Safes, whatever the filters; approvers recovered from the signatures"],
         ),
     }
     return [built[name] for name in sections]

@@ -15,6 +15,12 @@ so the database is always exactly "every event up to the checkpoint". A step:
    provider fault, and the range is asked for again (``bloom_retries`` times, then `bloom.BloomMismatch`);
 5. decodes and commits.
 
+The Safes that hold the token's roles (issue 11) are indexed over the same ranges into ``safe_events``
+(`deposit_token.audit.sync.safe`): the ones given in the config (the deployment record's) and every contract a
+``RoleGranted`` or ``DefaultAdminTransferScheduled`` names (found from the range's own logs, one ``eth_getCode``
+per new name). Their events are written just before the range's commit (idempotently: a range done again
+changes nothing) and rolled back with the token's rows on a reorg.
+
 The next range's logs are fetched on a second thread while the current one is decoded and written, so the
 node and the database work at the same time.
 """
@@ -22,6 +28,7 @@ node and the database work at the same time.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,13 +36,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from eth_utils import keccak, to_checksum_address
+from sqlalchemy import Engine, text
 
 from deposit_token.audit.db import store
 from deposit_token.audit.sync import bloom, reorg
+from deposit_token.audit.sync import safe as safe_sync
 from deposit_token.audit.sync.decode import LogDecoder
 from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 from deposit_token.errors import DepositTokenError
+
+# Token events that name a possible Safe role holder (topic -> index of the holder's topic).
+_HOLDER_TOPICS = {
+    "0x" + keccak(text="RoleGranted(bytes32,address,address)").hex(): 2,
+    "0x" + keccak(text="DefaultAdminTransferScheduled(address,uint48)").hex(): 1,
+}
 
 
 @dataclass
@@ -50,6 +65,8 @@ class IndexerConfig:
     check_blooms: check each answer against the headers' logsBloom (``bloom``); off only for a chain whose
         headers carry no real bloom (an all-zero logsBloom would make every log look altered).
     bloom_retries: how often a range the blooms contradict is asked for again before giving up.
+    safes: Safes whose events are indexed too (the deployment record's); role holders that are contracts are
+        found and added by the indexer itself when `find_safes` is on.
     """
 
     token: str
@@ -62,6 +79,8 @@ class IndexerConfig:
     poll_interval: float = 0.1
     check_blooms: bool = True
     bloom_retries: int = 3
+    safes: tuple[str, ...] = ()
+    find_safes: bool = True
 
     def __post_init__(self) -> None:
         if self.confirmations < 0:
@@ -138,6 +157,9 @@ class Indexer:
         self._range = config.initial_range
         self._fetch_rpc: RpcClient | None = None  # the prefetch thread's own connection
         self._blooms = bloom.Expectation(config.token, self.decoder.by_topic) if config.check_blooms else None
+        self.safes: set[str] = {to_checksum_address(a) for a in config.safes}
+        self._not_safes: set[str] = set()  # role holders already looked at that have no code
+        self._safes_loaded = False
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -189,6 +211,7 @@ class Indexer:
                 self.rpc, self.engine, cp, header and header["hash"], self.config.start_block
             )
             if rolled is not None:
+                safe_sync.rollback(self.engine, rolled.ancestor)
                 self.stats.rollbacks.append(rolled)
                 self.log(str(rolled))
                 cp = self.checkpoint()
@@ -320,6 +343,7 @@ class Indexer:
             }
             for n, h in headers.items()
         ]
+        self._sync_safes(first, last, logs)
         store.commit_range(
             self.engine,
             rows,
@@ -345,3 +369,48 @@ class Indexer:
             )
             if expected is not None and headers[n]["parentHash"] != expected:
                 raise _StartOver(f"block {n} does not build on block {n - 1} any more")
+
+    # --- the role Safes -------------------------------------------------------------------------------------
+
+    def _sync_safes(self, first: int, last: int, logs: Sequence[Mapping[str, Any]]) -> None:
+        """Indexes the role Safes' events of [first, last] (before the token's commit of the range, so that a
+        crash between the two only makes the idempotent Safe sync run again). A Safe first named in this range
+        is read from the start block, in case it acted before it got the role."""
+        if self.config.find_safes:
+            named: list[str] = [
+                str(to_checksum_address("0x" + topics[index][-40:]))
+                for log_entry in logs
+                if (topics := log_entry.get("topics") or [])
+                and (index := _HOLDER_TOPICS.get(topics[0])) is not None
+                and len(topics) > index
+            ]
+            if not self._safes_loaded:
+                named += self._holders_indexed()
+                self._safes_loaded = True
+            new = self._contracts({a for a in named if a not in self.safes and a not in self._not_safes})
+            if new:
+                safe_sync.sync(self.engine, self.rpc, new, self.config.start_block, first - 1)
+                self.safes |= new
+        if self.safes:
+            safe_sync.sync(self.engine, self.rpc, self.safes, first, last)
+
+    def _holders_indexed(self) -> list[str]:
+        """Role holders and pending admins already in the database (an indexer resumed on it)."""
+        with self.engine.connect() as conn:
+            holders = [str(a) for (a,) in conn.execute(text("SELECT DISTINCT account FROM role_events"))]
+            for (data,) in conn.execute(
+                text("SELECT data FROM admin_events WHERE event_name = 'DefaultAdminTransferScheduled'")
+            ):
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    holders.append(str(json.loads(data)["newAdmin"]))
+        return [to_checksum_address(a) for a in holders]
+
+    def _contracts(self, addresses: set[str]) -> set[str]:
+        """Those of `addresses` with code (one batch); the others are remembered as not Safes."""
+        ordered = sorted(addresses)
+        if not ordered:
+            return set()
+        codes = self.rpc.batch([("eth_getCode", [a, "latest"]) for a in ordered])
+        found = {a for a, code in zip(ordered, codes, strict=True) if code not in (None, "0x", "0x0")}
+        self._not_safes |= set(ordered) - found
+        return found

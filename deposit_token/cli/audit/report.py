@@ -1,5 +1,5 @@
 """``ape run audit report``: spend by department, program, category, vendor and month; allocated vs spent vs
-returned vs redeemed; top vendors."""
+returned vs redeemed; top vendors; privileged actions through Safes and their approvers."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from deposit_token.cli.audit._reading import database_options, filter_options, f
     "sections",
     type=click.Choice(SECTIONS),
     multiple=True,
-    help="spend (by dimension), flows (allocated vs spent vs returned vs redeemed, per program) or "
-    "vendors (top vendors). Repeat for several; default: all. CSV takes exactly one.",
+    help="spend (by dimension), flows (allocated vs spent vs returned vs redeemed, per program), "
+    "vendors (top vendors) or approvals (privileged actions through Safes and who approved them). Repeat for "
+    "several; default: all. CSV takes exactly one.",
 )
 @click.option(
     "--by",
@@ -61,7 +62,7 @@ def command(
     chosen = list(dict.fromkeys(sections)) or list(SECTIONS)
     if fmt == "csv" and len(chosen) != 1:
         raise click.UsageError(
-            "CSV holds one table: choose one section with --section spend|flows|vendors "
+            "CSV holds one table: choose one section with --section spend|flows|vendors|approvals "
             "(or use --format json for all of them)"
         )
     with reading(db, network) as conn:
