@@ -92,7 +92,8 @@ def test_report_formats(cli, sqlite_db):
     ):
         assert text in table
     document = json.loads(run(cli, "report", "--db", db, "--format", "json").output)
-    assert set(document) == {"meta", "spend", "flows", "vendors"}
+    assert set(document) == {"meta", "spend", "flows", "vendors", "approvals"}
+    assert document["approvals"] == []  # no Safe holds a role in this chain
     total = document["flows"][-1]
     assert (total["allocated"], total["spent"], total["redeemed"]) == (6_000_000, 890_000, 200_000)
     assert document["vendors"][0]["vendor"] == facts["cafe"] and document["vendors"][0]["received"] == 550_000
