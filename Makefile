@@ -47,15 +47,10 @@ compile: $(VENV)/.installed node_modules/.installed
 	rm -rf contracts/.cache
 	$(PY) -m deposit_token.chain.abi export
 
-# Everything, in two processes at once: the Geth network tests (tests/geth) mostly wait for 1 s blocks, so they
-# run beside the rest instead of after it (their output follows the rest's). Each uses its own ports.
+# Everything, in three processes at once (tools/test-lanes.sh): the Geth network tests, the contracts' and unit
+# tests, and the rest; each lane's own output, then one status.
 test: setup
-	@mkdir -p .build; \
-	ape test tests/geth -q > .build/test-geth.log 2>&1 & geth=$$!; \
-	ape test tests -q -m "not geth"; rest=$$?; \
-	wait $$geth; geth_status=$$?; \
-	echo "--- tests/geth (Geth networks) ---"; cat .build/test-geth.log; \
-	exit $$(( rest || geth_status ))
+	tools/test-lanes.sh
 
 # The inner loop: everything but the tests marked slow (see tests/conftest.py), under 2 minutes.
 test-fast: setup
