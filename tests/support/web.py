@@ -30,8 +30,9 @@ from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain import node, sandbox
 from deposit_token.domain.categories import Category, category_name
 from deposit_token.domain.receipts import receipt_id
+from deposit_token.ops.accounts import demo_aliases
 from deposit_token.processes import free_port
-from deposit_token.sim.demo import KST, MINISTRIES, VENDOR_MIX, ZERO32, Demo, Spender, Vendor
+from deposit_token.sim.demo import KST, MINISTRIES, SAFE_OFFICERS, VENDOR_MIX, ZERO32, Demo, Spender, Vendor
 from deposit_token.web.core import accounts
 from support.postgres import in_ci
 
@@ -46,6 +47,11 @@ class QuickDemo(Demo):
     def make_cast(self) -> None:
         roles = ("admin", "issuer", "manager", "registrar", "compliance", "treasury")
         self.roles = {role: sandbox.signer_for(f"web-test {role}") for role in roles}
+        # The issuing bank's and compliance's Safe owners (the demo mints, freezes and claws back through them).
+        self.officers = {
+            role: [(alias, sandbox.signer_for(f"web-test {alias}")) for alias in demo_aliases(prefix, 3)]
+            for role, prefix in SAFE_OFFICERS.items()
+        }
         self.officials = [
             Spender(
                 sandbox.signer_for(f"web-test official {i}"),
