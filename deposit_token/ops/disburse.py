@@ -374,6 +374,23 @@ class Plan:
     def ok(self) -> bool:
         return not self.problems
 
+    def journal_record(self, chain: Chain, sender: str) -> dict[str, Any]:
+        """The journal's "plan" record: what a later run needs to cut the same batches and find them applied."""
+        return {
+            "event": "plan",
+            "file": str(self.parsed.path),
+            "sha256": self.parsed.sha256,
+            "program": self.program.id,
+            "program_name": self.program.name,
+            "batch_size": self.batch_size,
+            "batches": len(self.batches),
+            "rows": len(self.parsed.rows),
+            "total": self.total,
+            "token": chain.address,
+            "chain_id": chain.chain_id,
+            "sender": sender,
+        }
+
 
 def _journal_problem(
     history: JournalState, parsed: ParsedFile, program_id: int, chain: Chain, batch_size: int | None, journal: Journal
@@ -640,18 +657,7 @@ def disburse(
     journal = plan.journal
     journal.append(
         {
-            "event": "plan",
-            "file": str(plan.parsed.path),
-            "sha256": plan.parsed.sha256,
-            "program": plan.program.id,
-            "program_name": plan.program.name,
-            "batch_size": plan.batch_size,
-            "batches": len(plan.batches),
-            "rows": len(plan.parsed.rows),
-            "total": plan.total,
-            "token": chain.address,
-            "chain_id": chain.chain_id,
-            "sender": plan.sender,
+            **plan.journal_record(chain, plan.sender),
             "already_applied": [b.index for b in plan.done],
             "journal_confirmed": sorted(plan.history.confirmed),
             "referenced_rows": plan.referenced_rows,

@@ -95,20 +95,7 @@ def propose(
         # The journal keeps the plan (its batch size above all): a later run of the command, after the Safe
         # executed, cuts the same batches, finds them applied and pays nobody twice.
         plan.journal.append(
-            {
-                "event": "plan",
-                "file": str(plan.parsed.path),
-                "sha256": plan.parsed.sha256,
-                "program": plan.program.id,
-                "program_name": plan.program.name,
-                "batch_size": plan.batch_size,
-                "batches": len(plan.batches),
-                "rows": len(plan.parsed.rows),
-                "total": plan.total,
-                "token": chain.address,
-                "chain_id": chain.chain_id,
-                "sender": proposer.address,
-            },
+            plan.journal_record(chain, proposer.address),
             {
                 "event": "proposed",
                 "batches": [b.index for b in pending],
