@@ -31,28 +31,33 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import requests
 from rich.console import Console
 
-from bench.report import Row, Target, report, wide_console
+from bench.report import Row, Target, report, run_meta, wide_console
+from bench.throughput import (
+    BLOCK_TIME,
+    CHAIN_TIME,
+    ENROL_CHUNK,
+    PROGRAM_END,
+    PROGRAM_START,
+    ZERO,
+    nonces_of,
+    sign_payment,
+    ts,
+)
 from deposit_token.chain import sandbox
 from deposit_token.chain.node import NetworkConfig
 from deposit_token.chain.rpc import RpcClient
-from deposit_token.chain.submit import LocalSigner, Submitter, TxRequest, encode_call, sign_legacy
+from deposit_token.chain.submit import LocalSigner, Submitter, TxRequest, encode_call
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
 from deposit_token.gateway import GatewayConfig, KeyStore, start_process, stop_process
 from deposit_token.gateway.transactions import decode
 
-KST = timezone(timedelta(hours=9))
-PROGRAM_START = datetime(2030, 1, 1, tzinfo=KST)
-PROGRAM_END = datetime(2030, 7, 1, tzinfo=KST)
-CHAIN_TIME = datetime(2030, 1, 7, 10, 0, tzinfo=KST)  # a Monday morning: inside the preset's 06-23 hours
-BLOCK_TIME = 1.0
 SPENDERS = 1_000
 BATCH = 1_000
 BATCH_ROUNDS = 5
@@ -60,9 +65,6 @@ VENDORS = 10
 REQUESTS = 2_000
 ROUND = 100
 WARMUP = 50
-PAY_GAS = 150_000
-ENROL_CHUNK = 500
-ZERO = b"\0" * 32
 
 TARGETS = {"gateway_overhead_p95_ms": Target.at_most(5.0)}
 
@@ -85,10 +87,6 @@ ROWS = [
     Row("sender_recovery_us", unit="us", note="decode + recover one raw payment (coincurve), this process"),
     Row("batch_payments_ok", unit="tx", note="payments sent through the gateway that succeeded on-chain"),
 ]
-
-
-def ts(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -211,30 +209,15 @@ class Bench:
 
     def payments(self, rounds: int) -> list[list[str]]:
         """`rounds` batches of BATCH pre-signed payments (one per spender per round, consecutive nonces)."""
-        nonces = {
-            s.address: int(n, 16)
-            for s, n in zip(
-                self.spenders,
-                self.rpc.batch([("eth_getTransactionCount", [s.address, "pending"]) for s in self.spenders]),
-            )
-        }
+        nonces = nonces_of(self.rpc, self.spenders, "pending")
         batches: list[list[str]] = []
         for r in range(rounds):
             raws = []
             for k, spender in enumerate(self.spenders[:BATCH]):
                 self.invoice += 1
                 data = self._data("pay", self.vendors[(k + r) % VENDORS], 1_000, self.invoice.to_bytes(32, "big"), ZERO)
-                raw, _ = sign_legacy(
-                    spender,
-                    nonce=nonces[spender.address] + r,
-                    gas_price=0,
-                    gas=PAY_GAS,
-                    to=self.token.address,
-                    value=0,
-                    data=data,
-                    chain_id=self.chain_id,
-                )
-                raws.append("0x" + raw.hex())
+                raw, _ = sign_payment(spender, nonces[spender.address] + r, self.token.address, data, self.chain_id)
+                raws.append(raw)
             batches.append(raws)
         return batches
 
@@ -364,11 +347,7 @@ def main() -> int:
         figures, meta = measure(config, console)
     meta.update(
         {
-            "command": "python -m bench.gateway",
-            "python": sys.version.split()[0],
-            "cpu_count": os.cpu_count(),
-            "load_average_1m_before": round(load_before, 2),
-            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            **run_meta("gateway", started, load_before),
             "upstream": "Anvil (throwaway, pilot settings)",
             "requests_per_method_each_way": REQUESTS,
             "round": ROUND,
@@ -376,7 +355,6 @@ def main() -> int:
             "batch_rounds_each_way": BATCH_ROUNDS,
             "client": "requests.Session, one keep-alive connection, sequential",
             "chain_time": CHAIN_TIME.isoformat(),
-            "duration_seconds": round(time.monotonic() - started, 1),
         }
     )
     report(

@@ -64,12 +64,12 @@ from rich.console import Console
 
 from bench import throughput
 from bench.gateway import bench_latency, percentile, send_batch
-from bench.report import Row, Target, report, wide_console
+from bench.report import Row, Target, report, run_meta, wide_console
 from deposit_token.audit.db import store
 from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.geth import GethNetwork, GethNetworkError, Ports
 from deposit_token.chain.rpc import DEFAULT_CHUNK, Call, RpcClient
-from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
+from deposit_token.chain.submit import Submitter, TxRequest, encode_call
 from deposit_token.domain import presets
 from deposit_token.domain.rules import ProgramSpec
 from deposit_token.gateway import GatewayConfig, KeyStore, RunningGateway, start_process, stop_process
@@ -344,19 +344,12 @@ class NetworkBench:
         raws, hashes = [], []
         for i, data in enumerate(self.payment_data()):
             spender = self.signer(i)
-            raw, tx_hash = sign_legacy(
-                spender,
-                nonce=nonces[spender.address],
-                gas_price=0,
-                gas=throughput.PAY_GAS,
-                to=self.token.address,
-                value=0,
-                data=data,
-                chain_id=self.network.chain_id,
+            raw, tx_hash = throughput.sign_payment(
+                spender, nonces[spender.address], self.token.address, data, self.network.chain_id
             )
             nonces[spender.address] += 1
-            raws.append("0x" + raw.hex())
-            hashes.append("0x" + tx_hash.hex())
+            raws.append(raw)
+            hashes.append(tx_hash)
         return raws, hashes
 
     def geth_ingest(self, kind: str, connections: int, watcher: BlockWatcher, cpu: CpuClock) -> None:
@@ -501,17 +494,10 @@ class NetworkBench:
         raws = []
         for k, spender in enumerate(spenders):
             data, _ = self.bench.payment(ROUNDS, k)
-            raw, _ = sign_legacy(
-                spender,
-                nonce=nonces[spender.address],
-                gas_price=0,
-                gas=throughput.PAY_GAS,
-                to=self.token.address,
-                value=0,
-                data=data,
-                chain_id=self.network.chain_id,
+            raw, _ = throughput.sign_payment(
+                spender, nonces[spender.address], self.token.address, data, self.network.chain_id
             )
-            raws.append("0x" + raw.hex())
+            raws.append(raw)
         client = RpcClient(self.client_url, timeout=30)
         head = self.rpc.block_number()
         hashes, sent = [], []
@@ -709,11 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(directory, ignore_errors=True)
     meta.update(
         {
-            "command": "python -m bench.network",
-            "python": sys.version.split()[0],
-            "cpu_count": os.cpu_count(),
-            "load_average_1m_before": round(load_before, 2),
-            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            **run_meta("network", started, load_before),
             "chain_id": record["chain_id"],
             "spenders": SPENDERS,
             "burst": BURST,
@@ -725,7 +707,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "confirmation": "Submitter confirm='auto' through the gateway: eth_getBlockReceipts per new block "
             "(geth serves no trace_ methods); receipts re-fetched afterwards from the archive node",
             "txpool": "geth defaults (globalslots 5,120, globalqueue 1,024, accountslots 16)",
-            "duration_seconds": round(time.monotonic() - started, 1),
         }
     )
     figures.update(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,6 +206,19 @@ def report(
         shown_path = path
     console.print(f"wrote {shown_path}")
     return data
+
+
+def run_meta(name: str, started: float, load_before: float) -> dict[str, Any]:
+    """What every benchmark's ``meta`` says of its run: the command, the interpreter, the machine's cores and its
+    load before and after (other work shares the cores), and how long it took since ``started`` (monotonic)."""
+    return {
+        "command": f"python -m bench.{name}",
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "duration_seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def compiler_meta() -> dict[str, Any]:

@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -42,11 +43,11 @@ from eth_account import Account
 from rich.console import Console
 from web3 import Web3
 
-from bench.report import Row, Target, report, wide_console
+from bench.report import Row, Target, report, run_meta, wide_console
 from deposit_token.chain import sandbox
 from deposit_token.chain.node import NetworkConfig, anvil_command, find_anvil
 from deposit_token.chain.rpc import RpcClient
-from deposit_token.chain.submit import Submitter, TxRequest, encode_call, sign_legacy
+from deposit_token.chain.submit import LocalSigner, Submitter, TxRequest, encode_call, sign_legacy
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
 from deposit_token.domain.rules import ProgramSpec
@@ -120,6 +121,20 @@ def ts(moment: datetime) -> int:
 
 def b32(number: int) -> bytes:
     return number.to_bytes(32, "big")
+
+
+def nonces_of(rpc: RpcClient, signers: Sequence[Any], block: str) -> dict[str, int]:
+    """Each signer's transaction count at `block` ("latest", "pending"), in one JSON-RPC batch."""
+    answers = rpc.batch([("eth_getTransactionCount", [s.address, block]) for s in signers])
+    return {s.address: int(n, 16) for s, n in zip(signers, answers)}
+
+
+def sign_payment(spender: LocalSigner, nonce: int, token: str, data: bytes, chain_id: int) -> tuple[str, str]:
+    """A payment call signed now, at the pilot's zero gas price: (raw transaction, hash), both 0x-hex."""
+    raw, tx_hash = sign_legacy(
+        spender, nonce=nonce, gas_price=0, gas=PAY_GAS, to=token, value=0, data=data, chain_id=chain_id
+    )
+    return "0x" + raw.hex(), "0x" + tx_hash.hex()
 
 
 class Bench:
@@ -223,18 +238,9 @@ class Bench:
             for k, spender in enumerate(self.spenders):
                 data, amount = self.payment(round_, k)
                 total += amount
-                raw, _ = sign_legacy(
-                    spender,
-                    nonce=nonces[spender.address],
-                    gas_price=0,
-                    gas=PAY_GAS,
-                    to=self.token.address,
-                    value=0,
-                    data=data,
-                    chain_id=self.chain_id,
-                )
+                raw, _ = sign_payment(spender, nonces[spender.address], self.token.address, data, self.chain_id)
                 nonces[spender.address] += 1
-                raws.append("0x" + raw.hex())
+                raws.append(raw)
         before = self.vendor_total()
         began = time.perf_counter()
         for i in range(0, len(raws), BATCH):
@@ -347,8 +353,7 @@ class Bench:
         return self.rpc.call("eth_call", [{"to": self.token.address, "data": "0x" + data.hex()}, "latest"])
 
     def nonces(self, block: str) -> dict[str, int]:
-        answers = self.rpc.batch([("eth_getTransactionCount", [s.address, block]) for s in self.spenders])
-        return {s.address: int(n, 16) for s, n in zip(self.spenders, answers)}
+        return nonces_of(self.rpc, self.spenders, block)
 
     def wait_until_mined(self, expected: dict[str, int], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -454,11 +459,7 @@ def main() -> int:
     )
     meta.update(
         {
-            "command": "python -m bench.throughput",
-            "python": sys.version.split()[0],
-            "cpu_count": os.cpu_count(),
-            "load_average_1m_before": round(load_before, 2),
-            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            **run_meta("throughput", started, load_before),
             "spenders": SPENDERS,
             "payments_per_phase": PAYMENTS,
             "vendors": VENDORS,
@@ -470,7 +471,6 @@ def main() -> int:
             "in payments_receipts_ok / payments_per_s_with_receipts",
             "naive_loop": "web3.py build_transaction + eth_account sign + send_raw_transaction + "
             "wait_for_transaction_receipt, one at a time",
-            "duration_seconds": round(time.monotonic() - started, 1),
         }
     )
     report(
