@@ -53,6 +53,21 @@ def console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
+def ape_account_address(text: str) -> str | None:
+    """The address of the ape account named `text` (an alias, or TEST::n for test accounts); None when no
+    account has that name. ValueError (one sentence) when ape cannot load it."""
+    from ape import accounts
+
+    try:
+        if text.upper().startswith("TEST::") and text[6:].isdigit():
+            return str(accounts.test_accounts[int(text[6:])].address)
+        if text in accounts.aliases:
+            return str(accounts.load(text).address)
+    except (ApeException, IndexError) as error:
+        raise ValueError(f"{text!r}: {error}") from None
+    return None
+
+
 class AddressType(click.ParamType):
     """An address, checked by `inputs.check_address` (the one address rule: 0x + 40 hex digits, not the zero
     address, a correct EIP-55 checksum if mixed-case); with `aliases`, also the alias of an ape account
@@ -72,15 +87,12 @@ class AddressType(click.ParamType):
         return self._alias(text, param, ctx)
 
     def _alias(self, text: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ape import accounts
-
         try:
-            if text.upper().startswith("TEST::") and text[6:].isdigit():
-                return str(accounts.test_accounts[int(text[6:])].address)
-            if text in accounts.aliases:
-                return str(accounts.load(text).address)
-        except (ApeException, IndexError) as error:
-            self.fail(f"{text!r}: {error}", param, ctx)
+            address = ape_account_address(text)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if address is not None:
+            return address
         self.fail(
             f"{text!r} is neither an address (0x followed by 40 hex digits) nor the alias of an ape account "
             "(see `ape accounts list`)",

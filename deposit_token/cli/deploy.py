@@ -23,7 +23,7 @@ from web3.exceptions import Web3Exception
 from deposit_token.chain import deployment
 from deposit_token.chain.contracts import deploy_system
 from deposit_token.chain.submit import LocalSigner, Submitter
-from deposit_token.cli.common import command_class, network_option, unattended
+from deposit_token.cli.common import ape_account_address, command_class, network_option, unattended
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.multisig import config as multisig_config
 from deposit_token.ops.multisig import safes as multisig_safes
@@ -201,15 +201,9 @@ def cli(
 
 def _resolve_owner(text: str) -> str:
     """An owner given as an ape account alias (TEST::n for test accounts)."""
-    from ape import accounts
-
-    try:
-        if text.upper().startswith("TEST::") and text[6:].isdigit():
-            return str(accounts.test_accounts[int(text[6:])].address)
-        if text in accounts.aliases:
-            return str(accounts.load(text).address)
-    except (ApeException, IndexError) as error:
-        raise ValueError(f"{text!r}: {error}") from None
+    address = ape_account_address(text)
+    if address is not None:
+        return address
     raise ValueError(f"{text!r} is neither an address nor the alias of an ape account")
 
 
