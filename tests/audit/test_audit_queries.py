@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.audit_rows import Ledger, address, kst, postgres_engine, sqlite_engine
+from support.audit_rows import BACKENDS, Ledger, address, backend_engine, kst, sqlite_engine
 
 from deposit_token.audit.query.common import AuditDatabaseError, Filters, open_audit_database, snapshot
 from deposit_token.audit.query.export import export_all
@@ -21,13 +21,9 @@ BP = 1
 EV = 2
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        with sqlite_engine(tmp_path / "audit.sqlite") as engine:
-            yield engine
-        return
-    with postgres_engine(request.getfixturevalue("pg_url")) as (engine, _url):
+    with backend_engine(request, tmp_path) as engine:
         yield engine
 
 

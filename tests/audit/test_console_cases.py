@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from support.audit_rows import kst, postgres_engine, sqlite_engine
+from support.audit_rows import BACKENDS, backend_engine, kst, postgres_engine, sqlite_engine
 from support.console_rows import Book, migrated_engine
 
 from deposit_token.audit import cases, derive
@@ -26,13 +26,9 @@ BP = 1
 AT = datetime(2030, 2, 1, 9, 30, tzinfo=UTC)  # fixed decision times: no wall clock in the assertions
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        with sqlite_engine(tmp_path / "audit.sqlite") as engine:
-            yield engine
-        return
-    with postgres_engine(request.getfixturevalue("pg_url")) as (engine, _url):
+    with backend_engine(request, tmp_path) as engine:
         yield engine
 
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from sqlalchemy import select
-from support.audit_rows import hex32, kst, postgres_engine, sqlite_engine
+from support.audit_rows import BACKENDS, backend_engine, hex32, kst
 from support.console_rows import Book
 
 from deposit_token.audit import derive
@@ -26,13 +26,9 @@ from deposit_token.domain.categories import Category
 BP, UTC_PROGRAM = 1, 3
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        with sqlite_engine(tmp_path / "audit.sqlite") as engine:
-            yield engine
-        return
-    with postgres_engine(request.getfixturevalue("pg_url")) as (engine, _url):
+    with backend_engine(request, tmp_path) as engine:
         yield engine
 
 

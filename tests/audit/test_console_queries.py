@@ -10,7 +10,7 @@ import hashlib
 import json
 
 import pytest
-from support.audit_rows import address, kst, postgres_engine, sqlite_engine
+from support.audit_rows import BACKENDS, address, backend_engine, kst
 from support.console_rows import Book
 
 from deposit_token.audit import derive
@@ -40,13 +40,9 @@ BP, EV = 1, 2
 RESTAURANT, CAFE = int(Category.RESTAURANT), int(Category.CAFE_BAKERY)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        with sqlite_engine(tmp_path / "audit.sqlite") as engine:
-            yield engine
-        return
-    with postgres_engine(request.getfixturevalue("pg_url")) as (engine, _url):
+    with backend_engine(request, tmp_path) as engine:
         yield engine
 
 

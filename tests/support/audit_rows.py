@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine, create_engine, insert, text
@@ -230,6 +232,21 @@ def postgres_engine(pg_url: str) -> Iterator[tuple[Engine, str]]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         admin.dispose()
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def backend_engine(request: Any, tmp_path: Path) -> Iterator[Engine]:
+    """An empty audit database of the backend a fixture is parametrised with (``params=BACKENDS``): a SQLite file
+    in `tmp_path`, or a fresh schema of the `pg_url` fixture's server (asked for only then)."""
+    if request.param == "sqlite":
+        with sqlite_engine(tmp_path / "audit.sqlite") as engine:
+            yield engine
+        return
+    with postgres_engine(request.getfixturevalue("pg_url")) as (engine, _url):
+        yield engine
 
 
 def load_cli():
