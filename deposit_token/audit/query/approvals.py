@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -45,8 +47,22 @@ ORDER BY m.block_number, m.log_index
 """
 
 
-def _approvals(engine: Engine, where: str, params: dict[str, object]) -> list[Approval]:
-    with engine.connect() as conn:
+Source = Engine | Connection  # an Engine (a command) or a connection in a snapshot (the web console)
+
+
+@contextmanager
+def _connected(source: Source) -> Iterator[Connection]:
+    if isinstance(source, Connection):
+        yield source
+    else:
+        with source.connect() as conn:
+            yield conn
+
+
+def _approvals(source: Source, where: str, params: dict[str, object]) -> list[Approval]:
+    with _connected(source) as conn:
+        if not inspect(conn).has_table("safe_events"):  # a database indexed before migration 0005
+            return []
         rows = conn.execute(text(_APPROVALS.format(where=where)), params).all()
     return [
         Approval(
@@ -67,15 +83,20 @@ def _approvals(engine: Engine, where: str, params: dict[str, object]) -> list[Ap
     ]
 
 
-def approvals_of(engine: Engine, tx_hash: str) -> list[Approval]:
+def all_approvals(source: Source) -> list[Approval]:
+    """Every indexed Safe transaction, in chain order (none for a database without ``safe_events``)."""
+    return _approvals(source, "", {})
+
+
+def approvals_of(source: Source, tx_hash: str) -> list[Approval]:
     """The Safe transactions executed in the chain transaction `tx_hash` (a privileged token event's
     transaction): who signed, who executed, the threshold then."""
-    return _approvals(engine, "AND lower(m.tx_hash) = lower(:tx)", {"tx": tx_hash})
+    return _approvals(source, "AND lower(m.tx_hash) = lower(:tx)", {"tx": tx_hash})
 
 
-def approvals_by_safe(engine: Engine, safe: str) -> list[Approval]:
+def approvals_by_safe(source: Source, safe: str) -> list[Approval]:
     """Every Safe transaction a Safe executed, in chain order."""
-    return _approvals(engine, "AND lower(m.safe) = lower(:safe)", {"safe": safe})
+    return _approvals(source, "AND lower(m.safe) = lower(:safe)", {"safe": safe})
 
 
 @dataclass(frozen=True)
@@ -88,10 +109,12 @@ class OwnerChange:
     threshold: int | None
 
 
-def owner_changes(engine: Engine, safe: str | None = None) -> list[OwnerChange]:
+def owner_changes(source: Source, safe: str | None = None) -> list[OwnerChange]:
     """Owner and threshold changes of the indexed Safes (or of `safe`), in chain order."""
     where = "AND lower(safe) = lower(:safe)" if safe else ""
-    with engine.connect() as conn:
+    with _connected(source) as conn:
+        if not inspect(conn).has_table("safe_events"):
+            return []
         rows = conn.execute(
             text(
                 "SELECT block_number, tx_hash, safe, event, owner, threshold FROM safe_events "
@@ -141,14 +164,31 @@ def _abi_type(param: dict[str, Any]) -> str:
     return kind
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, kind: str) -> str:
+    """An argument as people read it (``domain.display``): addresses EIP-55 checksummed (eth_abi gives them in
+    lower case), numbers with thousands separators, bytes as hex."""
+    if isinstance(value, list | tuple):
+        # an array's elements are of its type without the last dimension; a tuple's are listed: "(address,uint256)"
+        inner = [kind[: kind.rindex("[")]] * len(value) if kind.endswith("]") else _split(kind[1:-1])
+        return "[" + ", ".join(_value(v, k) for v, k in zip(value, inner, strict=False)) + "]"
+    if kind == "address" and isinstance(value, str):
+        return display.address(value)
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
     return str(value)
+
+
+def _split(types: str) -> list[str]:
+    """The top-level types of a tuple's type list: "address,(uint8,bool)[],uint256" -> three types."""
+    found, depth, start = [], 0, 0
+    for i, char in enumerate(types):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            found.append(types[start:i])
+            start = i + 1
+    return [*found, types[start:]] if types else found
 
 
 def describe_call(data: str | None) -> str:
@@ -162,27 +202,32 @@ def describe_call(data: str | None) -> str:
         args = abi_decode(types, raw[4:])
     except Exception:  # noqa: BLE001 - eth_abi raises several kinds for data that does not match
         return f"{name}(...)"
-    return f"{name}({', '.join(_value(a) for a in args)})"
+    return f"{name}({', '.join(_value(a, k) for a, k in zip(args, types, strict=True))})"
 
 
 def privileged_actions(conn: Connection) -> list[ActionRow]:
     """Every indexed Safe execution (the privileged token calls the role Safes made), in chain order; none for
     a database without the ``safe_events`` table (indexed before migration 0005)."""
-    if not inspect(conn).has_table("safe_events"):
-        return []
-    rows = conn.execute(text(_APPROVALS.format(where=""))).all()
     return [
         ActionRow(
-            block=int(r.block_number),
-            time=display.moment(int(r.block_time)),
-            safe=r.safe,
-            nonce=int(r.nonce),
-            action=describe_call(r.data),
-            approvers=", ".join(a for a in (r.approvers or "").split(",") if a),
-            approved=f"{len([a for a in (r.approvers or '').split(',') if a])} of threshold {int(r.threshold)}",
-            executor=r.executor,
-            outcome="pending" if r.outcome is None else ("executed" if r.outcome == "ExecutionSuccess" else "failed"),
-            tx_hash=r.tx_hash,
+            block=a.block_number,
+            time=display.moment(a.block_time),
+            safe=a.safe,
+            nonce=a.nonce,
+            action=describe_call(a.data),
+            approvers=", ".join(a.approvers),
+            approved=f"{len(a.approvers)} of threshold {a.threshold}",
+            executor=a.executor,
+            outcome=outcome(a),
+            tx_hash=a.tx_hash,
         )
-        for r in rows
+        for a in all_approvals(conn)
     ]
+
+
+def outcome(approval: Approval) -> str:
+    """``executed``, ``failed`` (the Safe ran the call and it reverted: the nonce is spent) or ``pending`` (the
+    outcome event is not indexed yet)."""
+    if approval.succeeded is None:
+        return "pending"
+    return "executed" if approval.succeeded else "failed"
