@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from support.geth import block_signer
+from support.geth import block_signer, wait_for
 from support.geth_pilot import Pilot, deploy_pilot
 
 from deposit_token.audit.db import schema, store
@@ -48,17 +48,6 @@ from deposit_token.chain.submit import SubmitTimeout, TxOutcome
 from deposit_token.cli.audit.index import PUBLIC_NETWORK_CONFIRMATIONS
 
 AMOUNT = 1_000  # every payment of these tests; the vendors' total / AMOUNT counts the successful ones
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(every)
 
 
 def address_of(network: GethNetwork, name: str) -> str:

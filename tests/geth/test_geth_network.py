@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from eth_account import Account
-from support.geth import INIT_CODE, block_signer, send_raw, start_outside_node, wait_receipt, zero_price_tx
+from support.geth import INIT_CODE, block_signer, send_raw, start_outside_node, wait_for, wait_receipt, zero_price_tx
 
 from deposit_token.chain.geth import GethNetwork
 from deposit_token.cli.network import cli
@@ -32,17 +31,6 @@ def invoke(*args: str):
 
 def sealer_addresses(network: GethNetwork) -> set[str]:
     return {str(node.spec.address).lower() for node in network.sealers}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s")
-        time.sleep(0.2)
 
 
 # --- the running network -------------------------------------------------------------------------------------
@@ -184,7 +172,8 @@ def test_restarts_keep_state_and_history(geth_network, geth_rpc):
     wait_for(
         lambda: treasury in {block_signer(geth_network, n) for n in range(head + 1, geth_network.head() + 1)},
         20,
-        "the restarted sealer did not seal again",
+        "the restarted sealer sealing again",
+        every=0.2,
     )
 
     # The whole network stopped and started again.
@@ -218,7 +207,7 @@ def wait_vote_cast(network: GethNetwork, geth_rpc, voter: str, address: str, sin
                 return number
         return None
 
-    return wait_for(cast, 20, f"{voter} did not cast its vote on {address}")
+    return wait_for(cast, 20, f"{voter}'s vote on {address}", every=0.2)
 
 
 def test_a_signer_is_added_and_removed_only_by_a_majority_of_signers(geth_network, geth_rpc):
@@ -232,7 +221,7 @@ def test_a_signer_is_added_and_removed_only_by_a_majority_of_signers(geth_networ
     assert newcomer not in geth_network.signers()
     # A second vote makes two of three: the newcomer is a signer.
     geth_network.propose(newcomer, True, on=["central-bank"])
-    wait_for(lambda: newcomer in geth_network.signers(), 20, "two votes of three did not add the signer")
+    wait_for(lambda: newcomer in geth_network.signers(), 20, "the signer added by two votes of three", every=0.2)
     assert len(geth_network.signers()) == 4
     # Removing needs three of the four now; two votes are not enough.
     head = geth_network.head()
@@ -252,7 +241,7 @@ def test_a_signer_is_added_and_removed_only_by_a_majority_of_signers(geth_networ
     geth_network.wait_for_block(last + 1)
     assert newcomer in geth_network.signers()
     geth_network.propose(newcomer, False, on=["settlement-bank"])
-    wait_for(lambda: newcomer not in geth_network.signers(), 20, "three votes of four did not remove the signer")
+    wait_for(lambda: newcomer not in geth_network.signers(), 20, "the signer removed by three votes of four", every=0.2)
     assert {s.lower() for s in geth_network.signers()} == sealer_addresses(geth_network)
     # Votes in effect are discarded by the next vote, so no stale vote can bring the newcomer back.
     assert geth_network.tidy_votes() == {

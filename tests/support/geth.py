@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -65,6 +66,19 @@ def wait_receipt(rpc: RpcClient, tx_hash: str, timeout: float = 20.0) -> dict[st
             return dict(receipt)
         time.sleep(0.1)
     raise AssertionError(f"{tx_hash} was not sealed within {timeout} s")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    """Polls `predicate` every `every` s until it returns something true (returned); AssertionError naming `what`
+    after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(every)
 
 
 def block_signer(network: GethNetwork, number: int) -> str:
