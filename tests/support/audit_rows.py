@@ -76,6 +76,8 @@ class Ledger:
         limit: int = 1_000_000,
         threshold: int = 500_000,
         offset: int = KST_OFFSET_MINUTES,
+        categories: int = 0b1111110,
+        hours: int = 0,
         at=None,
     ) -> dict:
         return self._event(
@@ -88,8 +90,8 @@ class Ledger:
             start=int(kst(2030, 1, 1).timestamp()),
             end_time=int(kst(2031, 1, 1).timestamp()),
             utc_offset_minutes=offset,
-            categories=0b1111110,
-            opening_hours=0,
+            categories=categories,
+            opening_hours=hours,
             per_payment_limit=limit,
             evidence_threshold=threshold,
         )

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, insert
 from deposit_token.audit.db import pgserver, schema, store
 from deposit_token.domain.categories import Category
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, NO_CAP, pack_hours
-from support.audit_rows import Ledger, address, hex32, kst
+from support.audit_rows import Ledger, address, hex32
 
 ALL_DAY = pack_hours([(0, 24)] * 7)
 
@@ -43,20 +43,16 @@ class Book(Ledger):
             mask |= 1 << category
             self._event(schema.category_caps, at, program_id=program_id, category=category, cap=cap)
             at = None
-        return self._event(
-            schema.program_configs,
-            at,
-            program_id=program_id,
+        return self.program(
+            program_id,
+            name,
             version=version,
-            name=name,
-            treasury=address(f"treasury{program_id}"),
-            start=int(kst(2030, 1, 1).timestamp()),
-            end_time=int(kst(2031, 1, 1).timestamp()),
-            utc_offset_minutes=offset,
+            limit=limit,
+            threshold=threshold,
+            offset=offset,
             categories=mask,
-            opening_hours=hours,
-            per_payment_limit=limit,
-            evidence_threshold=threshold,
+            hours=hours,
+            at=at,
         )
 
     def override(self, spender: str, category: int, cap: int, active: bool = True, at=None) -> dict:
