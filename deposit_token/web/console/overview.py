@@ -1,6 +1,7 @@
-"""The console's first page: the spending report (``audit report``: spend by program, department, category and
-month; money flows per program; top vendors) as tables and a chart, the indexer's position, and the newest
-payments, streaming in as they are indexed (server-sent events, ``/console/live/payments``)."""
+"""The console's first page: the spending report (spend by program, department, category and month; money flows
+per program; top vendors: ``audit.query.overview``, from the derived monthly cells, so distinct payers are not
+shown) as tables and a chart, the indexer's position, and the newest payments, streaming in as they are indexed
+(server-sent events, ``/console/live/payments``)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ DIMENSIONS = ("program", "department", "category", "month")
 def overview(request: Request) -> Response:
     state = state_of(request)
     t = translator(request)
-    report = state.reader.report()
+    report = state.reader.overview()
     with state.reader.snapshot() as conn:
         latest = label(conn, latest_payments(conn, 20), t)
     point = state.reader.checkpoint()
-    spend = {d: [row for row in report.spend if row.dimension == d] for d in DIMENSIONS}
+    spend = {d: report.spend.get(d, []) for d in DIMENSIONS}
     by_category = spend["category"]
     chart: dict[str, Any] = {
         "title": t("overview.chart.title"),

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from deposit_token.audit.db import schema
-from deposit_token.audit.query.common import Departments, ProgramConfigs, vendor_names
+from deposit_token.audit.query.lookups import lookups
 from deposit_token.web.core.i18n import Translator
 
 Position = tuple[int, int]
@@ -134,9 +134,8 @@ def label(conn: Connection, rows: list[Any], t: Translator) -> list[LivePayment]
     """Payment rows as the console shows them: department at the time, program and vendor names, KST."""
     if not rows:
         return []
-    departments = Departments.load(conn)
-    programs = ProgramConfigs.load(conn)
-    vendors = vendor_names(conn)
+    found = lookups(conn)  # cached while programs, enrolments and vendors do not change: a page and an event each
+    departments, programs, vendors = found.departments, found.programs, found.vendors
     out = []
     for r in rows:
         position = (r.block_number, r.log_index)

@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, select
 
 from deposit_token.audit.db import schema
+from deposit_token.audit.query import overview as overview_q
 from deposit_token.audit.query.common import Filters, checkpoint_info, snapshot
-from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell, public_aggregates
+from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.audit.query.reports import Report, build_report
 
 T = TypeVar("T")
@@ -80,9 +81,19 @@ class AuditReader:
             return read_checkpoint(conn)
 
     def public_cells(self, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT) -> list[PublicCell]:
-        """``audit public``'s cells (k-suppressed: ``audit.query.public``)."""
+        """``audit public``'s cells (k-suppressed), summed from the derived monthly cells
+        (``audit.query.overview.public_cells``): from every payment they took seconds at a million payments, once
+        per new block, and the visitors of that moment waited for it."""
         with self.snapshot() as conn:
-            return self.cached(conn, "public", (filters, min_count), lambda c: public_aggregates(c, filters, min_count))
+            return self.cached(
+                conn, "public", (filters, min_count), lambda c: overview_q.public_cells(c, filters, min_count)
+            )
+
+    def overview(self, filters: Filters = Filters(), top: int = 10) -> overview_q.Overview:
+        """The console's overview (spend per dimension, flows, top vendors) from the derived cells
+        (``audit.query.overview``); ``report`` computes the same from every payment."""
+        with self.snapshot() as conn:
+            return self.cached(conn, "overview", (filters, top), lambda c: overview_q.overview(c, filters, top))
 
     def report(self, filters: Filters = Filters(), top: int | None = 10) -> Report:
         """``audit report``'s report (``audit.query.reports.build_report``)."""
