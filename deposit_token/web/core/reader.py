@@ -48,7 +48,8 @@ def read_checkpoint(conn: Connection) -> Checkpoint | None:
 class AuditReader:
     """Cached reads of one audit database (thread-safe: routes run in worker threads)."""
 
-    def __init__(self, engine: Engine, cache_size: int = 64):
+    # entries of older checkpoints age out; 256 holds every month range of the portal's API (66) and the pages
+    def __init__(self, engine: Engine, cache_size: int = 256):
         self.engine = engine
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._size = cache_size
