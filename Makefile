@@ -90,6 +90,13 @@ bench-gateway: setup
 bench-network: setup
 	$(PY) -m bench.network
 
+# The auditors' console and public portal under load: 1,000,000 payments generated through the schema into a
+# throwaway PostgreSQL (bench/web_data.py), the server in its own process, 20 concurrent clients per page, live
+# latency to the event stream (bench/web.py -> bench/results/web.json). About 6 minutes: not part of `make bench`.
+.PHONY: bench-web
+bench-web: setup
+	$(PY) -m bench.web
+
 slither: setup
 	tools/slither.sh
 

@@ -59,6 +59,7 @@ from deposit_token.processes import free_port, log_tail
 from deposit_token.web.core import accounts
 
 CLIENTS = 20
+ALONE = 30  # requests of one client alone per page
 CONSOLE_P95_MS = 150.0
 PUBLIC_P95_MS = 50.0
 LIVE_P95_S = 2.0
@@ -307,16 +308,19 @@ async def live(
 
 async def run_load(
     base: str, cookie: str, s: Samples, engine: Engine, requests_count: int, clients: int, events: int, log: Any
-) -> tuple[dict[str, Measured], list[float], int, Measured]:
+) -> tuple[dict[str, Measured], dict[str, Measured], list[float], int, Measured]:
     rng = random.Random(web_data.SEED + 10)
     connector = aiohttp.TCPConnector(limit=clients + 2)
     timeout = aiohttp.ClientTimeout(total=60)
     headers = {"Cookie": cookie, "Accept": "text/html,application/json"}
     async with aiohttp.ClientSession(base_url=None, connector=connector, timeout=timeout, headers=headers) as http:
         out: dict[str, Measured] = {}
+        alone: dict[str, Measured] = {}
         for page in (*BASELINES, *CONSOLE_PAGES, *PUBLIC_PAGES):
             next_path = url_maker(page, s, rng)
             await load(http, base, next_path, clients * 2, clients)  # warm-up: connections, caches
+            # one client alone: the page's own cost, without queueing behind the others
+            alone[page] = await load(http, base, next_path, ALONE, 1)
             out[page] = measured = await load(http, base, next_path, requests_count, clients)
             log(
                 f"{LABELS[page]}: p50 {measured.p50:.1f} ms, p95 {measured.p95:.1f} ms, "
@@ -337,7 +341,7 @@ async def run_load(
         stop = True
         await task
         log(f"live: {len(latencies)} payments seen, p95 {percentile(latencies, 0.95):.2f} s, {lost} not seen")
-    return out, latencies, lost, Measured(background, 0, 1.0)
+    return out, alone, latencies, lost, Measured(background, 0, 1.0)
 
 
 # --- what the indexes cost the indexer (bench.web_data --indexer-cost's result, if recorded) ------------------
@@ -407,13 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = Server(url, work)
         figures["server_start_s"] = round(server.wait(), 1)
         cookie = log_in(engine, server.url)
-        pages, latencies, lost, background = asyncio.run(
+        pages, alone, latencies, lost, background = asyncio.run(
             run_load(server.url, cookie, s, engine, args.requests, args.clients, args.live_events, log)
         )
         for page, m in pages.items():
             figures[f"{page}_p50_ms"] = round(m.p50, 1)
             figures[f"{page}_p95_ms"] = round(m.p95, 1)
             figures[f"{page}_rps"] = round(len(m.times_ms) / m.seconds)
+            figures[f"{page}_alone_p50_ms"] = round(alone[page].p50, 1)
         errors = {page: m.errors for page, m in pages.items() if m.errors}
         figures["console_p95_ms"] = max(figures[f"{page}_p95_ms"] for page in CONSOLE_PAGES)
         figures["public_p95_ms"] = max(figures[f"{page}_p95_ms"] for page in PUBLIC_PAGES)
@@ -432,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(Row(f"{page}_p50_ms", label=f"{LABELS[page]} p50", unit="ms"))
             rows.append(Row(f"{page}_p95_ms", label=f"{LABELS[page]} p95", unit="ms"))
             rows.append(Row(f"{page}_rps", label=f"{LABELS[page]} throughput", unit="req/s"))
+            rows.append(Row(f"{page}_alone_p50_ms", label=f"{LABELS[page]} p50, one client alone", unit="ms"))
         rows += [
             Row("console_p95_ms", unit="ms", note="the worst console page"),
             Row("public_p95_ms", unit="ms"),
