@@ -578,19 +578,21 @@ def _slug(name: str) -> str:
 # --- what the indexes cost the indexer ------------------------------------------------------------------------
 
 OLD_PAYMENT_INDEXES = (("ix_payments_payer", "payer"), ("ix_payments_vendor", "vendor"))
-NEW_PAYMENT_INDEXES = (
+NEW_INDEXES = (  # what migration 0004 adds to the tables the indexer writes
     "ix_payments_payer_block_number_log_index",
-    "ix_payments_vendor_block_number_log_index",
+    "ix_payments_vendor_block_number_log_index_amount",
     "ix_payments_period_block_number_log_index",
+    "ix_allocations_spender",
+    "ix_redemptions_vendor",
 )
 
 
 def _as_before(url: str) -> None:
-    """The payments table's indexes as migration 0003 left them (the rest of 0004 is never written by the
-    indexer)."""
+    """The indexes of the tables the indexer writes as migration 0003 left them (the rest of 0004 is never
+    written by the indexer)."""
     engine = store.open_database(url)
     with engine.begin() as conn:
-        for name in NEW_PAYMENT_INDEXES:
+        for name in NEW_INDEXES:
             conn.execute(text(f"DROP INDEX {name}"))
         for name, column in OLD_PAYMENT_INDEXES:
             conn.execute(text(f"CREATE INDEX {name} ON payments ({column})"))
