@@ -493,19 +493,19 @@ class GethNetwork:
                         nodes.wait_until_unlocked(node, client, process or pid, deadline)
                         to_seal.append(node)
                 results.append(NodeStart(node.name, pid, process is not None, time.monotonic() - began))
-            # Sealing starts once the nodes peer, and on every sealer at once: until a geth node seals (or has
-            # finished a sync) it discards the blocks peers propagate ("Syncing, discarded propagated block").
-            # Sealers started one after the other on a new chain each sealed a block 1 of their own, and
-            # Clique's recent-signer rule then let none of the three forks grow: the chain stood still.
+            # Sealing starts once the nodes peer, and the sealer in turn for the next block starts last. Until a
+            # geth node seals (or has finished a sync) it discards the blocks peers propagate ("Syncing, discarded
+            # propagated block"), and a discarded block is never offered again (a broadcast raises the peer's
+            # known difficulty only to its parent's). So if the in-turn sealer sealed first (at once: it waits for
+            # no wiggle), the others, a few ms from sealing themselves, dropped its block, each sealed a block of
+            # their own at the same height, and Clique's recent-signer rule then let none of the forks grow: the
+            # chain stood still (seen at start-up, also with all sealers started within 4 ms). Started last, the
+            # in-turn sealer's block reaches sealers that already seal, and its higher difficulty wins.
             if to_seal:
                 self.wait_peered(max(0.0, min(PEERING_WAIT, deadline - time.monotonic())))
-                clients = [node.ipc() for node in to_seal]
-                try:
-                    for client in clients:
+                for node in self._in_turn_last(to_seal):
+                    with node.ipc() as client:
                         nodes.start_sealing(client)
-                finally:
-                    for client in clients:
-                        client.close()
         except (NodeError, RpcError) as err:
             for process in processes.values():
                 if process.poll() is None:
@@ -515,6 +515,15 @@ class GethNetwork:
                 node.pid_file.unlink(missing_ok=True)
             raise GethNetworkError(str(err)) from None
         return results
+
+    def _in_turn_last(self, sealers: list[Node]) -> list[Node]:
+        """`sealers` with the one in turn for the next block last (Clique: signer index (head + 1) mod the number
+        of signers, signers sorted by address)."""
+        with sealers[0].ipc() as client:
+            head = int(client.call("eth_blockNumber"), 16)
+            signers = sorted(str(address).lower() for address in client.call("clique_getSigners", []))
+        in_turn = signers[(head + 1) % len(signers)] if signers else None
+        return sorted(sealers, key=lambda node: (node.spec.address or "").lower() == in_turn)
 
     def peer_counts(self) -> dict[str, int | None]:
         """How many peers each node has (None: not running or not answering)."""
