@@ -246,8 +246,8 @@ def flag_clause(table: Any, rules: Iterable[str]) -> ColumnElement[bool]:
     return exists(select(1).select_from(f).where(condition))
 
 
-def payment_clause(filt: PaymentFilter, found: Lookups, table: Any = schema.payments) -> ColumnElement[bool]:
-    """The WHERE clause of `filt` over the payments table."""
+def _listed(filt: PaymentFilter, table: Any) -> list[ColumnElement[bool]]:
+    """The filter's program, category and vendor lists over a table with those columns (payments or the cells)."""
     parts: list[ColumnElement[bool]] = []
     if filt.programs:
         parts.append(table.c.program_id.in_(filt.programs))
@@ -255,6 +255,12 @@ def payment_clause(filt: PaymentFilter, found: Lookups, table: Any = schema.paym
         parts.append(table.c.category.in_(filt.categories))
     if filt.vendors:
         parts.append(table.c.vendor.in_(filt.vendors))
+    return parts
+
+
+def payment_clause(filt: PaymentFilter, found: Lookups, table: Any = schema.payments) -> ColumnElement[bool]:
+    """The WHERE clause of `filt` over the payments table."""
+    parts = _listed(filt, table)
     if filt.payers:
         parts.append(table.c.payer.in_(filt.payers))
     if filt.since is not None and filt.since == filt.until:
@@ -483,13 +489,7 @@ def _cells_clause(filt: PaymentFilter) -> tuple[Any, ColumnElement[bool]] | None
     if filt.vendors and filt.departments:
         return None
     table = casework.vendor_cells if filt.vendors else casework.spend_cells
-    parts: list[ColumnElement[bool]] = []
-    if filt.programs:
-        parts.append(table.c.program_id.in_(filt.programs))
-    if filt.categories:
-        parts.append(table.c.category.in_(filt.categories))
-    if filt.vendors:
-        parts.append(table.c.vendor.in_(filt.vendors))
+    parts = _listed(filt, table)
     if filt.departments:
         parts.append(table.c.department.in_(filt.departments))
     if filt.since is not None:
