@@ -12,6 +12,10 @@ Conventions, chosen so that the same query runs on both databases and an auditor
 * token amounts (and other values that may exceed 64 bits) use :class:`Amount`: ``NUMERIC(78, 0)`` on
   PostgreSQL, exact integers on SQLite (see the class), always Python ``int`` when read back;
 * small integers (program id, category, period ``yyyymm``) are plain integers, flags are booleans.
+
+On PostgreSQL the tables that grow with every payment (payments, transfers, allocations) are partitioned by
+month (``deposit_token.audit.db.partitions``); the tables below describe their columns and indexes, which are
+the same on both databases.
 """
 
 from __future__ import annotations
@@ -173,7 +177,11 @@ payments = _event_table(
     Index(None, "payer", "block_number", "log_index"),
     Index(None, "vendor", "block_number", "log_index", "amount"),
     Index(None, "period", "block_number", "log_index"),
+    # the console's filtered list (a month and a program, amounts ranged or summed) from the index alone
+    Index(None, "period", "program_id", "amount"),
 )
+"""On PostgreSQL partitioned by month of ``period`` (``db.partitions``, migration 0006): its primary key there is
+(block_number, log_index, period); a log's period never changes, so a log still has one row."""
 allocations = _event_table(
     "allocations",
     Column("batch_ref", HEX32, nullable=False),
@@ -182,6 +190,7 @@ allocations = _event_table(
     Column("amount", Amount, nullable=False),
     Index(None, "spender"),  # an official's page
 )
+"""On PostgreSQL partitioned by UTC month of ``block_timestamp`` (as ``transfers``; migration 0006)."""
 allocation_batches = _event_table(
     "allocation_batches",
     Column("batch_ref", HEX32, nullable=False),

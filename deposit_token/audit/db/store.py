@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from deposit_token import paths
-from deposit_token.audit.db import casework, schema
+from deposit_token.audit.db import casework, partitions, schema
 from deposit_token.errors import DepositTokenError
 
 try:  # COPY on PostgreSQL raises psycopg's own error, not wrapped by SQLAlchemy
@@ -248,6 +248,7 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     names = ", ".join(quote(c) for c in columns)
     if conn.dialect.name == "postgresql":
         # psycopg's connection (the driver of every PostgreSQL URL, see parse_db_url): COPY is its own API.
+        partitions.ensure_for_rows(conn, table, columns, rows)  # a new month's partition before its rows
         raw: Any = conn.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
             for row in rows:
