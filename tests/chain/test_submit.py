@@ -87,6 +87,23 @@ def test_signatures_are_byte_identical_to_eth_account():
             assert tx_hash == bytes(expected.hash)
 
 
+def test_signatures_with_a_short_r_or_s_are_byte_identical_to_eth_account():
+    """r or s below 2**248 (1 signature in about 128) is encoded in RLP without its leading zero bytes."""
+    key = keccak(text="test_submit: a key")
+    signer = LocalSigner(key)
+    to = Account.from_key(keccak(text="test_submit: someone")).address
+    short = 0
+    for nonce in range(400):
+        raw, tx_hash = sign_legacy(
+            signer, nonce=nonce, gas_price=0, gas=150_000, to=to, value=0, data=b"\x01" * 132, chain_id=20261
+        )
+        tx = {"nonce": nonce, "gasPrice": 0, "gas": 150_000, "to": to, "value": 0, "data": b"\x01" * 132}
+        expected = Account.sign_transaction({**tx, "chainId": 20261}, key)
+        assert (raw, tx_hash) == (bytes(expected.raw_transaction), bytes(expected.hash))
+        short += expected.r < 2**248 or expected.s < 2**248
+    assert short  # the case was covered
+
+
 def test_signer_never_shows_its_key(accounts):
     key = keccak(text="test_submit: a secret")
     signer = LocalSigner(key)
