@@ -97,6 +97,20 @@ bench-network: setup
 bench-web: setup
 	$(PY) -m bench.web
 
+# Bytes per payment and per empty block on a fresh Geth network's sealers and archive node (du -sb of each node's
+# chaindata, every node stopped after each phase) and in the audit database (SQLite file, PostgreSQL relation
+# sizes) for 20,000 payments (bench/storage.py -> bench/results/storage.json; docs/SCALING.md's storage per year).
+# About 6 minutes: not part of `make bench`.
+.PHONY: bench-storage
+bench-storage: setup
+	$(PY) -m bench.storage
+
+# docs/SCALING.md's derived figures (payments per day and at the lunch peak, payments per block, storage per year,
+# a year's backfill) from bench/results/*.json and the document's assumptions (bench/scaling.py); measures nothing.
+.PHONY: scaling
+scaling: setup
+	$(PY) -m bench.scaling
+
 slither: setup
 	tools/slither.sh
 
