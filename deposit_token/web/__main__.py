@@ -14,7 +14,7 @@ import click
 from deposit_token.audit.db import store
 from deposit_token.web.app import WebError
 from deposit_token.web.core.config import Follow, WebConfig
-from deposit_token.web.server import ListenError, serve
+from deposit_token.web.server import ListenError, default_workers, serve
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +26,14 @@ from deposit_token.web.server import ListenError, serve
 @click.option("--token", default=None, help="Address of the deposit token to follow.")
 @click.option("--start-block", type=click.IntRange(0), default=None, help="Block the token was deployed in.")
 @click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True, help="Blocks below the head.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    metavar="N",
+    help="Processes answering requests (default: one per CPU). With more than one, a parent process keeps the "
+    "derived tables current and runs the follower while the workers serve.",
+)
 def main(
     db_url: str,
     host: str,
@@ -35,6 +43,7 @@ def main(
     token: str | None,
     start_block: int | None,
     confirmations: int,
+    workers: int | None,
 ) -> None:
     """Serve the auditors' console and the public portal over an audit database."""
     follow_options = (rpc_url, token, start_block)
@@ -47,7 +56,8 @@ def main(
             if rpc_url is not None and token is not None and start_block is not None
             else None
         )
-        serve(WebConfig(url, secure_cookies=secure_cookies, follow=follow), host, port)
+        config = WebConfig(url, secure_cookies=secure_cookies, follow=follow)
+        serve(config, host, port, workers=workers or default_workers())
     except (WebError, ListenError, store.DatabaseError) as err:
         raise click.ClickException(str(err)) from None
 

@@ -35,12 +35,12 @@ from deposit_token.audit.db import store
 from deposit_token.errors import DepositTokenError
 from deposit_token.web import console, public
 from deposit_token.web.core import auth
+from deposit_token.web.core.background import Background
 from deposit_token.web.core.config import WebConfig
-from deposit_token.web.core.derived import Deriver
-from deposit_token.web.core.follow import Follower
 from deposit_token.web.core.live import LiveFeed
 from deposit_token.web.core.pages import environment, render
 from deposit_token.web.core.reader import AuditReader
+from deposit_token.web.core.shared import SharedFolder
 from deposit_token.web.core.state import WebState
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -64,9 +64,9 @@ class WebError(DepositTokenError):
     """The server cannot start (the message says why, in one sentence)."""
 
 
-def open_database(db_url: str) -> Engine:
-    """The audit database, migrated to the current schema (the console's tables included). A SQLite file must
-    exist already: a mistyped path is an error, not a new empty database."""
+def open_database(db_url: str, migrate: bool = True) -> Engine:
+    """The audit database, migrated to the current schema (the console's tables included) unless `migrate` is
+    False. A SQLite file must exist already: a mistyped path is an error, not a new empty database."""
     try:
         url = store.parse_db_url(db_url)
         if url.get_backend_name() == "sqlite" and not store.sqlite_file(url).is_file():
@@ -74,7 +74,7 @@ def open_database(db_url: str) -> Engine:
                 f"no audit database at {store.sqlite_file(url)}: index the chain first (`ape run audit index`), "
                 "or give --db"
             )
-        return store.open_database(db_url)
+        return store.open_database(db_url, migrate=migrate)
     except store.DatabaseError as err:
         raise WebError(str(err)) from None
 
@@ -106,33 +106,40 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def create_app(config: WebConfig, engine: Engine | None = None) -> FastAPI:
-    """The app over `config.db_url` (opened and migrated here unless `engine` is given)."""
-    engine = engine or open_database(config.db_url)
+def create_app(config: WebConfig, engine: Engine | None = None, background: bool = True) -> FastAPI:
+    """The app over `config.db_url` (opened and migrated here unless `engine` is given).
+
+    background: the app also keeps the derived tables current and runs the follower (``core.background``), as
+    when it serves alone; a worker of ``serve --workers N`` (N > 1) leaves that to the parent process, and opens
+    the database without migrating it (the parent did, once)."""
+    engine = engine or open_database(config.db_url, migrate=background)
+    own_folder = config.shared_dir is None  # the app alone (tests): a folder of its own, removed at the end
+    shared = SharedFolder.create() if own_folder else SharedFolder(str(config.shared_dir))
     state = WebState(
         config=config,
         engine=engine,
         templates=environment(),
         reader=AuditReader(engine),
         feed=LiveFeed(engine, config.live_poll),
+        shared=shared,
     )
-    if config.follow is not None:
-        state.follower = Follower(engine, config.follow, log=log.info)
-    deriver = Deriver(engine, log=log.info)
+    work = Background(engine, config, shared, log=log.info) if background else None
+    if work is not None:
+        state.follower = work.follower
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # the flag queue and monthly cells follow the checkpoint, whoever indexes (core/derived.py)
-        await run_in_threadpool(deriver.start)
-        if state.follower is not None:
-            state.follower.start()
+        if work is not None:
+            # the flag queue and monthly cells follow the checkpoint, whoever indexes (core/derived.py)
+            await run_in_threadpool(work.start)
         try:
             yield
         finally:
             state.stopping.set()
-            if state.follower is not None:
-                state.follower.stop()
-            deriver.stop()
+            if work is not None:
+                work.stop()
+            if own_folder:
+                shared.remove()
 
     app = FastAPI(
         title=API_TITLE,

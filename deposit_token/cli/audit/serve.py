@@ -33,6 +33,14 @@ from deposit_token.cli.audit.index import PUBLIC_NETWORK_CONFIRMATIONS
     metavar="N",
     help=f"With --follow: as `audit index` (0 on local/dev networks, {PUBLIC_NETWORK_CONFIRMATIONS} elsewhere).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    metavar="N",
+    help="Processes answering requests (default: one per CPU). With more than one, a parent process keeps the "
+    "derived tables current and runs the follower while the workers serve.",
+)
 def command(
     db: str | None,
     network: str | None,
@@ -41,6 +49,7 @@ def command(
     secure_cookies: bool,
     follow: bool,
     confirmations: int | None,
+    workers: int | None,
 ) -> None:
     """Serve the web console (login with password + TOTP: accounts from `ape run audit users add`) and the
     public transparency portal on http://HOST:PORT, over the same database `audit index` fills.
@@ -49,12 +58,13 @@ def command(
     Stop with Ctrl-C. docs/WEB.md describes the pages, the API and running it behind a TLS proxy."""
     from deposit_token.web.app import WebError
     from deposit_token.web.core.config import Follow, WebConfig
-    from deposit_token.web.server import ListenError, serve
+    from deposit_token.web.server import ListenError, default_workers, serve
 
     url = resolve_db(db, network)
+    processes = workers or default_workers()
     try:
         if not follow:
-            serve(WebConfig(url, secure_cookies=secure_cookies), host, port)
+            serve(WebConfig(url, secure_cookies=secure_cookies), host, port, workers=processes)
             return
         from ape import networks
         from ape.exceptions import ApeException
@@ -74,7 +84,7 @@ def command(
                     secure_cookies=secure_cookies,
                     follow=Follow(target.rpc_url, target.token, target.start_block, chosen),
                 )
-                serve(config, host, port)
+                serve(config, host, port, workers=processes)
         except ApeException as err:
             raise click.ClickException(" ".join(str(err).split())) from None
     except (WebError, ListenError, store.DatabaseError) as err:

@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from deposit_token.web.console import NavItem
 from deposit_token.web.core.auth import console_router
+from deposit_token.web.core.follow import read_status
 from deposit_token.web.core.live import label, latest_payments, parse_position
 from deposit_token.web.core.pages import render, translator
 from deposit_token.web.core.state import state_of
@@ -38,7 +39,8 @@ def overview(request: Request) -> Response:
         "labels": [t.category(row.label) for row in by_category],
         "values": [row.amount for row in by_category],
     }
-    follower = state.follower.status if state.follower else None
+    # the follower may run in another process (--workers): its status comes through the shared folder
+    follower = read_status(state.shared) if state.config.follow else None
     return render(
         request,
         "console/overview.html",

@@ -1,12 +1,15 @@
 """Verification from the browser: ``audit.verify`` (every indexed fact read back from the node at the checkpoint
-block) as a background job in a thread of the server, one at a time; the page shows its progress (refreshing
-itself while it runs) and lists the mismatches. It needs the node the server follows (``serve --follow`` /
-``python -m deposit_token.web --rpc-url ... --token ...``); without one the page says so and offers nothing."""
+block) as a background job in a thread of the worker process that took the request, one at a time across the
+workers. Its progress is kept in the server's shared folder (``core.shared``), so any worker shows it: the page
+shows the progress (refreshing itself while it runs) and lists the mismatches. It needs the node the server
+follows (``serve --follow`` / ``python -m deposit_token.web --rpc-url ... --token ...``); without one the page
+says so and offers nothing."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import IO, Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,6 +21,7 @@ from deposit_token.web.console import NavItem
 from deposit_token.web.core.auth import CurrentUser, console_router
 from deposit_token.web.core.config import Follow
 from deposit_token.web.core.pages import render
+from deposit_token.web.core.shared import SharedFolder
 from deposit_token.web.core.state import WebState, state_of
 
 router = console_router()
@@ -36,38 +40,78 @@ class VerifyJob:
     skipped_note: str | None = None
     code_note: str | None = None
     error: str | None = None
-    mismatches: list[Mismatch] = field(default_factory=list)
+    # check, subject, database, chain (audit.verify.Mismatch; the values as the page shows them)
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
         return self.phase in ("connecting", "checking")
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VerifyJob:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _shown(mismatch: Mismatch) -> dict[str, Any]:
+    def value(v: Any) -> Any:
+        return v if v is None or isinstance(v, str | int | float | bool) else str(v)
+
+    return {"check": mismatch.check, "subject": mismatch.subject, "database": value(mismatch.database),
+            "chain": value(mismatch.chain)}  # fmt: skip
+
 
 class VerifyJobs:
-    """The server's verification jobs: the latest one, and a lock so that one runs at a time."""
+    """The server's verification job: the latest one, in the server's shared folder (``core.shared``), so that
+    every worker process answers the page alike; a lock held while it runs, so that one runs at a time across
+    the workers, and so that a job whose process died shows as failed rather than running for ever."""
 
-    def __init__(self) -> None:
-        self.latest: VerifyJob | None = None
-        self._lock = threading.Lock()
+    FILE = "verify.json"
+    LOCK = "verify.lock"
+
+    def __init__(self, shared: SharedFolder):
+        self.shared = shared
+
+    def latest(self) -> VerifyJob | None:
+        data = self.shared.read(self.FILE)
+        if data is None:
+            return None
+        job = VerifyJob.from_json(data)
+        if job.running and not self.shared.locked(self.LOCK):
+            # it may have finished between the two reads: read again before calling it lost
+            job = VerifyJob.from_json(self.shared.read(self.FILE) or data)
+            if job.running:
+                job.phase, job.error = "failed", "the server process running it stopped"
+        return job
 
     def start(self, state: WebState, follow: Follow, who: str) -> bool:
-        """Starts a job unless one runs (False then)."""
-        with self._lock:
-            if self.latest is not None and self.latest.running:
-                return False
+        """Starts a job in a thread of this process unless one runs in any worker (False then)."""
+        held = self.shared.lock(self.LOCK)
+        if held is None:
+            return False
+        try:
             job = VerifyJob(started_by=who, started_at=state.now())
-            self.latest = job
-        threading.Thread(target=self._run, args=(state, follow, job), name="audit-verify", daemon=True).start()
+            self.shared.write(self.FILE, job.to_json())
+            threading.Thread(
+                target=self._run, args=(state, follow, job, held), name="audit-verify", daemon=True
+            ).start()
+        except BaseException:
+            held.close()
+            raise
         return True
 
-    @staticmethod
-    def _run(state: WebState, follow: Follow, job: VerifyJob) -> None:
+    def _run(self, state: WebState, follow: Follow, job: VerifyJob, held: IO[bytes]) -> None:
         rpc = RpcClient(follow.rpc_url)
         try:
             job.head = rpc.block_number()
             job.phase = "checking"
+            self.shared.write(self.FILE, job.to_json())
             result = verify(rpc, state.engine, follow.token)
-            job.block, job.checks, job.mismatches = result.block, result.checks, list(result.mismatches)
+            job.block, job.checks = result.block, result.checks
+            job.mismatches = [_shown(m) for m in result.mismatches]
             job.skipped_note, job.code_note = result.skipped_note, result.code_note
             job.phase = "done"
         except (DepositTokenError, RpcError, RpcConnectionError, OSError) as err:
@@ -75,26 +119,21 @@ class VerifyJobs:
             job.phase = "failed"
         finally:
             job.finished_at = state.now()
-            rpc.close()
-
-
-_MAKING = threading.Lock()
+            try:
+                self.shared.write(self.FILE, job.to_json())
+            finally:
+                held.close()  # after the final state is written: a reader never sees it unlocked and running
+                rpc.close()
 
 
 def jobs_of(request: Request) -> VerifyJobs:
-    """The app's jobs (one registry per app: two servers in one process keep theirs apart)."""
-    app_state = request.app.state
-    with _MAKING:
-        if not hasattr(app_state, "verify_jobs"):
-            app_state.verify_jobs = VerifyJobs()
-    found: VerifyJobs = app_state.verify_jobs
-    return found
+    return VerifyJobs(state_of(request).shared)
 
 
 @router.get("/console/verify")
 def page(request: Request) -> Response:
     state = state_of(request)
-    job = jobs_of(request).latest
+    job = jobs_of(request).latest()
     elapsed = None if job is None else (job.finished_at or state.now()) - job.started_at
     return render(
         request,

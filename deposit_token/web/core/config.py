@@ -25,7 +25,9 @@ class WebConfig:
     secure_cookies: mark cookies Secure (the server is reached over TLS, directly or through a proxy).
     session_idle / session_lifetime: seconds a session lives unused / at most.
     limits: login throttling. live_poll: seconds between two looks at the newest payment (server-sent events).
-    public_max_age: Cache-Control max-age of the public portal and API. follow: the chain to index, if any."""
+    public_max_age: Cache-Control max-age of the public portal and API. follow: the chain to index, if any.
+    shared_dir: the folder the server's worker processes share (``core.shared``; serve makes one, else the app).
+    """
 
     db_url: str
     secure_cookies: bool = False
@@ -35,3 +37,4 @@ class WebConfig:
     live_poll: float = 0.5
     public_max_age: int = 60
     follow: Follow | None = None
+    shared_dir: str | None = None

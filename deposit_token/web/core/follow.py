@@ -7,13 +7,16 @@ indexer runs and why it stopped. The alternative works as well - ``ape run audit
 same database (SQLite in WAL mode, or PostgreSQL), the indexer writes, the server reads.
 
 A failing node does not stop the server: the follower says why in ``status`` and tries again after a pause.
+
+With several worker processes (``--workers``) the follower runs once, in the parent process; it writes its status
+to the server's shared folder (``core.shared``), where every worker's overview reads it (``read_status``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import Engine
 
@@ -22,8 +25,10 @@ from deposit_token.audit.sync.indexer import Indexer, IndexerConfig
 from deposit_token.chain.rpc import RpcClient, RpcConnectionError, RpcError
 from deposit_token.errors import DepositTokenError
 from deposit_token.web.core.config import Follow
+from deposit_token.web.core.shared import SharedFolder
 
 RETRY_AFTER = 5.0
+STATUS_FILE = "follower.json"
 
 
 @dataclass
@@ -33,14 +38,26 @@ class FollowerStatus:
     error: str | None = None
 
 
+def read_status(shared: SharedFolder) -> FollowerStatus:
+    """The follower's status as its process last wrote it (not started yet: not running, no error)."""
+    found = shared.read(STATUS_FILE)
+    return FollowerStatus() if found is None else FollowerStatus(**found)
+
+
 class Follower:
-    def __init__(self, engine: Engine, follow: Follow, log: Callable[[str], None] = lambda _m: None):
+    def __init__(
+        self, engine: Engine, follow: Follow, shared: SharedFolder, log: Callable[[str], None] = lambda _m: None
+    ):
         self.engine = engine
         self.follow = follow
+        self.shared = shared
         self.log = log
         self.status = FollowerStatus()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _publish(self) -> None:
+        self.shared.write(STATUS_FILE, asdict(self.status))
 
     def start(self) -> None:
         """Binds the database to the chain (refusing another chain's database, as ``audit index`` does) and
@@ -63,15 +80,19 @@ class Follower:
         while not self._stop.is_set():
             rpc = RpcClient(self.follow.rpc_url)
             self.status.running, self.status.error = True, None
+            self._publish()
             try:
                 stats = Indexer(rpc, self.engine, config, log=self.log).run(follow=True, stop=self._stop)
                 self.status.events += stats.events
             except (DepositTokenError, RpcError, RpcConnectionError, OSError) as err:
                 self.status.error = str(err).splitlines()[0] if str(err) else type(err).__name__
+                self.status.running = False
+                self._publish()
                 self.log(f"indexer stopped: {self.status.error}; trying again in {RETRY_AFTER:g} s")
                 self._stop.wait(RETRY_AFTER)
             finally:
                 self.status.running = False
+                self._publish()
                 rpc.close()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -1,5 +1,6 @@
 """What the running app holds: its configuration, the database engine, the templates, the cached reads, the
-live feed, and the follower (when the server indexes the chain itself). One per app, in ``app.state.web``."""
+live feed, the folder its worker processes share, and the follower (when the server indexes the chain itself
+in this process). One per app (per worker process), in ``app.state.web``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.core.sessions import Principal
+from deposit_token.web.core.shared import SharedFolder
 
 if TYPE_CHECKING:
     from deposit_token.web.core.follow import Follower
@@ -38,7 +40,8 @@ class WebState:
     templates: Environment
     reader: AuditReader
     feed: LiveFeed
-    follower: Follower | None = None
+    shared: SharedFolder  # what the worker processes share: the follower's status, the verify job
+    follower: Follower | None = None  # in this process: the app serves alone (one worker, or tests)
     nav: list[NavItem] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
