@@ -39,14 +39,15 @@ Rules (``RULES``; thresholds are :class:`FlagSettings`):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from itertools import groupby
+from typing import TYPE_CHECKING, Any
 
 import holidays
-from sqlalchemy import ColumnElement, Connection, select, true
+from sqlalchemy import ColumnElement, Connection, Select, select, true
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
@@ -68,6 +69,7 @@ RULES: dict[str, str] = {
 }
 
 ZERO_HASH = "0x" + "00" * 32
+_RULE_ORDER = {rule: i for i, rule in enumerate(RULES)}
 
 
 @dataclass(frozen=True)
@@ -130,48 +132,66 @@ class _Payment:
         )
 
 
+_PAYMENT_COLUMNS = (
+    "block_number",
+    "log_index",
+    "tx_hash",
+    "block_timestamp",
+    "program_id",
+    "payer",
+    "vendor",
+    "period",
+    "amount",
+    "evidence_hash",
+)
+WINDOW_FETCH = 10_000  # rows fetched per round trip while streaming a month's payments
+
+
+def _select_payments(filters: Filters, where: ColumnElement[bool] | None) -> Select[Any]:
+    p = schema.payments
+    return select(*(p.c[name] for name in _PAYMENT_COLUMNS)).where(
+        filters.payment_clause(p), true() if where is None else where
+    )
+
+
+def _payment(r: Any, programs: ProgramConfigs) -> _Payment:
+    config = programs.at(r.program_id, (r.block_number, r.log_index))
+    offset = config.utc_offset_minutes if config else KST_OFFSET_MINUTES
+    return _Payment(
+        r.block_number,
+        r.log_index,
+        r.tx_hash,
+        local_datetime(r.block_timestamp, offset),
+        r.program_id,
+        r.payer,
+        r.vendor,
+        r.period,
+        int(r.amount),
+        r.evidence_hash not in (None, "", ZERO_HASH),
+        config,
+    )
+
+
 def load_payments(
     conn: Connection, filters: Filters, programs: ProgramConfigs, where: ColumnElement[bool] | None = None
 ) -> list[_Payment]:
     """The payments matching `filters` (and `where`, a further clause over ``schema.payments``), in chain order,
     each with its local time and the program configuration in force when it was made."""
     p = schema.payments
-    rows = conn.execute(
-        select(
-            p.c.block_number,
-            p.c.log_index,
-            p.c.tx_hash,
-            p.c.block_timestamp,
-            p.c.program_id,
-            p.c.payer,
-            p.c.vendor,
-            p.c.period,
-            p.c.amount,
-            p.c.evidence_hash,
-        )
-        .where(filters.payment_clause(p), true() if where is None else where)
-        .order_by(p.c.block_number, p.c.log_index)
-    )
-    out = []
-    for r in rows:
-        config = programs.at(r.program_id, (r.block_number, r.log_index))
-        offset = config.utc_offset_minutes if config else KST_OFFSET_MINUTES
-        out.append(
-            _Payment(
-                r.block_number,
-                r.log_index,
-                r.tx_hash,
-                local_datetime(r.block_timestamp, offset),
-                r.program_id,
-                r.payer,
-                r.vendor,
-                r.period,
-                int(r.amount),
-                r.evidence_hash not in (None, "", ZERO_HASH),
-                config,
-            )
-        )
-    return out
+    rows = conn.execute(_select_payments(filters, where).order_by(p.c.block_number, p.c.log_index))
+    return [_payment(r, programs) for r in rows]
+
+
+def month_windows(conn: Connection, filters: Filters, programs: ProgramConfigs) -> Iterator[list[_Payment]]:
+    """The payments matching `filters`, one month (``period``) at a time, each month in chain order: streamed
+    from the (period, block, log) index (a server-side cursor on PostgreSQL, which reads the month's partition),
+    so that flags over a year hold one month of payments in memory, not the year. Every rule looks at one
+    payment, a local day or a month of one payer, all within one period."""
+    p = schema.payments
+    query = _select_payments(filters, None).order_by(p.c.period, p.c.block_number, p.c.log_index)
+    rows = conn.execution_options(yield_per=WINDOW_FETCH).execute(query)
+    for _, group in groupby(rows, key=lambda r: r.period):
+        yield [_payment(r, programs) for r in group]
 
 
 @lru_cache(maxsize=1)
@@ -191,8 +211,15 @@ def find_flags(
     unknown = [r for r in wanted if r not in RULES]
     if unknown:
         raise ValueError(f"unknown flag rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
-    payments = load_payments(conn, filters, ProgramConfigs.load(conn))
-    return flag_payments(payments, settings, wanted)
+    programs = ProgramConfigs.load(conn)
+    flags: list[Flag] = []
+    for month in month_windows(conn, filters, programs):
+        flags.extend(flag_payments(month, settings, wanted))
+    return sorted(flags, key=_chain_order)
+
+
+def _chain_order(flag: Flag) -> tuple[int, int, int]:
+    return flag.block_number, flag.log_index, _RULE_ORDER[flag.rule]
 
 
 def flag_payments(payments: list[_Payment], settings: FlagSettings, rules: Iterable[str]) -> list[Flag]:
@@ -206,8 +233,7 @@ def flag_payments(payments: list[_Payment], settings: FlagSettings, rules: Itera
         flags.extend(_split_flags(payments, rules))
     if "concentration" in rules:
         flags.extend(_concentration_flags(payments, settings))
-    order = {rule: i for i, rule in enumerate(RULES)}
-    return sorted(flags, key=lambda f: (f.block_number, f.log_index, order[f.rule]))
+    return sorted(flags, key=_chain_order)
 
 
 def _single_payment_flags(pay: _Payment, s: FlagSettings, rules: set[str], kr: holidays.HolidayBase) -> list[Flag]:
