@@ -3,7 +3,8 @@ pragma solidity ^0.8.24;
 
 /// @title IDepositTokenTypes
 /// @notice Storage records of the deposit token. Each is packed into one 256-bit slot so that a payment reads
-/// four slots in the common case: payer, vendor, program rules and the payer's spending in the vendor's category.
+/// four records in the common case: payer, vendor, program rules and the payer's spending in the vendor's category
+/// (plus the token-wide pause flag, DepositTokenBase._paused).
 interface IDepositTokenTypes {
     /// @notice What a holder is; tokens move only along the paths between these kinds that the token allows.
     enum Kind {
@@ -26,7 +27,8 @@ interface IDepositTokenTypes {
     /// @notice The rules of a program that every payment checks, in one slot.
     /// @dev `openingHours` holds, for each weekday d (0 = Monday), the opening hour in bits [10d, 10d+5) and the
     /// closing hour (exclusive, up to 24) in bits [10d+5, 10d+10); a day with opening == closing is closed.
-    /// `halted` mirrors "token paused or program paused" so a payment needs no extra read for the pause.
+    /// `halted` is "this program paused on its own" (`setProgramPaused`), kept in the word a payment reads anyway;
+    /// the token-wide pause is a separate flag (`paused()`) that every movement reads as well.
     struct ProgramRules {
         uint16 version;
         bool halted;

@@ -71,6 +71,12 @@ uint256 constant SPENDING_LIMIT = 176;
 uint256 constant SPENDING_THRESHOLD = 216;
 uint256 constant SPENDING_LIMIT_MASK = 0xffffffffff; // uint40: perPaymentLimit, evidenceThreshold
 
+// --- The token-wide pause: DepositTokenBase._paused (bool), which shares its slot with _programCount ------------
+// Inline assembly reads it as `and(shr(mul(_paused.offset, BITS_PER_BYTE), sload(_paused.slot)), PAUSED_MASK)`:
+// slot and byte offset come from the variable itself (`.offset` counts bytes), only the width is named here.
+uint256 constant PAUSED_MASK = 0xff; // bool
+uint256 constant BITS_PER_BYTE = 8;
+
 // --- Receipts: vendor => (receiptId >> RECEIPT_WORD_SHIFT) => bit (receiptId & RECEIPT_BIT_MASK) -------------------
 uint256 constant RECEIPT_WORD_SHIFT = 8;
 uint256 constant RECEIPT_BIT_MASK = 0xff;

@@ -23,8 +23,8 @@ import {PaymentEngine} from "./PaymentEngine.sol";
 /// balance back to its treasury. Every other movement reverts with a custom error naming the rule.
 /// @dev This contract holds the ERC-20 surface and the payment path; programs, participants, issuance and
 /// compliance live in DepositTokenAdmin, reached through the fallback by DELEGATECALL on this storage. Clients
-/// use the union of both ABIs at this address. A payment reads four storage slots (payer, vendor, program
-/// rules, spending cache) and writes three; see IDepositTokenTypes for the packing.
+/// use the union of both ABIs at this address. A payment reads five storage slots (the token-wide pause flag,
+/// payer, vendor, program rules, spending cache) and writes three; see IDepositTokenTypes for the packing.
 contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
     using PackedSlots for Account;
     using PackedSlots for ProgramRules;
@@ -342,7 +342,7 @@ contract DepositToken is PaymentEngine, IERC20Metadata, IERC1404, Multicall {
         uint16 programId = a.kind == Kind.Spender ? a.programId : b.programId;
         ProgramRules memory r = _rules[programId];
         if (amount == 0) return Restrictions.ZERO_AMOUNT;
-        if (r.halted) return Restrictions.PAUSED;
+        if (_paused || r.halted) return Restrictions.PAUSED;
         if (a.frozen) return Restrictions.SENDER_FROZEN;
         if (b.frozen) return Restrictions.RECIPIENT_FROZEN;
         if (amount > a.balance) return Restrictions.INSUFFICIENT_BALANCE;

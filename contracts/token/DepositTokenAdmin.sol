@@ -275,7 +275,8 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
     function createProgram(ProgramParams calldata p) external onlyRole(PROGRAM_MANAGER_ROLE) returns (uint16 programId) {
         if (_programCount == type(uint16).max) revert TooManyPrograms();
         programId = ++_programCount;
-        _configure(programId, p, 1, _paused);
+        // Not paused on its own; a token-wide pause applies to it all the same (payments read `_paused`).
+        _configure(programId, p, 1, false);
     }
 
     /// @notice Replaces a program's rules; spenders' cached limits refresh at their next payment. Every update
@@ -297,7 +298,8 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         return _programCount;
     }
 
-    /// @notice The rules of a program that every payment checks.
+    /// @notice The rules of a program that every payment checks (`halted`: paused on its own, as
+    /// `programPaused`; the token-wide pause is `paused()`).
     /// @param programId Program.
     function programRules(uint16 programId) external view returns (ProgramRules memory) {
         return _rules[programId];
@@ -429,22 +431,20 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
     }
 
     /// @notice Pauses every movement of tokens (compliance actions stay possible).
-    /// @dev O(programs): the flag is mirrored into every program's rules word (`halted`), the one slot of a
-    /// program a payment reads anyway. An O(1) stop needs a slot every payment reads, and a payment reads only
-    /// per-account / per-program slots, so it would cost each payment a cold SLOAD (2,100 gas, about 4.6% of
-    /// `pay`, over the 1.35x ERC-20 target). About 5,250 gas per program: one 30M-gas block stops ~5,700
-    /// programs (unpause, which also reads each program's own flag, resumes ~4,000);
-    /// tests/contracts/test_payment_engine_findings.py pins these figures.
+    /// @dev O(1), whatever the number of programs: it writes the one `_paused` flag and nothing else, because
+    /// every movement reads that flag itself (payments in both paths, returns, allocations, redeem, mint, sweep).
+    /// An emergency stop therefore always fits a block. The price is one cold SLOAD (2,100 gas) per payment:
+    /// a payment otherwise reads only per-account and per-program slots, so no slot it already reads could
+    /// carry the flag without mirroring it into every program (which made this function O(programs) before).
+    /// tests/contracts/test_payment_engine_findings.py checks the gas is the same for 1 and for 200 programs.
     function pause() external onlyRole(COMPLIANCE_ROLE) {
         _paused = true;
-        _mirrorPause();
         emit Paused(msg.sender);
     }
 
-    /// @notice Lifts the token-wide pause (programs paused on their own stay paused).
+    /// @notice Lifts the token-wide pause (programs paused on their own stay paused). O(1), like `pause`.
     function unpause() external onlyRole(COMPLIANCE_ROLE) {
         _paused = false;
-        _mirrorPause();
         emit Unpaused(msg.sender);
     }
 
@@ -459,7 +459,8 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
     function setProgramPaused(uint16 programId, bool paused_) external onlyRole(COMPLIANCE_ROLE) {
         ProgramRules memory r = _requireProgram(programId);
         _programPaused[programId] = paused_;
-        r.halted = paused_ || _paused;
+        // The rules word's copy is what payments read; the token-wide pause is not folded in (see `pause`).
+        r.halted = paused_;
         _rules[programId] = r;
         emit ProgramPauseChanged(programId, paused_, msg.sender);
     }
@@ -537,14 +538,6 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
         );
     }
 
-    function _mirrorPause() private {
-        uint16 count = _programCount;
-        bool globalPause = _paused;
-        for (uint16 id = 1; id <= count; ++id) {
-            _rules[id].halted = globalPause || _programPaused[id];
-        }
-    }
-
     function _setSuspended(address vendor, bool suspended, string calldata reason) private {
         Account memory a = _requireKind(vendor, Kind.Vendor);
         a.suspended = suspended;
@@ -570,7 +563,7 @@ contract DepositTokenAdmin is DepositTokenBase, AccessControlDefaultAdminRulesUp
     }
 
     function _requireOpen(uint16 programId, ProgramRules memory r) private view {
-        if (r.halted) _revertPaused(programId);
+        if (_paused || r.halted) _revertPaused(programId);
         if (block.timestamp >= r.end) revert ProgramEnded(programId, r.end);
     }
 

@@ -22,6 +22,8 @@ import {
     RULES_VERSION_MASK,
     RULES_HALTED,
     RULES_HALTED_MASK,
+    PAUSED_MASK,
+    BITS_PER_BYTE,
     RULES_START,
     RULES_END,
     RULES_TIME_MASK,
@@ -56,7 +58,9 @@ import {DepositTokenBase} from "./DepositTokenBase.sol";
 /// ERC-1404 views), one executes (`_executePayment`), one names the broken rule (`_revertPayment`).
 /// @dev Works on raw slot words; every field is read through the offsets and masks of PackedSlots.sol, the same
 /// names in the Solidity path and in the assembly fast path. A payment in a category the payer already paid in this
-/// period reads payer, vendor, program rules and spending (4 cold slots) and writes payer, vendor, spending.
+/// period reads the token-wide pause flag, payer, vendor, program rules and spending (5 cold slots) and writes
+/// payer, vendor, spending. The pause flag is the one slot shared by all payments: reading it (rather than
+/// mirroring it into every program's rules word) is what makes `pause`/`unpause` O(1).
 abstract contract PaymentEngine is DepositTokenBase {
     using P for Account;
     using P for ProgramRules;
@@ -78,13 +82,14 @@ abstract contract PaymentEngine is DepositTokenBase {
         if (amount == 0) return (R.ZERO_AMOUNT, 0, 0);
         uint16 programId = uint16((a >> ACCOUNT_PROGRAM) & ACCOUNT_PROGRAM_MASK);
         uint256 r = _rules[programId].word();
-        // One comparison each for "spender, not frozen", "vendor, not frozen, not suspended", "not halted";
-        // the slow path finds out which one failed.
+        bool tokenPaused = _paused;
+        // One comparison each for "spender, not frozen", "vendor, not frozen, not suspended", "token not paused",
+        // "program not paused"; the slow path finds out which one failed.
         if (
             (a >> ACCOUNT_KIND) & ACCOUNT_SPENDER_STATUS_MASK != ACTIVE_SPENDER
-                || (b >> ACCOUNT_KIND) & ACCOUNT_VENDOR_STATUS_MASK != ACTIVE_VENDOR
+                || (b >> ACCOUNT_KIND) & ACCOUNT_VENDOR_STATUS_MASK != ACTIVE_VENDOR || tokenPaused
                 || (r >> RULES_HALTED) & RULES_HALTED_MASK != 0
-        ) return (_statusCode(a, b, r), 0, 0);
+        ) return (_statusCode(a, b, r, tokenPaused), 0, 0);
         if (block.timestamp < (r >> RULES_START) & RULES_TIME_MASK) return (R.PROGRAM_NOT_STARTED, 0, 0);
         if (block.timestamp >= (r >> RULES_END) & RULES_TIME_MASK) return (R.PROGRAM_ENDED, 0, 0);
         uint256 weekday;
@@ -112,9 +117,10 @@ abstract contract PaymentEngine is DepositTokenBase {
         return (R.OK, s, period);
     }
 
-    /// @dev Which of the status checks failed (kinds are known to be spender and vendor).
-    function _statusCode(uint256 a, uint256 b, uint256 r) private pure returns (uint256) {
-        if ((r >> RULES_HALTED) & RULES_HALTED_MASK != 0) return R.PAUSED;
+    /// @dev Which of the status checks failed (kinds are known to be spender and vendor). PAUSED covers both
+    /// pauses; `_revertPaused` tells them apart (TokenPaused before ProgramHalted).
+    function _statusCode(uint256 a, uint256 b, uint256 r, bool tokenPaused) private pure returns (uint256) {
+        if (tokenPaused || (r >> RULES_HALTED) & RULES_HALTED_MASK != 0) return R.PAUSED;
         if ((a >> ACCOUNT_FROZEN) & ACCOUNT_FLAG_MASK != 0) return R.SENDER_FROZEN;
         if ((b >> ACCOUNT_FROZEN) & ACCOUNT_FLAG_MASK != 0) return R.RECIPIENT_FROZEN;
         return R.VENDOR_SUSPENDED;
@@ -157,6 +163,8 @@ abstract contract PaymentEngine is DepositTokenBase {
                 let a := sload(payerSlot)
                 let vendorSlot := mappingSlot(vendor, _accounts.slot)
                 let b := sload(vendorSlot)
+                // token not paused (the flag shares its slot with other variables: shifted to its byte, masked)
+                if and(shr(mul(_paused.offset, BITS_PER_BYTE), sload(_paused.slot)), PAUSED_MASK) { break }
                 // spender, not frozen | vendor, not frozen, not suspended | amount > 0 | amount <= balance
                 if or(
                     or(
@@ -167,7 +175,7 @@ abstract contract PaymentEngine is DepositTokenBase {
                 ) { break }
                 let programId := and(shr(ACCOUNT_PROGRAM, a), ACCOUNT_PROGRAM_MASK)
                 let r := sload(mappingSlot(programId, _rules.slot))
-                // not halted | started | not ended
+                // program not paused on its own | started | not ended
                 if or(
                     and(shr(RULES_HALTED, r), RULES_HALTED_MASK),
                     or(
