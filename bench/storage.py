@@ -213,6 +213,14 @@ class AuditDatabases:
             ).scalar_one()
         return {"sqlite": sqlite_bytes, "postgres": int(postgres_bytes)}
 
+    def revisions(self) -> dict[str, str]:
+        """Each database's Alembic revision: the schema the bytes were measured with."""
+        out = {}
+        for name, engine in self.engines.items():
+            with engine.connect() as conn:
+                out[name] = str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+        return out
+
     def events(self) -> int:
         with self.engines["sqlite"].connect() as conn:
             return store.count_events(conn)
@@ -240,6 +248,7 @@ class StorageBench:
         self.disk_raw: dict[str, dict[str, int]] = {}  # the same as geth left it (WAL included)
         self.inspected: dict[str, dict[str, dict[str, int]]] = {}  # phase -> node -> category -> bytes
         self.heads: dict[str, int] = {}
+        self.revisions: dict[str, str] = {}
 
     def log(self, message: str) -> None:
         self.console.log(message)
@@ -320,6 +329,7 @@ class StorageBench:
             indexed = audit.index()
             audit_after = audit.sizes()
             events = audit.events() - events_before
+            self.revisions = audit.revisions()
             self.stop_and_measure("C")
         finally:
             audit.close()
@@ -379,6 +389,7 @@ class StorageBench:
             "inspect": self.inspected,
             "audit_bytes": {"before_payments": audit_before, "after_payments": audit_after},
             "audit_events_indexed_in_c": indexed,
+            "audit_schema_revision": self.revisions,
             "payments_per_block_mean": round(PAYMENTS / payment_blocks, 1),
             "spenders": SPENDERS,
             "rounds": ROUNDS,
