@@ -92,7 +92,12 @@ def derive(results_dir: Path = RESULTS_DIR) -> list[Figure]:
         add(f"{scenario}: lunch peak", peaks[scenario], "tx/s", f"lunch mean x {PEAK_FACTOR:g} (busiest minute)")
 
     limit = network.get("block_gas_limit")
-    for key in ("pay_second_in_period_gas", "pay_first_in_period_gas", "pay_with_new_receipt_word_gas"):
+    for key in (
+        "pay_second_in_period_gas",
+        "pay_first_in_period_gas",
+        "pay_with_new_receipt_word_gas",
+        "pay_first_in_category_gas",
+    ):
         add(
             f"payments per block ({key})",
             div(limit, gas.get(key)),
