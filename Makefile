@@ -108,7 +108,7 @@ bench-storage: setup
 # docs/SCALING.md's derived figures (payments per day and at the lunch peak, payments per block, storage per year,
 # a year's backfill) from bench/results/*.json and the document's assumptions (bench/scaling.py); measures nothing.
 .PHONY: scaling
-scaling: setup
+scaling: $(VENV)/.installed
 	$(PY) -m bench.scaling
 
 slither: setup
