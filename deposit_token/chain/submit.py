@@ -378,6 +378,7 @@ class Submitter:
         self._client: str | None = None  # web3_clientVersion
         self._unserved: set[str] = set()  # methods the node answered "not available"
         self._program_names: dict[tuple[str, int], str] = {}
+        self._side: RpcClient | None = None  # a second connection for nonces while a batch is sent
 
     def __enter__(self) -> Submitter:
         return self
@@ -387,6 +388,8 @@ class Submitter:
 
     def close(self) -> None:
         self.rpc.close()
+        if self._side is not None:
+            self._side.close()
 
     # -- the whole submission
 
@@ -417,8 +420,10 @@ class Submitter:
         return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
     def _prepare(self, requests: Sequence[TxRequest]) -> tuple[dict[str, int], int, tuple[int, str | None]]:
-        """One batch: chain id, gas price, the head block (number, hash) and every sender's pending nonce."""
-        senders = list(dict.fromkeys(r.signer.address for r in requests))
+        """One batch: chain id, gas price, the head block (number, hash) and the pending nonce of every sender in
+        the first JSON-RPC batch (later senders' nonces are fetched while the batches before theirs are sent:
+        `_fetch_nonces`)."""
+        senders = list(dict.fromkeys(r.signer.address for r in requests[: self.batch_size]))
         calls: list[tuple[str, list[Any]]] = [
             ("eth_chainId", []),
             ("eth_getBlockByNumber", ["latest", False]),
@@ -438,6 +443,20 @@ class Submitter:
         gas_price = self.gas_price if self.gas_price is not None else int(_check(results[2], "eth_gasPrice"), 16)
         nonces = {s: int(_check(n, f"eth_getTransactionCount({s})"), 16) for s, n in zip(senders, results[3:])}
         return nonces, gas_price, head
+
+    def _fetch_nonces(self, requests: Sequence[TxRequest], nonces: dict[str, int]) -> None:
+        """Adds the pending nonce of each sender in `requests` not yet in `nonces`. Asked on a second connection
+        while the first carries the batch before: the node answers both at once (it has a core to spare while it
+        ingests), instead of taking every sender's nonce before the first batch goes out. None of these senders
+        has a transaction in the batches already sent, so their pending nonces are what they were at the start."""
+        senders = [s for s in dict.fromkeys(r.signer.address for r in requests) if s not in nonces]
+        if not senders:
+            return
+        if self._side is None:
+            self._side = RpcClient(self.rpc.url, timeout=self.rpc.timeout)
+        calls = [("eth_getTransactionCount", [s, "pending"]) for s in senders]
+        for s, n in zip(senders, self._side.batch_results(calls, chunk=None)):
+            nonces[s] = int(_check(n, f"eth_getTransactionCount({s})"), 16)
 
     # -- signing and sending
 
@@ -480,11 +499,17 @@ class Submitter:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="submit") as pool:
             batch = sign_batch(0)
             start = len(batch)
+            future = pool.submit(post, batch)
             while batch:
-                future = pool.submit(post, batch)
-                following = sign_batch(start) if start < len(requests) else []
+                following: list[tuple[_Sent, str]] = []
+                if start < len(requests):
+                    self._fetch_nonces(requests[start : start + self.batch_size], nonces)
+                    following = sign_batch(start)
                 start += len(following)
-                for (item, _), result in zip(batch, future.result()):
+                results = future.result()
+                if following:  # the node gets the next batch before this one's answers are read
+                    future = pool.submit(post, following)
+                for (item, _), result in zip(batch, results):
                     if isinstance(result, RpcError):
                         self._refused(requests, item, result, nonces, holes, outcomes)
                     else:
