@@ -53,7 +53,10 @@ SEQUENTIAL_RECEIPTS = (1001, 1002)  # invoice numbers; both in receipt word 1001
 RANDOM_RECEIPT = keccak(text="bench-gas: a full-entropy receipt id")
 
 TARGETS = {
-    "pay_ratio": Target.at_most(1.35),
+    # 1.35 until the O(1) emergency stop (issue 8): pause/unpause write one flag that every payment reads, one cold
+    # SLOAD (2,100 gas) no payment can avoid, because a payment otherwise reads only per-account and per-program
+    # slots (mirroring the flag into every program's rules word made the stop O(programs) instead).
+    "pay_ratio": Target.at_most(1.41),
     "pay_with_receipt_ratio": Target.at_most(2.0),
     "allocate_ratio": Target.at_most(0.6),
 }
