@@ -105,6 +105,16 @@ bench-web: setup
 bench-storage: setup
 	$(PY) -m bench.storage
 
+# A national rollout's year in the audit database: 10,000,000 payments (100,000 officials, 20,000 vendors, 5
+# programs, with their transfers, allocations, redemptions) written by COPY through the schema into a throwaway
+# PostgreSQL with monthly partitions, then audit report (per section), flags for one month, public and a one-month
+# export timed through the library the CLI uses, and the one-month plans EXPLAINed (bench/audit_scale.py ->
+# bench/results/audit_scale.json). About 45 minutes and 10 GB of disk: not part of `make bench`;
+# `$(PY) -m bench.audit_scale --payments 1000000` runs a smaller year.
+.PHONY: bench-audit-scale
+bench-audit-scale: setup
+	$(PY) -m bench.audit_scale
+
 # docs/SCALING.md's derived figures (payments per day and at the lunch peak, payments per block, storage per year,
 # a year's backfill) from bench/results/*.json and the document's assumptions (bench/scaling.py); measures nothing.
 .PHONY: scaling

@@ -24,7 +24,7 @@ from support.audit_rows import address, hex32, kst
 
 from deposit_token.audit.db import partitions, schema, store
 from deposit_token.audit.query import flags, public, reports
-from deposit_token.audit.query.common import Filters, snapshot
+from deposit_token.audit.query.common import Filters, ProgramConfigs, snapshot, vendor_names
 from deposit_token.audit.query.payments import PaymentFilter, iter_payments, list_payments, payment_totals
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
 
@@ -310,3 +310,16 @@ def test_sqlite_migrates_forward_with_plain_tables(tmp_path, rows) -> None:
         assert _dump(engine) == before
     finally:
         engine.dispose()
+
+
+def test_report_summed_in_sql_matches_the_facts(migrated) -> None:
+    """build_report's per-dimension SQL sums give what spend_by and top_vendors count from spend_facts."""
+    engine, _ = migrated
+    with snapshot(engine) as conn:
+        programs, vendors = ProgramConfigs.load(conn), vendor_names(conn)
+        for filters in (Filters(), ONE_MONTH, Filters(programs=(1,), since=203003, until=203008)):
+            report = reports.build_report(conn, filters, top=None)
+            facts = reports.spend_facts(conn, filters)
+            by_facts = [row for d in reports.DIMENSIONS for row in reports.spend_by(facts, d, programs, vendors)]
+            assert report.spend == by_facts
+            assert report.vendors == reports.top_vendors(conn, facts, vendors, filters, None)
