@@ -222,10 +222,12 @@ class RpcClient:
 
     # --- transport ----------------------------------------------------------------------------------------
 
-    def _post(self, payload: Any, what: str) -> Any:
+    def _post(self, payload: Any, what: str, max_bytes: int | None = None) -> Any:
+        """The parsed answer; with `max_bytes`, an answer body longer than that is abandoned half-read and
+        raises a limit RpcError (`is_limit`: the caller asks for less), so that memory stays bounded."""
         body = orjson.dumps(payload)
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            response = self._send(body)
+            response, content = self._send(body, what, max_bytes)
             wait = _retry_after(response)
             if wait is None or attempt == RATE_LIMIT_RETRIES:
                 break
@@ -233,20 +235,45 @@ class RpcClient:
         if response.status_code != 200:
             raise self._http_error(what, response)
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(content)
         except orjson.JSONDecodeError as err:
-            raise RpcError(what, None, self._clean(f"the node's answer is not JSON: {response.text[:200]}")) from err
+            start = bytes(content[:200]).decode(errors="replace")
+            raise RpcError(what, None, self._clean(f"the node's answer is not JSON: {start}")) from err
 
-    def _send(self, body: bytes) -> requests.Response:
+    def _send(
+        self, body: bytes, what: str, max_bytes: int | None = None
+    ) -> tuple[requests.Response, bytes | bytearray]:
         try:
             with self._lock:
-                return self._session.post(
-                    self._endpoint, data=body, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
-                )
+                timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
+                if max_bytes is None:
+                    response = self._session.post(self._endpoint, data=body, timeout=timeout)
+                    return response, response.content
+                response = self._session.post(self._endpoint, data=body, timeout=timeout, stream=True)
+                if response.status_code != 200:  # an error's body is small, and _http_error reads it
+                    return response, response.content
+                return response, self._read_capped(response, what, max_bytes)
         except requests.Timeout as err:
             raise RpcConnectionError(self.url, f"no answer within {self.timeout:g} s") from err
         except requests.RequestException as err:
             raise RpcConnectionError(self.url, self._clean(str(err))) from err
+
+    @staticmethod
+    def _read_capped(response: requests.Response, what: str, max_bytes: int) -> bytearray:
+        """The body of a streamed `response` in one buffer (requests' ``content`` would hold the chunks and
+        their join at once: twice the body), or a limit RpcError once it passes `max_bytes`."""
+        declared = response.headers.get("Content-Length", "")
+        size = int(declared) if declared.isdigit() else 0
+        content = bytearray()
+        if size > max_bytes:
+            response.close()  # the connection is dropped with the unread body; the next request opens another
+            raise RpcError(what, None, f"response is too big: {size:,} bytes, more than {max_bytes:,}")
+        for chunk in response.iter_content(1 << 16):
+            content += chunk
+            if len(content) > max_bytes:
+                response.close()
+                raise RpcError(what, None, f"response is too big: more than {max_bytes:,} bytes")
+        return content
 
     def _http_error(self, what: str, response: requests.Response) -> RpcError:
         """An HTTP error status as an RpcError; a JSON-RPC error object in the body (what the gateway and most
@@ -327,10 +354,18 @@ class RpcClient:
     def block_number(self) -> int:
         return int(self.call("eth_blockNumber"), 16)
 
-    def get_logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        logs: list[dict[str, Any]] = self.call(
-            "eth_getLogs", [{"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}]
-        )
+    def get_logs(
+        self, address: str, from_block: int, to_block: int, max_bytes: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The logs of `address` in [from_block, to_block]. With `max_bytes`, an answer longer than that raises
+        a limit RpcError (``is_limit``) instead of being read whole: ask for a smaller range."""
+        method = "eth_getLogs"
+        params = [{"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}]
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        outcome = self._outcome(method, self._post(payload, method, max_bytes))
+        if isinstance(outcome, RpcError):
+            raise outcome
+        logs: list[dict[str, Any]] = outcome
         return logs
 
     def headers(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:

@@ -343,10 +343,13 @@ class LogDecoder:
         out: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         by_topic = self.by_topic
         unknown_key = (ADMIN_TABLE, (*POSITION_COLUMNS, "event_name", "data"))
+        block, timestamp = None, 0
         for log in logs:
             topics = log["topics"]
             decoder = by_topic.get(topics[0]) if topics else None
-            timestamp = timestamps[int(log["blockNumber"], 16)]
+            if log["blockNumber"] != block:  # logs come block by block: one int() per block, not per log
+                block = log["blockNumber"]
+                timestamp = timestamps[int(block, 16)]
             if decoder is None:
                 out.setdefault(unknown_key, []).append(self._unknown_row(log, timestamp))
                 continue

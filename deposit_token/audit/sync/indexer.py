@@ -21,8 +21,16 @@ The Safes that hold the token's roles (issue 11) are indexed over the same range
 per new name). Their events are written just before the range's commit (idempotently: a range done again
 changes nothing) and rolled back with the token's rows on a reorg.
 
-The next range's logs are fetched on a second thread while the current one is decoded and written, so the
-node and the database work at the same time.
+The next range is fetched, checked and decoded on a second thread while the current one is written, so the
+node, the decoding and the database work at the same time (SQLite and PostgreSQL's drivers release the GIL
+while they write).
+
+Memory is bounded by design, whatever the chain's length: at any moment the process holds at most one range's
+decoded rows being written, the next range's logs being decoded, and one ``eth_getLogs`` answer being read,
+each about ``target_logs`` events; an answer longer than ``max_response_bytes`` is dropped half-read and the
+range halved (the range adapts to the chain's density, and a sparse stretch followed by a dense one would
+otherwise return an answer of any size). Nothing of a range outlives its commit: across a backfill the only
+state that grows is the set of role Safes found (a few addresses) and the decoder's bounded caches.
 """
 
 from __future__ import annotations
@@ -62,6 +70,10 @@ class IndexerConfig:
     reorg_window: how many recent blocks keep their headers in the database (and are hash-chain checked).
     initial_range / max_range: block range of the first ``eth_getLogs`` and the largest one tried.
     target_logs: logs per request the range adapts to (memory per step stays bounded).
+    max_response_bytes: the largest ``eth_getLogs`` answer read for a range of several blocks (about 830 bytes
+        per log); a longer one is abandoned and its range halved, so that a range that suddenly holds far more
+        logs than `target_logs` cannot take the memory of its whole answer. A single block is always read
+        whole (it cannot be split; its size is bounded by the block gas limit, not by the chain's length).
     check_blooms: check each answer against the headers' logsBloom (``bloom``); off only for a chain whose
         headers carry no real bloom (an all-zero logsBloom would make every log look altered).
     bloom_retries: how often a range the blooms contradict is asked for again before giving up.
@@ -75,7 +87,8 @@ class IndexerConfig:
     reorg_window: int = 128
     initial_range: int = 10
     max_range: int = 50_000
-    target_logs: int = 10_000
+    target_logs: int = 5_000
+    max_response_bytes: int = 12_000_000
     poll_interval: float = 0.1
     check_blooms: bool = True
     bloom_retries: int = 3
@@ -91,6 +104,8 @@ class IndexerConfig:
             raise ValueError("need 1 <= initial_range <= max_range")
         if self.bloom_retries < 0:
             raise ValueError("bloom_retries cannot be negative")
+        if self.target_logs < 1 or self.max_response_bytes < 1_000:
+            raise ValueError("need target_logs >= 1 and max_response_bytes >= 1000")
 
 
 class Progress(Protocol):
@@ -131,6 +146,21 @@ class _Fetched:
     first: int
     last: int
     logs: list[dict[str, Any]]
+
+
+@dataclass
+class _Step:
+    """A range ready to be written: its rows decoded, its logs checked against the headers (and dropped)."""
+
+    first: int
+    last: int
+    events: int
+    rows: store.RowGroups
+    blocks: list[dict[str, Any]]
+    last_hash: str
+    near_head: bool
+    links: list[tuple[int, str, str]]  # near the head: (number, hash, parent hash) of every block of the range
+    holders: list[str]  # role holders the range's logs name (possible Safes)
 
 
 class Indexer:
@@ -226,17 +256,18 @@ class Indexer:
             if self.progress:
                 self.progress.update(done, target, self.stats.events)
             return True
-        pending: Future[_Fetched] | None = None
+        pending: Future[_Step] | None = None
         try:
             while done < target and not stop.is_set():
-                fetched = pending.result() if pending is not None else self._fetch(self.rpc, done + 1, target)
+                step = pending.result() if pending is not None else self._load(self.rpc, done + 1, target)
                 pending = None
-                if fetched.last < target:
-                    # fetch the next range while this one is written (safe near the head too: _commit checks
-                    # the logs' block hashes and the parent links against the checkpoint before writing)
-                    pending = pool.submit(self._fetch, self._prefetch_client(), fetched.last + 1, target)
-                self._commit_checked(fetched, near_head=target - fetched.last <= self.config.reorg_window)
-                done = fetched.last
+                if step.last < target:
+                    # load the next range while this one is written (safe near the head too: _write checks
+                    # the range's parent links against the checkpoint before writing)
+                    pending = pool.submit(self._load, self._prefetch_client(), step.last + 1, target)
+                self._write(step)
+                done = step.last
+                del step  # its rows go now, not when the next range's are in
                 if self.progress:
                     self.progress.update(done, target, self.stats.events)
         except _StartOver as why:
@@ -261,7 +292,7 @@ class Indexer:
         last = min(target, first + self._range - 1)
         while True:
             try:
-                logs = rpc.get_logs(self.config.token, first, last)
+                logs = rpc.get_logs(self.config.token, first, last, self._max_bytes(first, last))
                 break
             except RpcConnectionError:
                 raise
@@ -283,15 +314,20 @@ class Indexer:
             self._range = max(1, span * self.config.target_logs // len(logs))
         return _Fetched(first, last, logs)
 
-    # --- writing --------------------------------------------------------------------------------------------
+    def _max_bytes(self, first: int, last: int) -> int | None:
+        return self.config.max_response_bytes if last > first else None
 
-    def _commit_checked(self, fetched: _Fetched, near_head: bool) -> None:
-        """`_commit`, asking for the range again while the answer contradicts the blooms (backing off: a
-        provider's log index that lags its blocks catches up within moments)."""
+    # --- checking and decoding (on the prefetch thread) ----------------------------------------------------
+
+    def _load(self, rpc: RpcClient, first: int, target: int) -> _Step:
+        """The next range from `first`, fetched, checked and decoded; asks for it again while the answer
+        contradicts the blooms (backing off: a provider's log index that lags its blocks catches up within
+        moments)."""
+        fetched = self._fetch(rpc, first, target)
+        near_head = target - fetched.last <= self.config.reorg_window
         for attempt in range(self.config.bloom_retries + 1):
             try:
-                self._commit(fetched, near_head)
-                return
+                return self._prepare(rpc, fetched, near_head)
             except _BloomFault as fault:
                 if attempt == self.config.bloom_retries:
                     raise bloom.BloomMismatch(
@@ -302,88 +338,110 @@ class Indexer:
                 self.stats.bloom_retries += 1
                 self.log(f"provider fault ({fault}); asking for blocks {fetched.first}-{fetched.last} again")
                 time.sleep(0.2 * 2**attempt)
-                logs = self.rpc.get_logs(self.config.token, fetched.first, fetched.last)
+                logs = rpc.get_logs(
+                    self.config.token, fetched.first, fetched.last, self._max_bytes(fetched.first, fetched.last)
+                )
                 fetched = _Fetched(fetched.first, fetched.last, logs)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
-    def _commit(self, fetched: _Fetched, near_head: bool) -> None:
+    def _prepare(self, rpc: RpcClient, fetched: _Fetched, near_head: bool) -> _Step:
         first, last, logs = fetched.first, fetched.last, fetched.logs
-        counts: dict[int, int] = {}
+        counts: dict[str, int] = {}  # by the logs' own hex block number: one int() per block, not per log
         for log_entry in logs:
             if log_entry.get("removed"):
                 raise _StartOver(f"removed log in block {int(log_entry['blockNumber'], 16)}")
-            number = int(log_entry["blockNumber"], 16)
-            counts[number] = counts.get(number, 0) + 1
-        wanted = set(counts) | {last}
+            key = log_entry["blockNumber"]
+            counts[key] = counts.get(key, 0) + 1
+        by_number = {int(key, 16): n for key, n in counts.items()}
+        wanted = set(by_number) | {last}
         if near_head:
             wanted |= set(range(max(first, last - self.config.reorg_window + 1), last + 1))
         numbers = sorted(wanted)
-        answers = dict(zip(numbers, self.rpc.headers(numbers)))
+        answers = dict(zip(numbers, rpc.headers(numbers)))
         missing = [n for n, h in answers.items() if h is None]
         if missing:
             raise _StartOver(f"block {missing[0]} is gone")
         headers = {n: h for n, h in answers.items() if h is not None}
+        hashes = {key: headers[int(key, 16)]["hash"] for key in counts}
         for log_entry in logs:
-            number = int(log_entry["blockNumber"], 16)
-            if log_entry["blockHash"] != headers[number]["hash"]:
-                raise _StartOver(f"block {number} changed while it was being read")
-        if near_head:
-            self._check_links(first, numbers, headers)
+            if log_entry["blockHash"] != hashes[log_entry["blockNumber"]]:
+                raise _StartOver(f"block {int(log_entry['blockNumber'], 16)} changed while it was being read")
         fault = self._blooms.fault(headers, logs) if self._blooms is not None else None
         if fault is not None:
             raise _BloomFault(fault)
         timestamps = {n: int(h["timestamp"], 16) for n, h in headers.items()}
         rows = self.decoder.decode_all(logs, timestamps)
-        block_rows = [
-            {
-                "number": n,
-                "hash": h["hash"],
-                "parent_hash": h["parentHash"],
-                "timestamp": timestamps[n],
-                "event_count": counts.get(n, 0),
-            }
-            for n, h in headers.items()
+        return _Step(
+            first=first,
+            last=last,
+            events=len(logs),
+            rows=rows,
+            blocks=[
+                {
+                    "number": n,
+                    "hash": h["hash"],
+                    "parent_hash": h["parentHash"],
+                    "timestamp": timestamps[n],
+                    "event_count": by_number.get(n, 0),
+                }
+                for n, h in headers.items()
+            ],
+            last_hash=headers[last]["hash"],
+            near_head=near_head,
+            links=[(n, headers[n]["hash"], headers[n]["parentHash"]) for n in numbers] if near_head else [],
+            holders=self._holders_named(logs) if self.config.find_safes else [],
+        )
+
+    @staticmethod
+    def _holders_named(logs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Role holders and pending admins the logs name (possible Safes)."""
+        return [
+            str(to_checksum_address("0x" + topics[index][-40:]))
+            for log_entry in logs
+            if (topics := log_entry.get("topics") or [])
+            and (index := _HOLDER_TOPICS.get(topics[0])) is not None
+            and len(topics) > index
         ]
-        self._sync_safes(first, last, logs)
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def _write(self, step: _Step) -> None:
+        if step.near_head:
+            self._check_links(step.links)
+        self._sync_safes(step.first, step.last, step.holders)
         store.commit_range(
             self.engine,
-            rows,
-            block_rows,
-            (last, headers[last]["hash"]),
-            prune_below=last - self.config.reorg_window if near_head else None,
+            step.rows,
+            step.blocks,
+            (step.last, step.last_hash),
+            prune_below=step.last - self.config.reorg_window if step.near_head else None,
         )
-        self.stats.events += len(logs)
+        self.stats.events += step.events
         self.stats.commits += 1
         if self.on_commit:
-            self.on_commit(Commit(first, last, len(logs), time.time()))
+            self.on_commit(Commit(step.first, step.last, step.events, time.time()))
 
-    def _check_links(self, first: int, numbers: list[int], headers: Mapping[int, Mapping[str, Any]]) -> None:
+    def _check_links(self, links: Sequence[tuple[int, str, str]]) -> None:
         """Near the head every block of the range was fetched: they must form one chain, starting on the
-        checkpoint (a reorg between two requests of this step would break it)."""
+        checkpoint (a reorg between two requests of this step, or since the range was loaded, breaks it)."""
         previous = self.checkpoint()
-        for n in numbers:
-            parent = headers.get(n - 1)
-            expected = (
-                parent["hash"]
-                if parent is not None
-                else (previous[1] if previous is not None and previous[0] == n - 1 else None)
-            )
-            if expected is not None and headers[n]["parentHash"] != expected:
+        hashes = {n: h for n, h, _parent in links}
+        for n, _hash, parent_hash in links:
+            expected = hashes.get(n - 1)
+            if expected is None and previous is not None and previous[0] == n - 1:
+                expected = previous[1]
+            if expected is not None and parent_hash != expected:
                 raise _StartOver(f"block {n} does not build on block {n - 1} any more")
 
     # --- the role Safes -------------------------------------------------------------------------------------
 
-    def _sync_safes(self, first: int, last: int, logs: Sequence[Mapping[str, Any]]) -> None:
+    def _sync_safes(self, first: int, last: int, holders: Sequence[str]) -> None:
         """Indexes the role Safes' events of [first, last] (before the token's commit of the range, so that a
         crash between the two only makes the idempotent Safe sync run again). A Safe first named in this range
-        is read from the start block, in case it acted before it got the role."""
+        (`holders`: the role holders its logs name) is read from the start block, in case it acted before it
+        got the role."""
         if self.config.find_safes:
-            named: list[str] = [
-                str(to_checksum_address("0x" + topics[index][-40:]))
-                for log_entry in logs
-                if (topics := log_entry.get("topics") or [])
-                and (index := _HOLDER_TOPICS.get(topics[0])) is not None
-                and len(topics) > index
-            ]
+            named = list(holders)
             if not self._safes_loaded:
                 named += self._holders_indexed()
                 self._safes_loaded = True
