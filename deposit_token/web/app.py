@@ -46,6 +46,10 @@ from deposit_token.web.core.state import WebState
 STATIC = Path(__file__).resolve().parent / "static"
 API_TITLE = "deposit-token public spending API"
 log = logging.getLogger("deposit_token.web")
+# database connections each process keeps open: its requests run in up to 40 threads (anyio's default), and with
+# SQLAlchemy's default 5 every request beyond the fifth opened a PostgreSQL connection (a server process) and
+# closed it again
+POOL_SIZE = 20
 
 SECURITY_HEADERS = [
     (
@@ -74,7 +78,7 @@ def open_database(db_url: str, migrate: bool = True) -> Engine:
                 f"no audit database at {store.sqlite_file(url)}: index the chain first (`ape run audit index`), "
                 "or give --db"
             )
-        return store.open_database(db_url, migrate=migrate)
+        return store.open_database(db_url, migrate=migrate, pool_size=POOL_SIZE)
     except store.DatabaseError as err:
         raise WebError(str(err)) from None
 

@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 from collections import defaultdict
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -160,9 +161,16 @@ def _cell_out(cell: PublicCell) -> CellOut:
     )
 
 
+@lru_cache(maxsize=64)
+def _etag(body: bytes) -> str:
+    """The ETag of `body`: hashed once per body, since the reader's cache hands out the same bytes object until
+    the checkpoint moves (and a bytes object keeps its own hash for the lookup)."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
 def cached(request: Request, body: bytes, media_type: str, extra: dict[str, str] | None = None) -> Response:
     """`body` with Cache-Control and an ETag; 304 when the client already has it."""
-    tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    tag = _etag(body)
     headers = {
         "Cache-Control": f"public, max-age={state_of(request).config.public_max_age}",
         "ETag": tag,

@@ -111,18 +111,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_db_engine(text: str, create_dir: bool = True) -> Engine:
-    """An engine for `text` (not yet connected, nothing created); see :func:`open_database`."""
+def create_db_engine(text: str, create_dir: bool = True, pool_size: int | None = None) -> Engine:
+    """An engine for `text` (not yet connected, nothing created); see :func:`open_database`. `pool_size`: the
+    connections kept open for reuse (default SQLAlchemy's 5, plus 10 opened and closed again beyond it): a
+    server answering many requests at once sizes it to its concurrency, since opening a PostgreSQL connection
+    (a new server process) costs more than most queries."""
     url = parse_db_url(text)
+    pool: dict[str, int] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": pool_size}
     if url.get_backend_name() == "sqlite":
         path = sqlite_file(url)
         if not path.parent.exists() and not create_dir:
             raise DatabaseError(f"no folder {path.parent} for the SQLite database")
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **pool)
     except (NoSuchModuleError, ImportError) as err:
         raise DatabaseError(f"no driver for {url.drivername}: {err}") from err
 
@@ -132,10 +136,10 @@ def describe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def open_database(text: str, migrate: bool = True) -> Engine:
+def open_database(text: str, migrate: bool = True, pool_size: int | None = None) -> Engine:
     """Connects to the database, creating the SQLite file (and its folder) if needed, and migrates it to the
     current schema. Raises DatabaseError with a readable reason; on a bad URL nothing is created."""
-    engine = create_db_engine(text)
+    engine = create_db_engine(text, pool_size=pool_size)
     if engine.url.get_backend_name() == "sqlite":
         sqlite_file(engine.url).parent.mkdir(parents=True, exist_ok=True)
     try:

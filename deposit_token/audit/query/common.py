@@ -75,13 +75,14 @@ def open_audit_database(target: str) -> Engine:
 def snapshot(engine: Engine) -> Iterator[Connection]:
     """A read-only connection that sees one consistent state, even while the indexer commits.
 
-    PostgreSQL: a REPEATABLE READ, READ ONLY transaction. SQLite: an explicit BEGIN (pysqlite would otherwise
-    run each SELECT in its own implicit transaction), which in WAL mode reads one snapshot and otherwise holds
-    the shared lock until the end.
+    PostgreSQL: a REPEATABLE READ, READ ONLY transaction (both said in its BEGIN: psycopg's read_only, not a SET
+    TRANSACTION round trip of its own). SQLite: an explicit BEGIN (pysqlite would otherwise run each SELECT in
+    its own implicit transaction), which in WAL mode reads one snapshot and otherwise holds the shared lock until
+    the end.
     """
     if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with engine.connect().execution_options(**options) as conn, conn.begin():
             yield conn
         return
     with engine.connect() as conn:

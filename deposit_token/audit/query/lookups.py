@@ -4,11 +4,19 @@ history) and vendor names, loaded once per database and reused while those table
 The tables are small (programs, enrolments, vendor registrations: thousands of rows), but reading and sorting
 them for every page of 50 payments would cost more than the page's own query. A page asks ``lookups(conn)``:
 one query for the tables' row counts and highest blocks (the version) and, only when that changed, a reload.
+
+A caller that knows more can skip even that query: inside ``version_known(token)`` (the web server passes the
+indexer's checkpoint, since only the indexer's commits change these tables and each moves it), ``lookups``
+checks the version once per token and database, not on every call (a console page called it three times, each a
+query of six aggregates: a third of the page's database time at 1,000,000 payments).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
@@ -37,8 +45,21 @@ class Lookups:
 
 
 _VERSIONED = (schema.program_configs, schema.enrolments, schema.vendor_registrations)
-_cache: dict[str, tuple[tuple[int, ...], Lookups]] = {}
+# database -> (version, its lookups, the version_known token last seen with that version, if any)
+_cache: dict[str, tuple[tuple[int, ...], Lookups, Hashable | None]] = {}
 _lock = threading.Lock()
+_known: ContextVar[Hashable | None] = ContextVar("lookups_version_known", default=None)
+
+
+@contextmanager
+def version_known(token: Hashable) -> Iterator[None]:
+    """Within this block, the lookups' tables are the same whenever `token` is (the caller vouches for it):
+    ``lookups`` checks their version once per token instead of on every call."""
+    reset = _known.set(token)
+    try:
+        yield
+    finally:
+        _known.reset(reset)
 
 
 def _version(conn: Connection) -> tuple[int, ...]:
@@ -62,11 +83,18 @@ def load_lookups(conn: Connection) -> Lookups:
 def lookups(conn: Connection) -> Lookups:
     """The lookups of `conn`'s database as of its snapshot, from the cache when the tables did not change."""
     key = conn.engine.url.render_as_string(hide_password=False)
-    version = _version(conn)
+    token = _known.get()
     cached = _cache.get(key)
+    if token is not None and cached is not None and cached[2] == token:
+        return cached[1]
+    version = _version(conn)
     if cached is not None and cached[0] == version:
+        if token is not None:
+            with _lock:
+                if _cache.get(key) is cached:
+                    _cache[key] = (version, cached[1], token)
         return cached[1]
     loaded = load_lookups(conn)
     with _lock:
-        _cache[key] = (version, loaded)
+        _cache[key] = (version, loaded, token)
     return loaded

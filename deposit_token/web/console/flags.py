@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from deposit_token.audit import cases
 from deposit_token.audit.query.flags import RULES
-from deposit_token.audit.query.participants import filter_choices
 from deposit_token.web.console import NavItem
 from deposit_token.web.console._filters import flag_filter, flag_pairs, one_month, query
 from deposit_token.web.core import accesslog
@@ -36,7 +35,7 @@ def flags(request: Request, after: str | None = None, before: str | None = None)
         with state_of(request).reader.snapshot() as conn:
             page = cases.flag_queue(conn, filt, after=after, before=before, limit=PAGE)
             counts = cases.flag_counts(conn, None if filt.payments.is_empty() else filt.payments)
-            choices = filter_choices(conn)
+            choices = state_of(request).reader.choices(conn)
     except ValueError as err:
         return _error(request, str(err))
     pairs = flag_pairs(filt)

@@ -26,10 +26,10 @@ DIMENSIONS = ("program", "department", "category", "month")
 def overview(request: Request) -> Response:
     state = state_of(request)
     t = translator(request)
-    report = state.reader.overview()
-    with state.reader.snapshot() as conn:
+    with state.reader.snapshot() as conn:  # one snapshot: the report, the newest payments and the checkpoint agree
+        report = state.reader.overview(conn=conn)
         latest = label(conn, latest_payments(conn, 20), t)
-    point = state.reader.checkpoint()
+        point = state.reader.point(conn)
     spend = {d: report.spend.get(d, []) for d in DIMENSIONS}
     by_category = spend["category"]
     chart: dict[str, Any] = {

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 
 from deposit_token.audit.query.common import parse_period
 from deposit_token.audit.query.participants import (
-    filter_choices,
     official_spending,
     program_history,
     vendor_activity,
@@ -35,7 +34,7 @@ def _error(request: Request, message: str, status_code: int = 400) -> Response:
 @router.get("/console/vendors")
 def vendors(request: Request) -> Response:
     with state_of(request).reader.snapshot() as conn:
-        choices = filter_choices(conn)
+        choices = state_of(request).reader.choices(conn)
     return render(request, "console/vendors.html", {"vendors": choices.vendors})
 
 
@@ -87,7 +86,7 @@ def official(request: Request, address: str, month: str | None = None) -> Respon
 @router.get("/console/programs")
 def programs(request: Request) -> Response:
     with state_of(request).reader.snapshot() as conn:
-        listed = [program_history(conn, pid) for pid, _ in filter_choices(conn).programs]
+        listed = [program_history(conn, pid) for pid, _ in state_of(request).reader.choices(conn).programs]
     return render(request, "console/programs.html", {"programs": [p for p in listed if p is not None]})
 
 

@@ -15,7 +15,6 @@ from fastapi.responses import Response
 
 from deposit_token.audit import cases
 from deposit_token.audit.query.flags import RULES
-from deposit_token.audit.query.participants import filter_choices
 from deposit_token.audit.query.payments import (
     ANY_FLAG,
     PaymentFilter,
@@ -46,7 +45,7 @@ def payments(request: Request, after: str | None = None, before: str | None = No
         with state_of(request).reader.snapshot() as conn:
             page = list_payments(conn, filt, after=after, before=before, limit=PAGE)
             counted = count_payments(conn, filt)
-            choices = filter_choices(conn)
+            choices = state_of(request).reader.choices(conn)
     except ValueError as err:
         return _error(request, str(err))
     pairs = payment_pairs(filt)

@@ -4,6 +4,11 @@ reports, public aggregates), each run in one consistent snapshot, their results 
 Between two commits of the indexer the index does not change, so a report or a public table computed at
 checkpoint N is the answer to every request until the checkpoint moves: a request costs one primary-key read
 of the checkpoint, and the full query runs once per new block with events, not once per visitor.
+
+A snapshot reads the checkpoint once, when it opens (one query, not the audit library's ``checkpoint_info``,
+which first asks the catalogue whether the table exists), and tells the library's lookups that their tables are
+those of that checkpoint (``lookups.version_known``: only the indexer's commits change them, and each moves the
+checkpoint), so that a page does not check their version again with every query it calls.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,7 +25,9 @@ from sqlalchemy import Connection, Engine, select
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query import overview as overview_q
-from deposit_token.audit.query.common import Filters, checkpoint_info, snapshot
+from deposit_token.audit.query.common import Filters, snapshot
+from deposit_token.audit.query.lookups import version_known
+from deposit_token.audit.query.participants import FilterChoices, filter_choices
 from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.audit.query.reports import Report, build_report
 
@@ -35,14 +43,20 @@ class Checkpoint:
     block_time: int | None  # unix seconds
 
 
+_POINT = select(
+    schema.checkpoint.c.block_number, schema.checkpoint.c.block_hash, schema.blocks.c.timestamp
+).select_from(schema.checkpoint.outerjoin(schema.blocks, schema.blocks.c.number == schema.checkpoint.c.block_number))
+
+
 def read_checkpoint(conn: Connection) -> Checkpoint | None:
-    info = checkpoint_info(conn)
-    if info is None:
+    row = conn.execute(_POINT).first()
+    if row is None:
         return None
-    stamp = conn.execute(
-        select(schema.blocks.c.timestamp).where(schema.blocks.c.number == info["block_number"])
-    ).scalar_one_or_none()
-    return Checkpoint(int(info["block_number"]), str(info["block_hash"]), None if stamp is None else int(stamp))
+    return Checkpoint(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]))
+
+
+# the snapshot open in this thread and its checkpoint
+_current: ContextVar[tuple[Connection, Checkpoint | None] | None] = ContextVar("web_snapshot", default=None)
 
 
 class AuditReader:
@@ -59,11 +73,23 @@ class AuditReader:
     def snapshot(self) -> Iterator[Connection]:
         """A read-only connection seeing one consistent state (``audit.query.common.snapshot``)."""
         with snapshot(self.engine) as conn:
-            yield conn
+            point = read_checkpoint(conn)
+            opened = _current.set((conn, point))
+            try:
+                with nullcontext() if point is None else version_known((point.block_number, point.block_hash)):
+                    yield conn
+            finally:
+                _current.reset(opened)
+
+    @staticmethod
+    def point(conn: Connection) -> Checkpoint | None:
+        """The checkpoint `conn`'s snapshot sees (read when it opened)."""
+        found = _current.get()
+        return found[1] if found is not None and found[0] is conn else read_checkpoint(conn)
 
     def cached(self, conn: Connection, name: str, key: Hashable, compute: Callable[[Connection], T]) -> T:
         """`compute(conn)` at this snapshot's checkpoint, computed once per checkpoint and `key`."""
-        point = read_checkpoint(conn)
+        point = self.point(conn)
         full = (name, None if point is None else (point.block_number, point.block_hash), key)
         with self._lock:
             if full in self._cache:
@@ -79,7 +105,12 @@ class AuditReader:
 
     def checkpoint(self) -> Checkpoint | None:
         with self.snapshot() as conn:
-            return read_checkpoint(conn)
+            return self.point(conn)
+
+    def choices(self, conn: Connection) -> FilterChoices:
+        """The filter forms' choices (``audit.query.participants.filter_choices``: programs, departments, 500
+        vendors sorted, months): the same until the checkpoint moves, and a third of a payments page's time."""
+        return self.cached(conn, "choices", None, filter_choices)
 
     def public_cells(self, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT) -> list[PublicCell]:
         """``audit public``'s cells (k-suppressed), summed from the derived monthly cells
@@ -90,11 +121,16 @@ class AuditReader:
                 conn, "public", (filters, min_count), lambda c: overview_q.public_cells(c, filters, min_count)
             )
 
-    def overview(self, filters: Filters = Filters(), top: int = 10) -> overview_q.Overview:
+    def overview(
+        self, filters: Filters = Filters(), top: int = 10, conn: Connection | None = None
+    ) -> overview_q.Overview:
         """The console's overview (spend per dimension, flows, top vendors) from the derived cells
-        (``audit.query.overview``); ``report`` computes the same from every payment."""
-        with self.snapshot() as conn:
+        (``audit.query.overview``); ``report`` computes the same from every payment. In `conn`'s snapshot if
+        given, else in one of its own."""
+        if conn is not None:
             return self.cached(conn, "overview", (filters, top), lambda c: overview_q.overview(c, filters, top))
+        with self.snapshot() as own:
+            return self.overview(filters, top, own)
 
     def report(self, filters: Filters = Filters(), top: int | None = 10) -> Report:
         """``audit report``'s report (``audit.query.reports.build_report``)."""
