@@ -9,8 +9,8 @@ import {Packer} from "./Packer.sol";
 
 /// @title Differential test of PaymentEngine's assembly fast path against its Solidity rules.
 /// @notice Each case writes raw storage words (payer and vendor accounts, the payer's program rules, the payer's
-/// spending word in the vendor's category, the vendor's receipt word) into a FastPathHarness, warps to a
-/// timestamp, then runs from the same snapshot (1) `_tryFastPayment` and (2) `_checkPayment` + `_executePayment`.
+/// spending word in the vendor's category, the vendor's receipt word, and the word holding the token-wide pause
+/// flag, which shares its slot with the program count) into a FastPathHarness, warps to a timestamp, then runs from the same snapshot (1) `_tryFastPayment` and (2) `_checkPayment` + `_executePayment`.
 /// Asserted for every case:
 ///  A. fast path accepts => `_checkPayment` said OK (0) and the Solidity path succeeded;
 ///  B. fast path accepts => both wrote the same set of storage slots with the same final values, and emitted
@@ -62,6 +62,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         uint256 code;
         bool cacheCurrent;
         bool periodDiffers;
+        bool tokenPaused;
     }
 
     function setUp() public {
@@ -81,9 +82,10 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         uint256 rawR,
         uint256 rawS,
         uint256 rawAmount,
-        uint256 rawTime
+        uint256 rawTime,
+        uint256 rawPaused
     ) public {
-        _runCase(seed, [rawA, rawB, rawR, rawS, rawAmount, rawTime]);
+        _runCase(seed, [rawA, rawB, rawR, rawS, rawAmount, rawTime, rawPaused]);
     }
 
     /// @notice The same property over a fixed, seeded sequence of cases, with statistics (forge test -vv shows
@@ -93,15 +95,17 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         uint256 fastOk;
         uint256 allowedStale;
         uint256 periodDiffers;
+        uint256 tokenPaused;
         uint256[32] memory declined;
         for (uint256 i = 0; i < cases; i++) {
             uint256 seed = uint256(keccak256(abi.encode("fast-path seeded case", i)));
-            uint256[6] memory raw;
-            for (uint256 j = 0; j < 6; j++) {
+            uint256[7] memory raw;
+            for (uint256 j = 0; j < 7; j++) {
                 raw[j] = uint256(keccak256(abi.encode(seed, "raw", j)));
             }
             // A call of its own per case: memory starts afresh (one loop would exhaust forge's memory limit).
             Outcome memory o = this.runCase(seed, raw);
+            if (o.tokenPaused) tokenPaused++;
             if (o.fastOk) {
                 fastOk++;
                 if (o.periodDiffers) periodDiffers++;
@@ -115,12 +119,14 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         console.log("fast path accepted (equal effects)", fastOk);
         console.log("allowed, cache stale (fast declined, Solidity path paid)", allowedStale);
         console.log("accepted with period differing (unreachable raw word)", periodDiffers);
+        console.log("token paused (the fast path must decline)", tokenPaused);
         for (uint256 c = 1; c < 32; c++) {
             if (declined[c] == 0) continue;
             console.log(string.concat("declined, _checkPayment ", c == 31 ? "reverted" : string.concat("code ", _str(c))), declined[c]);
         }
         require(fastOk * 4 >= cases, "fast path accepted fewer than 25% of the seeded cases");
         require(allowedStale > 0, "no case exercised a stale cache");
+        require(tokenPaused > 0, "no case exercised the token-wide pause");
     }
 
     /// @notice What a fallback to the Solidity path costs on a warm state: the gas of `_checkPayment` +
@@ -132,7 +138,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
     function test_gasOfFallbackOnWarmState() public {
         for (uint256 i = 0; i < 50; i++) {
             uint256 seed = uint256(keccak256(abi.encode("fast-path seeded case", i)));
-            uint256[6] memory raw;
+            uint256[7] memory raw;
             Case memory c = _build(Rng(seed, 0, false), raw);
             uint256 snap = vm.snapshotState();
             uint256 g0 = gasleft();
@@ -151,14 +157,14 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         revert("no accepted case among the first 50 seeds");
     }
 
-    function runCase(uint256 seed, uint256[6] memory raw) external returns (Outcome memory) {
+    function runCase(uint256 seed, uint256[7] memory raw) external returns (Outcome memory) {
         require(msg.sender == address(this));
         return _runCase(seed, raw);
     }
 
     // --- one case --------------------------------------------------------------------------------------------
 
-    function _runCase(uint256 seed, uint256[6] memory raw) internal returns (Outcome memory o) {
+    function _runCase(uint256 seed, uint256[7] memory raw) internal returns (Outcome memory o) {
         Case memory c = _build(Rng(seed, 0, false), raw);
         // `_checkPayment` itself can revert: refreshing a cache at a timestamp before 1970 in local time (a tiny
         // timestamp with a negative offset) overflows Calendar.periodEnd. Such a payment must not be accepted.
@@ -171,6 +177,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         o.cacheCurrent = block.timestamp < s.periodEnd && s.version == h.versionOf(c.programId);
         (uint256 periodNow,,) = Calendar.localTime(block.timestamp, h.offsetOf(c.programId));
         o.periodDiffers = uint256(s.period) != periodNow;
+        o.tokenPaused = h.isPaused();
 
         uint256 snap = vm.snapshotState();
         Effects memory f = _effects(true, c);
@@ -238,7 +245,7 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
     // Half of the cases are "clean": every choice that would break a rule (`_bad`) is skipped, so the payment is
     // allowed unless a rarer combination breaks it; the other half break each rule with some probability.
 
-    function _build(Rng memory g, uint256[6] memory raw) internal returns (Case memory c) {
+    function _build(Rng memory g, uint256[7] memory raw) internal returns (Case memory c) {
         g.clean = _chance(g, 50);
         uint256 t = _time(g, raw[5]);
         vm.warp(t);
@@ -283,6 +290,16 @@ contract FastPathEquivalenceTest is CheatsBase, IDepositTokenTypes {
         }
         if (_chance(g, 50)) c.evidence = bytes32(_next(g) | 1);
         c.amount = _amount(g, c, raw[4]);
+
+        // The word of the token-wide pause flag (drawn last, so the draws above are those of the cases before
+        // the flag was added): the flag's byte set in a share of the cases, the other bytes of its slot (the
+        // program count, unused bits) random, so that a fast path reading more than its byte is caught too.
+        (bytes32 pausedSlot, uint256 byteOffset) = h.pausedSlot();
+        uint256 flagBits = 0xff << (8 * byteOffset);
+        uint256 w = _next(g) & ~flagBits;
+        if (_bad(g, 6)) w |= (1 + _next(g) % 255) << (8 * byteOffset); // paused: any non-zero byte is `true`
+        if (_bad(g, 3)) w = raw[6];
+        vm.store(address(h), pausedSlot, bytes32(w));
     }
 
     function _time(Rng memory g, uint256 rawTime) internal pure returns (uint256) {

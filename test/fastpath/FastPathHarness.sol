@@ -75,6 +75,14 @@ contract FastPathHarness is PaymentEngine {
         }
     }
 
+    /// @dev The token-wide pause flag's slot and its byte offset in it (it shares the slot with _programCount).
+    function pausedSlot() public pure returns (bytes32 slot, uint256 byteOffset) {
+        assembly ("memory-safe") {
+            slot := _paused.slot
+            byteOffset := _paused.offset
+        }
+    }
+
     function receiptSlot(address vendor, bytes32 receiptId) public view returns (bytes32 slot) {
         mapping(uint256 => uint256) storage words = _receipts[vendor];
         uint256 key = uint256(receiptId) >> 8;
@@ -86,6 +94,10 @@ contract FastPathHarness is PaymentEngine {
     }
 
     // --- single fields by name (reading one member never checks the enum, so raw words are fine) ------------
+
+    function isPaused() external view returns (bool) {
+        return _paused;
+    }
 
     function programOf(address account) external view returns (uint16) {
         return _accounts[account].programId;

@@ -52,6 +52,11 @@ MUTANTS = (
     Mutant("receipt", "receipts are neither checked nor recorded", r"if receiptId \{", "if 0 {"),
     Mutant("transfer-topic", "the Transfer log names the payer as recipient",
            r"(log3\([^;\n]*?, payer, )vendor\)", r"\1payer)"),
+    Mutant("pause-ignored", "the token-wide pause flag is not checked (its load reads 0)",
+           r"sload\(_paused\.slot\)", "0"),
+    Mutant("pause-unmasked", "the whole slot of the pause flag is tested, not its byte (the program count too)",
+           r"and\(shr\(mul\(_paused\.offset, BITS_PER_BYTE\), sload\(_paused\.slot\)\), PAUSED_MASK\)",
+           "sload(_paused.slot)"),
 )
 
 
