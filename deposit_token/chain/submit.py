@@ -4,10 +4,12 @@ Sending one transaction at a time through web3.py (build, sign, send, wait) spen
 round trips and on Python-side transaction building: about 140 payments/s against Anvil on this machine. The
 treasury's disbursal and the pilot demo send thousands, so this module does the minimum per transaction:
 
-* keys are held in memory by `LocalSigner` and transactions are signed with coincurve (libsecp256k1); the
-  signature is byte-identical to eth_account's (RFC 6979 nonces, low-s), which `tests/chain/test_submit.py` checks;
-* nonces are managed locally: one batched ``eth_getTransactionCount(sender, "pending")`` per distinct sender
-  at the start of each `Submitter.submit`, then counted up;
+* keys are held in memory by `LocalSigner` and transactions are signed with coincurve (libsecp256k1), RLP
+  encoded by hand and hashed with pysha3's keccak (`sign_legacy`); the signed bytes are identical to
+  eth_account's (RFC 6979 nonces, low-s), which `tests/chain/test_submit.py` checks;
+* nonces are managed locally: one ``eth_getTransactionCount(sender, "pending")`` per distinct sender and
+  `Submitter.submit`, then counted up; the first batch's senders are asked at the start, later senders while
+  the batches before theirs are sent (on a second connection: `Submitter._fetch_nonces`);
 * transactions are EIP-155 legacy transactions with one gas price for the whole submission (explicit, or the
   node's ``eth_gasPrice``): zero on the pilot network, above the base fee on ape-foundry's test Anvil;
 * they are sent as JSON-RPC batches (a JSON array) over one persistent HTTP connection, encoded and decoded
