@@ -34,7 +34,7 @@ def flags(request: Request, after: str | None = None, before: str | None = None)
         filt = flag_filter(request)
         with state_of(request).reader.snapshot() as conn:
             page = cases.flag_queue(conn, filt, after=after, before=before, limit=PAGE)
-            counts = cases.flag_counts(conn, None if filt.payments.is_empty() else filt.payments)
+            counts = state_of(request).reader.flag_counts(conn, filt.payments)
             choices = state_of(request).reader.choices(conn)
     except ValueError as err:
         return _error(request, str(err))

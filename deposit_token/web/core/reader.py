@@ -21,13 +21,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
-from deposit_token.audit.db import schema
+from deposit_token.audit.db import casework, schema
 from deposit_token.audit.query import overview as overview_q
+from deposit_token.audit.query.cases import FlagCount, flag_counts
 from deposit_token.audit.query.common import Filters, snapshot
 from deposit_token.audit.query.lookups import version_known
 from deposit_token.audit.query.participants import FilterChoices, filter_choices
+from deposit_token.audit.query.payments import PaymentFilter
 from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.audit.query.reports import Report, build_report
 
@@ -106,6 +108,16 @@ class AuditReader:
     def checkpoint(self) -> Checkpoint | None:
         with self.snapshot() as conn:
             return self.point(conn)
+
+    def flag_counts(self, conn: Connection, payments: PaymentFilter) -> list[FlagCount]:
+        """Flags and open flags per rule (``audit.query.cases.flag_counts``). Over every payment (the queue's
+        first page) they change when the checkpoint moves or a disposition is recorded, so they are kept per
+        checkpoint and newest disposition (one primary-key read); a filtered count is computed each time."""
+        if not payments.is_empty():
+            return flag_counts(conn, payments)
+        d = casework.dispositions
+        newest = conn.execute(select(func.max(d.c.id))).scalar_one_or_none()
+        return self.cached(conn, "flag_counts", newest, lambda c: flag_counts(c, None))
 
     def choices(self, conn: Connection) -> FilterChoices:
         """The filter forms' choices (``audit.query.participants.filter_choices``: programs, departments, 500
