@@ -323,3 +323,19 @@ def test_report_summed_in_sql_matches_the_facts(migrated) -> None:
             by_facts = [row for d in reports.DIMENSIONS for row in reports.spend_by(facts, d, programs, vendors)]
             assert report.spend == by_facts
             assert report.vendors == reports.top_vendors(conn, facts, vendors, filters, None)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [flags.FlagSettings(), flags.FlagSettings(near_pct=20, concentration_share_pct=30, concentration_min_payments=2)],
+)
+def test_flags_found_in_sql_match_every_payment_through_python(migrated, settings) -> None:
+    """find_flags checks in Python only the payments SQL finds able to raise a flag: the same flags as checking
+    every payment (flag_payments over load_payments, the derived queue's way)."""
+    engine, _ = migrated
+    with snapshot(engine) as conn:
+        everything = flags.load_payments(conn, Filters(), ProgramConfigs.load(conn))
+        expected = flags.flag_payments(everything, settings, flags.RULES)
+        found = flags.find_flags(conn, settings)
+    assert len({f.rule for f in expected}) >= 5
+    assert found == expected

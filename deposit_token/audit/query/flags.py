@@ -47,12 +47,12 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 import holidays
-from sqlalchemy import ColumnElement, Connection, Select, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, literal, or_, select, true, tuple_
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
 from deposit_token.domain.display import krw
-from deposit_token.domain.rules import KST_OFFSET_MINUTES
+from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
 
 if TYPE_CHECKING:  # render (and rich) is imported only when flags are presented
     from deposit_token.audit.query.render import Section
@@ -206,23 +206,155 @@ def find_flags(
     filters: Filters = Filters(),
     rules: Iterable[str] | None = None,
 ) -> list[Flag]:
-    """Every flag raised by the payments matching `filters`, in chain order (then rule order)."""
+    """Every flag raised by the payments matching `filters`, in chain order (then rule order).
+
+    The database finds the payments that can raise one (``_candidates``: local night, weekend, holiday, near-*
+    bands, a payer's second payment to a vendor in a day, a payer-month at the concentration share); they are
+    streamed month by month and the rules run on them in Python, exactly as on every payment: a year never sits
+    in memory, and a month of a national rollout's payments is not turned into Python objects one by one."""
     wanted = list(RULES) if rules is None else list(rules)
     unknown = [r for r in wanted if r not in RULES]
     if unknown:
         raise ValueError(f"unknown flag rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
     programs = ProgramConfigs.load(conn)
     flags: list[Flag] = []
-    for month in month_windows(conn, filters, programs):
-        flags.extend(flag_payments(month, settings, wanted))
+    candidates = _candidates(conn, settings, filters, wanted)
+    if candidates is None:  # a program changed time zone: every payment goes through Python
+        for month in month_windows(conn, filters, programs):
+            flags.extend(flag_payments(month, settings, wanted))
+        return sorted(flags, key=_chain_order)
+    query, complete = candidates
+    rows = conn.execution_options(yield_per=WINDOW_FETCH).execute(query)
+    for _, group in groupby(rows, key=lambda r: r.period):
+        month = []
+        whole: set[tuple[int, str, int]] = set()
+        for r in group:
+            month.append(_payment(r, programs))
+            if r.whole_month:
+                whole.add((r.program_id, r.payer, r.period))
+        flags.extend(flag_payments(month, settings, wanted, whole if complete else None))
     return sorted(flags, key=_chain_order)
+
+
+_SECONDS_PER_DAY = 86_400
+_EPOCH = date(1970, 1, 1)
+
+
+def _candidates(
+    conn: Connection, s: FlagSettings, filters: Filters, rules: list[str]
+) -> tuple[Select[Any], bool] | None:
+    """The payments that can raise a flag, found in SQL, and whether the query marks the payer-months given in
+    whole (``whole_month``): the rules then run in Python on these only, with the same result as on every payment.
+
+    A payment is a candidate if its local time is at night, at a weekend or on a holiday, if its amount is in a
+    near-* band of any of its program's configurations, if its payer paid the same vendor again that local day
+    (the whole day's group then is in), or if its payer's month in the program has a vendor at the concentration
+    share (the whole month then is in, marked: only such complete months are checked for concentration).
+    None when a program's configurations have more than one time zone (local days would need each payment's
+    configuration: the caller checks every payment then)."""
+    t = schema.program_configs
+    configs = conn.execute(
+        select(t.c.program_id, t.c.utc_offset_minutes, t.c.per_payment_limit, t.c.evidence_threshold)
+    ).all()
+    offsets: dict[int, set[int]] = defaultdict(set)
+    for c in configs:
+        offsets[c.program_id].add(int(c.utc_offset_minutes))
+    if any(len(o) > 1 for o in offsets.values()):
+        return None
+    p = schema.payments
+    shift = case(
+        *((p.c.program_id == pid, o.pop() * 60) for pid, o in sorted(offsets.items())),
+        else_=KST_OFFSET_MINUTES * 60,
+    )
+    local = p.c.block_timestamp + shift
+    day = local // _SECONDS_PER_DAY  # unix seconds are positive: floor = integer division
+    hour = (local % _SECONDS_PER_DAY) // 3600
+    near = s.near_pct
+    conditions: list[ColumnElement[bool]] = []
+    if "night" in rules:
+        conditions.append(or_(hour >= s.night_from_hour, hour < s.night_until_hour))
+    if "weekend" in rules:
+        conditions.append((day + 3) % 7 >= 5)  # 1970-01-01 was a Thursday (Monday = 0)
+    if "holiday" in rules:
+        bounds = conn.execute(select(func.min(p.c.period), func.max(p.c.period)).where(filters.payment_clause(p))).one()
+        if bounds[0] is not None:
+            years = range(bounds[0] // 100 - 1, bounds[1] // 100 + 2)
+            days = [(d - _EPOCH).days for d in holidays.country_holidays("KR", years=years)]
+            conditions.append(day.in_(days))
+    thresholds = [int(c.evidence_threshold) for c in configs if 0 < int(c.evidence_threshold) < MAX_AMOUNT_40]
+    if "near-evidence-threshold" in rules and thresholds:
+        conditions.append(
+            and_(
+                p.c.evidence_hash.in_(("", ZERO_HASH)),
+                p.c.amount * 100 >= min(thresholds) * (100 - near),
+                p.c.amount < max(thresholds),
+            )
+        )
+    limits = [int(c.per_payment_limit) for c in configs if int(c.per_payment_limit) < MAX_AMOUNT_40]
+    if "near-payment-limit" in rules and limits:
+        conditions.append(and_(p.c.amount * 100 >= min(limits) * (100 - near), p.c.amount <= max(limits)))
+    scope = filters.payment_clause(p)
+    if {"split-evidence", "split-limit"} & set(rules):
+        days_again = (
+            select(p.c.program_id, p.c.payer, p.c.vendor, day.label("day"))
+            .where(scope)
+            .group_by(p.c.program_id, p.c.payer, p.c.vendor, day)
+            .having(func.count() >= 2)
+        )
+        conditions.append(tuple_(p.c.program_id, p.c.payer, p.c.vendor, day).in_(days_again))
+    whole_month: ColumnElement[Any] = literal(False)
+    complete = "concentration" in rules
+    if complete:
+        per_vendor = (
+            select(
+                p.c.program_id,
+                p.c.payer,
+                p.c.period,
+                func.sum(p.c.amount).label("received"),
+                func.sum(func.sum(p.c.amount))
+                .over(partition_by=(p.c.program_id, p.c.payer, p.c.period))
+                .label("spent"),
+                func.sum(func.count()).over(partition_by=(p.c.program_id, p.c.payer, p.c.period)).label("n"),
+            )
+            .where(scope)
+            .group_by(p.c.program_id, p.c.payer, p.c.period, p.c.vendor)
+            .subquery()
+        )
+        concentrated = (
+            select(per_vendor.c.program_id, per_vendor.c.payer, per_vendor.c.period)
+            .where(
+                per_vendor.c.n >= s.concentration_min_payments,
+                per_vendor.c.spent > 0,
+                per_vendor.c.received * 100 >= per_vendor.c.spent * s.concentration_share_pct,
+            )
+            .distinct()
+        )
+        in_month = tuple_(p.c.program_id, p.c.payer, p.c.period).in_(concentrated)
+        conditions.append(in_month)
+        whole_month = case((in_month, literal(True)), else_=literal(False))
+    if not conditions:
+        conditions.append(false())
+    query = (
+        _select_payments(filters, or_(*conditions))
+        .add_columns(whole_month.label("whole_month"))
+        .order_by(p.c.period, p.c.block_number, p.c.log_index)
+    )
+    return query, complete
 
 
 def _chain_order(flag: Flag) -> tuple[int, int, int]:
     return flag.block_number, flag.log_index, _RULE_ORDER[flag.rule]
 
 
-def flag_payments(payments: list[_Payment], settings: FlagSettings, rules: Iterable[str]) -> list[Flag]:
+def flag_payments(
+    payments: list[_Payment],
+    settings: FlagSettings,
+    rules: Iterable[str],
+    whole_months: set[tuple[int, str, int]] | None = None,
+) -> list[Flag]:
+    """The flags of `payments` (complete days of each payer and vendor, complete months of each payer in a
+    program); `whole_months`: only these (program, payer, period) months are complete (the others are checked
+    for every rule but concentration), None = all of them."""
     rules = set(rules)
     flags: list[Flag] = []
     if rules & {"night", "weekend", "holiday", "near-evidence-threshold", "near-payment-limit"}:
@@ -232,7 +364,12 @@ def flag_payments(payments: list[_Payment], settings: FlagSettings, rules: Itera
     if rules & {"split-evidence", "split-limit"}:
         flags.extend(_split_flags(payments, rules))
     if "concentration" in rules:
-        flags.extend(_concentration_flags(payments, settings))
+        whole = (
+            payments
+            if whole_months is None
+            else [p for p in payments if (p.program_id, p.payer, p.period) in whole_months]
+        )
+        flags.extend(_concentration_flags(whole, settings))
     return sorted(flags, key=_chain_order)
 
 
