@@ -61,6 +61,9 @@ _HOLDER_TOPICS = {
 }
 
 
+RESPONSE_BYTES_PER_TARGET_LOG = 2_000  # the default answer cap: ~2.4 times a target-sized answer
+
+
 @dataclass
 class IndexerConfig:
     """What to index and how.
@@ -70,10 +73,11 @@ class IndexerConfig:
     reorg_window: how many recent blocks keep their headers in the database (and are hash-chain checked).
     initial_range / max_range: block range of the first ``eth_getLogs`` and the largest one tried.
     target_logs: logs per request the range adapts to (memory per step stays bounded).
-    max_response_bytes: the largest ``eth_getLogs`` answer read for a range of several blocks (about 830 bytes
-        per log); a longer one is abandoned and its range halved, so that a range that suddenly holds far more
-        logs than `target_logs` cannot take the memory of its whole answer. A single block is always read
-        whole (it cannot be split; its size is bounded by the block gas limit, not by the chain's length).
+    max_response_bytes: the largest ``eth_getLogs`` answer read for a range of several blocks (a log takes
+        about 830 bytes; default `RESPONSE_BYTES_PER_TARGET_LOG` x `target_logs`, 10 MB); a longer one is
+        abandoned and its range halved, so that a range that suddenly holds far more logs than `target_logs`
+        cannot take the memory of its whole answer. A single block is always read whole (it cannot be split;
+        its size is bounded by the block gas limit, not by the chain's length).
     check_blooms: check each answer against the headers' logsBloom (``bloom``); off only for a chain whose
         headers carry no real bloom (an all-zero logsBloom would make every log look altered).
     bloom_retries: how often a range the blooms contradict is asked for again before giving up.
@@ -88,7 +92,7 @@ class IndexerConfig:
     initial_range: int = 10
     max_range: int = 50_000
     target_logs: int = 5_000
-    max_response_bytes: int = 12_000_000
+    max_response_bytes: int | None = None
     poll_interval: float = 0.1
     check_blooms: bool = True
     bloom_retries: int = 3
@@ -104,8 +108,12 @@ class IndexerConfig:
             raise ValueError("need 1 <= initial_range <= max_range")
         if self.bloom_retries < 0:
             raise ValueError("bloom_retries cannot be negative")
-        if self.target_logs < 1 or self.max_response_bytes < 1_000:
-            raise ValueError("need target_logs >= 1 and max_response_bytes >= 1000")
+        if self.target_logs < 1:
+            raise ValueError("need target_logs >= 1")
+        if self.max_response_bytes is None:
+            self.max_response_bytes = RESPONSE_BYTES_PER_TARGET_LOG * self.target_logs
+        if self.max_response_bytes < 1_000:
+            raise ValueError("need max_response_bytes >= 1000")
 
 
 class Progress(Protocol):
