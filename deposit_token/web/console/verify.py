@@ -69,8 +69,8 @@ class VerifyJobs:
     every worker process answers the page alike; a lock held while it runs, so that one runs at a time across
     the workers, and so that a job whose process died shows as failed rather than running for ever."""
 
-    FILE = "verify.json"
-    LOCK = "verify.lock"
+    FILE = "verify-job.json"
+    LOCK = "verify-job.lock"
 
     def __init__(self, shared: SharedFolder):
         self.shared = shared
