@@ -134,15 +134,19 @@ def url_maker(page: str, s: Samples, rng: random.Random) -> Callable[[], str]:
 
 
 class Server:
-    """``python -m deposit_token.web`` in a process of its own (the production entry point)."""
+    """``python -m deposit_token.web`` in a process of its own (the production entry point), with its default
+    number of worker processes (one per CPU) unless `workers` is given."""
 
-    def __init__(self, db_url: str, work: Path):
+    def __init__(self, db_url: str, work: Path, workers: int | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = work / "server.log"
+        command = [sys.executable, "-m", "deposit_token.web", "--db", db_url, "--port", str(self.port)]
+        if workers is not None:
+            command += ["--workers", str(workers)]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "deposit_token.web", "--db", db_url, "--port", str(self.port)],
+                command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=paths.ROOT,
@@ -199,6 +203,62 @@ def log_in(engine: Engine, base: str) -> str:
     return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
+# --- CPU: the server's, the load generator's and the database's -------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """Every process: its parent and the CPU seconds it used (user + system)."""
+    found: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
+    return found
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by `root` and its living descendants (the server's workers, PostgreSQL's
+    backends)."""
+    found = _processes()
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += found.get(pid, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in found.items() if parent == pid]
+    return total
+
+
+def postmaster(engine: Engine) -> int | None:
+    """The PostgreSQL server's main process, if it runs on this machine (its command line names the port)."""
+    port = str(engine.url.port or 5432).encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and (b"-p " + port in argv or port in argv):
+            return int(entry.name)
+    return None
+
+
+@dataclass
+class CpuMeter:
+    """CPU used between two readings by the server's processes, this load generator and PostgreSQL."""
+
+    server: int
+    database: int | None
+
+    def read(self) -> tuple[float, float, float]:
+        database = tree_cpu(self.database) if self.database else 0.0
+        return tree_cpu(self.server), time.process_time(), database
+
+
 # --- the load generator ------------------------------------------------------------------------------------------
 
 
@@ -207,6 +267,7 @@ class Measured:
     times_ms: list[float]
     errors: int
     seconds: float
+    cpu_ms: tuple[float, float, float] = (0.0, 0.0, 0.0)  # per request: server, load generator, database
 
     @property
     def p50(self) -> float:
@@ -307,7 +368,15 @@ async def live(
 
 
 async def run_load(
-    base: str, cookie: str, s: Samples, engine: Engine, requests_count: int, clients: int, events: int, log: Any
+    base: str,
+    cookie: str,
+    s: Samples,
+    engine: Engine,
+    requests_count: int,
+    clients: int,
+    events: int,
+    log: Any,
+    cpu: CpuMeter,
 ) -> tuple[dict[str, Measured], dict[str, Measured], list[float], int, Measured]:
     rng = random.Random(web_data.SEED + 10)
     connector = aiohttp.TCPConnector(limit=clients + 2)
@@ -321,10 +390,16 @@ async def run_load(
             await load(http, base, next_path, clients * 2, clients)  # warm-up: connections, caches
             # one client alone: the page's own cost, without queueing behind the others
             alone[page] = await load(http, base, next_path, ALONE, 1)
+            before = cpu.read()
             out[page] = measured = await load(http, base, next_path, requests_count, clients)
+            n = max(1, len(measured.times_ms))
+            used = [(b - a) * 1_000 / n for a, b in zip(before, cpu.read(), strict=True)]
+            measured.cpu_ms = (used[0], used[1], used[2])
             log(
                 f"{LABELS[page]}: p50 {measured.p50:.1f} ms, p95 {measured.p95:.1f} ms, "
-                f"{len(measured.times_ms) / measured.seconds:.0f} req/s, {measured.errors} errors"
+                f"{len(measured.times_ms) / measured.seconds:.0f} req/s, {measured.errors} errors; "
+                f"CPU per request: server {used[0]:.2f} ms, load generator {used[1]:.2f} ms, "
+                f"PostgreSQL {used[2]:.2f} ms; alone p50 {alone[page].p50:.1f} ms"
             )
         # live latency with the console busy: clients keep requesting the console's pages meanwhile
         mixed = [url_maker(page, s, rng) for page in CONSOLE_PAGES]
@@ -376,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--live-events", type=int, default=20, help="payments timed on the live stream (default 20)")
     parser.add_argument("--db", help="a PostgreSQL database already filled by `python -m bench.web_data --db URL`")
     parser.add_argument("--reuse", action="store_true", help="with --db: measure the data already there")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="the server's worker processes (default: its own, one per CPU)"
+    )
     args = parser.parse_args(argv)
     if args.reuse and not args.db:
         parser.error("--reuse needs --db")
@@ -408,17 +486,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures["flags"] = int(conn.execute(text("SELECT count(*) FROM payment_flags")).scalar_one())
         log(f"{figures['payments']:,} payments, {figures['flags']:,} flags")
         s = samples(engine, random.Random(web_data.SEED + 11))
-        server = Server(url, work)
+        server = Server(url, work, args.workers)
         figures["server_start_s"] = round(server.wait(), 1)
         cookie = log_in(engine, server.url)
+        cpu = CpuMeter(server.process.pid, postmaster(engine))
         pages, alone, latencies, lost, background = asyncio.run(
-            run_load(server.url, cookie, s, engine, args.requests, args.clients, args.live_events, log)
+            run_load(server.url, cookie, s, engine, args.requests, args.clients, args.live_events, log, cpu)
         )
         for page, m in pages.items():
             figures[f"{page}_p50_ms"] = round(m.p50, 1)
             figures[f"{page}_p95_ms"] = round(m.p95, 1)
             figures[f"{page}_rps"] = round(len(m.times_ms) / m.seconds)
             figures[f"{page}_alone_p50_ms"] = round(alone[page].p50, 1)
+            figures[f"{page}_server_cpu_ms"] = round(m.cpu_ms[0], 2)
+            figures[f"{page}_client_cpu_ms"] = round(m.cpu_ms[1], 2)
+            if cpu.database is not None:
+                figures[f"{page}_db_cpu_ms"] = round(m.cpu_ms[2], 2)
         errors = {page: m.errors for page, m in pages.items() if m.errors}
         figures["console_p95_ms"] = max(figures[f"{page}_p95_ms"] for page in CONSOLE_PAGES)
         figures["public_p95_ms"] = max(figures[f"{page}_p95_ms"] for page in PUBLIC_PAGES)
@@ -438,6 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(Row(f"{page}_p95_ms", label=f"{LABELS[page]} p95", unit="ms"))
             rows.append(Row(f"{page}_rps", label=f"{LABELS[page]} throughput", unit="req/s"))
             rows.append(Row(f"{page}_alone_p50_ms", label=f"{LABELS[page]} p50, one client alone", unit="ms"))
+            rows.append(Row(f"{page}_server_cpu_ms", label=f"{LABELS[page]} server CPU a request", unit="ms"))
+            rows.append(Row(f"{page}_client_cpu_ms", label=f"{LABELS[page]} load generator CPU a request", unit="ms"))
+            if cpu.database is not None:
+                rows.append(Row(f"{page}_db_cpu_ms", label=f"{LABELS[page]} PostgreSQL CPU a request", unit="ms"))
         rows += [
             Row("console_p95_ms", unit="ms", note="the worst console page"),
             Row("public_p95_ms", unit="ms"),
@@ -454,8 +541,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = {
             "command": "python -m bench.web",
             "data": "bench.web_data.generate: a pilot year written through the schema (COPY), not indexed from a chain",
-            "server": "python -m deposit_token.web (uvicorn, one process, access log on), PostgreSQL "
-            + str(engine.dialect.server_version_info),
+            "server": f"python -m deposit_token.web --workers {args.workers or os.cpu_count()} (uvicorn worker "
+            "processes, access log on), PostgreSQL " + str(engine.dialect.server_version_info),
+            "cpu": "per request at 20 clients, from /proc: the server's processes, this load generator "
+            "(time.process_time), PostgreSQL's (its postmaster and backends, when it runs on this machine)",
             "load": f"{args.clients} concurrent aiohttp clients on loopback, {args.requests} requests per page "
             "after a warm-up, same machine as the server and the database",
             "live": f"{args.live_events} payments committed through store.commit_range every 0.5-1 s while "
