@@ -36,6 +36,7 @@ state that grows is the set of role Safes found (a few addresses) and the decode
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import threading
 import time
@@ -61,6 +62,11 @@ _HOLDER_TOPICS = {
 }
 
 
+# New container objects between two collections of the youngest generation while the indexer runs (Python's
+# default is 700). A range's logs are tens of thousands of dicts and lists that live until the range is decoded,
+# and the default makes the cyclic collector scan them again and again: 30% of the parse-and-decode time. None
+# of them forms a cycle (they are freed by reference counting), so fewer collections free nothing later.
+GC_THRESHOLD = 50_000
 RESPONSE_BYTES_PER_TARGET_LOG = 2_000  # the default answer cap: ~2.4 times a target-sized answer
 
 
@@ -209,6 +215,9 @@ class Indexer:
         """Indexes up to the head (``head - confirmations``); with `follow`, keeps following it until `stop`."""
         stop = stop or threading.Event()
         retry_in = 1.0
+        thresholds = gc.get_threshold()
+        if thresholds[0] < GC_THRESHOLD:
+            gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="getlogs") as pool:
                 while not stop.is_set():
@@ -230,6 +239,7 @@ class Indexer:
                             break
                         stop.wait(self.config.poll_interval)
         finally:
+            gc.set_threshold(*thresholds)
             if self._fetch_rpc is not None:
                 self._fetch_rpc.close()
                 self._fetch_rpc = None
