@@ -411,7 +411,8 @@ class Verifier:
                     subject,
                     {
                         0: ("version", int(row.version)),
-                        1: ("halted", token_paused or program_paused),
+                        # the program's own pause only: the token-wide one is `paused()`, never mirrored
+                        1: ("halted", program_paused),
                         2: ("start", int(row.start)),
                         3: ("end", int(row.end_time)),
                         4: ("utcOffsetMinutes", int(row.utc_offset_minutes)),

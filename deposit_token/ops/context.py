@@ -148,8 +148,8 @@ class ProgramInfo:
     start: int
     end: int
     utc_offset_minutes: int
-    halted: bool
-    paused: bool
+    paused: bool  # paused on its own (setProgramPaused); the rules word's `halted` bit
+    token_paused: bool  # the token-wide pause (`paused()`), a flag of its own that every movement reads
     version: int
     categories: tuple[int, ...]
     hours: tuple[tuple[int, int], ...]
@@ -159,6 +159,11 @@ class ProgramInfo:
     @property
     def label(self) -> str:
         return f"'{self.name}' (#{self.id})"
+
+    @property
+    def halted(self) -> bool:
+        """No payment, return or allocation of the program can happen: it or the whole token is paused."""
+        return self.paused or self.token_paused
 
 
 def program_count(chain: Chain) -> int:
@@ -181,8 +186,9 @@ def program_info(chain: Chain, program_id: int) -> ProgramInfo:
         start=int(rules.start),
         end=int(rules.end),
         utc_offset_minutes=int(rules.utcOffsetMinutes),
-        halted=bool(rules.halted),
-        paused=bool(chain.token.programPaused(program_id)),
+        # `halted` is the program's own pause (= programPaused); the token-wide pause is not mirrored into it.
+        paused=bool(rules.halted),
+        token_paused=bool(chain.token.paused()),
         version=int(rules.version),
         categories=tuple(c for c in range(64) if mask >> c & 1),
         hours=tuple(unpack_hours(int(rules.openingHours))),

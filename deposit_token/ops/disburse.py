@@ -49,6 +49,7 @@ from deposit_token.chain.submit import SubmitError, TxOutcome, TxRequest
 from deposit_token.domain import display
 from deposit_token.domain.inputs import InputError, RowProblem, check_address, check_amount, file_sha256, read_csv
 from deposit_token.domain.kinds import Kind
+from deposit_token.domain.sentences import describe
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.context import Chain, ProgramInfo, calldata, has_role, resolve_program
 from deposit_token.ops.planning import GAS_MARGIN, block_gas_limit, block_rounds, estimate_many
@@ -571,8 +572,10 @@ def _file_problems(
                 "its budget has lapsed",
             )
         )
-    if info.halted:
-        problems.append(RowProblem(0, f"program {info.label} is paused by compliance (or the token is)"))
+    if info.token_paused:
+        problems.append(RowProblem(0, describe("TokenPaused", {})))
+    if info.paused:
+        problems.append(RowProblem(0, f"program {info.label} is paused by compliance"))
     if treasury.frozen:
         problems.append(RowProblem(0, f"the program's treasury {info.treasury} is frozen by compliance"))
     if pending_total > treasury.balance:

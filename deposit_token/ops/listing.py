@@ -309,8 +309,8 @@ class ProgramRow:
     start: int
     end: int
     utc_offset_minutes: int
-    paused: bool
-    halted: bool  # the token-wide pause, mirrored into every program
+    paused: bool  # paused on its own
+    token_paused: bool  # the token-wide pause (every program is halted while it lasts)
     version: int
     categories: tuple[int, ...]
     per_payment_limit: int
@@ -321,7 +321,7 @@ class ProgramRow:
     def state(self) -> str:
         if self.paused:
             return "paused"
-        if self.halted:
+        if self.token_paused:
             return "halted (token paused)"
         if self.now < self.start:
             return "not started"
@@ -373,7 +373,7 @@ def programs(chain: Any) -> list[ProgramRow]:
             p.end,
             p.utc_offset_minutes,
             p.paused,
-            p.halted,
+            p.token_paused,
             p.version,
             p.categories,
             p.per_payment_limit,
