@@ -116,8 +116,11 @@ def serve(
     work = Background(engine, config, shared, log=log.info)
     hold: socket.socket | None = None
     try:
+        # first without SO_REUSEPORT: a port another server listens on, even one sharing it that way, is refused
+        probe = listen(host, port, backlog=0)
+        port = probe.getsockname()[1]  # port 0: the one chosen
+        probe.close()
         hold = listen(host, port, reuse_port=True, backlog=0)
-        port = hold.getsockname()[1]  # port 0: the one chosen
         work.start()
         _supervise(config, host, port, log_level, workers)
     finally:
