@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 from collections import defaultdict
+from collections.abc import Hashable
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -147,7 +148,11 @@ def _cells_json(request: Request, filters: Filters, min_count: int, since: str |
         return out.model_dump_json().encode()
 
     with reader.snapshot() as conn:
-        return reader.cached(conn, "public.json", (filters, min_count, since, until), encode)
+        return reader.cached(conn, "public.json", _cells_key(filters, min_count, since, until), encode)
+
+
+def _cells_key(filters: Filters, min_count: int, since: str | None, until: str | None) -> Hashable:
+    return (filters, min_count, since, until)
 
 
 def _cell_out(cell: PublicCell) -> CellOut:
@@ -207,7 +212,16 @@ async def api_cells(
         filters = filters_from(since, until)
     except BadRequest as err:
         return _bad(err)
-    body = await run_in_threadpool(_cells_json, request, filters, min_count, since, until)
+    # answered from the reader's cache at the checkpoint read in the last RECENT seconds, if it holds that answer:
+    # no database connection and no worker thread (most requests); else encoded in a snapshot and kept
+    reader = state_of(request).reader
+    point = await reader.recent_checkpoint()
+    found = reader.peek("public.json", point, _cells_key(filters, min_count, since, until))
+    body = (
+        found
+        if isinstance(found, bytes)
+        else await run_in_threadpool(_cells_json, request, filters, min_count, since, until)
+    )
     return cached(request, body, "application/json")
 
 

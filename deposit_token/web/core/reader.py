@@ -13,7 +13,9 @@ checkpoint), so that a page does not check their version again with every query 
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
+from starlette.concurrency import run_in_threadpool
 
 from deposit_token.audit.db import casework, schema
 from deposit_token.audit.query import overview as overview_q
@@ -34,6 +37,7 @@ from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.audit.query.reports import Report, build_report
 
 T = TypeVar("T")
+RECENT = 0.25  # seconds: how old recent_checkpoint's answer may be
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class AuditReader:
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
+        self._recent: Checkpoint | None = None
+        self._recent_at = float("-inf")
+        self._recent_lock = asyncio.Lock()
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -105,9 +112,28 @@ class AuditReader:
                 self._cache.popitem(last=False)
         return value
 
+    def peek(self, name: str, point: Checkpoint | None, key: Hashable) -> Any | None:
+        """What ``cached`` keeps for `name` and `key` at checkpoint `point`, if it was computed; else None."""
+        full = (name, None if point is None else (point.block_number, point.block_hash), key)
+        with self._lock:
+            if full not in self._cache:
+                return None
+            self._cache.move_to_end(full)
+            return self._cache[full]
+
     def checkpoint(self) -> Checkpoint | None:
         with self.snapshot() as conn:
             return self.point(conn)
+
+    async def recent_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint as read at most RECENT seconds ago: one read shared by every request of this process
+        (the public API answers from its cache at that checkpoint without a database connection or a thread of
+        its own; an answer is then at most RECENT seconds older than the index, under a Cache-Control of 60)."""
+        async with self._recent_lock:
+            if time.monotonic() - self._recent_at >= RECENT:
+                self._recent = await run_in_threadpool(self.checkpoint)
+                self._recent_at = time.monotonic()
+            return self._recent
 
     def flag_counts(self, conn: Connection, payments: PaymentFilter) -> list[FlagCount]:
         """Flags and open flags per rule (``audit.query.cases.flag_counts``). Over every payment (the queue's
