@@ -6,13 +6,13 @@
   fast path declines => no storage write, no log; it declines an allowed payment only on a stale cache.
 * halmos (symbolic execution, FastPathSymbolic.t.sol): the same property for all raw words, amounts, receipt ids,
   evidence hashes and uint40 timestamps, over storage (logs: fuzzer only); plus a vacuity check that must fail.
-* mutation check (test/fastpath/mutate.py): two deliberately broken fast paths, each of which the fuzzer must
-  catch.
+* mutation check (test/fastpath/mutate.py): three deliberately broken fast paths (a stale cache taken as current,
+  the per-payment limit off by one, the token-wide pause flag ignored), each of which the fuzzer must catch.
 
 Needs no chain. forge comes from npm (node_modules), halmos from its own virtualenv (.venv/halmos, made by
 `make setup` from test/fastpath/requirements-halmos.txt: halmos pins rich<14.1, this package rich 14.3.4).
-Missing tools skip these tests on a workstation and fail them under CI (CI=true). About 2.5 minutes on 2 cores
-(two via-IR compiles of the harness for the mutants included).
+Missing tools skip these tests on a workstation and fail them under CI (CI=true). About 3.5 minutes on 2 cores
+(three via-IR compiles of the harness for the mutants included).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def test_halmos_vacuity_check_finds_an_accepted_payment():
     assert "Counterexample" in text, _tail(text)
 
 
-@pytest.mark.parametrize("mutant", ["stale-cache", "limit-off-by-one"])
+@pytest.mark.parametrize("mutant", ["stale-cache", "limit-off-by-one", "pause-ignored"])
 def test_a_broken_fast_path_is_caught(mutant):
     forge = _forge()
     code, text = _run([sys.executable, str(FASTPATH / "mutate.py"), mutant], _env(forge), timeout=1800)
