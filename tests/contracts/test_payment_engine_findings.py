@@ -247,7 +247,9 @@ def test_emergency_stop_costs_the_same_for_1_and_for_200_programs(system):
         t.multicall([call] * n, sender=p.manager)
     assert t.programCount() == MANY_PROGRAMS
     stop_many, resume_many = stop_and_resume()
-    print(f"pause {stop_one} / {stop_many} gas, unpause {resume_one} / {resume_many} gas (1 / {MANY_PROGRAMS} programs)")
+    print(
+        f"pause {stop_one} / {stop_many} gas, unpause {resume_one} / {resume_many} gas (1 / {MANY_PROGRAMS} programs)"
+    )
     assert abs(stop_many - stop_one) <= SAME_GAS and abs(resume_many - resume_one) <= SAME_GAS
     assert max(stop_many, resume_many) < 40_000  # one flag write, one event: far below a program's old ~5,250
     # The flag (packed with the program count in one slot) is all that changed: no program is halted.
