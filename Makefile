@@ -109,7 +109,8 @@ bench-storage: setup
 # programs, with their transfers, allocations, redemptions) written by COPY through the schema into a throwaway
 # PostgreSQL with monthly partitions, then audit report (per section), flags for one month, public and a one-month
 # export timed through the library the CLI uses, and the one-month plans EXPLAINed (bench/audit_scale.py ->
-# bench/results/audit_scale.json). About 45 minutes and 10 GB of disk: not part of `make bench`;
+# bench/results/audit_scale.json). About 35 minutes (26 to write the year) and 10.4 GB of disk: not part of
+# `make bench`;
 # `$(PY) -m bench.audit_scale --payments 1000000` runs a smaller year.
 .PHONY: bench-audit-scale
 bench-audit-scale: setup
