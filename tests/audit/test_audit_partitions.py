@@ -25,7 +25,13 @@ from support.audit_rows import address, hex32, kst
 from deposit_token.audit.db import partitions, schema, store
 from deposit_token.audit.query import flags, public, reports
 from deposit_token.audit.query.common import Filters, ProgramConfigs, snapshot, vendor_names
-from deposit_token.audit.query.payments import PaymentFilter, iter_payments, list_payments, payment_totals
+from deposit_token.audit.query.payments import (
+    PaymentFilter,
+    iter_payments,
+    list_payments,
+    payment_totals,
+    stream_payment_values,
+)
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40, local_time
 
 BIG = ("payments", "transfers", "allocations")
@@ -252,7 +258,8 @@ QUESTIONS = {
     "report": lambda conn: reports.build_report(conn, ONE_MONTH),
     "flags": lambda conn: flags.find_flags(conn, filters=ONE_MONTH),
     "public": lambda conn: public.public_aggregates(conn, ONE_MONTH),
-    "export": lambda conn: iter_payments(conn, PaymentFilter(since=MONTH, until=MONTH), batch=50),
+    "export": lambda conn: list(stream_payment_values(conn, PaymentFilter(since=MONTH, until=MONTH))),
+    "console pages": lambda conn: list(iter_payments(conn, PaymentFilter(since=MONTH, until=MONTH), batch=50)),
     "console list": lambda conn: list_payments(
         conn, PaymentFilter(programs=(1,), since=MONTH, until=MONTH, min_amount=100_000)
     ),

@@ -475,6 +475,116 @@ def iter_payments(
         after = page.next_cursor
 
 
+PAYMENT_VALUES = (
+    "key",
+    "block_number",
+    "log_index",
+    "tx_hash",
+    "timestamp",
+    "time_kst",
+    "period",
+    "program_id",
+    "program",
+    "payer",
+    "department",
+    "vendor",
+    "vendor_name",
+    "category",
+    "category_name",
+    "amount",
+    "receipt",
+    "has_evidence",
+    "flags",
+)
+"""The fields of ``stream_payment_values``' tuples: a ``PaymentRow``'s, flags as ``rule;rule``."""
+
+STREAM_BATCH = 10_000
+
+
+def stream_payment_values(conn: Connection, filt: PaymentFilter = PaymentFilter()) -> Iterator[tuple[Any, ...]]:
+    """Every payment matching `filt`, newest first, as ``PAYMENT_VALUES`` tuples holding what ``iter_payments``'
+    rows hold: one query read in large batches (a server-side cursor on PostgreSQL) merged with one ordered read
+    of the flags in its block range, with the labels looked up once per payer, program, vendor and minute.
+
+    An export of a month's million payments through the console's pages cost a page query, a flags query and
+    a dataclass per row (137 us a row at 10,000,000 payments); this path does neither per row."""
+    p, f = schema.payments, casework.payment_flags
+    found = lookups(conn)
+    where = payment_clause(filt, found)
+    low, high = conn.execute(select(func.min(p.c.block_number), func.max(p.c.block_number)).where(where)).one()
+    if low is None:
+        return
+    flag_rows = conn.execution_options(yield_per=STREAM_BATCH).execute(
+        select(f.c.block_number, f.c.log_index, f.c.rule)
+        .where(f.c.block_number >= low, f.c.block_number <= high)
+        .order_by(f.c.block_number.desc(), f.c.log_index.desc())
+    )
+    flag_iter = iter(flag_rows)
+    pending = next(flag_iter, None)
+    order = {rule: i for i, rule in enumerate(RULES)}
+    changed = found.departments.changed()
+    departments: dict[str, str] = {}
+    programs: dict[int, str] = {}
+    vendors: dict[str, str] = {}
+    categories: dict[int, str] = {}
+    periods: dict[int, str] = {}
+    minutes: dict[int, str] = {}
+    result = conn.execution_options(yield_per=STREAM_BATCH).execute(
+        _select_rows(where).order_by(p.c.block_number.desc(), p.c.log_index.desc())
+    )
+    for block, log, tx_hash, stamp, payer, vendor, program_id, category, period, amount, receipt, evidence in result:
+        rules: list[str] = []
+        while pending is not None and (pending[0], pending[1]) >= (block, log):
+            if pending[0] == block and pending[1] == log:
+                rules.append(pending[2])
+            pending = next(flag_iter, None)
+        if len(rules) > 1:
+            rules.sort(key=lambda r: order.get(r, 99))
+        department = departments.get(payer)
+        if department is None:
+            if payer in changed:
+                department = found.departments.at(payer, (block, log))
+            else:
+                department = departments[payer] = found.departments.at(payer)
+        minute = stamp // 60
+        time_kst = minutes.get(minute)
+        if time_kst is None:
+            time_kst = minutes[minute] = display.moment(stamp, KST_OFFSET_MINUTES)
+        program = programs.get(program_id)
+        if program is None:
+            program = programs[program_id] = found.programs.name(program_id)
+        vendor_name = vendors.get(vendor)
+        if vendor_name is None:
+            vendor_name = vendors[vendor] = found.vendor_name(vendor)
+        name = categories.get(category)
+        if name is None:
+            name = categories[category] = category_name(category)
+        month = periods.get(period)
+        if month is None:
+            month = periods[period] = format_period(period)
+        yield (
+            f"{block}-{log}",
+            block,
+            log,
+            tx_hash,
+            stamp,
+            time_kst,
+            month,
+            program_id,
+            program,
+            payer,
+            department,
+            vendor,
+            vendor_name,
+            category,
+            name,
+            int(amount),
+            receipt_text(receipt),
+            evidence not in (None, "", ZERO_HASH),
+            ";".join(rules),
+        )
+
+
 @dataclass(frozen=True)
 class PaymentCount:
     payments: int
