@@ -28,11 +28,10 @@ block of payments takes milliseconds; the first build of a large database goes b
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from deposit_token.audit.db import casework, schema, store
 from deposit_token.audit.query.common import Departments, Filters, ProgramConfigs
-from deposit_token.audit.query.flags import RULES, FlagSettings, flag_payments, load_payments
+from deposit_token.audit.query.flags import RULES, FlagSettings, flag_payments, load_payments, settings_text
 from deposit_token.audit.query.lookups import lookups
 from deposit_token.audit.query.reports import SpendFact, spend_facts
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, local_time
@@ -148,8 +147,7 @@ class _Step:
     rebuilt: bool
 
 
-def _settings_text(settings: FlagSettings) -> str:
-    return json.dumps(asdict(settings), sort_keys=True)
+_settings_text = settings_text  # what query.flags.derived_is_current compares
 
 
 def _lock_state(conn: Connection) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from support.console_rows import Book
 from deposit_token.audit import derive
 from deposit_token.audit.db import casework, store
 from deposit_token.audit.query.common import Filters, snapshot
-from deposit_token.audit.query.flags import FlagSettings, find_flags
+from deposit_token.audit.query.flags import FlagSettings, derived_flags, derived_is_current, find_flags, flags_of
 from deposit_token.audit.query.overview import flows as cell_flows
 from deposit_token.audit.query.overview import public_cells, spend_by_dimension
 from deposit_token.audit.query.public import public_aggregates
@@ -87,6 +87,18 @@ def assert_derived_current(engine) -> None:
     with snapshot(engine) as conn:
         for filters in (Filters(), Filters(programs=(BP,)), Filters(since=203002, until=203003)):
             assert cell_flows(conn, filters) == flows(conn, filters)
+        # `audit flags` reads the queue: the very flags it computes, for any months, programs and rules
+        assert derived_is_current(conn, FlagSettings())
+        for filters in (
+            Filters(),
+            Filters(programs=(UTC_PROGRAM,)),
+            Filters(since=203001, until=203001),
+            Filters(programs=(BP,), since=203002),
+        ):
+            for rules in (None, ["concentration", "night"]):
+                computed = find_flags(conn, FlagSettings(), filters, rules)
+                assert derived_flags(conn, filters, rules) == computed
+                assert flags_of(conn, FlagSettings(), filters, rules) == computed
 
 
 def pay_scenario(book: Book) -> dict[str, str]:
@@ -267,3 +279,23 @@ def test_two_refreshers_at_once_count_every_payment_once(book, engine):
     assert not errors
     derive.refresh(engine)
     assert_derived_current(engine)
+
+
+def test_flags_are_computed_when_the_queue_is_not_current(book, engine):
+    people = pay_scenario(book)
+    book.move_checkpoint()
+    derive.refresh(engine)
+    stricter = FlagSettings(near_pct=10)
+    with snapshot(engine) as conn:
+        assert derived_is_current(conn, FlagSettings()) and not derived_is_current(conn, stricter)
+        assert flags_of(conn, stricter) == find_flags(conn, stricter) != find_flags(conn)
+    # a night payment indexed, the queue not refreshed yet: computed, the new flag included
+    book.pay(people["lee"], people["shop"], 30_000, kst(2030, 3, 13, 1, 0))
+    book.move_checkpoint()
+    with snapshot(engine) as conn:
+        assert not derived_is_current(conn, FlagSettings())
+        computed = find_flags(conn)
+        assert flags_of(conn) == computed and len(computed) == len(derived_flags(conn)) + 1
+    derive.refresh(engine)
+    with snapshot(engine) as conn:
+        assert derived_is_current(conn, FlagSettings()) and derived_flags(conn) == computed

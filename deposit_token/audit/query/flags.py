@@ -38,9 +38,10 @@ Rules (``RULES``; thresholds are :class:`FlagSettings`):
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import groupby
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import holidays
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, literal, or_, select, true, tuple_
 
-from deposit_token.audit.db import schema
+from deposit_token.audit.db import casework, schema
 from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
 from deposit_token.domain.display import krw
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
@@ -234,6 +235,89 @@ def find_flags(
                 whole.add((r.program_id, r.payer, r.period))
         flags.extend(flag_payments(month, settings, wanted, whole if complete else None))
     return sorted(flags, key=_chain_order)
+
+
+def settings_text(settings: FlagSettings) -> str:
+    """The settings as ``derived_state.settings`` records those the derived flags were computed with."""
+    return json.dumps(asdict(settings), sort_keys=True)
+
+
+def derived_is_current(conn: Connection, settings: FlagSettings) -> bool:
+    """Whether ``payment_flags`` holds exactly the flags of every payment in the database for `settings`: computed
+    with them, up to the indexer's checkpoint and past the last payment, no group waiting to be recomputed."""
+    state = conn.execute(select(casework.derived_state.c.block_number, casework.derived_state.c.settings)).first()
+    if state is None or state.settings != settings_text(settings) or state.block_number < 0:
+        return False
+    checkpoint = conn.execute(select(schema.checkpoint.c.block_number)).scalar_one_or_none()
+    if checkpoint is None or int(state.block_number) < int(checkpoint):
+        return False
+    if conn.execute(select(casework.derived_dirty.c.period).limit(1)).first() is not None:
+        return False
+    p = schema.payments
+    last = conn.execute(select(func.max(p.c.block_number))).scalar_one_or_none()
+    return last is None or int(last) <= int(state.block_number)
+
+
+def derived_flags(conn: Connection, filters: Filters = Filters(), rules: Iterable[str] | None = None) -> list[Flag]:
+    """The flags of the payments matching `filters` as ``payment_flags`` holds them (with each payment's vendor
+    and amount), in chain order then rule order. Only what ``find_flags`` returns when ``derived_is_current``:
+    every rule looks at one payer's payments within one program and month, so a month's or a program's flags
+    are those of the whole database in that month or program."""
+    f, p = casework.payment_flags, schema.payments
+    wanted = list(RULES) if rules is None else list(rules)
+    query = (
+        select(
+            f.c.rule,
+            f.c.tx_hash,
+            f.c.block_number,
+            f.c.log_index,
+            f.c.local_time,
+            f.c.program_id,
+            f.c.payer,
+            p.c.vendor,
+            p.c.amount,
+            f.c.detail,
+        )
+        .join(
+            p,
+            and_(p.c.period == f.c.period, p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index),
+        )
+        .where(filters.payment_clause(f), filters.payment_clause(p), f.c.rule.in_(wanted))
+    )
+    flags = [
+        Flag(
+            r.rule,
+            r.tx_hash,
+            r.block_number,
+            r.log_index,
+            r.local_time,
+            r.program_id,
+            r.payer,
+            r.vendor,
+            int(r.amount),
+            r.detail,
+        )
+        for r in conn.execution_options(yield_per=WINDOW_FETCH).execute(query)
+    ]
+    return sorted(flags, key=_chain_order)
+
+
+def flags_of(
+    conn: Connection,
+    settings: FlagSettings = FlagSettings(),
+    filters: Filters = Filters(),
+    rules: Iterable[str] | None = None,
+) -> list[Flag]:
+    """What ``audit flags`` shows: the derived flag queue when it is current for `settings` (the indexer's
+    server refreshes it after each commit), else ``find_flags`` computes them. Same flags either way; a month
+    at 10,000,000 payments took 34 s to compute."""
+    wanted = list(RULES) if rules is None else list(rules)
+    unknown = [r for r in wanted if r not in RULES]
+    if unknown:
+        raise ValueError(f"unknown flag rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
+    if derived_is_current(conn, settings):
+        return derived_flags(conn, filters, wanted)
+    return find_flags(conn, settings, filters, wanted)
 
 
 _SECONDS_PER_DAY = 86_400

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deposit_token.audit.query.common import Filters, checkpoint_info
-from deposit_token.audit.query.flags import RULES, FlagSettings, find_flags, flag_section, rule_counts
+from deposit_token.audit.query.flags import RULES, FlagSettings, flag_section, flags_of, rule_counts
 from deposit_token.audit.query.render import console, render
 from deposit_token.cli.audit._reading import database_options, filter_options, format_option, reading
 
@@ -71,7 +71,7 @@ def command(
     """
     settings = FlagSettings(near_pct, concentration_share, concentration_min_payments)
     with reading(db, network) as conn:
-        found = find_flags(conn, settings, filters, list(dict.fromkeys(rules)) or None)
+        found = flags_of(conn, settings, filters, list(dict.fromkeys(rules)) or None)
         per_rule = rule_counts(found)
         meta = {
             "checkpoint": checkpoint_info(conn),
