@@ -14,7 +14,7 @@ import click
 from deposit_token.audit.db import store
 from deposit_token.web.app import WebError
 from deposit_token.web.core.config import Follow, WebConfig
-from deposit_token.web.server import ListenError, default_workers, serve
+from deposit_token.web.server import ListenError, default_workers, serve, workers_option
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,14 +26,7 @@ from deposit_token.web.server import ListenError, default_workers, serve
 @click.option("--token", default=None, help="Address of the deposit token to follow.")
 @click.option("--start-block", type=click.IntRange(0), default=None, help="Block the token was deployed in.")
 @click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True, help="Blocks below the head.")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=None,
-    metavar="N",
-    help="Processes answering requests (default: one per CPU). With more than one, a parent process keeps the "
-    "derived tables current and runs the follower while the workers serve.",
-)
+@workers_option
 def main(
     db_url: str,
     host: str,

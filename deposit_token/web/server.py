@@ -30,6 +30,7 @@ from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 
+import click
 import uvicorn
 from fastapi import FastAPI
 
@@ -40,6 +41,17 @@ from deposit_token.web.core.config import WebConfig
 from deposit_token.web.core.shared import SharedFolder
 
 log = logging.getLogger("deposit_token.web")
+
+
+# One definition for `ape run audit serve` and `python -m deposit_token.web`.
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    metavar="N",
+    help="Processes answering requests (default: one per CPU). With more than one, a parent process keeps the "
+    "derived tables current and runs the follower while the workers serve.",
+)
 
 
 def default_workers() -> int:

@@ -7,6 +7,7 @@ import click
 from deposit_token.audit.db import store
 from deposit_token.cli.audit._reading import database_options, resolve_db
 from deposit_token.cli.audit.index import PUBLIC_NETWORK_CONFIRMATIONS
+from deposit_token.web.server import workers_option
 
 
 @click.command("serve", short_help="Serve the auditors' console and the public portal (web)")
@@ -33,14 +34,7 @@ from deposit_token.cli.audit.index import PUBLIC_NETWORK_CONFIRMATIONS
     metavar="N",
     help=f"With --follow: as `audit index` (0 on local/dev networks, {PUBLIC_NETWORK_CONFIRMATIONS} elsewhere).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=None,
-    metavar="N",
-    help="Processes answering requests (default: one per CPU). With more than one, a parent process keeps the "
-    "derived tables current and runs the follower while the workers serve.",
-)
+@workers_option
 def command(
     db: str | None,
     network: str | None,
