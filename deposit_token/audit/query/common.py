@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, inspect, or_, select
+from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from deposit_token.audit.db import schema, store
+from deposit_token.audit.db import casework, schema, store
 from deposit_token.domain import display
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
 from deposit_token.errors import DepositTokenError
@@ -95,6 +95,22 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
         else:
             with conn.begin():
                 yield conn
+
+
+def derived_current(conn: Connection, settings: str | None = None) -> bool:
+    """Whether the derived tables (``db.casework``: flag queue, monthly cells) reflect every payment in the
+    database: refreshed up to the indexer's checkpoint and past the last payment, no group waiting to be
+    recomputed, and (`settings` given) flags computed with these settings (``flags.settings_text``)."""
+    state = conn.execute(select(casework.derived_state.c.block_number, casework.derived_state.c.settings)).first()
+    if state is None or state.block_number < 0 or (settings is not None and state.settings != settings):
+        return False
+    checkpoint = conn.execute(select(schema.checkpoint.c.block_number)).scalar_one_or_none()
+    if checkpoint is None or int(state.block_number) < int(checkpoint):
+        return False
+    if conn.execute(select(casework.derived_dirty.c.period).limit(1)).first() is not None:
+        return False
+    last = conn.execute(select(func.max(schema.payments.c.block_number))).scalar_one_or_none()
+    return last is None or int(last) <= int(state.block_number)
 
 
 # --- filters ---------------------------------------------------------------------------------------------------

@@ -51,7 +51,14 @@ import holidays
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, literal, or_, select, true, tuple_
 
 from deposit_token.audit.db import casework, schema
-from deposit_token.audit.query.common import Filters, ProgramConfig, ProgramConfigs, format_period, local_datetime
+from deposit_token.audit.query.common import (
+    Filters,
+    ProgramConfig,
+    ProgramConfigs,
+    derived_current,
+    format_period,
+    local_datetime,
+)
 from deposit_token.domain.display import krw
 from deposit_token.domain.rules import KST_OFFSET_MINUTES, MAX_AMOUNT_40
 
@@ -243,19 +250,9 @@ def settings_text(settings: FlagSettings) -> str:
 
 
 def derived_is_current(conn: Connection, settings: FlagSettings) -> bool:
-    """Whether ``payment_flags`` holds exactly the flags of every payment in the database for `settings`: computed
-    with them, up to the indexer's checkpoint and past the last payment, no group waiting to be recomputed."""
-    state = conn.execute(select(casework.derived_state.c.block_number, casework.derived_state.c.settings)).first()
-    if state is None or state.settings != settings_text(settings) or state.block_number < 0:
-        return False
-    checkpoint = conn.execute(select(schema.checkpoint.c.block_number)).scalar_one_or_none()
-    if checkpoint is None or int(state.block_number) < int(checkpoint):
-        return False
-    if conn.execute(select(casework.derived_dirty.c.period).limit(1)).first() is not None:
-        return False
-    p = schema.payments
-    last = conn.execute(select(func.max(p.c.block_number))).scalar_one_or_none()
-    return last is None or int(last) <= int(state.block_number)
+    """Whether ``payment_flags`` holds exactly the flags of every payment in the database for `settings`
+    (``common.derived_current``, computed with these settings)."""
+    return derived_current(conn, settings_text(settings))
 
 
 def derived_flags(conn: Connection, filters: Filters = Filters(), rules: Iterable[str] | None = None) -> list[Flag]:

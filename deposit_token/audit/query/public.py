@@ -8,7 +8,9 @@
   subtraction (the classic secondary-disclosure problem), so the cells are the whole publication.
 
 A payment counts for the department its payer had when paying and for the month of its ``period`` (the
-program's time zone, KST by default).
+program's time zone, KST by default). The cells are read from ``spend_cells`` when the derived tables are current
+(``common.derived_current``; the indexer's server refreshes them after each commit), else summed from the
+payments: the same figures either way.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
-from deposit_token.audit.db import schema
-from deposit_token.audit.query.common import Departments, Filters, format_period
+from deposit_token.audit.db import casework, schema
+from deposit_token.audit.query.common import Departments, Filters, derived_current, format_period
 from deposit_token.audit.query.reports import department_payments
 from deposit_token.domain.categories import category_name
 
@@ -41,20 +43,32 @@ class PublicCell:
 
 
 def public_aggregates(
-    conn: Connection, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT
+    conn: Connection, filters: Filters = Filters(), min_count: int = MIN_CELL_COUNT, derived: bool = True
 ) -> list[PublicCell]:
-    """The department x category x month cells, sorted by month, department, category."""
+    """The department x category x month cells, sorted by month, department, category; `derived` False: summed
+    from the payments even when the derived cells are current."""
     if min_count < MIN_CELL_COUNT:
         raise ValueError(f"cells must hold at least {MIN_CELL_COUNT} payments to be published, not {min_count}")
     cells: dict[tuple[int, str, int], list[int]] = defaultdict(lambda: [0, 0])
-    # summed in SQL per payer, month and category (not per vendor too, as spend_facts would)
-    where = filters.payment_clause(schema.payments)
-    for department, _, payments, amount, period, category in department_payments(
-        conn, where, Departments.load(conn), "period", "category"
-    ):
-        cell = cells[(period, department, category)]
-        cell[0] += payments
-        cell[1] += amount
+    if derived and derived_current(conn):
+        # the monthly cells the indexer's server keeps (audit.derive): the same sums, without reading payments
+        c = casework.spend_cells
+        for period, department, category, payments, amount in conn.execute(
+            select(c.c.period, c.c.department, c.c.category, func.sum(c.c.payments), func.sum(c.c.amount))
+            .where(filters.payment_clause(c))
+            .group_by(c.c.period, c.c.department, c.c.category)
+        ):
+            if payments:  # a cell emptied by a rollback is no cell
+                cells[(period, department, category)] = [int(payments), int(amount)]
+    else:
+        # summed in SQL per payer, month and category (not per vendor too, as spend_facts would)
+        where = filters.payment_clause(schema.payments)
+        for department, _, payments, amount, period, category in department_payments(
+            conn, where, Departments.load(conn), "period", "category"
+        ):
+            cell = cells[(period, department, category)]
+            cell[0] += payments
+            cell[1] += amount
     out = []
     for (period, department, category), (count, amount) in sorted(cells.items()):
         hidden = count < min_count
