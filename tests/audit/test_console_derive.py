@@ -20,7 +20,7 @@ from deposit_token.audit.query.flags import FlagSettings, derived_flags, derived
 from deposit_token.audit.query.overview import flows as cell_flows
 from deposit_token.audit.query.overview import public_cells, spend_by_dimension
 from deposit_token.audit.query.public import public_aggregates
-from deposit_token.audit.query.reports import flows, spend_facts
+from deposit_token.audit.query.reports import build_report, flows, spend_facts
 from deposit_token.domain.categories import Category
 
 BP, UTC_PROGRAM = 1, 3
@@ -90,6 +90,9 @@ def assert_derived_current(engine) -> None:
         for filters in (Filters(), Filters(programs=(UTC_PROGRAM,)), Filters(since=203002, until=203002)):
             # `audit public` reads the cells: the very cells it sums from the payments
             assert public_aggregates(conn, filters) == public_aggregates(conn, filters, derived=False)
+            # `audit report` reads the cells and counts payers: the very report it sums from the payments
+            assert build_report(conn, filters, top=None) == build_report(conn, filters, top=None, derived=False)
+            assert build_report(conn, filters, ["month"], 3) == build_report(conn, filters, ["month"], 3, derived=False)
         # `audit flags` reads the queue: the very flags it computes, for any months, programs and rules
         assert derived_is_current(conn, FlagSettings())
         for filters in (

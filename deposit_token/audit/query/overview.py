@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Connection, and_, cast, func, select, true
 
 from deposit_token.audit.db import casework, schema
-from deposit_token.audit.query.common import Filters, format_period, timestamp_clause
+from deposit_token.audit.query.common import Filters, ProgramConfigs, format_period, timestamp_clause
 from deposit_token.audit.query.lookups import lookups
 from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.audit.query.reports import FlowRow, flow_row
@@ -178,11 +178,17 @@ def top_vendors(conn: Connection, filters: Filters = Filters(), limit: int = 10)
     ]
 
 
-def flows(conn: Connection, filters: Filters = Filters(), spent: dict[int, int] | None = None) -> list[FlowRow]:
+def flows(
+    conn: Connection,
+    filters: Filters = Filters(),
+    spent: dict[int, int] | None = None,
+    programs: ProgramConfigs | None = None,
+) -> list[FlowRow]:
     """``reports.flows`` from the cells: allocated vs spent vs returned vs clawed back vs swept per program, then
     the total with what vendors redeemed (over all programs only: redemptions carry none). `spent`: each
-    program's payments when the caller has them (else read from the spend cells)."""
-    found = lookups(conn)
+    program's payments when the caller has them (else read from the spend cells); `programs`: the programs'
+    names when the caller has them (else the cached lookups, which a fresh process loads whole)."""
+    names = programs if programs is not None else lookups(conn).programs
     f, c = casework.flow_cells, casework.spend_cells
     sums: dict[int, dict[str, int]] = defaultdict(dict)
     for r in conn.execute(
@@ -202,7 +208,7 @@ def flows(conn: Connection, filters: Filters = Filters(), spent: dict[int, int] 
         }
     for program_id, amount in spent.items():
         sums[program_id]["spent"] = amount
-    rows = [flow_row(pid, found.programs.name(pid), sums[pid], None) for pid in sorted(sums)]
+    rows = [flow_row(pid, names.name(pid), sums[pid], None) for pid in sorted(sums)]
     total: dict[str, int] = defaultdict(int)
     for values in sums.values():
         for flow, value in values.items():
