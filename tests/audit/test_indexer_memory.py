@@ -16,13 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if (
-    str(ROOT) not in sys.path
-):  # bench/ is not a package of the distribution; under `ape test` the root is not on the path
-    sys.path.insert(0, str(ROOT))
-
-from bench.indexer import FIRST_VENDOR, VENDORS, BenchChain, Node, build_chain  # noqa: E402 - after the path
+from bench.indexer import FIRST_VENDOR, VENDORS, BenchChain, Node, build_chain
+from deposit_token.paths import ROOT
 
 PAYMENTS = 9_000  # 9 blocks of 2,000 events after the set-up blocks: 3N; the first 3 blocks N
 GROWTH_TOLERANCE_MB = 8  # 1.2 KB kept per event (the figure) would add ~14 MB between N and 3N
