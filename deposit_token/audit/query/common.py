@@ -100,7 +100,10 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 def derived_current(conn: Connection, settings: str | None = None) -> bool:
     """Whether the derived tables (``db.casework``: flag queue, monthly cells) reflect every payment in the
     database: refreshed up to the indexer's checkpoint and past the last payment, no group waiting to be
-    recomputed, and (`settings` given) flags computed with these settings (``flags.settings_text``)."""
+    recomputed, and (`settings` given) flags computed with these settings (``flags.settings_text``). False for a
+    database indexed before the derived tables existed (migration 0004; these commands read, never migrate)."""
+    if not inspect(conn).has_table(casework.derived_state.name):
+        return False
     state = conn.execute(select(casework.derived_state.c.block_number, casework.derived_state.c.settings)).first()
     if state is None or state.block_number < 0 or (settings is not None and state.settings != settings):
         return False
