@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ import holidays
 from sqlalchemy import Connection, Engine, select, text
 
 from bench.report import Row, Target, report, run_meta, wide_console
-from bench.web_data import addr, hex32, text32
+from bench.web_data import addr, hex32, mark_indexed, text32
 from deposit_token.audit import derive
 from deposit_token.audit.db import casework, pgserver, schema, store
 from deposit_token.audit.query import flags as flags_q
@@ -296,21 +296,7 @@ def generate(
     # the checkpoint at the highest block written (the month-end redemptions come before December's last
     # night payments): every row is indexed, as the indexer's checkpoint says
     with engine.begin() as conn:
-        conn.execute(
-            schema.blocks.insert(),
-            [
-                {
-                    "number": highest,
-                    "hash": hex32(highest),
-                    "parent_hash": hex32(highest - 1),
-                    "timestamp": GENESIS + highest,
-                }
-            ],
-        )
-        conn.execute(
-            schema.checkpoint.insert(),
-            [{"id": 1, "block_number": highest, "block_hash": hex32(highest), "updated_at": datetime.now(UTC)}],
-        )
+        mark_indexed(conn, highest)
     written = time.monotonic() - started
     analysed = time.monotonic()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -51,7 +51,7 @@ from sqlalchemy import Engine, func, select, text
 
 from bench import web_data
 from bench.report import Row, Target, report, wide_console
-from bench.web_data import GENESIS, YEAR, hex32, percentile
+from bench.web_data import GENESIS, YEAR, hex32, percentile, synthetic_block
 from deposit_token import paths
 from deposit_token.audit import derive
 from deposit_token.audit.db import pgserver, schema, store
@@ -339,15 +339,7 @@ async def live(
         store.commit_range(
             engine,
             {("payments", tuple(columns)): [row]},
-            [
-                {
-                    "number": block,
-                    "hash": hex32(block),
-                    "parent_hash": hex32(block - 1),
-                    "timestamp": GENESIS + block,
-                    "event_count": 1,
-                }
-            ],
+            [{**synthetic_block(block), "event_count": 1}],
             (block, hex32(block)),
         )
         return f"{block}-1"

@@ -109,6 +109,20 @@ def hex32(value: int) -> str:
     return "0x" + value.to_bytes(32, "big").hex()
 
 
+def synthetic_block(number: int) -> dict[str, Any]:
+    """The `blocks` row of a synthetic chain's block: its hashes stand for the numbers, one block a second."""
+    return {"number": number, "hash": hex32(number), "parent_hash": hex32(number - 1), "timestamp": GENESIS + number}
+
+
+def mark_indexed(conn: Connection, block: int) -> None:
+    """Records `block` as the indexer's checkpoint, as if the synthetic rows had been indexed up to it."""
+    conn.execute(schema.blocks.insert(), [synthetic_block(block)])
+    conn.execute(
+        schema.checkpoint.insert(),
+        [{"id": 1, "block_number": block, "block_hash": hex32(block), "updated_at": datetime.now(UTC)}],
+    )
+
+
 def text32(value: str) -> str:
     return "0x" + value.encode().ljust(32, b"\0").hex()
 
@@ -392,14 +406,7 @@ def generate(
         log(f"{YEAR}-{month:02d}: {stats.payments:,} payments so far")
     last = chain.last_block
     with engine.begin() as conn:
-        conn.execute(
-            schema.blocks.insert(),
-            [{"number": last, "hash": hex32(last), "parent_hash": hex32(last - 1), "timestamp": GENESIS + last}],
-        )
-        conn.execute(
-            schema.checkpoint.insert(),
-            [{"id": 1, "block_number": last, "block_hash": hex32(last), "updated_at": datetime.now(UTC)}],
-        )
+        mark_indexed(conn, last)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
@@ -553,17 +560,7 @@ def refresh_per_block(engine: Engine, blocks: int = 20) -> tuple[float, float]:
             )  # fmt: skip
         with engine.begin() as conn:
             store.insert_rows(conn, "payments", [c.name for c in p.columns], rows)
-            conn.execute(
-                schema.blocks.insert(),
-                [
-                    {
-                        "number": block,
-                        "hash": hex32(block),
-                        "parent_hash": hex32(block - 1),
-                        "timestamp": GENESIS + block,
-                    }
-                ],
-            )
+            conn.execute(schema.blocks.insert(), [synthetic_block(block)])
             conn.execute(schema.checkpoint.update().values(block_number=block, block_hash=hex32(block)))
         t0 = time.perf_counter()
         derive.refresh(engine)
