@@ -39,6 +39,7 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    db_url: str
 
     @property
     def url(self) -> str:
@@ -156,8 +157,7 @@ def server(pilot, tmp_path_factory) -> Iterator[Server]:
     command += ["--start-block", str(demo.deploy_block)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=paths.ROOT)
-    running = Server(process, port, log)
-    running.db_url = db_url  # type: ignore[attr-defined]
+    running = Server(process, port, log, db_url)
     try:
         deadline = time.monotonic() + 60
         while True:
