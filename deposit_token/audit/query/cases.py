@@ -158,6 +158,64 @@ class FlagRow:
     latest: Disposition | None  # None: open
     dispositions: int
 
+    @property
+    def values(self) -> dict[str, str | int] | None:
+        """The detail's parameters (``detail_values``), for a sentence in the reader's language."""
+        return detail_values(self.rule, self.detail)
+
+
+# --- a flag's detail as parameters -----------------------------------------------------------------------------
+# ``payment_flags.detail`` keeps the English sentence ``audit.query.flags`` wrote (the CLI's and the exports' text).
+# The console says it in the reader's language: each rule's sentence read back into its parameters here, one
+# pattern per sentence of ``flags._single_payment_flags``, ``_split_flags`` and ``_concentration_flags``
+# (tests/web/test_web_i18n.py reads every flag of its chain back). A detail that does not match (a sentence
+# written by another version) is shown as it is.
+
+_AMOUNT = r"([\d,]+) KRW"
+_DETAILS: dict[str, re.Pattern[str]] = {
+    "night": re.compile(
+        r"^paid at (?P<time>\d\d:\d\d) local time \((?P<start>\d\d:00)-(?P<end>\d\d:00) needs justification\)$"
+    ),
+    "weekend": re.compile(r"^paid on a (?P<weekday>[A-Z][a-z]+day) \((?P<date>\d{4}-\d\d-\d\d)\)$"),
+    "holiday": re.compile(r"^paid on (?P<date>\d{4}-\d\d-\d\d), (?P<name>.+) \(KR public holiday\)$"),
+    "near-evidence-threshold": re.compile(
+        rf"^{_AMOUNT.replace('(', '(?P<amount>', 1)} without evidence, within (?P<pct>\d+)% below the evidence "
+        rf"threshold of {_AMOUNT.replace('(', '(?P<threshold>', 1)}$"
+    ),
+    "near-payment-limit": re.compile(
+        rf"^{_AMOUNT.replace('(', '(?P<amount>', 1)} is within (?P<pct>\d+)% of the per-payment limit of "
+        rf"{_AMOUNT.replace('(', '(?P<limit>', 1)}$"
+    ),
+    "split-evidence": re.compile(
+        r"^(?P<count>\d+) payments to this vendor on (?P<day>\d{4}-\d\d-\d\d), each below the evidence threshold "
+        rf"of {_AMOUNT.replace('(', '(?P<threshold>', 1)}, together {_AMOUNT.replace('(', '(?P<total>', 1)}$"
+    ),
+    "split-limit": re.compile(
+        r"^(?P<count>\d+) payments to this vendor on (?P<day>\d{4}-\d\d-\d\d), together "
+        rf"{_AMOUNT.replace('(', '(?P<total>', 1)}, above the per-payment limit of "
+        rf"{_AMOUNT.replace('(', '(?P<limit>', 1)}$"
+    ),
+    "concentration": re.compile(
+        rf"^vendor received (?P<share>\d+\.\d)% \({_AMOUNT.replace('(', '(?P<amount>', 1)} in (?P<own>\d+) of "
+        r"(?P<payments>\d+) payments\) of this payer's spend in (?P<period>\d{4}-\d\d)$"
+    ),
+}
+DETAIL_AMOUNTS = frozenset(("amount", "threshold", "limit", "total"))  # integers of KRW
+_DETAIL_COUNTS = frozenset(("count", "own", "payments", "pct"))
+
+
+def detail_values(rule: str, detail: str) -> dict[str, str | int] | None:
+    """The parameters of a flag's `detail` sentence (amounts and counts as integers), or None if it is not the
+    sentence `rule` writes."""
+    pattern = _DETAILS.get(rule)
+    found = pattern.match(detail) if pattern is not None else None
+    if found is None:
+        return None
+    return {
+        name: int(value.replace(",", "")) if name in DETAIL_AMOUNTS or name in _DETAIL_COUNTS else value
+        for name, value in found.groupdict().items()
+    }
+
 
 @dataclass(frozen=True)
 class FlagPage:

@@ -25,6 +25,7 @@ from deposit_token.audit.query.payments import (
 )
 from deposit_token.web.console import NavItem
 from deposit_token.web.console._filters import one_month, payment_filter, payment_pairs, query
+from deposit_token.web.console._flagtext import flag_text
 from deposit_token.web.core.auth import console_router
 from deposit_token.web.core.pages import render
 from deposit_token.web.core.state import state_of
@@ -113,5 +114,6 @@ def payment(request: Request, key: str) -> Response:
             "history": by_rule,
             "dispositions": cases.DISPOSITIONS,
             "max_note": cases.MAX_NOTE,
+            "flag_text": flag_text,
         },
     )
