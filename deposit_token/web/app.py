@@ -17,6 +17,7 @@ no-referrer``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deposit_token.audit.db import store
 from deposit_token.errors import DepositTokenError
 from deposit_token.web import console, public
-from deposit_token.web.core import auth
+from deposit_token.web.core import accounts, auth
 from deposit_token.web.core.background import Background
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.core.live import LiveFeed
@@ -42,6 +43,7 @@ from deposit_token.web.core.pages import environment, render
 from deposit_token.web.core.reader import AuditReader
 from deposit_token.web.core.shared import SharedFolder
 from deposit_token.web.core.state import WebState
+from deposit_token.web.core.totpkeys import KeyFileError, KeyRing
 
 STATIC = Path(__file__).resolve().parent / "static"
 API_TITLE = "deposit-token public spending API"
@@ -66,6 +68,20 @@ SECURITY_HEADERS = [
 
 class WebError(DepositTokenError):
     """The server cannot start (the message says why, in one sentence)."""
+
+
+def open_totp_keys(engine: Engine, config: WebConfig) -> KeyRing:
+    """The key file of the accounts' TOTP secrets (created on first use), with every secret still stored in clear
+    encrypted and every encrypted one checked to open; WebError in one sentence otherwise (the wrong, a missing
+    or an unreadable key file)."""
+    try:
+        keys = accounts.key_ring(engine, config.totp_key_file)
+        done = accounts.protect_secrets(engine, keys, int(time.time()))
+    except KeyFileError as err:
+        raise WebError(str(err)) from None
+    if done.encrypted:
+        log.info("encrypted the TOTP secrets of %d accounts stored in clear", len(done.encrypted))
+    return keys
 
 
 def open_database(db_url: str, migrate: bool = True) -> Engine:
@@ -116,7 +132,14 @@ def create_app(config: WebConfig, engine: Engine | None = None, background: bool
     background: the app also keeps the derived tables current and runs the follower (``core.background``), as
     when it serves alone; a worker of ``serve --workers N`` (N > 1) leaves that to the parent process, and opens
     the database without migrating it (the parent did, once)."""
+    given = engine
     engine = engine or open_database(config.db_url, migrate=background)
+    try:
+        keys = open_totp_keys(engine, config)
+    except WebError:
+        if given is None:
+            engine.dispose()
+        raise
     own_folder = config.shared_dir is None  # the app alone (tests): a folder of its own, removed at the end
     shared = SharedFolder.create() if own_folder else SharedFolder(str(config.shared_dir))
     state = WebState(
@@ -126,6 +149,7 @@ def create_app(config: WebConfig, engine: Engine | None = None, background: bool
         reader=AuditReader(engine),
         feed=LiveFeed(engine, config.live_poll),
         shared=shared,
+        totp_keys=keys,
     )
     work = Background(engine, config, shared, log=log.info) if background else None
     if work is not None:

@@ -35,7 +35,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from deposit_token.errors import DepositTokenError
-from deposit_token.web.app import create_app, open_database
+from deposit_token.web.app import WebError, create_app, open_database, open_totp_keys
 from deposit_token.web.core.background import Background
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.core.shared import SharedFolder
@@ -123,6 +123,11 @@ def serve(
         _serve_alone(config, host, port, log_level)
         return
     engine = open_database(config.db_url)  # the database first: a wrong --db is said before anything listens
+    try:
+        open_totp_keys(engine, config)  # and a wrong key file, once, before any worker starts
+    except WebError:
+        engine.dispose()
+        raise
     shared = SharedFolder.create()
     config = replace(config, shared_dir=str(shared.path))
     work = Background(engine, config, shared, log=log.info)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from deposit_token.audit.db import store
 from deposit_token.cli.audit._reading import database_options, resolve_db
 from deposit_token.cli.audit.index import PUBLIC_NETWORK_CONFIRMATIONS
+from deposit_token.cli.audit.users import totp_key_option
 from deposit_token.web.server import workers_option
 
 
@@ -35,6 +38,7 @@ from deposit_token.web.server import workers_option
     help=f"With --follow: as `audit index` (0 on local/dev networks, {PUBLIC_NETWORK_CONFIRMATIONS} elsewhere).",
 )
 @workers_option
+@totp_key_option
 def command(
     db: str | None,
     network: str | None,
@@ -44,6 +48,7 @@ def command(
     follow: bool,
     confirmations: int | None,
     workers: int | None,
+    totp_key_file: Path | None,
 ) -> None:
     """Serve the web console (login with password + TOTP: accounts from `ape run audit users add`) and the
     public transparency portal on http://HOST:PORT, over the same database `audit index` fills.
@@ -55,10 +60,11 @@ def command(
     from deposit_token.web.server import ListenError, default_workers, serve
 
     url = resolve_db(db, network)
+    key_file = str(totp_key_file) if totp_key_file else None
     processes = workers or default_workers()
     try:
         if not follow:
-            serve(WebConfig(url, secure_cookies=secure_cookies), host, port, workers=processes)
+            serve(WebConfig(url, secure_cookies=secure_cookies, totp_key_file=key_file), host, port, workers=processes)
             return
         from ape import networks
         from ape.exceptions import ApeException
@@ -76,6 +82,7 @@ def command(
                 config = WebConfig(
                     url,
                     secure_cookies=secure_cookies,
+                    totp_key_file=key_file,
                     follow=Follow(target.rpc_url, target.token, target.start_block, chosen),
                 )
                 serve(config, host, port, workers=processes)

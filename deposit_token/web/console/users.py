@@ -40,7 +40,15 @@ async def add(request: Request, principal: CurrentUser) -> Response:
     state = state_of(request)
     try:
         enrolment = await run_in_threadpool(
-            accounts.add_user, state.engine, name, role, password, state.now(), principal.name, client_ip(request)
+            accounts.add_user,
+            state.engine,
+            name,
+            role,
+            password,
+            state.now(),
+            principal.name,
+            client_ip(request),
+            state.totp_keys,
         )
     except accounts.AccountError as err:
         message = str(err)
@@ -62,7 +70,7 @@ def change(request: Request, name: str, action: str, principal: CurrentUser) -> 
         elif action == "enable":
             accounts.set_disabled(state.engine, name, False, now, principal.name, ip)
         elif action == "reset-mfa":
-            enrolment = accounts.reset_mfa(state.engine, name, now, principal.name, ip)
+            enrolment = accounts.reset_mfa(state.engine, name, now, principal.name, ip, state.totp_keys)
             response = _page(request, enrolment=enrolment)
             response.headers["Cache-Control"] = "no-store"
             return response

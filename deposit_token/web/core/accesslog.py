@@ -27,6 +27,8 @@ USER_ADDED = "user_added"
 USER_DISABLED = "user_disabled"
 USER_ENABLED = "user_enabled"
 MFA_RESET = "mfa_reset"
+SECRETS_ENCRYPTED = "secrets_encrypted"  # TOTP secrets stored in clear before, encrypted (accounts.protect_secrets)
+KEY_ROTATED = "key_rotated"  # a new TOTP key, every secret encrypted again under it (accounts.rotate_key)
 EVENTS = (
     LOGIN,
     LOGIN_FAILED,
@@ -38,6 +40,8 @@ EVENTS = (
     USER_DISABLED,
     USER_ENABLED,
     MFA_RESET,
+    SECRETS_ENCRYPTED,
+    KEY_ROTATED,
 )
 
 # Detail keys that would name a secret (a payment's tx_hash or a flag's rule are fine, a "code" is the TOTP code).

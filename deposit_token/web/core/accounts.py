@@ -2,6 +2,9 @@
 
 * Passwords are stored as Argon2id hashes (argon2-cffi's RFC 9106 "low memory" profile: 64 MiB, 3 passes), and
   re-hashed at the next login when those parameters change.
+* TOTP secrets are stored encrypted (AES-GCM under a key file outside the database: ``totpkeys``). Secrets stored
+  in clear before that are encrypted by :func:`protect_secrets` (the server runs it at start;
+  ``ape run audit users encrypt-secrets`` too); a clear secret is never accepted at login.
 * Every login needs the password and a TOTP code (RFC 6238: 6 digits, 30-second steps, one step of clock drift
   either way). A code is accepted once: the step it belongs to is stored and later steps only are accepted,
   atomically, so a code seen over someone's shoulder cannot be replayed even within its 30 seconds.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pyotp
@@ -28,6 +32,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from deposit_token.errors import DepositTokenError
 from deposit_token.web.core import accesslog, tables
+from deposit_token.web.core.totpkeys import KeyFileError, KeyRing, default_path, is_sealed
 
 AUDITOR = "auditor"
 SUPERVISOR = "supervisor"
@@ -121,6 +126,103 @@ def check_password(password: str) -> None:
         raise AccountError(f"the password is too long: at most {MAX_PASSWORD} characters")
 
 
+# --- the TOTP secrets' key -------------------------------------------------------------------------------------
+
+
+def key_ring(engine: Engine, path: str | Path | None = None) -> KeyRing:
+    """The key file at `path` (else :func:`totpkeys.default_path`), created with a first key if it does not exist
+    and the database holds no encrypted secret yet; KeyFileError (one sentence) if it is missing while the
+    database holds encrypted secrets, unreadable, or readable by other users."""
+    ring = KeyRing(path or default_path())
+    with engine.connect() as conn:
+        stored = _stored_secrets(conn)
+    if not ring.exists() and not any(is_sealed(value) for _, _, value in stored):
+        ring.create()
+    ring.current_id()  # reads it: a missing, unreadable or foreign file is said now
+    _check_opens(ring, stored)  # and one that is not the database's before anything is sealed under it
+    return ring
+
+
+def _check_opens(keys: KeyRing, stored: list[tuple[int, str, str]]) -> None:
+    refused = []
+    for _user_id, name, value in stored:
+        if is_sealed(value):
+            try:
+                keys.open(value, name)
+            except KeyFileError as err:
+                refused.append((name, err))
+    if refused:
+        names = ", ".join(name for name, _ in refused[:5]) + (" ..." if len(refused) > 5 else "")
+        raise KeyFileError(f"{refused[0][1]} (accounts whose secret does not open: {names})")
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What :func:`protect_secrets` did: the accounts whose clear secret it encrypted, and how many secrets the
+    database holds (all of them open with the key file)."""
+
+    encrypted: list[str]
+    total: int
+
+
+def _stored_secrets(conn: Connection) -> list[tuple[int, str, str]]:
+    u = tables.users
+    return [(r.id, r.name, r.totp_secret) for r in conn.execute(select(u.c.id, u.c.name, u.c.totp_secret))]
+
+
+def _replace_secret(conn: Connection, user_id: int, old: str, new: str) -> bool:
+    """Compare and set: another process (a second server worker, a command) may have changed it meanwhile."""
+    u = tables.users
+    done = conn.execute(update(u).where(u.c.id == user_id, u.c.totp_secret == old).values(totp_secret=new))
+    return done.rowcount == 1
+
+
+def protect_secrets(engine: Engine, keys: KeyRing, now: int) -> Protection:
+    """Encrypts every TOTP secret still stored in clear and checks that every encrypted one opens with `keys`;
+    KeyFileError naming the accounts whose secret does not (the wrong key file), without changing anything."""
+    with engine.begin() as conn:
+        stored = _stored_secrets(conn)
+        _check_opens(keys, stored)
+        encrypted = [
+            name
+            for user_id, name, value in stored
+            if not is_sealed(value) and _replace_secret(conn, user_id, value, keys.seal(value, name))
+        ]
+        if encrypted:
+            accesslog.record(conn, accesslog.SECRETS_ENCRYPTED, now, "system", None, accounts=len(encrypted))
+    return Protection(encrypted, len(stored))
+
+
+def rotate_key(
+    engine: Engine, keys: KeyRing, now: int, drop_old: bool = False, actor: str | None = None
+) -> tuple[int, int]:
+    """A new current key in the key file, and every secret of the database encrypted again under it (clear ones
+    too); with `drop_old` the older keys are then removed from the file (databases still encrypted under them,
+    such as another network's that shares the file, would no longer open). Returns (new key id, secrets)."""
+    protect_secrets(engine, keys, now)  # every secret opens before anything changes
+    new = keys.rotate()
+    with engine.begin() as conn:
+        stored = _stored_secrets(conn)
+        for user_id, name, value in stored:
+            clear = keys.open(value, name) if is_sealed(value) else value
+            _replace_secret(conn, user_id, value, keys.seal(clear, name))
+        accesslog.record(conn, accesslog.KEY_ROTATED, now, actor, None, key=new, accounts=len(stored))
+    if drop_old:
+        keys.drop_old()
+    return new, len(stored)
+
+
+def _ring(engine: Engine, keys: KeyRing | None) -> KeyRing:
+    return keys if keys is not None else key_ring(engine)
+
+
+def _seal(engine: Engine, keys: KeyRing | None, secret: str, name: str) -> str:
+    try:
+        return _ring(engine, keys).seal(secret, name)
+    except KeyFileError as err:
+        raise AccountError(str(err)) from None
+
+
 def _enrolment(name: str) -> Enrolment:
     secret = pyotp.random_base32()
     return Enrolment(name, secret, pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER))
@@ -130,12 +232,21 @@ def _enrolment(name: str) -> Enrolment:
 
 
 def add_user(
-    engine: Engine, name: str, role: str, password: str, now: int, actor: str | None = None, ip: str | None = None
+    engine: Engine,
+    name: str,
+    role: str,
+    password: str,
+    now: int,
+    actor: str | None = None,
+    ip: str | None = None,
+    keys: KeyRing | None = None,
 ) -> Enrolment:
-    """Creates an account and its second factor (returned, to be shown once); logs who added it."""
+    """Creates an account and its second factor (returned, to be shown once; stored encrypted under `keys`, the
+    default key file if None); logs who added it."""
     name, role = check_name(name), check_role(role)
     check_password(password)
     enrolment = _enrolment(name)
+    sealed = _seal(engine, keys, enrolment.secret, name)
     password_hash = _hasher.hash(password)  # outside the transaction: hashing takes a while
     with engine.begin() as conn:
         if conn.execute(select(tables.users.c.id).where(tables.users.c.name == name)).first():
@@ -145,7 +256,7 @@ def add_user(
                 name=name,
                 role=role,
                 password_hash=password_hash,
-                totp_secret=enrolment.secret,
+                totp_secret=sealed,
                 totp_last_step=0,
                 disabled=False,
                 created_at=now,
@@ -176,16 +287,24 @@ def set_disabled(
         accesslog.record(conn, event, now, actor, ip, account=check_name(name))
 
 
-def reset_mfa(engine: Engine, name: str, now: int, actor: str | None = None, ip: str | None = None) -> Enrolment:
+def reset_mfa(
+    engine: Engine,
+    name: str,
+    now: int,
+    actor: str | None = None,
+    ip: str | None = None,
+    keys: KeyRing | None = None,
+) -> Enrolment:
     """A new TOTP secret for the account (the old one stops working, its sessions end); returned to be shown
-    once."""
+    once, stored encrypted under `keys` (the default key file if None)."""
     enrolment = _enrolment(check_name(name))
+    sealed = _seal(engine, keys, enrolment.secret, enrolment.name)
     with engine.begin() as conn:
         user_id = _account_id(conn, name)
         conn.execute(
             update(tables.users)
             .where(tables.users.c.id == user_id)
-            .values(totp_secret=enrolment.secret, totp_last_step=0, changed_at=now)
+            .values(totp_secret=sealed, totp_last_step=0, changed_at=now)
         )
         conn.execute(tables.sessions.delete().where(tables.sessions.c.user_id == user_id))
         accesslog.record(conn, accesslog.MFA_RESET, now, actor, ip, account=enrolment.name)
@@ -257,10 +376,18 @@ def _retry_after(engine: Engine, name: str, ip: str | None, now: int, limits: Li
 
 
 def authenticate(
-    engine: Engine, name: str, password: str, code: str, ip: str | None, now: int, limits: Limits = Limits()
+    engine: Engine,
+    name: str,
+    password: str,
+    code: str,
+    ip: str | None,
+    now: int,
+    limits: Limits = Limits(),
+    keys: KeyRing | None = None,
 ) -> Account:
     """The account if `password` and the TOTP `code` are right and the account is enabled; otherwise
-    LoginRefused (and the attempt is in the access log, without the password or the code)."""
+    LoginRefused (and the attempt is in the access log, without the password or the code). The stored secret
+    opens with `keys` (the default key file if None)."""
     typed = name.strip().lower()[:64]
     wait = _retry_after(engine, typed, ip, now, limits)
     if wait is not None:
@@ -275,7 +402,14 @@ def authenticate(
         return _refuse(engine, typed, ip, now, "unknown account")
     if not _verify_password(row.password_hash, password):
         return _refuse(engine, typed, ip, now, "wrong password")
-    step = totp_step(row.totp_secret, code, now)
+    if not is_sealed(row.totp_secret):
+        # written in clear behind the server's back (it encrypts every secret at start): not trusted
+        return _refuse(engine, typed, ip, now, "second factor secret stored in clear")
+    try:
+        secret = _ring(engine, keys).open(row.totp_secret, row.name)
+    except KeyFileError:
+        return _refuse(engine, typed, ip, now, "second factor secret does not open with the key file")
+    step = totp_step(secret, code, now)
     if step is None:
         return _refuse(engine, typed, ip, now, "wrong second factor")
     if row.disabled:

@@ -185,6 +185,7 @@ async def login(request: Request) -> Response:
             client_ip(request),
             state.now(),
             state.config.limits,
+            state.totp_keys,
         )
     except accounts.LoginRefused as refused:
         if refused.reason == "throttled":

@@ -27,6 +27,8 @@ class WebConfig:
     limits: login throttling. live_poll: seconds between two looks at the newest payment (server-sent events).
     public_max_age: Cache-Control max-age of the public portal and API. follow: the chain to index, if any.
     shared_dir: the folder the server's worker processes share (``core.shared``; serve makes one, else the app).
+    totp_key_file: the key file of the TOTP secrets (``core.totpkeys``; None: $DEPOSIT_TOKEN_TOTP_KEY_FILE or the
+    default beside the audit databases).
     """
 
     db_url: str
@@ -38,3 +40,4 @@ class WebConfig:
     public_max_age: int = 60
     follow: Follow | None = None
     shared_dir: str | None = None
+    totp_key_file: str | None = None

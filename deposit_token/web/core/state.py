@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.core.sessions import Principal
 from deposit_token.web.core.shared import SharedFolder
+from deposit_token.web.core.totpkeys import KeyRing
 
 if TYPE_CHECKING:
     from deposit_token.web.core.follow import Follower
@@ -41,6 +42,7 @@ class WebState:
     reader: AuditReader
     feed: LiveFeed
     shared: SharedFolder  # what the worker processes share: the follower's status, the verify job
+    totp_keys: KeyRing  # opens the accounts' TOTP secrets (never in the database)
     follower: Follower | None = None  # in this process: the app serves alone (one worker, or tests)
     nav: list[NavItem] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
