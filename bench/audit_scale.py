@@ -26,9 +26,11 @@ not enforced (``cap_left`` is the running remainder, floored at 0): no query rea
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import os
+import pwd
 import random
 import resource
 import sys
@@ -36,7 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,7 @@ from deposit_token.audit.query.export import export_payments
 from deposit_token.audit.query.payments import PaymentFilter
 from deposit_token.domain.categories import Category
 from deposit_token.domain.rules import NO_CAP, pack_hours
+from deposit_token.processes import free_port
 
 KST = timezone(timedelta(hours=9))
 YEAR = 2030
@@ -137,8 +140,11 @@ class Writer:
         self.pending = 0
 
 
+_HASHES = random.Random()  # transaction hashes and evidence: seeded with the year (generate), apart from its draws
+
+
 def _tx() -> str:
-    return "0x" + os.urandom(32).hex()
+    return "0x" + _HASHES.randbytes(32).hex()
 
 
 def _moment(rng: random.Random, program: int, day: date, kr: holidays.HolidayBase) -> int | None:
@@ -162,11 +168,12 @@ def _moment(rng: random.Random, program: int, day: date, kr: holidays.HolidayBas
 
 
 def generate(
-    engine: Engine, payments: int, spenders: int, vendors: int, log: Callable[[str], None] = print
+    engine: Engine, payments: int, spenders: int, vendors: int, log: Callable[[str], None] = print, seed: int = SEED
 ) -> dict[str, Any]:
     """Writes the year into `engine`'s migrated, empty database; returns counts and seconds."""
     started = time.monotonic()
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
+    _HASHES.seed(seed + 1)  # same seed, same data (hashes included), and the draws are those of the seed alone
     kr = holidays.country_holidays("KR", years=[YEAR])
     store.bind_to_chain(engine, CHAIN_ID, TOKEN, 0, "bench-audit-scale")
     w = Writer(engine)
@@ -274,7 +281,7 @@ def generate(
             who, program = officials[o][0], officials[o][1]
             spent_key = (o, int(category))
             spent[spent_key] += amount
-            evidence = "0x" + os.urandom(32).hex() if amount >= THRESHOLD or rng.random() < 0.1 else ZERO32
+            evidence = _tx() if amount >= THRESHOLD or rng.random() < 0.1 else ZERO32
             b, li = position(when)
             txh = _tx()
             w.add("transfers", (b, li, txh, when, who, vendor, amount))
@@ -472,44 +479,141 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
+GENERATED = "generated.json"  # in --data-dir: what the kept database holds, written once its year is complete
+
+
+class KeptServer:
+    """A PostgreSQL server whose data stays in `folder` (``--data-dir``): initdb the first time, started again on
+    later runs, stopped cleanly (``fast``: the data is kept) at the end. The throwaway server's helpers
+    (``pgserver``) run it; its watchdog is not used, since that deletes the folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder.resolve()
+        self.bindir = pgserver.find_bindir()
+        self.port = 0
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # initdb and the server run as postgres (pgserver._as_server_user)
+            entry = pwd.getpwnam(pgserver.SUPERUSER)
+            os.chown(self.folder, entry.pw_uid, entry.pw_gid)
+        if (self.folder / "data" / "postmaster.pid").exists():
+            raise SystemExit(f"{self.folder} is in use by a running server (data/postmaster.pid): stop it first")
+        if not (self.folder / "data" / "PG_VERSION").exists():
+            pgserver._initdb(self.bindir, self.folder)
+        self.port = free_port()
+        pgserver._start(self.bindir, self.folder, self.port)
+
+    def stop(self) -> None:
+        pgserver._run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop"],
+            self.folder,
+            "stop",
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{pgserver.SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+
+def _kept_year(folder: Path | None, wanted: dict[str, int]) -> dict[str, Any] | None:
+    """What a kept database generated earlier (same parameters), or None (nothing complete kept: generate)."""
+    if folder is None or not (folder / GENERATED).is_file():
+        return None
+    kept: dict[str, Any] = json.loads((folder / GENERATED).read_text())
+    if kept["parameters"] != wanted:
+        raise SystemExit(
+            f"{folder} holds a year generated with {kept['parameters']}, not {wanted}: "
+            "give the same parameters or another --data-dir"
+        )
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.audit_scale", description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=10_000_000, help="payments in the year (default 10,000,000)")
     parser.add_argument("--spenders", type=int, default=100_000, help="officials (default 100,000)")
     parser.add_argument("--vendors", type=int, default=20_000, help="vendors (default 20,000)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"the year's random seed (default {SEED})")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds before a question is stopped (default 300)"
     )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the server's data in DIR: a later run with the same parameters reuses it (migrated to the "
+        "current schema, derived tables refreshed) instead of generating the year again",
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="generate (or reuse) and derive, then stop: no questions timed"
+    )
+    parser.add_argument("--results-dir", type=Path, help="write audit_scale.json here (default bench/results/)")
     args = parser.parse_args(argv)
     if args.payments < 1_000 or args.spenders < 10 or args.vendors < 10:
         parser.error("give at least 1,000 payments, 10 spenders and 10 vendors")
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        parser.error(f"--data-dir {args.data_dir} is not a folder")
+    wanted = {"payments": args.payments, "spenders": args.spenders, "vendors": args.vendors, "seed": args.seed}
     started, load_before = time.monotonic(), os.getloadavg()[0]
-    server = pgserver.start_server()
+    kept = _kept_year(args.data_dir, wanted)
+    kept_server = KeptServer(args.data_dir) if args.data_dir is not None else None
+    server = None
+    if kept_server is not None:
+        kept_server.start()
+        server_url = kept_server.url()
+    else:
+        server = pgserver.start_server()
+        server_url = server.url()
     try:
-        url = pgserver.create_database(server.url(), "audit_scale")
-        apply_settings(url)
-        engine = store.open_database(url)
-        gen = generate(engine, args.payments, args.spenders, args.vendors)
+        if kept is None:
+            url = pgserver.create_database(server_url, "audit_scale")
+            apply_settings(url)
+            engine = store.open_database(url)
+            gen = generate(engine, args.payments, args.spenders, args.vendors, seed=args.seed)
+            if args.data_dir is not None:
+                kept = {
+                    "parameters": wanted,
+                    "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    **gen,
+                }
+                (args.data_dir / GENERATED).write_text(json.dumps(kept, indent=2) + "\n")
+        else:
+            url = pgserver.with_database(server_url, "audit_scale")
+            apply_settings(url)
+            upgraded = time.monotonic()
+            engine = store.open_database(url)  # a database kept by an older version: migrated forward here
+            gen = {**kept, "upgrade_s": round(time.monotonic() - upgraded, 1)}
+            print(f"reusing the year generated {kept['generated_at']} in {args.data_dir}")
         with engine.connect() as conn:
             size = int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
             payment_bytes = int(conn.execute(text(PAYMENT_BYTES)).scalar_one())
         # the derived tables (flag queue, monthly cells) that the indexer's server keeps current after each
-        # commit: built here in one go, timed apart (the questions read them when current)
+        # commit: built here in one go, timed apart (the questions read them when current); on a kept database
+        # only what is missing (a build cut short, a table added by a later migration)
         derived = time.monotonic()
         derive.refresh(engine)
         derive_s = round(time.monotonic() - derived, 1)
+        if kept is not None and kept.get("derive_s") is None:
+            kept["derive_s"] = derive_s
+            (args.data_dir / GENERATED).write_text(json.dumps(kept, indent=2) + "\n")
         engine.dispose()
+        if args.build_only:
+            print(f"built: {gen['payments']:,} payments, derive {derive_s} s, {size / 1e9:.2f} GB")
+            return 0
         times = measure(url, args.timeout)
         with engine.connect() as conn:
             explained = plans(conn)
         engine.dispose()
     finally:
-        pgserver.stop_server(server)
+        if kept_server is not None:
+            kept_server.stop()
+        elif server is not None:
+            pgserver.stop_server(server)
     figures: dict[str, Any] = {
         "payments": gen["payments"],
         "generate_s": gen["write_s"],
         "vacuum_analyze_s": gen["vacuum_analyze_s"],
         "derive_s": derive_s,
+        **({"upgrade_s": gen["upgrade_s"]} if "upgrade_s" in gen else {}),
         "db_size_gb": round(size / 1e9, 2),
         "payments_gb": round(payment_bytes / 1e9, 2),
         **times,
@@ -549,9 +653,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "vendors": args.vendors,
         "programs": len(PROGRAMS),
         "month": MONTH,
-        "server": "throwaway PostgreSQL (audit.db.pgserver), " + ", ".join(SETTINGS),
+        "server": ("kept" if args.data_dir else "throwaway")
+        + " PostgreSQL (audit.db.pgserver), "
+        + ", ".join(SETTINGS),
+        "seed": args.seed,
+        "data": {
+            "reused": "upgrade_s" in gen,
+            "data_dir": str(args.data_dir) if args.data_dir else None,
+            "generated_at": kept["generated_at"] if kept else None,
+            "generate_s": kept["write_s"] if kept else None,
+        },
     }
-    report("audit_scale", rows, figures, targets, meta, title=f"Audit database at {gen['payments']:,} payments")
+    report(
+        "audit_scale",
+        rows,
+        figures,
+        targets,
+        meta,
+        title=f"Audit database at {gen['payments']:,} payments",
+        results_dir=args.results_dir,
+    )
     return 0
 
 
