@@ -264,6 +264,63 @@ def test_index_loads_every_event_once(audited, dbs):
     assert_verified(audited, engine)
 
 
+def secondary_indexes(engine) -> set[str]:
+    with engine.connect() as conn:
+        return {
+            name
+            for (name,) in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = 'payments'"
+            )
+        }
+
+
+def test_a_fresh_backfill_builds_its_indexes_once_caught_up(audited, sqlite_dbs, tmp_path):
+    reference = sqlite_dbs.engine()
+    full_index(audited, reference, defer_indexes=False)
+    wanted = secondary_indexes(reference)
+    assert wanted  # the migrations index payments by payer, vendor, period
+
+    url = sqlite_dbs.url()
+    engine = sqlite_dbs.engine(url)
+    during: list[set[str]] = []
+    indexer = Indexer(
+        RpcClient(audited.rpc_url),
+        engine,
+        audited.config(initial_range=3, max_range=3),
+        on_commit=lambda _commit: during.append(secondary_indexes(engine)),
+    )
+    indexer.run()
+    assert during and all(not found for found in during)  # none while it backfilled
+    assert secondary_indexes(engine) == wanted and dump(engine) == dump(reference)
+    with engine.connect() as conn:
+        assert store.DEFERRED_INDEXES_KEY not in {k for (k,) in conn.exec_driver_sql("SELECT key FROM index_meta")}
+
+    # a backfill stopped before catching up keeps them deferred; the next run builds them
+    url2 = sqlite_dbs.url()
+    stopped = sqlite_dbs.engine(url2)
+    stop = threading.Event()
+    Indexer(
+        RpcClient(audited.rpc_url),
+        stopped,
+        audited.config(initial_range=3, max_range=3),
+        on_commit=lambda _commit: stop.set(),
+    ).run(stop=stop)
+    assert not secondary_indexes(stopped)
+    assert store.open_database(url2).dispose() is None and not secondary_indexes(stopped)  # at head: no rebuild
+    full_index(audited, stopped)
+    assert secondary_indexes(stopped) == wanted and dump(stopped) == dump(reference)
+
+    # a reset builds them before it empties index_meta (where their definitions wait)
+    url3 = sqlite_dbs.url()
+    reset = sqlite_dbs.engine(url3)
+    stop3 = threading.Event()
+    Indexer(RpcClient(audited.rpc_url), reset, audited.config(initial_range=3), on_commit=lambda _c: stop3.set()).run(
+        stop=stop3
+    )
+    store.reset(reset)
+    assert secondary_indexes(reset) == wanted
+
+
 def test_sqlite_and_postgresql_hold_the_same_rows(audited, tmp_path, pg_url):
     sqlite, postgres = Databases("sqlite", tmp_path), Databases("postgresql", tmp_path, pg_url)
     try:

@@ -88,6 +88,8 @@ class IndexerConfig:
     check_blooms: check each answer against the headers' logsBloom (``bloom``); off only for a chain whose
         headers carry no real bloom (an all-zero logsBloom would make every log look altered).
     bloom_retries: how often a range the blooms contradict is asked for again before giving up.
+    defer_indexes: on a SQLite database still empty, drop the event tables' secondary indexes for the backfill
+        and build them once it has caught up (``store.defer_indexes``: a third faster on a 1M-event backfill).
     safes: Safes whose events are indexed too (the deployment record's); role holders that are contracts are
         found and added by the indexer itself when `find_safes` is on.
     """
@@ -103,6 +105,7 @@ class IndexerConfig:
     poll_interval: float = 0.1
     check_blooms: bool = True
     bloom_retries: int = 3
+    defer_indexes: bool = True
     safes: tuple[str, ...] = ()
     find_safes: bool = True
 
@@ -220,11 +223,21 @@ class Indexer:
         thresholds = gc.get_threshold()
         if thresholds[0] < GC_THRESHOLD:
             gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
+        if self.config.defer_indexes:
+            deferred = store.defer_indexes(self.engine)
+            if deferred:
+                self.log(f"backfill into an empty database: {deferred} indexes are built once it has caught up")
+        restore = True  # indexes deferred now or by an earlier run that stopped before catching up
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="getlogs") as pool:
                 while not stop.is_set():
                     try:
                         caught_up = self._catch_up(pool, stop)
+                        if caught_up and restore:
+                            restored = store.restore_indexes(self.engine)
+                            if restored:
+                                self.log(f"caught up: {restored} deferred indexes built")
+                            restore = False
                     except RpcConnectionError as err:
                         if not follow:
                             raise
