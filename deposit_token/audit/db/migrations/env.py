@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from deposit_token.audit.db.autogenerate import include_object
 from deposit_token.audit.db.schema import metadata
 
 config = context.config
@@ -22,6 +23,8 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place: batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # the monthly partitions and the tables other layers describe are not proposed for dropping
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
