@@ -345,7 +345,7 @@ def totp_step(secret: str, code: str, now: int) -> int | None:
     totp = pyotp.TOTP(secret)
     current = now // TOTP_STEP
     for step in (current - 1, current, current + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
+        if step >= 0 and hmac.compare_digest(totp.generate_otp(step), code):
             return step
     return None
 
