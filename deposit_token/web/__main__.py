@@ -27,6 +27,13 @@ from deposit_token.web.server import ListenError, default_workers, serve, worker
 @click.option("--start-block", type=click.IntRange(0), default=None, help="Block the token was deployed in.")
 @click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True, help="Blocks below the head.")
 @workers_option
+@click.option(
+    "--totp-key-file",
+    default=None,
+    metavar="PATH",
+    help="Key file of the accounts' TOTP secrets (default: $DEPOSIT_TOKEN_TOTP_KEY_FILE, else console-totp.key "
+    "beside the default audit databases; created, mode 0600, on first use).",
+)
 def main(
     db_url: str,
     host: str,
@@ -37,6 +44,7 @@ def main(
     start_block: int | None,
     confirmations: int,
     workers: int | None,
+    totp_key_file: str | None,
 ) -> None:
     """Serve the auditors' console and the public portal over an audit database."""
     follow_options = (rpc_url, token, start_block)
@@ -49,7 +57,7 @@ def main(
             if rpc_url is not None and token is not None and start_block is not None
             else None
         )
-        config = WebConfig(url, secure_cookies=secure_cookies, follow=follow)
+        config = WebConfig(url, secure_cookies=secure_cookies, follow=follow, totp_key_file=totp_key_file)
         serve(config, host, port, workers=workers or default_workers())
     except (WebError, ListenError, store.DatabaseError) as err:
         raise click.ClickException(str(err)) from None
