@@ -43,7 +43,7 @@ import coincurve
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
-from sha3 import keccak_256
+from sha3 import keccak_256 as _keccak_256
 
 from deposit_token.chain import abi
 from deposit_token.chain.reverts import describe_revert
@@ -56,6 +56,7 @@ DEFAULT_RECEIPT_TIMEOUT = 120.0
 SWEEP_INTERVAL = 10.0  # seconds between receipt sweeps of what the block scans have not found (see the docstring)
 CONFIRM_MODES = ("auto", "traces", "blocks", "receipts")
 _FILLER_GAS = 21_000
+_FIRST_BATCH = 16  # transactions in the first JSON-RPC batch; the next ones double up to the batch size
 _BLOCKS_PER_REQUEST = 16  # eth_getBlockReceipts per batch: keeps an answer of busy blocks under geth's 25 MB
 # How nodes and gateways say that they do not serve a method (geth: "the method x does not exist/is not
 # available"; the gateway: "method x is not available through the gateway"; others: "method not found").
@@ -165,12 +166,6 @@ class LocalSigner:
         return self
 
 
-def _keccak(data: bytes) -> bytes:
-    """keccak256 by pysha3 (C, about 3 us; see `sign_legacy`)."""
-    digest: bytes = keccak_256(data).digest()
-    return digest
-
-
 def _rlp_int(value: int) -> bytes:
     """RLP of an integer: its minimal big-endian bytes as a string item (0 is the empty string)."""
     if 0 < value < 0x80:
@@ -198,32 +193,53 @@ def _rlp_wrap(body: bytes) -> bytes:
     return bytes((0xF7 + len(length),)) + length + body
 
 
-def sign_legacy(
-    signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to: str | None, value: int, data: bytes, chain_id: int
-) -> tuple[bytes, bytes]:
-    """(raw signed transaction, its hash) for an EIP-155 legacy transaction.
+class LegacyEncoder:
+    """Signs EIP-155 legacy transactions that share a gas price and a chain id (one submission's).
 
     Hand-written RLP and pysha3's keccak: this is the submission's per-transaction CPU cost, and on a 2-core
     machine it competes with the node's ingestion. pyrlp's generic encoder and eth_utils' keccak (through
-    eth_hash and pycryptodome, about 15 us a call) made up half of it; libsecp256k1's signature (about 55 us) is
-    the rest. tests/chain/test_submit.py checks the bytes against eth_account's."""
-    head = (
-        _rlp_int(nonce)
-        + _rlp_int(gas_price)
-        + _rlp_int(gas)
-        + _rlp_bytes(bytes.fromhex(to[2:]) if to else b"")
-        + _rlp_int(value)
-        + _rlp_bytes(data)
-    )
-    signature = signer.sign_hash(_keccak(_rlp_wrap(head + _rlp_int(chain_id) + b"\x80\x80")))
-    # r and s as RLP integers: their 32 bytes without leading zeros
-    raw = _rlp_wrap(
-        head
-        + _rlp_int(signature[64] + 35 + 2 * chain_id)
-        + _rlp_bytes(signature[:32].lstrip(b"\0"))
-        + _rlp_bytes(signature[32:64].lstrip(b"\0"))
-    )
-    return raw, _keccak(raw)
+    eth_hash and pycryptodome, about 15 us a call) made up half of it; libsecp256k1's signature (about 30 us)
+    is most of what is left. The fields that repeat from one transaction to the next (gas price, gas, recipient,
+    value; the chain id and the two possible v values) are encoded once, not per transaction: a submission pays
+    thousands of times the same contract with the same gas. tests/chain/test_submit.py checks the bytes against
+    eth_account's."""
+
+    __slots__ = ("_fields", "_price", "_suffix", "_v")
+
+    def __init__(self, gas_price: int, chain_id: int) -> None:
+        self._price = _rlp_int(gas_price)
+        self._suffix = _rlp_int(chain_id) + b"\x80\x80"  # EIP-155: chain id, 0, 0 in place of v, r, s
+        self._v = (_rlp_int(35 + 2 * chain_id), _rlp_int(36 + 2 * chain_id))
+        self._fields: dict[tuple[int, str | None, int], tuple[bytes, bytes]] = {}
+
+    def sign(
+        self, signer: LocalSigner, nonce: int, gas: int, to: str | None, value: int, data: bytes
+    ) -> tuple[bytes, bytes]:
+        """(raw signed transaction, its hash)."""
+        key = (gas, to, value)
+        fields = self._fields.get(key)
+        if fields is None:
+            # gas price, gas, to / value: the items between the nonce and the data
+            fields = (self._price + _rlp_int(gas) + _rlp_bytes(bytes.fromhex(to[2:]) if to else b""), _rlp_int(value))
+            if len(self._fields) < 4096:  # one submission rarely has more than a handful of distinct ones
+                self._fields[key] = fields
+        head = _rlp_int(nonce) + fields[0] + fields[1] + _rlp_bytes(data)
+        signature = signer.sign_hash(_keccak_256(_rlp_wrap(head + self._suffix)).digest())
+        # r and s as RLP integers: their 32 bytes without leading zeros
+        raw = _rlp_wrap(
+            head
+            + self._v[signature[64]]
+            + _rlp_bytes(signature[:32].lstrip(b"\0"))
+            + _rlp_bytes(signature[32:64].lstrip(b"\0"))
+        )
+        return raw, _keccak_256(raw).digest()
+
+
+def sign_legacy(
+    signer: LocalSigner, *, nonce: int, gas_price: int, gas: int, to: str | None, value: int, data: bytes, chain_id: int
+) -> tuple[bytes, bytes]:
+    """(raw signed transaction, its hash) for one EIP-155 legacy transaction (see `LegacyEncoder`)."""
+    return LegacyEncoder(gas_price, chain_id).sign(signer, nonce, gas, to, value, data)
 
 
 # --------------------------------------------------------------------------------------------------- calldata
@@ -308,7 +324,7 @@ class TxOutcome:
     contract_address: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sent:
     index: int
     nonce: int
@@ -455,28 +471,25 @@ class Submitter:
         outcomes: list[TxOutcome | None],
         progress: Progress | None,
     ) -> list[_Sent]:
-        """Signs batch k+1 while the node ingests batch k; refused transactions get their outcome here."""
+        """Signs batch k+1 while the node ingests batch k; refused transactions get their outcome here.
+
+        The batches start small and double up to `batch_size` (`_FIRST_BATCH`): the node idles until the first
+        batch is signed, and a full first batch kept it waiting about 40 ms (500 signatures) for nothing."""
         chain_id = self.chain_id
         assert chain_id is not None
+        encoder = LegacyEncoder(gas_price, chain_id)
         sent: list[_Sent] = []
         holes: list[tuple[LocalSigner, int]] = []  # (sender, nonce) the node refused while later nonces were sent
 
-        def sign_batch(start: int) -> list[tuple[_Sent, str]]:
+        def sign_batch(start: int, size: int) -> list[tuple[_Sent, str]]:
             batch = []
-            for index in range(start, min(start + self.batch_size, len(requests))):
+            sign = encoder.sign
+            for index in range(start, min(start + size, len(requests))):
                 r = requests[index]
-                nonce = nonces[r.signer.address]
-                nonces[r.signer.address] = nonce + 1
-                raw, tx_hash = sign_legacy(
-                    r.signer,
-                    nonce=nonce,
-                    gas_price=gas_price,
-                    gas=r.gas,
-                    to=r.to,
-                    value=r.value,
-                    data=r.data,
-                    chain_id=chain_id,
-                )
+                signer = r.signer
+                nonce = nonces[signer.address]
+                nonces[signer.address] = nonce + 1
+                raw, tx_hash = sign(signer, nonce, r.gas, r.to, r.value, r.data)
                 batch.append((_Sent(index, nonce, "0x" + tx_hash.hex()), "0x" + raw.hex()))
             return batch
 
@@ -484,11 +497,13 @@ class Submitter:
             return self.rpc.batch_results([("eth_sendRawTransaction", [raw]) for _, raw in batch], chunk=None)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="submit") as pool:
-            batch = sign_batch(0)
+            size = min(_FIRST_BATCH, self.batch_size)
+            batch = sign_batch(0, size)
             start = len(batch)
             future = pool.submit(post, batch)
             while batch:
-                following = sign_batch(start) if start < len(requests) else []
+                size = min(2 * size, self.batch_size)
+                following = sign_batch(start, size) if start < len(requests) else []
                 start += len(following)
                 results = future.result()
                 if following:  # the node gets the next batch before this one's answers are read

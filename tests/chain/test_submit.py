@@ -146,8 +146,9 @@ def test_encode_call_matches_ape(system, abi):
 # --- submitting ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("confirm", ["receipts", "traces"])
-def test_payments_from_several_spenders_land_with_consecutive_nonces(system, chain, abi, confirm):
+# batch_size 500: the first batch is the submitter's small opening one (16), the rest follows in a second
+@pytest.mark.parametrize(("confirm", "batch_size"), [("receipts", 7), ("traces", 7), ("traces", 500)])
+def test_payments_from_several_spenders_land_with_consecutive_nonces(system, chain, abi, confirm, batch_size):
     p = system.people
     signers = [LocalSigner.from_account(s) for s in p.spenders]
     start = {s.address: node_nonce(chain, s.address) for s in signers}
@@ -155,7 +156,7 @@ def test_payments_from_several_spenders_land_with_consecutive_nonces(system, cha
     before = {v.address: system.token.balanceOf(v) for v in vendors}
     requests = [pay(abi, system, signers[i % len(signers)], vendors[i % 2], 1_000 + i) for i in range(30)]
     seen = []
-    with Submitter(chain.provider.uri, chain.chain_id, batch_size=7, confirm=confirm) as submitter:
+    with Submitter(chain.provider.uri, chain.chain_id, batch_size=batch_size, confirm=confirm) as submitter:
         outcomes = submitter.submit(requests, progress=lambda phase, done, total: seen.append((phase, done, total)))
 
     assert [o.request for o in outcomes] == requests
@@ -170,6 +171,8 @@ def test_payments_from_several_spenders_land_with_consecutive_nonces(system, cha
         paid = sum(1_000 + i for i in range(30) if vendors[i % 2] is v)
         assert system.token.balanceOf(v) == before[v.address] + paid
     assert ("sent", 30, 30) in seen and seen[-1] == ("mined", 30, 30)
+    sent = [done for phase, done, _ in seen if phase == "sent"]
+    assert sent == ([7, 14, 21, 28, 30] if batch_size == 7 else [16, 30])  # batches: full ones, or 16 then the rest
     if confirm == "receipts":
         assert all(o.gas_used and o.gas_used < PAY_GAS for o in outcomes)
 
