@@ -217,6 +217,7 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
     recompute_months |= _late_first_enrolments(conn, done, target)
     groups, flags = _recompute_flags(conn, new_groups | dirty, target, settings, programs)
     _recompute_cells(conn, recompute_months, target, departments)
+    _add_payer_cells(conn, dirty, in_range, target)
     # new payments of months recomputed above are already in their cells
     new_months = {(program, period) for _, program, period in new_groups} - recompute_months
     if new_months:
@@ -395,6 +396,27 @@ def _recompute_flags(
         written += len(rows)
     _upsert_add(conn, casework.flag_totals, ("rule",), {(rule,): sums for rule, sums in totals.items()}, ("flags",))
     return recomputed, written
+
+
+def _add_payer_cells(conn: Connection, dirty: set[Group], in_range: Any, target: int) -> None:
+    """``payer_cells``: the dirty groups' rows deleted and taken again from the payments (a rollback may have
+    removed a payer's only payment to a vendor), then the new payments' rows added where missing. In SQL, one
+    INSERT ... SELECT DISTINCT per chunk: a first build adds millions of rows."""
+    p, c = schema.payments, casework.payer_cells
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    names = ["period", "program_id", "payer", "category", "vendor"]
+
+    def add(where: Any) -> None:
+        rows = select(*(p.c[n] for n in names)).where(where).distinct()
+        conn.execute(dialect.insert(c).from_select(names, rows).on_conflict_do_nothing())
+
+    def of(table: Any, groups: Sequence[Group]) -> Any:
+        return or_(*(and_(table.c.payer == a, table.c.program_id == b, table.c.period == m) for a, b, m in groups))
+
+    for chunk in _chunks(sorted(dirty), 500):
+        conn.execute(delete(c).where(of(c, chunk)))
+        add(and_(p.c.block_number <= target, of(p, chunk)))
+    add(in_range)
 
 
 def _months_clause(table: Any, months: set[tuple[int, int]]) -> Any:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import inspect, select
 from support.audit_rows import BACKENDS, backend_engine, hex32, kst
 from support.console_rows import Book
 
 from deposit_token.audit import derive
-from deposit_token.audit.db import casework, store
+from deposit_token.audit.db import casework, schema, store
 from deposit_token.audit.query.common import Filters, snapshot
 from deposit_token.audit.query.flags import FlagSettings, derived_flags, derived_is_current, find_flags, flags_of
 from deposit_token.audit.query.overview import flows as cell_flows
@@ -77,6 +78,23 @@ def stored_cells(engine) -> dict:
         }
 
 
+PAYER_CELL = ("period", "program_id", "payer", "category", "vendor")
+
+
+def expected_payer_cells(engine) -> set:
+    p = schema.payments
+    with engine.connect() as conn:
+        return set(conn.execute(select(*(p.c[n] for n in PAYER_CELL)).distinct()).tuples())
+
+
+def stored_payer_cells(engine) -> set:
+    c = casework.payer_cells
+    with engine.connect() as conn:
+        rows = list(conn.execute(select(*(c.c[n] for n in PAYER_CELL))).tuples())
+    assert len(rows) == len(set(rows))
+    return set(rows)
+
+
 def assert_derived_current(engine) -> None:
     expected = expected_flags(engine)
     assert stored_flags(engine) == expected
@@ -84,6 +102,7 @@ def assert_derived_current(engine) -> None:
         totals = {r.rule: r.flags for r in conn.execute(select(casework.flag_totals)) if r.flags}
     assert totals == {rule: sum(1 for _, _, r in expected if r == rule) for rule in {r for _, _, r in expected}}
     assert stored_cells(engine) == expected_cells(engine)
+    assert stored_payer_cells(engine) == expected_payer_cells(engine)
     with snapshot(engine) as conn:
         for filters in (Filters(), Filters(programs=(BP,)), Filters(since=203002, until=203003)):
             assert cell_flows(conn, filters) == flows(conn, filters)
@@ -305,3 +324,22 @@ def test_flags_are_computed_when_the_queue_is_not_current(book, engine):
     derive.refresh(engine)
     with snapshot(engine) as conn:
         assert derived_is_current(conn, FlagSettings()) and derived_flags(conn) == computed
+
+
+def test_migration_0007_fills_the_payer_cells_of_a_current_database_and_goes_back(book, engine):
+    pay_scenario(book)
+    book.move_checkpoint()
+    derive.refresh(engine)
+    config = store.alembic_config()
+    with engine.begin() as conn:  # a database kept from before the payer cells (the downgrade drops them)
+        config.attributes["connection"] = conn
+        command.stamp(config, "head")  # the fixture's schema is the models' (create_all): the head's
+        command.downgrade(config, "0006")
+    with engine.connect() as conn:
+        assert "payer_cells" not in inspect(conn).get_table_names()
+    store.upgrade(engine, "head")  # filled from the payments the derived tables reflect: current at once
+    assert_derived_current(engine)
+    book.pay(book.enrol("new", BP, "MOEF"), book.vendor("new-shop"), 10_000, kst(2030, 4, 2, 12))
+    book.move_checkpoint()
+    derive.refresh(engine)
+    assert_derived_current(engine)

@@ -15,7 +15,8 @@ Derived tables (rebuilt at will, never edited by hand):
 * ``spend_cells``: payments and amount per (month, program, department at payment time, category): the
   overview's and the public portal's totals without reading a million payments;
 * ``vendor_cells``: payments and amount per (month, program, vendor, category): top vendors;
-* ``flow_cells``: allocated, returned, clawed back, swept and redeemed per (month, program).
+* ``flow_cells``: allocated, returned, clawed back, swept and redeemed per (month, program);
+* ``payer_cells``: each distinct (month, program, payer, category, vendor): the report's distinct payers.
 
 Dispositions are append-only: there is no update or delete in the library, and both databases refuse one
 (triggers created with the table, here and in migration 0004).
@@ -130,6 +131,20 @@ flow_cells = Table(
 """Money through each program per month (the program's time zone; redemptions in KST under program 0): what
 ``reports.flows`` sums from the allocation, return, claw-back, sweep and redemption events."""
 
+payer_cells = Table(
+    "payer_cells",
+    metadata,
+    Column("period", Integer, primary_key=True, autoincrement=False),
+    Column("program_id", Integer, primary_key=True, autoincrement=False),
+    Column("payer", ADDRESS, primary_key=True),
+    Column("category", Integer, primary_key=True, autoincrement=False),
+    Column("vendor", ADDRESS, primary_key=True),
+)
+"""Who paid whom: each distinct (month, program, payer, category, vendor) of the payments (migration 0007). The
+report's distinct payers per group, which sums cannot give, are counted from these rows instead of every payment;
+a refresh adds a step's new ones (an existing row stays as it is), a rollback's groups are deleted and
+re-inserted."""
+
 DERIVED_TABLES: tuple[Table, ...] = (
     payment_flags,
     flag_totals,
@@ -138,6 +153,7 @@ DERIVED_TABLES: tuple[Table, ...] = (
     spend_cells,
     vendor_cells,
     flow_cells,
+    payer_cells,
 )
 
 # --- the auditors' records -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ paying.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -515,9 +515,10 @@ def _cell_tallies(
     conn: Connection, filters: Filters, dimensions: Iterable[str], where: ColumnElement[bool], departments: Departments
 ) -> dict[str, Tallies]:
     """``dimension_tallies`` of each dimension with payments and amounts from the cells (``vendor_cells`` for
-    vendors, ``spend_cells`` for the others) and the distinct payers counted from the payments (``payer_counts``)."""
+    vendors, ``spend_cells`` for the others) and the distinct payers counted from ``payer_cells`` (``payer_counts``:
+    a row per distinct payer, program, category, vendor and month instead of a row per payment)."""
     dimensions = list(dimensions)
-    payers = payer_counts(conn, dimensions, where, departments)
+    payers = payer_counts(conn, dimensions, where, departments, casework.payer_cells, filters.payment_clause)
     out: dict[str, Tallies] = {}
     for dimension in dimensions:
         cells = casework.vendor_cells if dimension == "vendor" else casework.spend_cells
@@ -535,12 +536,21 @@ def _cell_tallies(
 
 
 def payer_counts(
-    conn: Connection, dimensions: Iterable[str], where: ColumnElement[bool], departments: Departments
+    conn: Connection,
+    dimensions: Iterable[str],
+    where: ColumnElement[bool],
+    departments: Departments,
+    table: Any = schema.payments,
+    clause: Callable[[Any], ColumnElement[bool]] | None = None,
 ) -> dict[str, dict[Any, int]]:
     """Distinct payers per group of each dimension among the payments matching `where`, in one pass: one row per
     payer with the distinct programs, categories, months and vendors paid (a payer counts once in each of their
-    groups; departments as ``department_payments``). One GROUP BY per dimension read the payments five times."""
-    p = schema.payments
+    groups; departments as ``department_payments``). One GROUP BY per dimension read the payments five times.
+    `table`: where the (payer, program, category, vendor, month) rows are read, ``casework.payer_cells`` when
+    current (`clause` makes its WHERE, e.g. ``Filters.payment_clause``); a payer whose department changed is
+    read from the payments (`where`) whatever the table."""
+    p = table
+    source_where = where if clause is None else clause(table)
     dimensions = list(dimensions)
     columns = [d for d in dimensions if d != "department"]
     postgres = conn.dialect.name == "postgresql"
@@ -550,7 +560,7 @@ def payer_counts(
     counts: dict[str, dict[Any, int]] = {d: defaultdict(int) for d in dimensions}
     changed = departments.changed()
     by_department = "department" in dimensions
-    for row in conn.execute(select(p.c.payer, *aggregates).where(where).group_by(p.c.payer)):
+    for row in conn.execute(select(p.c.payer, *aggregates).where(source_where).group_by(p.c.payer)):
         for dimension, values in zip(columns, row[1:], strict=True):
             if not postgres:  # SQLite's group_concat: "a,b,c" (addresses and integers hold no comma)
                 values = values.split(",") if dimension == "vendor" else [int(v) for v in values.split(",")]
@@ -562,7 +572,7 @@ def payer_counts(
     if by_department and changed:
         seen: dict[str, set[str]] = defaultdict(set)
         for department, payer, *_ in department_payments(
-            conn, and_(where, p.c.payer.in_(sorted(changed))), departments
+            conn, and_(where, schema.payments.c.payer.in_(sorted(changed))), departments
         ):
             seen[department].add(payer)
         for department, payers in seen.items():
