@@ -280,23 +280,16 @@ def derived_flags(conn: Connection, filters: Filters = Filters(), rules: Iterabl
             and_(p.c.period == f.c.period, p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index),
         )
         .where(filters.payment_clause(f), filters.payment_clause(p), f.c.rule.in_(wanted))
+        # chain order, then rule order (``_chain_order``), sorted by the database: no key call per flag here
+        .order_by(f.c.block_number, f.c.log_index, case(_RULE_ORDER, value=f.c.rule, else_=len(RULES)))
     )
-    flags = [
-        Flag(
-            r.rule,
-            r.tx_hash,
-            r.block_number,
-            r.log_index,
-            r.local_time,
-            r.program_id,
-            r.payer,
-            r.vendor,
-            int(r.amount),
-            r.detail,
-        )
-        for r in conn.execution_options(yield_per=WINDOW_FETCH).execute(query)
+    # plain tuples unpacked into Flags (no Row attribute lookups, no Python sort): a month at 10,000,000 payments
+    # has 115,000 flags
+    rows = conn.execution_options(yield_per=WINDOW_FETCH).execute(query).tuples()
+    return [
+        Flag(ru, tx, b, li, lt, pid, payer, vendor, amount, detail)
+        for ru, tx, b, li, lt, pid, payer, vendor, amount, detail in rows
     ]
-    return sorted(flags, key=_chain_order)
 
 
 def flags_of(
