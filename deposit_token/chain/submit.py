@@ -5,14 +5,16 @@ round trips and on Python-side transaction building: about 140 payments/s agains
 treasury's disbursal and the pilot demo send thousands, so this module does the minimum per transaction:
 
 * keys are held in memory by `LocalSigner` and transactions are signed with coincurve (libsecp256k1), RLP
-  encoded by hand and hashed with pysha3's keccak (`sign_legacy`); the signed bytes are identical to
-  eth_account's (RFC 6979 nonces, low-s), which `tests/chain/test_submit.py` checks;
+  encoded by hand (the fields a submission repeats encoded once) and hashed with pysha3's keccak
+  (`LegacyEncoder`, `sign_legacy`); the signed bytes are identical to eth_account's (RFC 6979 nonces, low-s),
+  which `tests/chain/test_submit.py` checks;
 * nonces are managed locally: one batched ``eth_getTransactionCount(sender, "pending")`` per distinct sender
   at the start of each `Submitter.submit` (why not later: `Submitter._prepare`), then counted up;
 * transactions are EIP-155 legacy transactions with one gas price for the whole submission (explicit, or the
   node's ``eth_gasPrice``): zero on the pilot network, above the base fee on ape-foundry's test Anvil;
 * they are sent as JSON-RPC batches (a JSON array) over one persistent HTTP connection, encoded and decoded
-  with orjson; the next batch is signed while the node ingests the previous one;
+  with orjson; the next batch is signed while the node ingests the previous one, and the first batches are
+  small (16, then doubling up to the batch size) so that the node is not kept waiting for 500 signatures;
 * each time the head block advances, the new blocks are checked for the sent transactions, by the cheapest
   means the node serves: their call traces (``trace_block``, one call per block: Anvil, Erigon, Besu,
   Nethermind; why: `Submitter._confirm_blocks`), else the block's receipts (``eth_getBlockReceipts``, one call
