@@ -29,6 +29,7 @@ from deposit_token.audit.query.payments import (
     PaymentFilter,
     PaymentRow,
     _rows,
+    among,
     payment_clause,
 )
 from deposit_token.domain import display
@@ -112,7 +113,7 @@ def latest_dispositions(conn: Connection, flags: Sequence[FlagId]) -> dict[FlagI
     blocks = sorted({block for block, _, _ in flags})
     history: dict[FlagId, list[Any]] = {}
     for i in range(0, len(blocks), 1_000):
-        for r in conn.execute(select(d).where(d.c.block_number.in_(blocks[i : i + 1_000])).order_by(d.c.id)):
+        for r in conn.execute(select(d).where(among(conn, d.c.block_number, blocks[i : i + 1_000])).order_by(d.c.id)):
             key = (r.block_number, r.log_index, r.rule)
             if key in wanted:
                 history.setdefault(key, []).append(r)
@@ -244,6 +245,12 @@ def status_clause(status: str, f: Any = casework.payment_flags) -> ColumnElement
     return exists(select(1).select_from(d).where(_same_flag(d, f), d.c.disposition == status, d.c.id == newest))
 
 
+def _flag_payment(f: Any, p: Any) -> ColumnElement[bool]:
+    """A flag's payment: by its position, and in the flag's period, so that PostgreSQL reads the payment from
+    that month's partition only instead of probing every month's."""
+    return and_(p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index, p.c.period == f.c.period)
+
+
 def _flag_cmp(f: Any, flag: FlagId, below: bool) -> ColumnElement[bool]:
     block, log, rule = flag
     if below:
@@ -291,7 +298,7 @@ def flag_queue(
         f.c.detail,
         f.c.local_time,
         *(column for column in p.c if column.name not in ("block_number", "log_index")),
-    ).select_from(f.join(p, and_(p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index)))
+    ).select_from(f.join(p, _flag_payment(f, p)))
     if before is not None:
         raw = list(
             conn.execute(
@@ -302,7 +309,7 @@ def flag_queue(
         )
         more_newer = len(raw) > limit
         raw = raw[:limit][::-1]
-        rows = _flag_rows(conn, raw, found)
+        rows = _flag_rows(conn, raw, found, filt.status)
         return FlagPage(rows, rows[-1].key if rows else before, rows[0].key if rows and more_newer else None, filt)
     if after is not None:
         where = and_(where, _flag_cmp(f, parse_flag_key(after), below=True))
@@ -312,7 +319,7 @@ def flag_queue(
         )
     )
     more_older = len(raw) > limit
-    rows = _flag_rows(conn, raw[:limit], found)
+    rows = _flag_rows(conn, raw[:limit], found, filt.status)
     return FlagPage(
         rows,
         rows[-1].key if rows and more_older else None,
@@ -332,26 +339,51 @@ def iter_flags(conn: Connection, filt: FlagFilter = FlagFilter(), batch: int = M
         after = page.next_cursor
 
 
-def _flag_rows(conn: Connection, raw: Sequence[Any], found: Any) -> list[FlagRow]:
+def _flag_rows(conn: Connection, raw: Sequence[Any], found: Any, status: str = "any") -> list[FlagRow]:
     payments = {(row.block_number, row.log_index): row for row in _rows(conn, _unique_payments(raw), found)}
     ids = [(r.block_number, r.log_index, r.rule) for r in raw]
-    latest = latest_dispositions(conn, ids)
-    out = []
-    for r, flag in zip(raw, ids):
-        decided = latest.get(flag)
-        out.append(
-            FlagRow(
-                key=flag_key(*flag),
-                rule=r.rule,
-                rule_text=RULES.get(r.rule, r.rule),
-                detail=r.detail,
-                local_time=r.local_time,
-                payment=payments[(r.block_number, r.log_index)],
-                latest=None if decided is None else decided[0],
-                dispositions=0 if decided is None else decided[1],
-            )
+    # an open flag has no disposition: the queue's default view needs no look-up of them
+    latest = {} if status == "open" else latest_dispositions(conn, ids)
+    return [_flag_row(r, flag, payments[(r.block_number, r.log_index)], latest.get(flag)) for r, flag in zip(raw, ids)]
+
+
+def flags_of_payment(
+    conn: Connection, payment: PaymentRow, history: Sequence[Disposition] | None = None
+) -> list[FlagRow]:
+    """Every flag of one payment (every status), in rule order, with its latest disposition: the payment's
+    ``payment_flags`` rows by their primary key (the queue's rows for it, without searching the queue).
+    `history`: the payment's ``disposition_history`` when the caller has it (else read here)."""
+    if history is None:
+        history = disposition_history(conn, payment.block_number, payment.log_index)
+    f = casework.payment_flags
+    raw = list(
+        conn.execute(
+            select(f.c.block_number, f.c.log_index, f.c.rule, f.c.detail, f.c.local_time)
+            .where(f.c.block_number == payment.block_number, f.c.log_index == payment.log_index)
+            .order_by(f.c.rule)
         )
-    return out
+    )
+    ids = [(r.block_number, r.log_index, r.rule) for r in raw]
+    latest: dict[FlagId, tuple[Disposition, int]] = {}
+    for decided in history:  # oldest first: the last one of a flag is its latest
+        flag = (decided.block_number, decided.log_index, decided.rule)
+        latest[flag] = (decided, latest[flag][1] + 1 if flag in latest else 1)
+    rows = [_flag_row(r, flag, payment, latest.get(flag)) for r, flag in zip(raw, ids)]
+    order = {rule: i for i, rule in enumerate(RULES)}
+    return sorted(rows, key=lambda row: order.get(row.rule, len(order)))
+
+
+def _flag_row(r: Any, flag: FlagId, payment: PaymentRow, decided: tuple[Disposition, int] | None) -> FlagRow:
+    return FlagRow(
+        key=flag_key(*flag),
+        rule=r.rule,
+        rule_text=RULES.get(r.rule, r.rule),
+        detail=r.detail,
+        local_time=r.local_time,
+        payment=payment,
+        latest=None if decided is None else decided[0],
+        dispositions=0 if decided is None else decided[1],
+    )
 
 
 def _unique_payments(raw: Sequence[Any]) -> list[Any]:
@@ -391,7 +423,7 @@ def flag_counts(conn: Connection, payments: PaymentFilter | None = None) -> list
         )
     else:
         found = lookups(conn)
-        joined = f.join(p, and_(p.c.block_number == f.c.block_number, p.c.log_index == f.c.log_index))
+        joined = f.join(p, _flag_payment(f, p))
         where = payment_clause(payments, found, p)
         totals = dict(
             (r.rule, int(r.n))

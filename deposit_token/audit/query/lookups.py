@@ -17,12 +17,20 @@ import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 
 from deposit_token.audit.db import schema
 from deposit_token.audit.query.common import Departments, ProgramConfigs, vendor_names
+
+
+@dataclass(frozen=True)
+class RuleRows:
+    configs: dict[int, list[Any]]
+    caps: dict[int, list[Any]]
+    pauses: dict[int, list[Any]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ class Lookups:
     departments: Departments
     vendors: dict[str, tuple[str, int]]  # vendor -> (name, registered category), latest registration
     enrolled: dict[str, int]  # spender -> program of their latest enrolment
+    # a program's rules over time, for ``payments.rules_at``: rows of program_configs, category_caps and
+    # program_pauses per program, in chain order (a handful per program; read with the other tables above)
+    rules: RuleRows = field(default_factory=lambda: RuleRows({}, {}, {}))
 
     def members(self, program_id: int) -> list[str]:
         """Spenders whose latest enrolment is in `program_id`, sorted."""
@@ -44,7 +55,13 @@ class Lookups:
         return None if found is None else found[1]
 
 
-_VERSIONED = (schema.program_configs, schema.enrolments, schema.vendor_registrations)
+_VERSIONED = (
+    schema.program_configs,
+    schema.enrolments,
+    schema.vendor_registrations,
+    schema.category_caps,
+    schema.program_pauses,
+)
 # database -> (version, its lookups, the version_known token last seen with that version, if any)
 _cache: dict[str, tuple[tuple[int, ...], Lookups, Hashable | None]] = {}
 _lock = threading.Lock()
@@ -77,7 +94,19 @@ def load_lookups(conn: Connection) -> Lookups:
         r.spender: r.program_id
         for r in conn.execute(select(e.c.spender, e.c.program_id).order_by(e.c.block_number, e.c.log_index))
     }
-    return Lookups(ProgramConfigs.load(conn), Departments.load(conn), vendor_names(conn), enrolled)
+    return Lookups(ProgramConfigs.load(conn), Departments.load(conn), vendor_names(conn), enrolled, _rule_rows(conn))
+
+
+def _rule_rows(conn: Connection) -> RuleRows:
+    def by_program(table: Any) -> dict[int, list[Any]]:
+        out: dict[int, list[Any]] = {}
+        for r in conn.execute(select(table).order_by(table.c.block_number, table.c.log_index)):
+            out.setdefault(int(r.program_id), []).append(r)
+        return out
+
+    return RuleRows(
+        by_program(schema.program_configs), by_program(schema.category_caps), by_program(schema.program_pauses)
+    )
 
 
 def lookups(conn: Connection) -> Lookups:
@@ -98,3 +127,52 @@ def lookups(conn: Connection) -> Lookups:
     with _lock:
         _cache[key] = (version, loaded, token)
     return loaded
+
+
+# --- which monthly partition holds a block's payments -----------------------------------------------------------
+# On PostgreSQL ``payments`` is partitioned by ``period`` (db/partitions.py): a look-up by (block, log index)
+# alone probes every month's index. Payments are written in chain order, so each period spans a range of blocks
+# (months of programs in different time zones overlap a little at their edges): the periods whose range holds a
+# block are the only partitions to read. The ranges change only when the indexer commits (new payments), so within
+# ``version_known(token)`` they are read once per token (the checkpoint); outside, on every call.
+
+_RANGES = text(
+    """
+    WITH RECURSIVE ps(period) AS (
+        SELECT min(period) FROM payments
+        UNION ALL
+        SELECT (SELECT min(p.period) FROM payments p WHERE p.period > ps.period) FROM ps WHERE ps.period IS NOT NULL
+    )
+    SELECT period,
+           (SELECT min(p.block_number) FROM payments p WHERE p.period = ps.period) AS low,
+           (SELECT max(p.block_number) FROM payments p WHERE p.period = ps.period) AS high
+    FROM ps WHERE period IS NOT NULL
+    """
+)
+_ranges: dict[str, tuple[Hashable, tuple[tuple[int, int, int], ...]]] = {}
+
+
+def period_ranges(conn: Connection) -> tuple[tuple[int, int, int], ...] | None:
+    """(period, lowest block, highest block) of every period with payments, or None where the table is not
+    partitioned (SQLite: a primary-key look-up is one probe already)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    key = conn.engine.url.render_as_string(hide_password=False)
+    token = _known.get()
+    cached = _ranges.get(key)
+    if token is not None and cached is not None and cached[0] == token:
+        return cached[1]
+    found = tuple((int(r.period), int(r.low), int(r.high)) for r in conn.execute(_RANGES))
+    if token is not None:
+        with _lock:
+            _ranges[key] = (token, found)
+    return found
+
+
+def periods_of_block(conn: Connection, block_number: int) -> tuple[int, ...] | None:
+    """The periods whose payments may include `block_number`'s (empty: none does), or None when every period
+    must be read (SQLite)."""
+    ranges = period_ranges(conn)
+    if ranges is None:
+        return None
+    return tuple(period for period, low, high in ranges if low <= block_number <= high)

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Select,
     and_,
+    any_,
+    bindparam,
     exists,
     false,
     func,
@@ -36,6 +39,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.dialects import postgresql
 
 from deposit_token.audit.db import casework, schema
 from deposit_token.audit.query.common import (
@@ -47,7 +51,7 @@ from deposit_token.audit.query.common import (
     parse_period,
 )
 from deposit_token.audit.query.flags import RULES, ZERO_HASH
-from deposit_token.audit.query.lookups import Lookups, lookups
+from deposit_token.audit.query.lookups import Lookups, lookups, periods_of_block
 from deposit_token.domain import display
 from deposit_token.domain.categories import category_name, parse_category
 from deposit_token.domain.inputs import check_address, check_amount
@@ -338,6 +342,16 @@ def _select_rows(where: ColumnElement[bool]) -> Select[Any]:
     return select(*(p.c[name] for name in _LIST_COLUMNS)).where(where)
 
 
+def among(conn: Connection, column: Any, values: Sequence[int]) -> ColumnElement[bool]:
+    """`column` is one of `values` (integers): on PostgreSQL ``= ANY(array)``, one parameter whatever their number,
+    so that a page's statement is compiled and planned once instead of once per length of its IN list."""
+    if conn.dialect.name == "postgresql":
+        found: ColumnElement[bool] = column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(BigInteger)))
+        return found
+    listed: ColumnElement[bool] = column.in_(values)
+    return listed
+
+
 def flags_of(conn: Connection, positions: Sequence[Position]) -> dict[Position, tuple[str, ...]]:
     """The rules raised on each payment (derived table), in ``RULES`` order."""
     if not positions:
@@ -349,7 +363,9 @@ def flags_of(conn: Connection, positions: Sequence[Position]) -> dict[Position, 
     found: dict[Position, list[str]] = defaultdict(list)
     for i in range(0, len(blocks), 1_000):
         for r in conn.execute(
-            select(f.c.block_number, f.c.log_index, f.c.rule).where(f.c.block_number.in_(blocks[i : i + 1_000]))
+            select(f.c.block_number, f.c.log_index, f.c.rule).where(
+                among(conn, f.c.block_number, blocks[i : i + 1_000])
+            )
         ):
             position = (r.block_number, r.log_index)
             if position in wanted:
@@ -687,41 +703,30 @@ def _hours_text(opening: int, closing: int) -> str:
 
 
 def rules_at(conn: Connection, program_id: int, position: Position) -> ProgramRules | None:
-    """The rules of `program_id` in force at `position` (None if the index has no configuration of it)."""
-    t = schema.program_configs
-    config = conn.execute(
-        select(t)
-        .where(t.c.program_id == program_id, _position_below(t, (position[0], position[1] + 1)))
-        .order_by(t.c.block_number.desc(), t.c.log_index.desc())
-        .limit(1)
-    ).first()
-    if config is None:  # an index that started after the program's creation: its earliest configuration
-        config = conn.execute(
-            select(t).where(t.c.program_id == program_id).order_by(t.c.block_number, t.c.log_index).limit(1)
-        ).first()
+    """The rules of `program_id` in force at `position` (None if the index has no configuration of it). From the
+    lookups' rows of the program's configurations, caps and pauses (a handful, read once per index version),
+    not three queries per payment page."""
+    rows = lookups(conn).rules
+    configs = rows.configs.get(program_id, [])
+    upto = (position[0], position[1] + 1)
+    earlier = [c for c in configs if (c.block_number, c.log_index) < upto]
+    # an index that started after the program's creation: its earliest configuration
+    config = earlier[-1] if earlier else (configs[0] if configs else None)
     if config is None:
         return None
-    return _rules(conn, config, position)
+    return _rules(config, position, rows.caps.get(program_id, []), rows.pauses.get(program_id, []))
 
 
-def _rules(conn: Connection, config: Any, position: Position) -> ProgramRules:
-    caps_table, pauses = schema.category_caps, schema.program_pauses
+def _rules(config: Any, position: Position, cap_rows: Sequence[Any], pause_rows: Sequence[Any]) -> ProgramRules:
+    upto = (position[0], position[1] + 1)
     caps: dict[int, int] = {}
-    for r in conn.execute(
-        select(caps_table.c.category, caps_table.c.cap)
-        .where(
-            caps_table.c.program_id == config.program_id,
-            _position_below(caps_table, (position[0], position[1] + 1)),
-        )
-        .order_by(caps_table.c.block_number, caps_table.c.log_index)
-    ):
-        caps[r.category] = int(r.cap)
-    paused = conn.execute(
-        select(pauses.c.paused)
-        .where(pauses.c.program_id == config.program_id, _position_below(pauses, (position[0], position[1] + 1)))
-        .order_by(pauses.c.block_number.desc(), pauses.c.log_index.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    for r in cap_rows:  # chain order: the last cap set before `position` stands
+        if (r.block_number, r.log_index) < upto:
+            caps[r.category] = int(r.cap)
+    paused = None
+    for r in pause_rows:
+        if (r.block_number, r.log_index) < upto:
+            paused = r.paused
     mask = int(config.categories)
     allowed = [c for c in range(64) if (mask >> c) & 1]
     limit, threshold = int(config.per_payment_limit), int(config.evidence_threshold)
@@ -782,7 +787,13 @@ def get_payment(conn: Connection, key: str | Position) -> PaymentDetail | None:
     """One payment in full, or None if there is none at that key."""
     block, log = parse_payment_key(key) if isinstance(key, str) else key
     p = schema.payments
-    r = conn.execute(select(p).where(p.c.block_number == block, p.c.log_index == log)).first()
+    where = and_(p.c.block_number == block, p.c.log_index == log)
+    periods = periods_of_block(conn, block)
+    if periods is not None:  # the monthly partitions that can hold it, not every month's
+        if not periods:
+            return None
+        where = and_(where, p.c.period.in_(periods))
+    r = conn.execute(select(p).where(where)).first()
     if r is None:
         return None
     found = lookups(conn)

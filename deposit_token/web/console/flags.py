@@ -14,7 +14,7 @@ from deposit_token.audit import cases
 from deposit_token.audit.query.flags import RULES
 from deposit_token.web.console import NavItem
 from deposit_token.web.console._filters import flag_filter, flag_pairs, one_month, query
-from deposit_token.web.console._flagtext import flag_text
+from deposit_token.web.console._rows import flag_rows
 from deposit_token.web.core import accesslog
 from deposit_token.web.core.auth import CurrentUser, client_ip, console_router
 from deposit_token.web.core.pages import render
@@ -56,7 +56,7 @@ def flags(request: Request, after: str | None = None, before: str | None = None)
             "next_url": None if page.next_cursor is None else query([*pairs, ("after", page.next_cursor)]),
             "prev_url": None if page.prev_cursor is None else query([*pairs, ("before", page.prev_cursor)]),
             "export_query": query(pairs),
-            "flag_text": flag_text,
+            "flag_rows": flag_rows,
         },
     )
 
