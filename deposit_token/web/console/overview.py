@@ -5,16 +5,25 @@ shown) as tables and a chart, the indexer's position, and the newest payments, s
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from jinja2 import Environment
+from markupsafe import Markup
 
+from deposit_token.audit.query.overview import Overview
 from deposit_token.web.console import NavItem
 from deposit_token.web.core.auth import console_router
 from deposit_token.web.core.follow import read_status
+from deposit_token.web.core.i18n import LANGUAGES, Translator
 from deposit_token.web.core.live import label, latest_payments, parse_position
 from deposit_token.web.core.pages import render, translator
+from deposit_token.web.core.reader import Checkpoint
 from deposit_token.web.core.state import state_of
 
 router = console_router()
@@ -30,6 +39,38 @@ def overview(request: Request) -> Response:
         report = state.reader.overview(conn=conn)
         latest = label(conn, latest_payments(conn, 20), t)
         point = state.reader.point(conn)
+    # the follower may run in another process (--workers): its status comes through the shared folder
+    follower = read_status(state.shared) if state.config.follow else None
+    return render(
+        request,
+        "console/overview.html",
+        {
+            "report_html": _report_html(state.templates, report, t, point),
+            "latest": latest,
+            "checkpoint": point,
+            "follower": follower,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ReportHtml:
+    chart: Markup
+    tables: Markup
+
+
+# (checkpoint, language) -> the report's HTML: the report is the same for every auditor until the checkpoint
+# moves (the reader keeps it per checkpoint), and its tables were most of the page's rendering
+_REPORTS: OrderedDict[tuple[Hashable, str], ReportHtml] = OrderedDict()
+_REPORTS_LOCK = threading.Lock()
+
+
+def _report_html(templates: Environment, report: Overview, t: Translator, point: Checkpoint | None) -> ReportHtml:
+    key = (None if point is None else (point.block_number, point.block_hash), t.lang)
+    with _REPORTS_LOCK:
+        found = _REPORTS.get(key) if point is not None else None
+    if found is not None:
+        return found
     spend = {d: report.spend.get(d, []) for d in DIMENSIONS}
     by_category = spend["category"]
     chart: dict[str, Any] = {
@@ -39,22 +80,24 @@ def overview(request: Request) -> Response:
         "labels": [t.category(row.label) for row in by_category],
         "values": [row.amount for row in by_category],
     }
-    # the follower may run in another process (--workers): its status comes through the shared folder
-    follower = read_status(state.shared) if state.config.follow else None
-    return render(
-        request,
-        "console/overview.html",
+    template = templates.get_template("console/_overview_report.html")
+    context = template.new_context(
         {
+            "t": t,
             "spend": spend,
             "dimensions": DIMENSIONS,
             "flows": report.flows,
             "vendors": report.vendors,
-            "latest": latest,
-            "checkpoint": point,
-            "follower": follower,
             "chart": chart,
-        },
+        }
     )
+    html = ReportHtml(*(Markup("".join(template.blocks[name](context))) for name in ("chart", "tables")))
+    if point is not None:
+        with _REPORTS_LOCK:
+            _REPORTS[key] = html
+            while len(_REPORTS) > 2 * len(LANGUAGES):  # the newest checkpoints' only
+                _REPORTS.popitem(last=False)
+    return html
 
 
 @router.get("/console/live/payments")
