@@ -16,6 +16,7 @@ from support.console_rows import Book
 from deposit_token.audit import derive
 from deposit_token.audit.query.common import snapshot
 from deposit_token.audit.query.export import export_payments
+from deposit_token.audit.query.lookups import period_ranges, version_known
 from deposit_token.audit.query.participants import (
     filter_choices,
     official_spending,
@@ -301,6 +302,23 @@ def test_a_payment_in_full_with_the_rules_in_force_at_its_block(engine, world):
     assert (before.cap, before.cap_override, after.cap) == (2_000_000, False, 1_500_000)
     assert before.rules.configured_block < january["block_number"] < world["update"]["block_number"]
     assert before.vendor_category == RESTAURANT
+
+
+def test_every_payment_is_found_by_its_key_within_the_periods_its_block_can_be_in(engine, world):
+    pays = world["pays"]
+    with snapshot(engine) as conn, version_known(("checkpoint", 1)):  # the ranges read once, then reused
+        for _ in range(2):
+            for pay in pays:
+                found = get_payment(conn, (pay["block_number"], pay["log_index"]))
+                assert found is not None and found.event["period"] == pay["period"]
+        ranges = period_ranges(conn)
+        assert get_payment(conn, (max(p["block_number"] for p in pays) + 1, 0)) is None
+    if engine.dialect.name == "postgresql":
+        assert ranges is not None and {period for period, _, _ in ranges} == {p["period"] for p in pays}
+        for pay in pays:  # each payment's block lies in its period's range
+            assert any(period == pay["period"] and low <= pay["block_number"] <= high for period, low, high in ranges)
+    else:
+        assert ranges is None  # SQLite: one primary-key probe already
 
 
 def test_the_settlement_is_the_vendors_redemption_that_took_the_payment_out_first_in_first_out(engine, world):
