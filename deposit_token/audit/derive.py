@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true, update
+from sqlalchemy import Connection, Engine, and_, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from deposit_token.audit.db import casework, schema, store
@@ -217,7 +217,7 @@ def _step(conn: Connection, settings: FlagSettings, batch: int) -> _Step | None:
     recompute_months |= _late_first_enrolments(conn, done, target)
     groups, flags = _recompute_flags(conn, new_groups | dirty, target, settings, programs)
     _recompute_cells(conn, recompute_months, target, departments)
-    _add_payer_cells(conn, dirty, in_range, target)
+    _add_payer_years(conn, dirty, in_range, target)
     # new payments of months recomputed above are already in their cells
     new_months = {(program, period) for _, program, period in new_groups} - recompute_months
     if new_months:
@@ -398,24 +398,39 @@ def _recompute_flags(
     return recomputed, written
 
 
-def _add_payer_cells(conn: Connection, dirty: set[Group], in_range: Any, target: int) -> None:
-    """``payer_cells``: the dirty groups' rows deleted and taken again from the payments (a rollback may have
-    removed a payer's only payment to a vendor), then the new payments' rows added where missing. In SQL, one
-    INSERT ... SELECT DISTINCT per chunk: a first build adds millions of rows."""
-    p, c = schema.payments, casework.payer_cells
+def _add_payer_years(conn: Connection, dirty: set[Group], in_range: Any, target: int) -> None:
+    """``payer_years``: the dirty groups' years deleted and taken again from the payments (a rollback may have
+    removed a payer's only payment to a vendor in a month), then the new payments' months ORed into their rows
+    (created where missing). In SQL, one INSERT ... SELECT per chunk: a first build adds millions of rows."""
+    p, y = schema.payments, casework.payer_years
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    names = ["period", "program_id", "payer", "category", "vendor"]
+    year = p.c.period // 100
+    keys = (year, p.c.program_id, p.c.payer, p.c.category, p.c.vendor)
+    # OR of the months' bits: a sum of the distinct bits (both databases have it, neither has bit_or in common)
+    months = func.sum((literal(1).op("<<")(p.c.period % 100 - 1)).distinct())
 
     def add(where: Any) -> None:
-        rows = select(*(p.c[n] for n in names)).where(where).distinct()
-        conn.execute(dialect.insert(c).from_select(names, rows).on_conflict_do_nothing())
-
-    def of(table: Any, groups: Sequence[Group]) -> Any:
-        return or_(*(and_(table.c.payer == a, table.c.program_id == b, table.c.period == m) for a, b, m in groups))
+        rows = select(*keys, months).where(where).group_by(*keys)
+        insert = dialect.insert(y).from_select(["year", "program_id", "payer", "category", "vendor", "months"], rows)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["year", "program_id", "payer", "category", "vendor"],
+                set_={"months": y.c.months.op("|")(insert.excluded.months)},
+            )
+        )
 
     for chunk in _chunks(sorted(dirty), 500):
-        conn.execute(delete(c).where(of(c, chunk)))
-        add(and_(p.c.block_number <= target, of(p, chunk)))
+        conn.execute(
+            delete(y).where(
+                or_(*(and_(y.c.payer == a, y.c.program_id == b, y.c.year == m // 100) for a, b, m in chunk))
+            )
+        )
+        add(
+            and_(
+                p.c.block_number <= target,
+                or_(*(and_(p.c.payer == a, p.c.program_id == b, year == m // 100) for a, b, m in chunk)),
+            )
+        )
     add(in_range)
 
 

@@ -78,21 +78,20 @@ def stored_cells(engine) -> dict:
         }
 
 
-PAYER_CELL = ("period", "program_id", "payer", "category", "vendor")
-
-
-def expected_payer_cells(engine) -> set:
+def expected_payer_years(engine) -> dict:
     p = schema.payments
+    years: dict = {}
     with engine.connect() as conn:
-        return set(conn.execute(select(*(p.c[n] for n in PAYER_CELL)).distinct()).tuples())
+        for r in conn.execute(select(p.c.period, p.c.program_id, p.c.payer, p.c.category, p.c.vendor)):
+            key = (r.period // 100, r.program_id, r.payer, r.category, r.vendor)
+            years[key] = years.get(key, 0) | 1 << (r.period % 100 - 1)
+    return years
 
 
-def stored_payer_cells(engine) -> set:
-    c = casework.payer_cells
+def stored_payer_years(engine) -> dict:
+    y = casework.payer_years
     with engine.connect() as conn:
-        rows = list(conn.execute(select(*(c.c[n] for n in PAYER_CELL))).tuples())
-    assert len(rows) == len(set(rows))
-    return set(rows)
+        return {(r.year, r.program_id, r.payer, r.category, r.vendor): r.months for r in conn.execute(select(y))}
 
 
 def assert_derived_current(engine) -> None:
@@ -102,7 +101,7 @@ def assert_derived_current(engine) -> None:
         totals = {r.rule: r.flags for r in conn.execute(select(casework.flag_totals)) if r.flags}
     assert totals == {rule: sum(1 for _, _, r in expected if r == rule) for rule in {r for _, _, r in expected}}
     assert stored_cells(engine) == expected_cells(engine)
-    assert stored_payer_cells(engine) == expected_payer_cells(engine)
+    assert stored_payer_years(engine) == expected_payer_years(engine)
     with snapshot(engine) as conn:
         for filters in (Filters(), Filters(programs=(BP,)), Filters(since=203002, until=203003)):
             assert cell_flows(conn, filters) == flows(conn, filters)
@@ -110,8 +109,17 @@ def assert_derived_current(engine) -> None:
             # `audit public` reads the cells: the very cells it sums from the payments
             assert public_aggregates(conn, filters) == public_aggregates(conn, filters, derived=False)
             # `audit report` reads the cells and counts payers: the very report it sums from the payments
-            assert build_report(conn, filters, top=None) == build_report(conn, filters, top=None, derived=False)
             assert build_report(conn, filters, ["month"], 3) == build_report(conn, filters, ["month"], 3, derived=False)
+        for filters in (  # the payers from payer_years: any range of months, within a year or across years
+            Filters(),
+            Filters(programs=(UTC_PROGRAM,)),
+            Filters(since=203002, until=203002),
+            Filters(since=203002),
+            Filters(until=203002),
+            Filters(programs=(BP,), since=202912, until=203001),
+            Filters(since=203003, until=203112),
+        ):
+            assert build_report(conn, filters, top=None) == build_report(conn, filters, top=None, derived=False)
         # `audit flags` reads the queue: the very flags it computes, for any months, programs and rules
         assert derived_is_current(conn, FlagSettings())
         for filters in (
@@ -326,17 +334,17 @@ def test_flags_are_computed_when_the_queue_is_not_current(book, engine):
         assert derived_is_current(conn, FlagSettings()) and derived_flags(conn) == computed
 
 
-def test_migration_0007_fills_the_payer_cells_of_a_current_database_and_goes_back(book, engine):
+def test_migration_0007_fills_the_payer_years_of_a_current_database_and_goes_back(book, engine):
     pay_scenario(book)
     book.move_checkpoint()
     derive.refresh(engine)
     config = store.alembic_config()
-    with engine.begin() as conn:  # a database kept from before the payer cells (the downgrade drops them)
+    with engine.begin() as conn:  # a database kept from before the payer years (the downgrade drops them)
         config.attributes["connection"] = conn
         command.stamp(config, "head")  # the fixture's schema is the models' (create_all): the head's
         command.downgrade(config, "0006")
     with engine.connect() as conn:
-        assert "payer_cells" not in inspect(conn).get_table_names()
+        assert "payer_years" not in inspect(conn).get_table_names()
     store.upgrade(engine, "head")  # filled from the payments the derived tables reflect: current at once
     assert_derived_current(engine)
     book.pay(book.enrol("new", BP, "MOEF"), book.vendor("new-shop"), 10_000, kst(2030, 4, 2, 12))

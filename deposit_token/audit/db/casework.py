@@ -16,7 +16,8 @@ Derived tables (rebuilt at will, never edited by hand):
   overview's and the public portal's totals without reading a million payments;
 * ``vendor_cells``: payments and amount per (month, program, vendor, category): top vendors;
 * ``flow_cells``: allocated, returned, clawed back, swept and redeemed per (month, program);
-* ``payer_cells``: each distinct (month, program, payer, category, vendor): the report's distinct payers.
+* ``payer_years``: each distinct (year, program, payer, category, vendor) with its months as bits: the
+  report's distinct payers.
 
 Dispositions are append-only: there is no update or delete in the library, and both databases refuse one
 (triggers created with the table, here and in migration 0004).
@@ -131,19 +132,20 @@ flow_cells = Table(
 """Money through each program per month (the program's time zone; redemptions in KST under program 0): what
 ``reports.flows`` sums from the allocation, return, claw-back, sweep and redemption events."""
 
-payer_cells = Table(
-    "payer_cells",
+payer_years = Table(
+    "payer_years",
     metadata,
-    Column("period", Integer, primary_key=True, autoincrement=False),
+    Column("year", Integer, primary_key=True, autoincrement=False),
     Column("program_id", Integer, primary_key=True, autoincrement=False),
     Column("payer", ADDRESS, primary_key=True),
     Column("category", Integer, primary_key=True, autoincrement=False),
     Column("vendor", ADDRESS, primary_key=True),
+    Column("months", Integer, nullable=False),  # bit m-1 set: paid in month m of the year (the period's)
 )
-"""Who paid whom: each distinct (month, program, payer, category, vendor) of the payments (migration 0007). The
-report's distinct payers per group, which sums cannot give, are counted from these rows instead of every payment;
-a refresh adds a step's new ones (an existing row stays as it is), a rollback's groups are deleted and
-re-inserted."""
+"""Who paid whom, and in which months: each distinct (year, program, payer, category, vendor) of the payments
+with the months it occurred in as bits (migration 0007). The report's distinct payers per group, which sums
+cannot give, are counted from these rows (a fifth of the payments in a national year) for any range of months;
+a refresh ORs a step's months into its rows, a rollback's groups are deleted and taken again."""
 
 DERIVED_TABLES: tuple[Table, ...] = (
     payment_flags,
@@ -153,7 +155,7 @@ DERIVED_TABLES: tuple[Table, ...] = (
     spend_cells,
     vendor_cells,
     flow_cells,
-    payer_cells,
+    payer_years,
 )
 
 # --- the auditors' records -------------------------------------------------------------------------------------

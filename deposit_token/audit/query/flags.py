@@ -285,7 +285,7 @@ def derived_flags(conn: Connection, filters: Filters = Filters(), rules: Iterabl
     )
     # plain tuples unpacked into Flags (no Row attribute lookups, no Python sort): a month at 10,000,000 payments
     # has 115,000 flags
-    rows = conn.execution_options(yield_per=WINDOW_FETCH).execute(query).tuples()
+    rows = conn.execution_options(yield_per=WINDOW_FETCH).execute(query)
     return [
         Flag(ru, tx, b, li, lt, pid, payer, vendor, amount, detail)
         for ru, tx, b, li, lt, pid, payer, vendor, amount, detail in rows

@@ -12,12 +12,12 @@ paying.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, select, true
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, true
 
 from deposit_token.audit.db import casework, schema
 from deposit_token.audit.query.approvals import ActionRow, privileged_actions
@@ -515,10 +515,10 @@ def _cell_tallies(
     conn: Connection, filters: Filters, dimensions: Iterable[str], where: ColumnElement[bool], departments: Departments
 ) -> dict[str, Tallies]:
     """``dimension_tallies`` of each dimension with payments and amounts from the cells (``vendor_cells`` for
-    vendors, ``spend_cells`` for the others) and the distinct payers counted from ``payer_cells`` (``payer_counts``:
-    a row per distinct payer, program, category, vendor and month instead of a row per payment)."""
+    vendors, ``spend_cells`` for the others) and the distinct payers counted from ``payer_years`` (``payer_counts``:
+    a row per distinct year, program, payer, category and vendor instead of a row per payment)."""
     dimensions = list(dimensions)
-    payers = payer_counts(conn, dimensions, where, departments, casework.payer_cells, filters.payment_clause)
+    payers = payer_counts(conn, dimensions, where, departments, filters)
     out: dict[str, Tallies] = {}
     for dimension in dimensions:
         cells = casework.vendor_cells if dimension == "vendor" else casework.spend_cells
@@ -540,23 +540,31 @@ def payer_counts(
     dimensions: Iterable[str],
     where: ColumnElement[bool],
     departments: Departments,
-    table: Any = schema.payments,
-    clause: Callable[[Any], ColumnElement[bool]] | None = None,
+    filters: Filters | None = None,
 ) -> dict[str, dict[Any, int]]:
     """Distinct payers per group of each dimension among the payments matching `where`, in one pass: one row per
     payer with the distinct programs, categories, months and vendors paid (a payer counts once in each of their
     groups; departments as ``department_payments``). One GROUP BY per dimension read the payments five times.
-    `table`: where the (payer, program, category, vendor, month) rows are read, ``casework.payer_cells`` when
-    current (`clause` makes its WHERE, e.g. ``Filters.payment_clause``); a payer whose department changed is
-    read from the payments (`where`) whatever the table."""
-    p = table
-    source_where = where if clause is None else clause(table)
+    With `filters` (the derived tables current): the same counts from ``payer_years`` (`where` then only reads the
+    payments of payers whose department changed)."""
     dimensions = list(dimensions)
     columns = [d for d in dimensions if d != "department"]
     postgres = conn.dialect.name == "postgresql"
-    aggregates = [
-        (func.array_agg if postgres else func.group_concat)(p.c[_DIMENSION_COLUMN[d]].distinct()) for d in columns
-    ]
+    agg = func.array_agg if postgres else func.group_concat
+    y = casework.payer_years
+    allowed: dict[int, int] = {}
+    if filters is None:
+        p: Any = schema.payments
+        source_where = where
+        aggregates = [agg(p.c[_DIMENSION_COLUMN[d]].distinct()) for d in columns]
+    else:
+        p = y
+        source_where, allowed = _years_clause(filters)
+        # the month dimension from each row's year and months (bits), masked by the months asked
+        aggregates = [
+            agg((y.c.year * 4096 + y.c.months).distinct()) if d == "month" else agg(y.c[_YEAR_COLUMN[d]].distinct())
+            for d in columns
+        ]
     counts: dict[str, dict[Any, int]] = {d: defaultdict(int) for d in dimensions}
     changed = departments.changed()
     by_department = "department" in dimensions
@@ -564,6 +572,8 @@ def payer_counts(
         for dimension, values in zip(columns, row[1:], strict=True):
             if not postgres:  # SQLite's group_concat: "a,b,c" (addresses and integers hold no comma)
                 values = values.split(",") if dimension == "vendor" else [int(v) for v in values.split(",")]
+            if filters is not None and dimension == "month":
+                values = _months_of(values, allowed)
             tally = counts[dimension]
             for value in values:
                 tally[value] += 1
@@ -578,6 +588,44 @@ def payer_counts(
         for department, payers in seen.items():
             counts["department"][department] += len(payers)
     return {d: dict(c) for d, c in counts.items()}
+
+
+_YEAR_COLUMN = {"program": "program_id", "category": "category", "vendor": "vendor"}
+ALL_MONTHS = (1 << 12) - 1
+
+
+def _years_clause(filters: Filters) -> tuple[ColumnElement[bool], dict[int, int]]:
+    """The ``payer_years`` rows with a payment in `filters`' programs and months, and the months' bits asked in
+    each year the range starts or ends in (other years: all of them)."""
+    y = casework.payer_years
+    allowed: dict[int, int] = {}
+    if filters.since is not None:
+        year, month = divmod(filters.since, 100)
+        allowed[year] = ALL_MONTHS & ~((1 << (month - 1)) - 1)
+    if filters.until is not None:
+        year, month = divmod(filters.until, 100)
+        allowed[year] = allowed.get(year, ALL_MONTHS) & ((1 << month) - 1)
+    parts: list[ColumnElement[bool]] = []
+    if filters.programs:
+        parts.append(y.c.program_id.in_(filters.programs))
+    if filters.since is not None:
+        parts.append(y.c.year >= filters.since // 100)
+    if filters.until is not None:
+        parts.append(y.c.year <= filters.until // 100)
+    for year, bits in allowed.items():
+        if bits != ALL_MONTHS:
+            parts.append(or_(y.c.year != year, y.c.months.op("&")(bits) != 0))
+    return and_(true(), *parts), allowed
+
+
+def _months_of(values: Iterable[int], allowed: Mapping[int, int]) -> set[int]:
+    """The periods ``yyyymm`` of ``year * 4096 + months`` values, only the months `allowed` in a year named there."""
+    periods: set[int] = set()
+    for value in values:
+        year, bits = divmod(int(value), 4096)
+        bits &= allowed.get(year, ALL_MONTHS)
+        periods.update(year * 100 + m for m in range(1, 13) if bits >> (m - 1) & 1)
+    return periods
 
 
 # --- presentation ----------------------------------------------------------------------------------------------
