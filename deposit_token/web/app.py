@@ -26,7 +26,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,6 +35,7 @@ from deposit_token.audit.db import store
 from deposit_token.errors import DepositTokenError
 from deposit_token.web import console, public
 from deposit_token.web.core import accounts, auth
+from deposit_token.web.core.assets import StaticAssets
 from deposit_token.web.core.background import Background
 from deposit_token.web.core.config import WebConfig
 from deposit_token.web.core.live import LiveFeed
@@ -181,7 +181,7 @@ def create_app(config: WebConfig, engine: Engine | None = None, background: bool
     )
     app.state.web = state
     app.add_middleware(SecurityHeaders)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", StaticAssets(STATIC), name="static")
     app.include_router(public.router)
     app.include_router(auth.router)
     pages = console.discover()

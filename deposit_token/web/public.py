@@ -16,7 +16,7 @@ import csv
 import hashlib
 import io
 from collections import defaultdict
-from collections.abc import Hashable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.domain import display
 from deposit_token.errors import DepositTokenError
 from deposit_token.web.core.pages import render, translator
-from deposit_token.web.core.reader import Checkpoint, read_checkpoint
+from deposit_token.web.core.reader import AuditReader, Checkpoint
 from deposit_token.web.core.state import state_of
 
 MONTH_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
@@ -131,28 +131,46 @@ def _cells(request: Request, filters: Filters, min_count: int) -> tuple[list[Pub
     return reader.public_cells(filters, min_count), reader.checkpoint()
 
 
-def _cells_json(request: Request, filters: Filters, min_count: int, since: str | None, until: str | None) -> bytes:
-    """The API's answer, encoded once per checkpoint and query: building and encoding two thousand cells again
-    for every visitor cost more than the rest of the request (bench/web.py)."""
-    reader = state_of(request).reader
+@dataclass(frozen=True)
+class Published:
+    """Every public cell at one checkpoint (all months, the smallest min_count), each encoded once: an answer for
+    any month range and min_count is a selection of them, joined (bench/web.py: building and encoding two
+    thousand cells for each month range the visitors asked, in each worker, was the public API's p95)."""
 
-    def encode(conn: Connection) -> bytes:
-        cells = public_cells(conn, filters, min_count)
-        out = CellsOut(
-            min_count=min_count,
-            since=since,
-            until=until,
-            as_of=as_of(read_checkpoint(conn)),
-            cells=[_cell_out(c) for c in cells],
-        )
-        return out.model_dump_json().encode()
-
-    with reader.snapshot() as conn:
-        return reader.cached(conn, "public.json", _cells_key(filters, min_count, since, until), encode)
+    cells: tuple[PublicCell, ...]
+    encoded: tuple[bytes, ...]  # cells[i] as the API writes it
+    as_of: AsOf
 
 
-def _cells_key(filters: Filters, min_count: int, since: str | None, until: str | None) -> Hashable:
-    return (filters, min_count, since, until)
+def _publish(conn: Connection) -> Published:
+    cells = public_cells(conn, Filters(), MIN_CELL_COUNT)
+    return Published(
+        tuple(cells), tuple(_cell_out(c).model_dump_json().encode() for c in cells), as_of(AuditReader.point(conn))
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    etag: str
+
+
+def answer(published: Published, since: str | None, until: str | None, min_count: int) -> Answer:
+    """The API's answer for a month range and min_count, byte for byte what ``CellsOut`` encodes. A cell is a
+    month's, so a range's cells are those of its months; a larger min_count suppresses what the smallest left
+    published with fewer payments (the cell as the query with that min_count gives it)."""
+    parts = []
+    for cell, encoded in zip(published.cells, published.encoded, strict=True):
+        if (since is not None and cell.month < since) or (until is not None and cell.month > until):
+            continue
+        if cell.payments is not None and cell.payments < min_count:
+            hidden = replace(cell, payments=None, amount=None, suppressed=True)
+            encoded = _cell_out(hidden).model_dump_json().encode()
+        parts.append(encoded)
+    head = CellsOut(min_count=min_count, since=since, until=until, as_of=published.as_of, cells=[])
+    empty = head.model_dump_json().encode()
+    body = empty[: -len(b"]}")] + b",".join(parts) + b"]}"
+    return Answer(body, _etag(body))
 
 
 def _cell_out(cell: PublicCell) -> CellOut:
@@ -173,9 +191,11 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def cached(request: Request, body: bytes, media_type: str, extra: dict[str, str] | None = None) -> Response:
-    """`body` with Cache-Control and an ETag; 304 when the client already has it."""
-    tag = _etag(body)
+def cached(
+    request: Request, body: bytes, media_type: str, extra: dict[str, str] | None = None, etag: str | None = None
+) -> Response:
+    """`body` with Cache-Control and an ETag (`etag` if already known); 304 when the client already has it."""
+    tag = etag or _etag(body)
     headers = {
         "Cache-Control": f"public, max-age={state_of(request).config.public_max_age}",
         "ETag": tag,
@@ -209,20 +229,19 @@ async def api_cells(
     fewer than `min_count` payments are suppressed (no count, no amount); no totals are published, so that a
     suppressed cell cannot be recovered by subtraction."""
     try:
-        filters = filters_from(since, until)
+        filters_from(since, until)  # months that exist, in order
     except BadRequest as err:
         return _bad(err)
-    # answered from the reader's cache at the checkpoint read in the last RECENT seconds, if it holds that answer:
-    # no database connection and no worker thread (most requests); else encoded in a snapshot and kept
+    # from the event loop (no worker thread, no connection) but for the first request after the checkpoint moves
     reader = state_of(request).reader
+    published = await reader.shared("public.published", None, _publish)
     point = await reader.recent_checkpoint()
-    found = reader.peek("public.json", point, _cells_key(filters, min_count, since, until))
-    body = (
-        found
-        if isinstance(found, bytes)
-        else await run_in_threadpool(_cells_json, request, filters, min_count, since, until)
-    )
-    return cached(request, body, "application/json")
+    key = (since, until, min_count)
+    found = reader.peek("public.answer", point, key)
+    if not isinstance(found, Answer):
+        found = answer(published, since, until, min_count)
+        reader.keep("public.answer", point, key, found)
+    return cached(request, found.body, "application/json", etag=found.etag)
 
 
 @router.get(
@@ -281,7 +300,9 @@ async def api_meta(request: Request) -> Response:
 @router.get("/api/health", response_model=HealthOut, tags=["service"], summary="Is the server up, how current")
 async def api_health(request: Request) -> Response:
     """For service managers and load balancers: 200 and the indexer's position."""
-    point = await run_in_threadpool(state_of(request).reader.checkpoint)
+    # the position read at most RECENT seconds ago, shared by every request (no worker thread, no connection): a
+    # load balancer polling many times a second costs one primary-key read per RECENT
+    point = await state_of(request).reader.recent_checkpoint()
     body = HealthOut(status="ok", as_of=as_of(point)).model_dump_json().encode()
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 

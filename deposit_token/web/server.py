@@ -19,6 +19,7 @@ does it all.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -99,10 +100,19 @@ def _uvicorn(app: FastAPI, log_level: str) -> uvicorn.Server:
     )
 
 
+def settle_gc() -> None:
+    """Moves what the process holds once started (modules, the app, its routes and models, the templates) out of
+    the cyclic collector's sight: a full collection then scans what requests and caches made, not all of it again
+    (the full collections that the caches' growth sets off are pauses of every request of the process)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _worker(config: WebConfig, host: str, port: int, log_level: str) -> None:
     """A worker process: the app without the background work (the parent does it) on a socket of its own."""
     sock = listen(host, port, reuse_port=True)
     app = create_app(config, background=False)
+    settle_gc()
     try:
         _uvicorn(app, log_level).run(sockets=[sock])
     finally:
@@ -194,6 +204,7 @@ def _serve_alone(config: WebConfig, host: str, port: int, log_level: str) -> Non
     except ListenError:
         app.state.web.engine.dispose()
         raise
+    settle_gc()
     try:
         _uvicorn(app, log_level).run(sockets=[sock])
     finally:
