@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, not_, or_, select, true
@@ -272,6 +273,29 @@ def _flag_cmp(f: Any, flag: FlagId, below: bool) -> ColumnElement[bool]:
     )
 
 
+_FLAG_COLUMNS = ("block_number", "log_index", "rule", "detail", "local_time")
+
+
+def _with_payments(conn: Connection, flags: Sequence[Any]) -> list[Any]:
+    """`flags` (rows of payment_flags) each with its payment's columns, as the queue's join gives them."""
+    if not flags:
+        return []
+    p = schema.payments
+    blocks = sorted({r.block_number for r in flags})
+    periods = sorted({r.period for r in flags})
+    payments = {
+        (r.block_number, r.log_index): r._mapping
+        for r in conn.execute(select(p).where(among(conn, p.c.block_number, blocks), among(conn, p.c.period, periods)))
+    }
+    return [
+        SimpleNamespace(
+            **{**payments[(r.block_number, r.log_index)], **{name: getattr(r, name) for name in _FLAG_COLUMNS}}
+        )
+        for r in flags
+        if (r.block_number, r.log_index) in payments
+    ]
+
+
 def flag_queue(
     conn: Connection,
     filt: FlagFilter = FlagFilter(),
@@ -291,33 +315,38 @@ def flag_queue(
         status_clause(filt.status, f),
         true() if filt.payments.is_empty() else payment_clause(filt.payments, found, p),
     )
-    query = select(
-        f.c.block_number,
-        f.c.log_index,
-        f.c.rule,
-        f.c.detail,
-        f.c.local_time,
-        *(column for column in p.c if column.name not in ("block_number", "log_index")),
-    ).select_from(f.join(p, _flag_payment(f, p)))
-    if before is not None:
-        raw = list(
+    by_payment = not filt.payments.is_empty()
+
+    def fetch(condition: ColumnElement[bool], newest_first: bool) -> list[Any]:
+        keys = (f.c.block_number, f.c.log_index, f.c.rule)
+        order = [k.desc() for k in keys] if newest_first else list(keys)
+        if by_payment:  # the payments' filter needs them joined
+            query = select(
+                *(f.c[name] for name in _FLAG_COLUMNS),
+                *(column for column in p.c if column.name not in _FLAG_COLUMNS),
+            ).select_from(f.join(p, _flag_payment(f, p)))
+            return list(conn.execute(query.where(condition).order_by(*order).limit(limit + 1)))
+        # the queue alone: its page of flags, then their payments by position within their periods (joined, the
+        # planner merged the flags with a whole month of payments to find a page's fifty)
+        flags = list(
             conn.execute(
-                query.where(where, _flag_cmp(f, parse_flag_key(before), below=False))
-                .order_by(f.c.block_number, f.c.log_index, f.c.rule)
+                select(*(f.c[name] for name in (*_FLAG_COLUMNS, "period")))
+                .where(condition)
+                .order_by(*order)
                 .limit(limit + 1)
             )
         )
+        return _with_payments(conn, flags)
+
+    if before is not None:
+        raw = fetch(and_(where, _flag_cmp(f, parse_flag_key(before), below=False)), newest_first=False)
         more_newer = len(raw) > limit
         raw = raw[:limit][::-1]
         rows = _flag_rows(conn, raw, found, filt.status)
         return FlagPage(rows, rows[-1].key if rows else before, rows[0].key if rows and more_newer else None, filt)
     if after is not None:
         where = and_(where, _flag_cmp(f, parse_flag_key(after), below=True))
-    raw = list(
-        conn.execute(
-            query.where(where).order_by(f.c.block_number.desc(), f.c.log_index.desc(), f.c.rule.desc()).limit(limit + 1)
-        )
-    )
+    raw = fetch(where, newest_first=True)
     more_older = len(raw) > limit
     rows = _flag_rows(conn, raw[:limit], found, filt.status)
     return FlagPage(
