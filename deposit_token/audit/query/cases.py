@@ -31,6 +31,7 @@ from deposit_token.audit.query.payments import (
     PaymentRow,
     _rows,
     among,
+    flag_rules,
     payment_clause,
 )
 from deposit_token.domain import display
@@ -285,7 +286,9 @@ def _with_payments(conn: Connection, flags: Sequence[Any]) -> list[Any]:
     periods = sorted({r.period for r in flags})
     payments = {
         (r.block_number, r.log_index): r._mapping
-        for r in conn.execute(select(p).where(among(conn, p.c.block_number, blocks), among(conn, p.c.period, periods)))
+        for r in conn.execute(
+            select(p, flag_rules(conn)).where(among(conn, p.c.block_number, blocks), among(conn, p.c.period, periods))
+        )
     }
     return [
         SimpleNamespace(

@@ -342,6 +342,24 @@ def _select_rows(where: ColumnElement[bool]) -> Select[Any]:
     return select(*(p.c[name] for name in _LIST_COLUMNS)).where(where)
 
 
+def flag_rules(conn: Connection) -> Any:
+    """A payment's flag rules (comma-separated, NULL for none) as a column ``flag_rules`` of a select from
+    ``payments``, read by the flags' primary key in the same statement: ``_rows`` then needs no query for them."""
+    p, f = schema.payments, casework.payment_flags
+    joined = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
+    return (
+        select(joined(f.c.rule, ","))
+        .where(f.c.block_number == p.c.block_number, f.c.log_index == p.c.log_index)
+        .scalar_subquery()
+        .label("flag_rules")
+    )
+
+
+def _select_listed(conn: Connection, where: ColumnElement[bool]) -> Select[Any]:
+    p = schema.payments
+    return select(*(p.c[name] for name in _LIST_COLUMNS), flag_rules(conn)).where(where)
+
+
 def among(conn: Connection, column: Any, values: Sequence[int]) -> ColumnElement[bool]:
     """`column` is one of `values` (integers): on PostgreSQL ``= ANY(array)``, one parameter whatever their number,
     so that a page's statement is compiled and planned once instead of once per length of its IN list."""
@@ -373,8 +391,19 @@ def flags_of(conn: Connection, positions: Sequence[Position]) -> dict[Position, 
     return {position: tuple(sorted(rules, key=lambda r: order.get(r, 99))) for position, rules in found.items()}
 
 
+def _listed_flags(raw: Sequence[Any]) -> dict[Position, tuple[str, ...]]:
+    order = {rule: i for i, rule in enumerate(RULES)}
+    return {
+        (r.block_number, r.log_index): tuple(sorted(r.flag_rules.split(","), key=lambda x: order.get(x, 99)))
+        for r in raw
+        if r.flag_rules
+    }
+
+
 def _rows(conn: Connection, raw: Sequence[Any], found: Lookups) -> list[PaymentRow]:
-    flags = flags_of(conn, [(r.block_number, r.log_index) for r in raw])
+    # rows of _select_listed carry their flags; others are looked up
+    listed = bool(raw) and hasattr(raw[0], "flag_rules")
+    flags = _listed_flags(raw) if listed else flags_of(conn, [(r.block_number, r.log_index) for r in raw])
     out = []
     for r in raw:
         position = (r.block_number, r.log_index)
@@ -428,9 +457,12 @@ def _fetch(
     order = (p.c.block_number.desc(), p.c.log_index.desc()) if newest_first else (p.c.block_number, p.c.log_index)
     months = _months(filt)
     if months is None:
-        return list(conn.execute(_select_rows(and_(payment_clause(filt, found), position)).order_by(*order).limit(n)))
+        query = _select_listed(conn, and_(payment_clause(filt, found), position))
+        return list(conn.execute(query.order_by(*order).limit(n)))
     where = and_(payment_clause(replace(filt, since=None, until=None), found), position)
-    parts = [_select_rows(and_(where, p.c.period == month)).order_by(*order).limit(n).subquery() for month in months]
+    parts = [
+        _select_listed(conn, and_(where, p.c.period == month)).order_by(*order).limit(n).subquery() for month in months
+    ]
     merged = union_all(*(select(*part.c) for part in parts)).subquery()
     merged_order = (
         (merged.c.block_number.desc(), merged.c.log_index.desc())
