@@ -180,6 +180,8 @@ def create_app(config: WebConfig, engine: Engine | None = None, background: bool
         lifespan=lifespan,
     )
     app.state.web = state
+    # the public API's cheapest answers first, inside the security headers (the last added is the outermost)
+    app.add_middleware(public.FastPublic, reader=lambda: state.reader, max_age=lambda: state.config.public_max_age)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticAssets(STATIC), name="static")
     app.include_router(public.router)

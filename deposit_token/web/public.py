@@ -15,7 +15,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Annotated, Any
@@ -25,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deposit_token.audit.query.common import Filters, parse_period
 from deposit_token.audit.query.overview import public_cells
@@ -232,8 +236,13 @@ async def api_cells(
         filters_from(since, until)  # months that exist, in order
     except BadRequest as err:
         return _bad(err)
-    # from the event loop (no worker thread, no connection) but for the first request after the checkpoint moves
-    reader = state_of(request).reader
+    found = await cells_answer(state_of(request).reader, since, until, min_count)
+    return cached(request, found.body, "application/json", etag=found.etag)
+
+
+async def cells_answer(reader: AuditReader, since: str | None, until: str | None, min_count: int) -> Answer:
+    """The API's answer at the recent checkpoint, from the event loop (no worker thread, no connection) but for
+    the first request after the checkpoint moves."""
     published = await reader.shared("public.published", None, _publish)
     point = await reader.recent_checkpoint()
     key = (since, until, min_count)
@@ -241,7 +250,7 @@ async def api_cells(
     if not isinstance(found, Answer):
         found = answer(published, since, until, min_count)
         reader.keep("public.answer", point, key, found)
-    return cached(request, found.body, "application/json", etag=found.etag)
+    return found
 
 
 @router.get(
@@ -300,11 +309,103 @@ async def api_meta(request: Request) -> Response:
 @router.get("/api/health", response_model=HealthOut, tags=["service"], summary="Is the server up, how current")
 async def api_health(request: Request) -> Response:
     """For service managers and load balancers: 200 and the indexer's position."""
-    # the position read at most RECENT seconds ago, shared by every request (no worker thread, no connection): a
-    # load balancer polling many times a second costs one primary-key read per RECENT
-    point = await state_of(request).reader.recent_checkpoint()
-    body = HealthOut(status="ok", as_of=as_of(point)).model_dump_json().encode()
+    body = await health_body(state_of(request).reader)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+async def health_body(reader: AuditReader) -> bytes:
+    """The position read at most RECENT seconds ago, shared by every request (no worker thread, no connection):
+    a load balancer polling many times a second costs one primary-key read per RECENT."""
+    point = await reader.recent_checkpoint()
+    found = reader.peek("health", point, None)
+    if not isinstance(found, bytes):
+        found = HealthOut(status="ok", as_of=as_of(point)).model_dump_json().encode()
+        reader.keep("health", point, None, found)
+    return found
+
+
+# --- the fast path ---------------------------------------------------------------------------------------------
+
+_MONTH = re.compile(rb"^[0-9]{4}-[0-9]{2}$")
+_COUNT = re.compile(rb"^[1-9][0-9]{0,4}$")
+_JSON = (b"content-type", b"application/json")
+
+
+class FastPublic:
+    """A plain ASGI middleware answering ``GET /api/health`` and ``GET /api/public/cells`` (with plain since,
+    until and min_count values) before FastAPI's routing, parameter validation and Response objects, which cost
+    more than the answer itself (bench/web.py). The answers are those of the routes, byte for byte and header
+    for header; any other request, and any query it would have to decode or refuse, goes on to the app (its
+    routes answer it, and document both in the OpenAPI document)."""
+
+    def __init__(self, app: ASGIApp, reader: Callable[[], AuditReader], max_age: Callable[[], int]):
+        self.app = app
+        self.reader = reader
+        self.max_age = max_age
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            if path == "/api/health":
+                body = await health_body(self.reader())
+                await _send(send, 200, [_JSON, (b"cache-control", b"no-store")], body)
+                return
+            if path == "/api/public/cells":
+                query = _plain_query(scope["query_string"])
+                if query is not None:
+                    await self._cells(scope, send, *query)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _cells(self, scope: Scope, send: Send, since: str | None, until: str | None, min_count: int) -> None:
+        try:
+            filters_from(since, until)
+        except BadRequest as err:
+            await _send(
+                send,
+                400,
+                [_JSON],
+                json.dumps({"detail": err.message}, ensure_ascii=False, separators=(",", ":")).encode(),
+            )
+            return
+        found = await cells_answer(self.reader(), since, until, min_count)
+        headers = [(b"cache-control", f"public, max-age={self.max_age()}".encode()), (b"etag", found.etag.encode())]
+        for name, value in scope["headers"]:
+            if name == b"if-none-match" and found.etag.encode() in [t.strip() for t in value.split(b",")]:
+                await _send(send, 304, headers, b"")
+                return
+        await _send(send, 200, [_JSON, *headers], found.body)
+
+
+def _plain_query(query: bytes) -> tuple[str | None, str | None, int] | None:
+    """since, until and min_count from a query without escapes or repeats and with valid values, else None (the
+    app's route decodes and validates it)."""
+    values: dict[bytes, bytes] = {}
+    if query:
+        if b"%" in query or b"+" in query:
+            return None
+        for part in query.split(b"&"):
+            name, equals, value = part.partition(b"=")
+            if not equals or name in values or name not in (b"since", b"until", b"min_count"):
+                return None
+            values[name] = value
+    since, until, count = values.get(b"since"), values.get(b"until"), values.get(b"min_count")
+    if (since is not None and not _MONTH.match(since)) or (until is not None and not _MONTH.match(until)):
+        return None
+    if count is not None and not (_COUNT.match(count) and MIN_CELL_COUNT <= int(count) <= MAX_MIN_COUNT):
+        return None
+    return (
+        None if since is None else since.decode(),
+        None if until is None else until.decode(),
+        MIN_CELL_COUNT if count is None else int(count),
+    )
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    if status != 304:
+        headers = [(b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # --- pages -----------------------------------------------------------------------------------------------------
