@@ -70,6 +70,7 @@ def test_the_key_families_built_at_run_time_are_complete():
         *(f"users.action.{a}" for a in ("disable", "enable", "reset-mfa")),
         *(f"error.forbidden.{reason}" for reason in ("supervisor", "csrf")),
         *(f"flag_detail.{rule}" for rule in flags.RULES),
+        *(f"rule_help.{rule}" for rule in flags.RULES),
         *(f"weekday.{datetime(2030, 1, day):%A}" for day in range(1, 8)),
     ]
     for lang in i18n.LANGUAGES:

@@ -22,6 +22,11 @@ def _rule_label(lang: str, rule: str) -> str:
 
 
 @cache
+def _rule_help(lang: str, rule: str) -> str:
+    return str(escape(Translator(lang)(f"rule_help.{rule}")))
+
+
+@cache
 def _category_label(lang: str, name: str) -> str:
     return str(escape(Translator(lang).category(name)))
 
@@ -57,7 +62,7 @@ def flag_rows(t: Translator, rows: Sequence[FlagRow]) -> Markup:
         out.append(
             f'<tr data-key="{escape(f.key)}">'
             f'<td><a href="/console/payments/{escape(p.key)}#flag-{escape(f.key)}">{escape(p.time_kst)}</a></td>'
-            f'<td title="{escape(f.rule_text)}">{_rule_label(lang, f.rule)}</td>'
+            f'<td title="{_rule_help(lang, f.rule)}">{_rule_label(lang, f.rule)}</td>'
             f"<td>{escape(flag_text(t, f.rule, f.detail))}</td><td>{escape(p.department)}</td>"
             f'<td>{escape(p.vendor_name)}</td><td class="num">{escape(t.amount(p.amount))}</td>'
             f"<td>{status}</td></tr>\n"
