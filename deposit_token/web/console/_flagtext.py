@@ -5,7 +5,7 @@ as the language writes them, weekdays and Korea's holiday names in Korean for ``
 from __future__ import annotations
 
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 
 import holidays
 
@@ -21,6 +21,13 @@ def _korean_names(year: int) -> dict[date, str]:
 def flag_text(t: Translator, rule: str, detail: str) -> str:
     """`detail` (a flag's stored sentence) said in `t`'s language; the stored text itself when it is not the
     sentence `rule` writes."""
+    return _said(t.lang, rule, detail)
+
+
+# many flags share a sentence (a weekend day's, a night minute's, a split day's): each is said once per language
+@lru_cache(maxsize=8192)
+def _said(lang: str, rule: str, detail: str) -> str:
+    t = Translator(lang)
     values = detail_values(rule, detail)
     if values is None:
         return detail
