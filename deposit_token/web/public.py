@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deposit_token.audit.query.common import Filters, parse_period
+from deposit_token.audit.query.common import Filters, format_period, parse_period
 from deposit_token.audit.query.overview import public_cells
 from deposit_token.audit.query.public import MIN_CELL_COUNT, PublicCell
 from deposit_token.domain import display
@@ -130,11 +130,6 @@ def as_of(point: Checkpoint | None) -> AsOf:
     return AsOf(block_number=point.block_number, block_time=when)
 
 
-def _cells(request: Request, filters: Filters, min_count: int) -> tuple[list[PublicCell], Checkpoint | None]:
-    reader = state_of(request).reader
-    return reader.public_cells(filters, min_count), reader.checkpoint()
-
-
 @dataclass(frozen=True)
 class Published:
     """Every public cell at one checkpoint (all months, the smallest min_count), each encoded once: an answer for
@@ -143,14 +138,27 @@ class Published:
 
     cells: tuple[PublicCell, ...]
     encoded: tuple[bytes, ...]  # cells[i] as the API writes it
+    point: Checkpoint | None
     as_of: AsOf
 
 
 def _publish(conn: Connection) -> Published:
     cells = public_cells(conn, Filters(), MIN_CELL_COUNT)
-    return Published(
-        tuple(cells), tuple(_cell_out(c).model_dump_json().encode() for c in cells), as_of(AuditReader.point(conn))
-    )
+    point = AuditReader.point(conn)
+    return Published(tuple(cells), tuple(_cell_out(c).model_dump_json().encode() for c in cells), point, as_of(point))
+
+
+def _hidden(cell: PublicCell) -> PublicCell:
+    return replace(cell, payments=None, amount=None, suppressed=True)
+
+
+def select(published: Published, since: str | None, until: str | None, min_count: int) -> list[PublicCell]:
+    """The cells the query (month range, min_count) gives, from the published ones (see ``answer``)."""
+    return [
+        _hidden(c) if c.payments is not None and c.payments < min_count else c
+        for c in published.cells
+        if (since is None or c.month >= since) and (until is None or c.month <= until)
+    ]
 
 
 @dataclass(frozen=True)
@@ -168,8 +176,7 @@ def answer(published: Published, since: str | None, until: str | None, min_count
         if (since is not None and cell.month < since) or (until is not None and cell.month > until):
             continue
         if cell.payments is not None and cell.payments < min_count:
-            hidden = replace(cell, payments=None, amount=None, suppressed=True)
-            encoded = _cell_out(hidden).model_dump_json().encode()
+            encoded = _cell_out(_hidden(cell)).model_dump_json().encode()
         parts.append(encoded)
     head = CellsOut(min_count=min_count, since=since, until=until, as_of=published.as_of, cells=[])
     empty = head.model_dump_json().encode()
@@ -266,10 +273,11 @@ async def api_cells_csv(
     """The cells of `/api/public/cells` as CSV (UTF-8, a header row; suppressed cells with empty count and
     amount)."""
     try:
-        filters = filters_from(since, until)
+        filters_from(since, until)
     except BadRequest as err:
         return _bad(err)
-    cells, _ = await run_in_threadpool(_cells, request, filters, min_count)
+    published = await state_of(request).reader.shared("public.published", None, _publish)
+    cells = select(published, since, until, min_count)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["month", "department", "category", "payments", "amount_krw", "suppressed"])
@@ -295,13 +303,14 @@ async def api_cells_csv(
 @router.get("/api/public/meta", response_model=MetaOut, tags=["public"], summary="What the cells cover")
 async def api_meta(request: Request) -> Response:
     """The months, departments and categories that have payments, and the suppression threshold."""
-    cells, point = await run_in_threadpool(_cells, request, Filters(), MIN_CELL_COUNT)
+    published = await state_of(request).reader.shared("public.published", None, _publish)
+    cells = published.cells
     out = MetaOut(
         min_count=MIN_CELL_COUNT,
         months=sorted({c.month for c in cells}),
         departments=sorted({c.department for c in cells}),
         categories=sorted({c.category for c in cells}),
-        as_of=as_of(point),
+        as_of=published.as_of,
     )
     return cached(request, out.model_dump_json().encode(), "application/json")
 
@@ -422,13 +431,22 @@ def chart_data(cells: list[PublicCell]) -> dict[str, Any]:
 
 
 @router.get("/", include_in_schema=False)
-def portal(request: Request, since: str | None = None, until: str | None = None) -> Response:
-    t = translator(request)
+async def portal(request: Request, since: str | None = None, until: str | None = None) -> Response:
     try:
         filters = filters_from(since or None, until or None)
     except BadRequest as err:
-        return render(request, "error.html", {"status": 400, "message_key": err.key}, 400)
-    cells, point = _cells(request, filters, MIN_CELL_COUNT)
+        return await run_in_threadpool(render, request, "error.html", {"status": 400, "message_key": err.key}, 400)
+    published = await state_of(request).reader.shared("public.published", None, _publish)
+    # the months as the cells write them (the form also takes 203001)
+    first, last = (None if p is None else format_period(p) for p in (filters.since, filters.until))
+    cells, point = select(published, first, last, MIN_CELL_COUNT), published.point
+    return await run_in_threadpool(_portal_page, request, cells, point, since, until)
+
+
+def _portal_page(
+    request: Request, cells: list[PublicCell], point: Checkpoint | None, since: str | None, until: str | None
+) -> Response:
+    t = translator(request)
     query = "&".join(f"{k}={v}" for k, v in (("since", since), ("until", until)) if v)
     response = render(
         request,
