@@ -161,11 +161,6 @@ class FlagRow:
     latest: Disposition | None  # None: open
     dispositions: int
 
-    @property
-    def values(self) -> dict[str, str | int] | None:
-        """The detail's parameters (``detail_values``), for a sentence in the reader's language."""
-        return detail_values(self.rule, self.detail)
-
 
 # --- a flag's detail as parameters -----------------------------------------------------------------------------
 # ``payment_flags.detail`` keeps the English sentence ``audit.query.flags`` wrote (the CLI's and the exports' text).
