@@ -250,13 +250,13 @@ async def api_cells(
 async def cells_answer(reader: AuditReader, since: str | None, until: str | None, min_count: int) -> Answer:
     """The API's answer at the recent checkpoint, from the event loop (no worker thread, no connection) but for
     the first request after the checkpoint moves."""
-    published = await reader.shared("public.published", None, _publish)
+    published = await reader.shared("public:published", None, _publish)
     point = await reader.recent_checkpoint()
     key = (since, until, min_count)
-    found = reader.peek("public.answer", point, key)
+    found = reader.peek("public:answer", point, key)
     if not isinstance(found, Answer):
         found = answer(published, since, until, min_count)
-        reader.keep("public.answer", point, key, found)
+        reader.keep("public:answer", point, key, found)
     return found
 
 
@@ -276,7 +276,7 @@ async def api_cells_csv(
         filters_from(since, until)
     except BadRequest as err:
         return _bad(err)
-    published = await state_of(request).reader.shared("public.published", None, _publish)
+    published = await state_of(request).reader.shared("public:published", None, _publish)
     cells = select(published, since, until, min_count)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -303,7 +303,7 @@ async def api_cells_csv(
 @router.get("/api/public/meta", response_model=MetaOut, tags=["public"], summary="What the cells cover")
 async def api_meta(request: Request) -> Response:
     """The months, departments and categories that have payments, and the suppression threshold."""
-    published = await state_of(request).reader.shared("public.published", None, _publish)
+    published = await state_of(request).reader.shared("public:published", None, _publish)
     cells = published.cells
     out = MetaOut(
         min_count=MIN_CELL_COUNT,
@@ -436,7 +436,7 @@ async def portal(request: Request, since: str | None = None, until: str | None =
         filters = filters_from(since or None, until or None)
     except BadRequest as err:
         return await run_in_threadpool(render, request, "error.html", {"status": 400, "message_key": err.key}, 400)
-    published = await state_of(request).reader.shared("public.published", None, _publish)
+    published = await state_of(request).reader.shared("public:published", None, _publish)
     # the months as the cells write them (the form also takes 203001)
     first, last = (None if p is None else format_period(p) for p in (filters.since, filters.until))
     cells, point = select(published, first, last, MIN_CELL_COUNT), published.point
