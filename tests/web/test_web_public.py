@@ -141,6 +141,31 @@ def test_cache_headers_and_etags(server):
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
+def test_the_fast_path_answers_as_the_routes(server, db_url):
+    """/api/health and /api/public/cells are answered before FastAPI's routing (public.FastPublic); a name the
+    fast path does not know sends the same query on to the route, which must give the same bytes and headers."""
+    for query in ("", "?since=2026-12", "?until=2026-12&min_count=12", "?min_count=10000", "?since=2026-13"):
+        for path in (f"/api/public/cells{query}", f"/api/health{query}"):
+            fast = requests.get(f"{server.url}{path}")
+            routed = requests.get(f"{server.url}{path}{'&' if query else '?'}unknown=1")
+            assert fast.status_code == routed.status_code and fast.content == routed.content, path
+            keep = ("date",)
+            assert {k: v for k, v in fast.headers.items() if k.lower() not in keep} == {
+                k: v for k, v in routed.headers.items() if k.lower() not in keep
+            }, path
+    tag = requests.get(f"{server.url}/api/public/cells?min_count=12").headers["etag"]
+    again = requests.get(f"{server.url}/api/public/cells?min_count=12", headers={"If-None-Match": f'"x", {tag}'})
+    assert again.status_code == 304 and not again.content and again.headers["etag"] == tag
+    # a larger min_count, selected from the published cells, suppresses as the query with it does
+    engine = store.create_db_engine(db_url)
+    try:
+        with snapshot(engine) as conn:
+            expected = [asdict(c) for c in public_aggregates(conn, min_count=12)]
+    finally:
+        engine.dispose()
+    assert requests.get(f"{server.url}/api/public/cells?min_count=12").json()["cells"] == expected
+
+
 def test_bad_queries_are_client_errors(server):
     for query, status in (
         ("since=2026-13", 400),
