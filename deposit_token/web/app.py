@@ -94,7 +94,7 @@ def open_database(db_url: str, migrate: bool = True) -> Engine:
                 f"no audit database at {store.sqlite_file(url)}: index the chain first (`ape run audit index`), "
                 "or give --db"
             )
-        return store.open_database(db_url, migrate=migrate, pool_size=POOL_SIZE)
+        return store.open_database(db_url, migrate=migrate, pool_size=POOL_SIZE, cheap_ping=True)
     except store.DatabaseError as err:
         raise WebError(str(err)) from None
 
