@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
@@ -47,10 +47,16 @@ class Checkpoint:
     block_number: int
     block_hash: str
     block_time: int | None  # unix seconds
+    # the newest disposition's id, read with it (one round trip, not one more per flag queue): the flag counts'
+    # key, recorded by any worker or command; not part of the checkpoint's identity (equality, hash)
+    newest_disposition: int | None = field(default=None, compare=False)
 
 
 _POINT = select(
-    schema.checkpoint.c.block_number, schema.checkpoint.c.block_hash, schema.blocks.c.timestamp
+    schema.checkpoint.c.block_number,
+    schema.checkpoint.c.block_hash,
+    schema.blocks.c.timestamp,
+    select(func.max(casework.dispositions.c.id)).scalar_subquery(),
 ).select_from(schema.checkpoint.outerjoin(schema.blocks, schema.blocks.c.number == schema.checkpoint.c.block_number))
 
 
@@ -58,7 +64,7 @@ def read_checkpoint(conn: Connection) -> Checkpoint | None:
     row = conn.execute(_POINT).first()
     if row is None:
         return None
-    return Checkpoint(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]))
+    return Checkpoint(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]), row[3])
 
 
 # the snapshot open in this thread and its checkpoint
@@ -174,11 +180,15 @@ class AuditReader:
     def flag_counts(self, conn: Connection, payments: PaymentFilter) -> list[FlagCount]:
         """Flags and open flags per rule (``audit.query.cases.flag_counts``). Over every payment (the queue's
         first page) they change when the checkpoint moves or a disposition is recorded, so they are kept per
-        checkpoint and newest disposition (one primary-key read); a filtered count is computed each time."""
+        checkpoint and newest disposition (read with the snapshot's checkpoint); a filtered count is computed
+        each time."""
         if not payments.is_empty():
             return flag_counts(conn, payments)
-        d = casework.dispositions
-        newest = conn.execute(select(func.max(d.c.id))).scalar_one_or_none()
+        point = self.point(conn)
+        if point is None:
+            newest = conn.execute(select(func.max(casework.dispositions.c.id))).scalar_one_or_none()
+        else:
+            newest = point.newest_disposition
         return self.cached(conn, "flag_counts", newest, lambda c: flag_counts(c, None))
 
     def choices(self, conn: Connection) -> FilterChoices:
