@@ -66,7 +66,9 @@ def lookup(engine: Engine, token: str | None, now: int, idle: int) -> Principal 
         return None
     hashed = token_hash(token)
     s, u = tables.sessions, tables.users
-    with engine.connect() as conn:
+    # autocommit: one statement, so no BEGIN before it and no ROLLBACK when the pool takes the connection back
+    # (psycopg sends each as a round trip of its own; this runs on every console request)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         row = conn.execute(
             select(u.c.id, u.c.name, u.c.role, u.c.disabled, s.c.csrf_token, s.c.last_seen_at, s.c.expires_at)
             .select_from(s.join(u, u.c.id == s.c.user_id))
