@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -207,18 +207,27 @@ def cached(
 ) -> Response:
     """`body` with Cache-Control and an ETag (`etag` if already known); 304 when the client already has it."""
     tag = etag or _etag(body)
-    headers = {
-        "Cache-Control": f"public, max-age={state_of(request).config.public_max_age}",
-        "ETag": tag,
-        **(extra or {}),
-    }
-    if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    headers = {"Cache-Control": _cache_control(state_of(request).config.public_max_age), "ETag": tag, **(extra or {})}
+    if _client_has(tag, request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)
 
 
-def _bad(error: BadRequest) -> JSONResponse:
-    return JSONResponse({"detail": error.message}, status_code=400)
+def _cache_control(max_age: int) -> str:
+    return f"public, max-age={max_age}"
+
+
+def _client_has(tag: str, if_none_match: str) -> bool:
+    """Whether an If-None-Match header names `tag` (a list of tags separated by commas)."""
+    return tag in [t.strip() for t in if_none_match.split(",")]
+
+
+def _bad_body(error: BadRequest) -> bytes:
+    return json.dumps({"detail": error.message}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _bad(error: BadRequest) -> Response:
+    return Response(_bad_body(error), status_code=400, media_type="application/json")
 
 
 # --- API -------------------------------------------------------------------------------------------------------
@@ -370,17 +379,12 @@ class FastPublic:
         try:
             filters_from(since, until)
         except BadRequest as err:
-            await _send(
-                send,
-                400,
-                [_JSON],
-                json.dumps({"detail": err.message}, ensure_ascii=False, separators=(",", ":")).encode(),
-            )
+            await _send(send, 400, [_JSON], _bad_body(err))
             return
         found = await cells_answer(self.reader(), since, until, min_count)
-        headers = [(b"cache-control", f"public, max-age={self.max_age()}".encode()), (b"etag", found.etag.encode())]
+        headers = [(b"cache-control", _cache_control(self.max_age()).encode()), (b"etag", found.etag.encode())]
         for name, value in scope["headers"]:
-            if name == b"if-none-match" and found.etag.encode() in [t.strip() for t in value.split(b",")]:
+            if name == b"if-none-match" and _client_has(found.etag, value.decode("latin-1")):
                 await _send(send, 304, headers, b"")
                 return
         await _send(send, 200, [_JSON, *headers], found.body)
