@@ -67,6 +67,14 @@ def read_checkpoint(conn: Connection) -> Checkpoint | None:
     return Checkpoint(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]), row[3])
 
 
+_MISSING = object()  # not kept (a kept value may itself be None)
+
+
+def _entry(name: str, point: Checkpoint | None, key: Hashable) -> Hashable:
+    """The cache's key: a value is kept per name, checkpoint (block and hash) and key."""
+    return (name, None if point is None else (point.block_number, point.block_hash), key)
+
+
 # the snapshot open in this thread and its checkpoint
 _current: ContextVar[tuple[Connection, Checkpoint | None] | None] = ContextVar("web_snapshot", default=None)
 
@@ -105,32 +113,31 @@ class AuditReader:
 
     def cached(self, conn: Connection, name: str, key: Hashable, compute: Callable[[Connection], T]) -> T:
         """`compute(conn)` at this snapshot's checkpoint, computed once per checkpoint and `key`."""
-        point = self.point(conn)
-        full = (name, None if point is None else (point.block_number, point.block_hash), key)
-        with self._lock:
-            if full in self._cache:
-                self._cache.move_to_end(full)
-                value: T = self._cache[full]
-                return value
+        full = _entry(name, self.point(conn), key)
+        found = self._lookup(full)
+        if found is not _MISSING:
+            return found  # type: ignore[no-any-return]
         value = compute(conn)
-        with self._lock:
-            self._cache[full] = value
-            while len(self._cache) > self._size:
-                self._cache.popitem(last=False)
+        self._store(full, value)
         return value
 
     def peek(self, name: str, point: Checkpoint | None, key: Hashable) -> Any | None:
         """What ``cached`` keeps for `name` and `key` at checkpoint `point`, if it was computed; else None."""
-        full = (name, None if point is None else (point.block_number, point.block_hash), key)
-        with self._lock:
-            if full not in self._cache:
-                return None
-            self._cache.move_to_end(full)
-            return self._cache[full]
+        found = self._lookup(_entry(name, point, key))
+        return None if found is _MISSING else found
 
     def keep(self, name: str, point: Checkpoint | None, key: Hashable, value: Any) -> None:
         """Keeps `value` as ``cached``'s for `name` and `key` at checkpoint `point`."""
-        full = (name, None if point is None else (point.block_number, point.block_hash), key)
+        self._store(_entry(name, point, key), value)
+
+    def _lookup(self, full: Hashable) -> Any:
+        with self._lock:
+            if full not in self._cache:
+                return _MISSING
+            self._cache.move_to_end(full)
+            return self._cache[full]
+
+    def _store(self, full: Hashable, value: Any) -> None:
         with self._lock:
             self._cache[full] = value
             self._cache.move_to_end(full)
