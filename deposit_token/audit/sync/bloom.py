@@ -22,7 +22,7 @@ block is checked).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -52,8 +52,7 @@ def bits(item: str) -> int:
 
 
 def masks_by_block(logs: Iterable[Mapping[str, Any]]) -> dict[int, int]:
-    """Block number -> the bloom bits of that block's returned logs. The distinct addresses and topics of a
-    block are collected first: far fewer than its logs, and a set insert is cheaper than a 2048-bit OR."""
+    """Block number -> the bloom bits of that block's returned logs."""
     items: dict[str, set[str]] = {}
     for log in logs:
         seen = items.get(log["blockNumber"])
@@ -61,13 +60,21 @@ def masks_by_block(logs: Iterable[Mapping[str, Any]]) -> dict[int, int]:
             seen = items[log["blockNumber"]] = set()
         seen.add(log["address"])
         seen.update(log["topics"])
-    masks: dict[int, int] = {}
+    return masks(items)
+
+
+def masks(items: Mapping[str, Iterable[str]]) -> dict[int, int]:
+    """Block number -> the bloom bits of the block's logs, from the distinct addresses and topics of its logs by
+    the logs' own hex block number (collected first: far fewer than the logs, and a set insert is cheaper than
+    a 2048-bit OR; the indexer collects them in its one pass over a range, ``Indexer._scan``)."""
+    found: dict[int, int] = {}
     for key, distinct in items.items():
         mask = 0
         for item in distinct:
             mask |= bits(item)
-        masks[int(key, 16)] = mask
-    return masks
+        number = int(key, 16)
+        found[number] = found.get(number, 0) | mask
+    return found
 
 
 class Expectation:
@@ -84,12 +91,12 @@ class Expectation:
         filled = bloom.bit_count() / BLOOM_BITS
         return filled**6 * len(self.topics) < MAX_FALSE_POSITIVE
 
-    def fault(self, headers: Mapping[int, Mapping[str, Any]], logs: Sequence[Mapping[str, Any]]) -> str | None:
-        """Why the answer `logs` contradicts `headers` (block number -> header), or None if it does not."""
-        masks = masks_by_block(logs)
+    def fault(self, headers: Mapping[int, Mapping[str, Any]], answer: Mapping[int, int]) -> str | None:
+        """Why an answer whose logs have the bloom bits `answer` (block number -> bits, ``masks``) contradicts
+        `headers` (block number -> header), or None if it does not."""
         for number, header in sorted(headers.items()):
             bloom = int(header.get("logsBloom") or "0x0", 16)
-            mask = masks.get(number)
+            mask = answer.get(number)
             if mask is not None and mask & ~bloom:
                 return (
                     f"block {number}: the answer has logs the block's logsBloom does not contain (logs altered "

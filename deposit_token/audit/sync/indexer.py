@@ -167,6 +167,44 @@ class _Fetched:
 
 
 @dataclass
+class _Scan:
+    """What the one pass over a range's logs finds (``_scan``)."""
+
+    counts: dict[str, int]  # logs per block, by the logs' own hex block number: one int() per block, not per log
+    hashes: dict[str, str]  # the block hash the logs of each block carry (all the same, or _StartOver)
+    items: dict[str, set[str]]  # each block's distinct log addresses and topics (``bloom.masks``)
+
+    def names_holders(self) -> bool:
+        """Whether a role event (`_HOLDER_TOPICS`) may be among the logs; checked per block, not per log."""
+        return any(not distinct.isdisjoint(_HOLDER_TOPICS) for distinct in self.items.values())
+
+
+def _scan(logs: Sequence[Mapping[str, Any]]) -> _Scan:
+    """One pass over a range's logs for every check of `Indexer._prepare` (removed logs, one hash per block,
+    counts, the bloom items). It runs on the fetch thread, whose time is the backfill's critical path: a log is
+    looked at once, while it is in the cache, instead of once per check (a third of the checking time)."""
+    counts: dict[str, int] = {}
+    hashes: dict[str, str] = {}
+    items: dict[str, set[str]] = {}
+    key, block_hash = "", ""  # a log's blockNumber is never empty
+    seen: set[str] = set()
+    for log_entry in logs:
+        if log_entry.get("removed"):
+            raise _StartOver(f"removed log in block {int(log_entry['blockNumber'], 16)}")
+        if log_entry["blockNumber"] != key:  # logs come block by block
+            key = log_entry["blockNumber"]
+            if key not in counts:
+                counts[key], hashes[key], items[key] = 0, log_entry["blockHash"], set()
+            block_hash, seen = hashes[key], items[key]
+        if log_entry["blockHash"] != block_hash:
+            raise _StartOver(f"block {int(key, 16)} changed while it was being read")
+        counts[key] += 1
+        seen.add(log_entry["address"])
+        seen.update(log_entry["topics"])
+    return _Scan(counts, hashes, items)
+
+
+@dataclass
 class _Step:
     """A range ready to be decoded and written: its logs checked against the headers."""
 
@@ -379,13 +417,8 @@ class Indexer:
 
     def _prepare(self, rpc: RpcClient, fetched: _Fetched, near_head: bool) -> _Step:
         first, last, logs = fetched.first, fetched.last, fetched.logs
-        counts: dict[str, int] = {}  # by the logs' own hex block number: one int() per block, not per log
-        for log_entry in logs:
-            if log_entry.get("removed"):
-                raise _StartOver(f"removed log in block {int(log_entry['blockNumber'], 16)}")
-            key = log_entry["blockNumber"]
-            counts[key] = counts.get(key, 0) + 1
-        by_number = {int(key, 16): n for key, n in counts.items()}
+        scan = _scan(logs)
+        by_number = {int(key, 16): n for key, n in scan.counts.items()}
         wanted = set(by_number) | {last}
         if near_head:
             wanted |= set(range(max(first, last - self.config.reorg_window + 1), last + 1))
@@ -395,11 +428,10 @@ class Indexer:
         if missing:
             raise _StartOver(f"block {missing[0]} is gone")
         headers = {n: h for n, h in answers.items() if h is not None}
-        hashes = {key: headers[int(key, 16)]["hash"] for key in counts}
-        for log_entry in logs:
-            if log_entry["blockHash"] != hashes[log_entry["blockNumber"]]:
-                raise _StartOver(f"block {int(log_entry['blockNumber'], 16)} changed while it was being read")
-        fault = self._blooms.fault(headers, logs) if self._blooms is not None else None
+        for key, block_hash in scan.hashes.items():
+            if block_hash != headers[int(key, 16)]["hash"]:
+                raise _StartOver(f"block {int(key, 16)} changed while it was being read")
+        fault = self._blooms.fault(headers, bloom.masks(scan.items)) if self._blooms is not None else None
         if fault is not None:
             raise _BloomFault(fault)
         timestamps = {n: int(h["timestamp"], 16) for n, h in headers.items()}
@@ -422,7 +454,7 @@ class Indexer:
             last_hash=headers[last]["hash"],
             near_head=near_head,
             links=[(n, headers[n]["hash"], headers[n]["parentHash"]) for n in numbers] if near_head else [],
-            holders=self._holders_named(logs) if self.config.find_safes else [],
+            holders=self._holders_named(logs) if self.config.find_safes and scan.names_holders() else [],
         )
 
     @staticmethod
