@@ -11,7 +11,7 @@ import threading
 import pytest
 from alembic import command
 from sqlalchemy import inspect, select
-from support.audit_rows import BACKENDS, backend_engine, hex32, kst
+from support.audit_rows import BACKENDS, address, backend_engine, hex32, kst
 from support.console_rows import Book
 
 from deposit_token.audit import derive
@@ -272,6 +272,31 @@ def test_a_first_enrolment_indexed_after_payments_moves_them_to_the_department(b
     derive.refresh(engine)
     assert stored_cells(engine) == expected_cells(engine)
     assert "(not enrolled)" not in {k[2] for k in stored_cells(engine)}
+
+
+def test_the_report_counts_payers_of_every_enrolment_history_as_from_the_payments(book, engine):
+    """The derived report takes a payer's department from SQL unless they were enrolled more than once: a payer
+    never enrolled, one re-enrolled in the same department and one moved count as the payments say."""
+    shop, cafe = book.vendor("restaurant"), book.vendor("cafe", Category.CAFE_BAKERY)
+    kim, lee, choi = book.enrol("kim", BP, "MOEF"), book.enrol("lee", BP, "MOEF"), book.enrol("choi", BP, "MOEF")
+    ghost = address("ghost")
+    book.pay(ghost, shop, 10_000, kst(2030, 1, 7, 12))
+    book.pay(kim, shop, 20_000, kst(2030, 1, 7, 13))
+    book.pay(lee, cafe, 30_000, kst(2030, 1, 8, 12), category=Category.CAFE_BAKERY)
+    book.pay(choi, shop, 40_000, kst(2030, 1, 9, 12))
+    book.enrol("lee", BP, "MOEF")  # again, the same department
+    book.enrol("choi", BP, "MOIS")  # moved: February counts for MOIS
+    book.pay(lee, shop, 50_000, kst(2030, 2, 4, 12))
+    book.pay(choi, shop, 60_000, kst(2030, 2, 5, 12))
+    book.move_checkpoint()
+    derive.refresh(engine)
+    with snapshot(engine) as conn:
+        assert derived_is_current(conn, FlagSettings())
+        for filters in (Filters(), Filters(since=203001, until=203001), Filters(since=203002, until=203002)):
+            report = build_report(conn, filters, top=None)
+            assert report == build_report(conn, filters, top=None, derived=False)
+        payers = {row.key: row.payers for row in build_report(conn, Filters(), ["department"]).spend}
+    assert payers == {"MOEF": 3, "MOIS": 1, "(not enrolled)": 1}
 
 
 def test_other_settings_or_a_reset_rebuild(book, engine):

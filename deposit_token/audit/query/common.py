@@ -317,16 +317,20 @@ class Departments:
             self._history.setdefault(spender, []).append((position, label))
 
     @classmethod
-    def load(cls, conn: Connection) -> Departments:
+    def load(cls, conn: Connection, reenrolled_only: bool = False) -> Departments:
         """Every enrolment, in chain order per spender: the database orders them, and each distinct department
         is labelled once (a national rollout enrols 100,000 officials in a few dozen departments: building this
-        row by row through the constructor took a second, most of a one-month report)."""
+        row by row through the constructor took a second, most of a one-month report).
+
+        `reenrolled_only`: only the spenders enrolled more than once (``spenders()``; ``at`` of any other says
+        "not enrolled"), for a caller that takes the one department of the others from the database
+        (``reports.payer_counts``): the few whose department may have changed, not 100,000 histories."""
         t = schema.enrolments
-        rows = conn.execute(
-            select(t.c.spender, t.c.block_number, t.c.log_index, t.c.department, t.c.department_text).order_by(
-                t.c.block_number, t.c.log_index
-            )
-        )
+        query = select(t.c.spender, t.c.block_number, t.c.log_index, t.c.department, t.c.department_text)
+        if reenrolled_only:
+            again = select(t.c.spender).group_by(t.c.spender).having(func.count() > 1)
+            query = query.where(t.c.spender.in_(again))
+        rows = conn.execute(query.order_by(t.c.block_number, t.c.log_index))
         labels: dict[tuple[str, str | None], str] = {}
         history: dict[str, list[tuple[Position, str]]] = {}
         for spender, block, log, department, text in rows:
