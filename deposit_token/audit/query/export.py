@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 
 from deposit_token.audit.db import schema
+from deposit_token.audit.query import export_copy
 from deposit_token.audit.query.cases import FlagFilter, iter_dispositions, iter_flags
 from deposit_token.audit.query.common import checkpoint_info
 from deposit_token.audit.query.payments import PAYMENT_VALUES, PaymentFilter, stream_payment_values
@@ -107,6 +108,13 @@ def _rows(conn: Connection, table: Table) -> Iterator[Sequence[Any]]:
         yield from partition
 
 
+def csv_header(columns: Sequence[str]) -> bytes:
+    """The header line ``write_rows`` writes for `columns`."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(columns)
+    return text.getvalue().encode()
+
+
 def write_rows(out: BinaryIO, columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str) -> tuple[int, str]:
     """Writes `rows` to `out` as CSV (header first) or JSON Lines; returns (rows written, SHA-256 of the bytes).
     The one writer of every export: tables, filtered views, streamed downloads."""
@@ -116,9 +124,11 @@ def write_rows(out: BinaryIO, columns: Sequence[str], rows: Iterable[Sequence[An
     digest = hashlib.sha256()
     count = 0
     if fmt == "csv":
+        header = csv_header(names)
+        out.write(header)
+        digest.update(header)
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(names)
         for row in rows:
             # text and integers are written as they are: only other types need converting (a call per field
             # was a third of a month's export)
@@ -142,8 +152,20 @@ def write_rows(out: BinaryIO, columns: Sequence[str], rows: Iterable[Sequence[An
     return count, digest.hexdigest()
 
 
+class CsvWriter(Protocol):
+    """A faster writer of a view's CSV file (the header given, then the rows): (rows, SHA-256 of all it wrote),
+    or None, having written nothing, when it cannot give ``write_rows``' bytes (``write_rows`` then writes)."""
+
+    def __call__(self, out: BinaryIO, header: bytes) -> tuple[int, str] | None: ...
+
+
 def _write_file(
-    directory: Path, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
+    directory: Path,
+    name: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    fmt: str,
+    fast_csv: CsvWriter | None = None,
 ) -> ExportedTable:
     """One file of an export, written under a temporary name and renamed when complete."""
     if fmt not in FORMATS:
@@ -152,7 +174,8 @@ def _write_file(
     final = directory / file_name
     temporary = directory / f".{file_name}.tmp"
     with open(temporary, "wb") as out:
-        count, sha256 = write_rows(out, columns, rows, fmt)
+        written = fast_csv(out, csv_header(columns)) if fast_csv is not None and fmt == "csv" else None
+        count, sha256 = written if written is not None else write_rows(out, columns, rows, fmt)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, final)
@@ -229,6 +252,7 @@ class View:
     columns: tuple[str, ...]
     rows: Iterable[Sequence[Any]]
     filter: dict[str, Any]
+    fast_csv: CsvWriter | None = None  # e.g. the payments' COPY on PostgreSQL; `rows` is read only if it declines
 
 
 def export_views(
@@ -242,7 +266,7 @@ def export_views(
     if len(set(names)) != len(names):
         raise ValueError("two views of one export need different names")
     target = _prepare(directory, [f"{n}.{FORMATS[fmt]}" for n in names] + ["manifest.json"], overwrite)
-    written = [_write_file(target, v.name, v.columns, v.rows, fmt) for v in views]
+    written = [_write_file(target, v.name, v.columns, v.rows, fmt, v.fast_csv) for v in views]
     _write_manifest(conn, target, fmt, written, {"filters": {v.name: v.filter for v in views}})
     return written
 
@@ -252,9 +276,14 @@ PAYMENT_COLUMNS = PAYMENT_VALUES
 
 def payments_view(conn: Connection, filt: PaymentFilter | None = None, name: str = "payments") -> View:
     """The payments list of `filt` (newest first, as the console's pages show it) as a view; flags as
-    ``rule;rule``. One streamed query (``payments.stream_payment_values``), not the console's pages."""
-    filt = filt or PaymentFilter()
-    return View(name, PAYMENT_COLUMNS, stream_payment_values(conn, filt), filt.as_params())
+    ``rule;rule``. One streamed query (``payments.stream_payment_values``), not the console's pages; as CSV on
+    PostgreSQL, the database writes the file itself (``export_copy``: same bytes, ~10x faster)."""
+    chosen = filt or PaymentFilter()
+
+    def fast_csv(out: BinaryIO, header: bytes) -> tuple[int, str] | None:
+        return export_copy.write_payments_csv(conn, chosen, header, out)
+
+    return View(name, PAYMENT_COLUMNS, stream_payment_values(conn, chosen), chosen.as_params(), fast_csv)
 
 
 FLAG_COLUMNS = (
