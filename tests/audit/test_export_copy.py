@@ -27,6 +27,8 @@ RECEIPTS = [  # the stored bytes32 (its bytes, right-padded), as receipt_text re
     (1001).to_bytes(32, "big"),  # an invoice number
     (256).to_bytes(32, "big"),  # a number with zero bytes inside
     (2**247 + 12345).to_bytes(32, "big"),  # a number beyond 64 bits
+    (2**60 - 1).to_bytes(32, "big"),  # the largest number read as one word
+    (2**60).to_bytes(32, "big"),  # the smallest read as five
     b"INV-2030-0042",  # ASCII text
     b'A,"B"',  # text that the CSV must quote
     "영수증-7".encode(),  # Korean text
@@ -177,6 +179,7 @@ def test_the_world_holds_every_case(pg_engine, world):
         assert expected in text
     for expected in ("program 9", "CATEGORY_30", "(not enrolled)", "night;weekend;concentration", ",weekend\n"):
         assert expected in text
+    assert f",{2**60 - 1}," in text and f",{2**60}," in text
     assert ",-," in text and f",{2**247 + 12345}," in text and ",256," in text and '"A,""B"""' in text
     assert "2030-01-31 23:59 KST" in text and "2030-02-01 00:00 KST" in text and "2030-12-31 23:59 KST" in text
     assert ",MOEF," in text and ",MOIS," in text  # choi before and after the re-enrolment

@@ -59,7 +59,9 @@ _NO_LOOKUPS = Lookups(ProgramConfigs(()), Departments(()), {}, {})
 _R = "payments.receipt_id"
 _TEXT = f"encode(rtrim(decode(substr({_R}, 3), 'hex'), '\\x00'::bytea), 'escape')"
 # a number (or none): the first byte is zero; checked first and cheaply, as nearly every receipt is one
-_NUMBER = f"left({_R}, 4) = '0x00' AND octet_length({_R}) = 66"
+# (byte comparisons: character functions count UTF-8 characters, which cost more than the rest of the receipt)
+_C = f"{_R} COLLATE \"C\""
+_NUMBER = f"{_C} >= '0x00' AND {_C} < '0x01' AND octet_length({_R}) = 66"
 # text that receipt_id would refuse (0x + hex digits after stripping): receipt_text raises there, so Python decides
 _HEXLIKE = f"btrim({_TEXT}, ' ') ~* '^0x[0-9a-f]*$'"
 _ASCII_TEXT = (
@@ -76,10 +78,13 @@ def _hex_chunk(start: int, digits: int) -> str:
 def _number() -> str:
     """The id's integer (its first byte is zero: 62 hex digits) in decimal: one 60-bit word when it fits (an
     invoice number), else five words summed as numeric."""
-    small = f"{_hex_chunk(52, 15)}::text"
+    small = f"('x' || right({_R}, 15))::bit(60)::bigint::text"
     words = [(5, 2, 240), (7, 15, 180), (22, 15, 120), (37, 15, 60), (52, 15, 0)]
     big = " + ".join(f"{_hex_chunk(start, n)}::numeric * {2**shift}" for start, n, shift in words)
-    return f"CASE WHEN substr({_R}, 3, 49) = '{'0' * 49}' THEN {small} ELSE ({big})::text END"
+    # the first 49 digits are zeros exactly when the id lies in [0x + 64 zeros, 0x + 48 zeros + "1"): a character
+    # below "0" there sorts under the first bound, any other above the second (the long form then reads it)
+    zeros, bound = "0x" + "0" * 64, "0x" + "0" * 48 + "1"
+    return f"CASE WHEN {_C} >= '{zeros}' AND {_C} < '{bound}' THEN {small} ELSE ({big})::text END"
 
 
 def _receipt(python_decided: bool) -> str:
