@@ -217,3 +217,21 @@ def test_a_name_with_a_carriage_return_takes_the_python_path(pg_engine, world, t
 def test_sqlite_keeps_the_python_path(tmp_path):
     with sqlite_engine(tmp_path / "audit.sqlite") as engine, snapshot(engine) as conn:
         assert export_copy.write_payments_csv(conn, PaymentFilter(), b"", io.BytesIO()) is None
+
+
+def test_the_second_connection_reads_the_same_snapshot(pg_engine, world):
+    """A payment committed while the export runs is in neither half: both read the export's snapshot."""
+    book = Book(pg_engine)
+    book.block, book.log, book.now = 2 * 10**6, 0, int(kst(2030, 7, 1).timestamp())
+    filt = PaymentFilter(payers=(world["kim"],))
+    try:
+        with snapshot(pg_engine) as conn:
+            before = _python(conn, filt)  # the snapshot is taken here
+            late = book.pay(world["kim"], world["shop"], 4_000, kst(2030, 7, 2, 12))
+            assert _copied(conn, filt, 0, 1) == before
+        with snapshot(pg_engine) as conn:
+            assert _copied(conn, filt, 0, 1)[0] == before[0] + 1
+    finally:
+        with pg_engine.begin() as conn:
+            p = schema.payments
+            conn.execute(p.delete().where(p.c.block_number == late["block_number"]))

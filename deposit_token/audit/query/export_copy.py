@@ -60,7 +60,7 @@ _R = "payments.receipt_id"
 _TEXT = f"encode(rtrim(decode(substr({_R}, 3), 'hex'), '\\x00'::bytea), 'escape')"
 # a number (or none): the first byte is zero; checked first and cheaply, as nearly every receipt is one
 # (byte comparisons: character functions count UTF-8 characters, which cost more than the rest of the receipt)
-_C = f"{_R} COLLATE \"C\""
+_C = f'{_R} COLLATE "C"'
 _NUMBER = f"{_C} >= '0x00' AND {_C} < '0x01' AND octet_length({_R}) = 66"
 # text that receipt_id would refuse (0x + hex digits after stripping): receipt_text raises there, so Python decides
 _HEXLIKE = f"btrim({_TEXT}, ' ') ~* '^0x[0-9a-f]*$'"
@@ -293,24 +293,20 @@ def _copy(cur: Any, part: _Part, params: dict[str, Any], out: BinaryIO, digest: 
 
 
 @contextmanager
-def _same_snapshot(conn: Connection, cur: Any) -> Iterator[Any]:
-    """A second connection of `conn`'s engine reading `conn`'s snapshot (``pg_export_snapshot``), so that the two
-    halves of an export are one consistent state; handed back to the pool as it came."""
+def _same_snapshot(conn: Connection, cur: Any) -> Iterator[psycopg.Connection[Any]]:
+    """A second connection to `conn`'s database reading `conn`'s snapshot (``pg_export_snapshot``), so that the two
+    halves of an export are one consistent state. Opened outside the engine's pool (a few milliseconds): a busy
+    web server's pool could make it wait, and its session settings stay its own; closed afterwards."""
     cur.execute("SELECT pg_export_snapshot()")
     (exported,) = cur.fetchone()
-    pooled = conn.engine.raw_connection()
-    other = pooled.dbapi_connection
+    cargs, cparams = conn.dialect.create_connect_args(conn.engine.url)
+    other = psycopg.connect(*cargs, **cparams)
     try:
-        assert isinstance(other, psycopg.Connection)
-        other.rollback()
         other.isolation_level, other.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
         other.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(exported)))
         yield other
     finally:
-        if isinstance(other, psycopg.Connection):
-            other.rollback()
-            other.isolation_level, other.read_only = None, None
-        pooled.close()
+        other.close()
 
 
 def _copy_halves(
