@@ -342,8 +342,10 @@ def _report_sections(conn: Connection) -> dict[str, float]:
     filters = Filters()
     p = schema.payments
     where = filters.payment_clause(p)
-    programs, vendors, departments = ProgramConfigs.load(conn), vendor_names(conn), Departments.load(conn)
     cells = derived_current(conn)
+    # as build_report: from the cells only the re-enrolled spenders' histories are needed
+    programs, vendors = ProgramConfigs.load(conn), vendor_names(conn)
+    departments = Departments.load(conn, reenrolled_only=cells)
     lap("setup")
     dimensions = list(reports.DIMENSIONS)
     if cells:
