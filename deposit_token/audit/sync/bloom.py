@@ -51,18 +51,6 @@ def bits(item: str) -> int:
     return mask
 
 
-def masks_by_block(logs: Iterable[Mapping[str, Any]]) -> dict[int, int]:
-    """Block number -> the bloom bits of that block's returned logs."""
-    items: dict[str, set[str]] = {}
-    for log in logs:
-        seen = items.get(log["blockNumber"])
-        if seen is None:
-            seen = items[log["blockNumber"]] = set()
-        seen.add(log["address"])
-        seen.update(log["topics"])
-    return masks(items)
-
-
 def masks(items: Mapping[str, Iterable[str]]) -> dict[int, int]:
     """Block number -> the bloom bits of the block's logs, from the distinct addresses and topics of its logs by
     the logs' own hex block number (collected first: far fewer than the logs, and a set insert is cheaper than
