@@ -238,17 +238,6 @@ def _by_number(names: dict[int, str]) -> list[str | None]:
     return [names.get(n) for n in range(1, max(names, default=0) + 1)]
 
 
-def _program_names(conn: Connection) -> dict[int, str]:
-    """Each program's latest name (``ProgramConfigs.name``)."""
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (program_id) program_id, name FROM program_configs"
-            " ORDER BY program_id, block_number DESC, log_index DESC"
-        )
-    )
-    return {int(r[0]): r[1] for r in rows}
-
-
 def _flag_labels() -> list[str | None]:
     """``rule;rule`` in RULES order for each bit mask of RULES (bit i: the i-th rule)."""
     rules = list(RULES)
@@ -257,11 +246,12 @@ def _flag_labels() -> list[str | None]:
 
 def _parameters(conn: Connection) -> dict[str, Any]:
     dep, dtext, label = _department_labels(conn)
+    programs = ProgramConfigs.load(conn)  # each program's latest name, as the Python path names it
     return {
         "dep": dep,
         "dtext": dtext,
         "label": label,
-        "programs": _by_number(_program_names(conn)),
+        "programs": _by_number({pid: programs.name(pid) for pid in programs.program_ids()}),
         "names": _by_number({int(c): c.name for c in Category}),
         "rules": list(RULES),
         "flag_labels": _flag_labels(),
