@@ -19,6 +19,7 @@ from pathlib import Path
 
 import ape
 import pytest
+from _pytest._code import Traceback  # pytest exports no name for the type of ExceptionInfo.traceback
 from sqlalchemy.exc import ArgumentError
 from support.postgres import PG_URL_ENVS, postgres_unusable
 from support.system import MONDAY_10, PROGRAM_END, PROGRAM_START, ROLES, People, System, set_time, ts
@@ -183,3 +184,19 @@ def pytest_collection_modifyitems(config, items) -> None:
             or used & set(SLOW_FIXTURES)
         ):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: pytest.Item, call: pytest.CallInfo[object], report: pytest.TestReport) -> None:
+    """A failure's report in pytest's short form without local variables.
+
+    ape's runner keeps the frames under the project folder, which holds .venv, and prints each frame's locals:
+    one failure then fills CI's excerpt of the log and hides the next failure and even the reason for this one.
+    Here: the frames outside site-packages (all of them if none is), each in a line or two.
+    """
+    if call.excinfo is None or not report.failed:
+        return
+    ours = [entry for entry in call.excinfo.traceback if "site-packages" not in str(entry.path)]
+    if ours:
+        call.excinfo.traceback = Traceback(ours)
+    report.longrepr = call.excinfo.getrepr(style="short", showlocals=False, chain=False)

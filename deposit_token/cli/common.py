@@ -31,6 +31,7 @@ from deposit_token.domain.receipts import receipt_id
 from deposit_token.errors import DepositTokenError
 from deposit_token.ops.authorization import SignedAuthorization
 from deposit_token.ops.roles import parse_role
+from deposit_token.processes import free_port
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ProviderAPI, ReceiptAPI
@@ -487,6 +488,7 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
 
         provider = getattr(network_ctx, "_provider", None)
         label = _network_label(provider) if provider is not None else "the network"
+        _pin_anvil_port(provider)
         with logger.at_level("ERROR"):
             try:
                 connected = network_ctx.__enter__()
@@ -499,6 +501,17 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
         where = f" at {mask_url(uri)}" if uri else ""  # a URL's user-info is a client's key: never shown
         hint = " (start it with `ape run network up`)" if label == PILOT_NETWORK else ""
         raise click.ClickException(f"cannot use network {label}{where}: {reason.rstrip('.')}{hint}")
+
+
+def _pin_anvil_port(provider: Any) -> None:
+    """An Anvil that ape-foundry is to start on an "auto" host gets a port the OS says is free.
+
+    ape-foundry draws "auto" ports at random from 49152-60999 without checking them; one already held (a server's,
+    or an outgoing connection's: the OS hands out the same range) makes Anvil exit at once, and ape then waits its
+    full 20 s and reports a timeout. A port fixed in the configuration is left alone.
+    """
+    if getattr(provider, "name", None) == "foundry" and getattr(provider, "uri", None) == "auto":
+        provider._host = f"http://127.0.0.1:{free_port()}"
 
 
 def _refusal_reason(uri: str | None) -> str | None:

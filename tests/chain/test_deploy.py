@@ -11,6 +11,7 @@ import importlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -48,9 +49,9 @@ def deploy_and_record(path: Path, provider, chain, sender, admin=None, delay: in
     return record
 
 
-def ape_run(*args: str, deployments_dir: Path, host: str | None = None, timeout: int = 180):
+def ape_run(*args: str, deployments_dir: Path, host: str | None = None, timeout: int = 180, **env_extra: str):
     ape = Path(sys.executable).with_name("ape")
-    env = dict(os.environ, **{deployment.DEPLOYMENTS_ENV: str(deployments_dir)})
+    env = dict(os.environ, **{deployment.DEPLOYMENTS_ENV: str(deployments_dir)}, **env_extra)
     env.pop("APE_FOUNDRY_HOST", None)
     if host is not None:
         env["APE_FOUNDRY_HOST"] = host
@@ -338,6 +339,30 @@ def test_script_deploys_on_its_own_anvil(tmp_path):
     assert record["token"] in result.stdout and "Deposit token deployed" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+# ape-foundry's "auto" host draws Anvil's port at random without checking it: here every draw lands on a port
+# already held. Before the command asked the OS for a free port, Anvil exited at once and ape waited 20 s to fail.
+DRAW_A_BUSY_PORT = """
+import types
+import ape_foundry.provider
+ape_foundry.provider.random = types.SimpleNamespace(randint=lambda low, high: {port})
+"""
+
+
+def test_an_own_anvil_gets_a_free_port_even_when_ape_foundrys_draw_is_taken(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        patch = tmp_path / "patch"
+        patch.mkdir()
+        (patch / "sitecustomize.py").write_text(DRAW_A_BUSY_PORT.format(port=port))
+        deployments = tmp_path / "deployments"
+        deployments.mkdir()
+        result = ape_run("--network", LOCAL, deployments_dir=deployments, timeout=60, PYTHONPATH=str(patch))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert deployment.load_record(deployments / "ethereum-local-foundry.json")["chain_id"] == 31337
 
 
 def test_script_refuses_live_deployment_of_the_session_chain(path, provider, chain, accounts):
