@@ -488,10 +488,9 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
 
         provider = getattr(network_ctx, "_provider", None)
         label = _network_label(provider) if provider is not None else "the network"
-        _pin_anvil_port(provider)
         with logger.at_level("ERROR"):
             try:
-                connected = network_ctx.__enter__()
+                connected = _enter(network_ctx, provider)
                 read_clique_headers(connected)
                 return connected
             except Exception as error:  # noqa: BLE001 - whatever ape raises while connecting
@@ -503,15 +502,33 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
         raise click.ClickException(f"cannot use network {label}{where}: {reason.rstrip('.')}{hint}")
 
 
-def _pin_anvil_port(provider: Any) -> None:
-    """An Anvil that ape-foundry is to start on an "auto" host gets a port the OS says is free.
+def _enter(network_ctx: Any, provider: Any) -> Any:
+    """Enters ape's network context; an Anvil that ape-foundry starts itself gets a free port, and a new start on
+    another one if it does not answer (as ape-foundry retries a fixed port: its `process_attempts`)."""
+    from ape.exceptions import SubprocessError
 
-    ape-foundry draws "auto" ports at random from 49152-60999 without checking them; one already held (a server's,
-    or an outgoing connection's: the OS hands out the same range) makes Anvil exit at once, and ape then waits its
-    full 20 s and reports a timeout. A port fixed in the configuration is left alone.
-    """
-    if getattr(provider, "name", None) == "foundry" and getattr(provider, "uri", None) == "auto":
-        provider._host = f"http://127.0.0.1:{free_port()}"
+    if not _starts_its_own_anvil(provider):
+        return network_ctx.__enter__()
+    for _ in range(provider.settings.process_attempts - 1):
+        _pin_free_port(provider)
+        try:
+            return network_ctx.__enter__()
+        except SubprocessError:  # Anvil did not answer in time (a loaded machine): stop it, start another
+            provider.disconnect()
+    _pin_free_port(provider)
+    return network_ctx.__enter__()
+
+
+def _pin_free_port(provider: Any) -> None:
+    """ape-foundry draws "auto" ports at random from 49152-60999 without checking them; one already held (a
+    server's, or an outgoing connection's: the OS hands out the same range) makes Anvil exit at once and ape wait
+    its full 20 s for it."""
+    provider._host = f"http://127.0.0.1:{free_port()}"
+
+
+def _starts_its_own_anvil(provider: Any) -> bool:
+    """True for ape-foundry's provider on an "auto" host (a port fixed in the configuration is left alone)."""
+    return getattr(provider, "name", None) == "foundry" and getattr(provider, "uri", None) == "auto"
 
 
 def _refusal_reason(uri: str | None) -> str | None:

@@ -342,25 +342,33 @@ def test_script_deploys_on_its_own_anvil(tmp_path):
 
 
 # ape-foundry's "auto" host draws Anvil's port at random without checking it: here every draw lands on a port
-# already held. Before the command asked the OS for a free port, Anvil exited at once and ape waited 20 s to fail.
-DRAW_A_BUSY_PORT = """
+# already held (before the commands asked the OS for a free port, Anvil exited at once and ape waited for it). And
+# the first port the OS gives is taken again before Anvil binds it, as on a busy machine: ape gives up after 20 s,
+# and the command starts Anvil again on another port.
+UNLUCKY_PORTS = """
 import types
 import ape_foundry.provider
-ape_foundry.provider.random = types.SimpleNamespace(randint=lambda low, high: {port})
+import deposit_token.cli.common
+
+ape_foundry.provider.random = types.SimpleNamespace(randint=lambda low, high: {drawn})
+ports = [{taken}]
+free_port = deposit_token.cli.common.free_port
+deposit_token.cli.common.free_port = lambda: ports.pop() if ports else free_port()
 """
 
 
-def test_an_own_anvil_gets_a_free_port_even_when_ape_foundrys_draw_is_taken(tmp_path):
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+def test_an_own_anvil_gets_a_free_port_and_another_start_if_it_does_not_answer(tmp_path):
+    with socket.socket() as drawn, socket.socket() as taken:
+        drawn.bind(("127.0.0.1", 0))
+        drawn.listen()
+        taken.bind(("127.0.0.1", 0))  # bound, not listening: Anvil cannot bind it and nothing answers there
         patch = tmp_path / "patch"
         patch.mkdir()
-        (patch / "sitecustomize.py").write_text(DRAW_A_BUSY_PORT.format(port=port))
+        ports = {"drawn": drawn.getsockname()[1], "taken": taken.getsockname()[1]}
+        (patch / "sitecustomize.py").write_text(UNLUCKY_PORTS.format(**ports))
         deployments = tmp_path / "deployments"
         deployments.mkdir()
-        result = ape_run("--network", LOCAL, deployments_dir=deployments, timeout=60, PYTHONPATH=str(patch))
+        result = ape_run("--network", LOCAL, deployments_dir=deployments, timeout=90, PYTHONPATH=str(patch))
     assert result.returncode == 0, result.stdout + result.stderr
     assert deployment.load_record(deployments / "ethereum-local-foundry.json")["chain_id"] == 31337
 
