@@ -29,10 +29,31 @@ from deposit_token.chain.contracts import deploy_system
 from deposit_token.domain import presets
 from deposit_token.domain.categories import Category
 from deposit_token.paths import CONTRACTS_DIR
+from deposit_token.processes import free_port
 
 # A recompile leaves OpenZeppelin's ~700 files in contracts/.cache; ape lists at most 500 files of the contracts
 # folder, so our own contracts would vanish from `project` (see the Makefile's compile target).
 shutil.rmtree(CONTRACTS_DIR / ".cache", ignore_errors=True)
+
+
+# The session's own Anvil: ape-foundry would draw its port at random from 49152-60999 without checking it (a port
+# held by another lane's server or connection makes Anvil exit and the whole lane fail). A free port instead, through
+# the one setting ape-foundry reads for it; taken back once connected, so that the tests' subprocesses still start
+# Anvils of their own or are pointed at this one explicitly.
+ANVIL_HOST_ENV = "APE_FOUNDRY_HOST"
+PINNED_ANVIL_HOST = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[PINNED_ANVIL_HOST] = ANVIL_HOST_ENV not in os.environ
+    if config.stash[PINNED_ANVIL_HOST]:
+        os.environ[ANVIL_HOST_ENV] = f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _anvil_host_taken_back(request: pytest.FixtureRequest) -> None:
+    if request.config.stash[PINNED_ANVIL_HOST]:
+        os.environ.pop(ANVIL_HOST_ENV, None)
 
 
 @pytest.fixture(scope="session")
@@ -154,6 +175,7 @@ SLOW_TESTS = {  # test function -> why
     "test_a_killed_node_keeps_what_was_dumped_and_refuses_another_chain_id": "kill -9 of an Anvil node",
     "test_ape_run_audit_index_and_verify": "`ape run audit` subprocesses",
     "test_script_deploys_on_its_own_anvil": "an Anvil of its own and `ape run deploy`",
+    "test_an_own_anvil_gets_a_free_port_and_another_start_if_it_does_not_answer": "Anvils of its own, one waited 20 s",
     "test_script_off_dev_networks_needs_an_account_and_warns_of_no_delay": "`ape run deploy` subprocesses",
     "test_subprocess_on_a_dev_network_uses_the_test_account_holding_the_role": "`ape run treasury` subprocess",
 }
