@@ -505,7 +505,7 @@ class ConnectedProviderCommand(ApeConnectedProviderCommand):
 def _enter(network_ctx: Any, provider: Any) -> Any:
     """Enters ape's network context; an Anvil that ape-foundry starts itself gets a free port, and a new start on
     another one if it does not answer (as ape-foundry retries a fixed port: its `process_attempts`)."""
-    from ape.exceptions import SubprocessError
+    from ape.exceptions import RPCTimeoutError
 
     if not _starts_its_own_anvil(provider):
         return network_ctx.__enter__()
@@ -513,7 +513,7 @@ def _enter(network_ctx: Any, provider: Any) -> Any:
         _pin_free_port(provider)
         try:
             return network_ctx.__enter__()
-        except SubprocessError:  # Anvil did not answer in time (a loaded machine): stop it, start another
+        except RPCTimeoutError:  # it did not answer in time (a port taken, a loaded machine): stop it, start another
             provider.disconnect()
     _pin_free_port(provider)
     return network_ctx.__enter__()
