@@ -133,8 +133,8 @@ class SignedAuthorization:
             a.valid_before,
             m["nonce"],
             self.v,
-            bytes.fromhex(self.r[2:]),
-            bytes.fromhex(self.s[2:]),
+            _bytes32(self.r),
+            _bytes32(self.s),
         )
 
     def to_json(self) -> bytes:
@@ -165,7 +165,17 @@ def _address_of(signer: Signer) -> str:
 
 
 def _word(value: Any) -> str:
-    return "0x" + (value.to_bytes(32, "big") if isinstance(value, int) else bytes(value)).hex()
+    """A signature's r or s as 0x + 64 hex digits. eth-account gives ints; ape's accounts give minimal big-endian
+    bytes, one byte short whenever the value's top byte is zero (about one signature in 128), and a short word
+    reached the contract right-padded: "the signature is not valid"."""
+    number = value if isinstance(value, int) else int.from_bytes(bytes(value), "big")
+    return "0x" + number.to_bytes(32, "big").hex()
+
+
+def _bytes32(word: str) -> bytes:
+    """r or s for the contract; by value, so a file written with a short word (before ``_word`` padded) still
+    works."""
+    return int(word, 16).to_bytes(32, "big")
 
 
 def _sign(typed: dict[str, Any], signer: Signer) -> tuple[int, str, str]:
@@ -198,4 +208,4 @@ def sign_cancellation(payer: str, nonce: str, domain: Domain, signer: Signer) ->
         "message": {"payer": to_checksum_address(payer), "nonce": bytes.fromhex(nonce[2:])},
     }
     v, r, s = _sign(typed, signer)
-    return v, bytes.fromhex(r[2:]), bytes.fromhex(s[2:])
+    return v, _bytes32(r), _bytes32(s)
